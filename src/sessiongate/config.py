@@ -1,0 +1,368 @@
+"""Configuration: JSON5 files, ${ENV} substitution, strict pydantic models.
+
+Lookup order: an explicit path, then ``SESSIONGATE_CONFIG``, then
+``~/.sessiongate/config.json5``; with no file the embedded default applies
+(SQLite under the state dir, two echo agents). Every problem in a file is
+reported at once, one ``- dotted.path: what is wrong (got …)`` line each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import json5
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from sessiongate.errors import ConfigError
+from sessiongate.keys import AGENT_ID_RE, DmScope
+
+__all__ = [
+    "AgentConfig",
+    "CreateOnMissSetting",
+    "GatewayConfig",
+    "SessionGateConfig",
+    "default_config_path",
+    "load_config",
+    "state_dir",
+]
+
+CreateOnMissValue = bool | Literal["warn"]
+
+
+def _create_on_miss(value: Any) -> Any:
+    if isinstance(value, bool) or value == "warn":
+        return value
+    raise ValueError('expected boolean or "warn"')
+
+
+CreateOnMissSetting = Annotated[
+    CreateOnMissValue,
+    BeforeValidator(_create_on_miss),
+    Field(json_schema_extra={"enum": [True, False, "warn"]}),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+def state_dir() -> Path:
+    """Where sessiongate keeps its state: ``SESSIONGATE_STATE_DIR`` or ~/.sessiongate."""
+    override = os.environ.get("SESSIONGATE_STATE_DIR")
+    return Path(override).expanduser() if override else Path.home() / ".sessiongate"
+
+
+def default_config_path() -> Path:
+    """The config file used when neither --config nor SESSIONGATE_CONFIG is given."""
+    return state_dir() / "config.json5"
+
+
+class AuthConfig(_Model):
+    token: str | None = Field(default=None, min_length=16)
+
+
+class SessionRule(_Model):
+    match: str = Field(min_length=1)
+    create_on_miss: CreateOnMissSetting
+
+
+class GatewaySessionsConfig(_Model):
+    create_on_miss: CreateOnMissSetting = True
+    rules: list[SessionRule] = Field(default_factory=list)
+
+
+class GatewayToolsConfig(_Model):
+    allow: list[str] = Field(
+        default_factory=lambda: [
+            "sessions_send",
+            "sessions_spawn",
+            "sessions_list",
+            "sessions_history",
+        ]
+    )
+
+
+class GatewayConfig(_Model):
+    port: int = Field(default=18789, ge=0, le=65535)
+    bind: str = "loopback"
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    sessions: GatewaySessionsConfig = Field(default_factory=GatewaySessionsConfig)
+    tools: GatewayToolsConfig = Field(default_factory=GatewayToolsConfig)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        if value in ("loopback", "all"):
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError('expected "loopback", "all" or an IP address') from None
+        return value
+
+    @property
+    def host(self) -> str:
+        """The address to listen on."""
+        return {"loopback": "127.0.0.1", "all": "0.0.0.0"}.get(self.bind, self.bind)  # noqa: S104
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the listen address is on this machine only."""
+        return ipaddress.ip_address(self.host).is_loopback
+
+
+class SessionConfig(_Model):
+    dm_scope: DmScope = DmScope.MAIN
+
+
+class StorageConfig(_Model):
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value == "" or value == "memory://":
+            return value
+        if value.startswith("sqlite:///") or value.startswith(("postgresql://", "postgres://")):
+            return value
+        raise ValueError(
+            "expected sqlite:///relative.db, sqlite:////absolute.db, postgresql://… or memory://"
+        )
+
+
+class AuditConfig(_Model):
+    path: str = ""
+    max_bytes: int = Field(default=10_485_760, ge=1024)
+    backups: int = Field(default=5, ge=0, le=100)
+
+
+class SessionsToolConfig(_Model):
+    visibility: Literal["self", "tree", "agent", "all"] = "tree"
+
+
+class AgentToAgentConfig(_Model):
+    enabled: bool = False
+    allow: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class ToolsConfig(_Model):
+    sessions: SessionsToolConfig = Field(default_factory=SessionsToolConfig)
+    agent_to_agent: AgentToAgentConfig = Field(default_factory=AgentToAgentConfig)
+
+
+class ProviderConfig(_Model):
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: str = "sessiongate"
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class ModelsConfig(_Model):
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+
+
+class AgentSessionsConfig(_Model):
+    create_on_miss: CreateOnMissSetting | None = None
+
+
+class WebhookConfig(_Model):
+    url: str = Field(pattern=r"^https?://")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class AgentDefaults(_Model):
+    model: str = "echo"
+    system_prompt: str = "You are a helpful agent in a sessiongate multi-agent system."
+    max_tool_rounds: int = Field(default=8, ge=1, le=64)
+
+
+class AgentConfig(_Model):
+    id: str
+    default: bool = False
+    name: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    webhook: WebhookConfig | None = None
+    sessions: AgentSessionsConfig = Field(default_factory=AgentSessionsConfig)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if AGENT_ID_RE.fullmatch(value) is None:
+            raise ValueError("agent id must match [a-z0-9][a-z0-9_-]{0,63}")
+        return value
+
+
+def _default_agents() -> list[AgentConfig]:
+    return [AgentConfig(id="atlas", default=True), AgentConfig(id="peggy")]
+
+
+class AgentsConfig(_Model):
+    defaults: AgentDefaults = Field(default_factory=AgentDefaults)
+    entries: list[AgentConfig] = Field(default_factory=_default_agents, min_length=1, alias="list")
+
+    @field_validator("entries")
+    @classmethod
+    def _unique(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
+        ids = [a.id for a in agents]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate agent ids: {', '.join(duplicates)}")
+        if sum(a.default for a in agents) > 1:
+            raise ValueError("more than one agent has default: true")
+        return agents
+
+
+class SessionGateConfig(_Model):
+    """The whole configuration (see docs/gateway/configuration-reference.md)."""
+
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig)
+
+    def reference_problems(self) -> list[str]:
+        """Problems that span sections (an agent naming a provider that is not configured)."""
+        return [
+            f"- agents.list.{i}.model: {problem}"
+            for i, agent in enumerate(self.agents.entries)
+            if (problem := self._model_problem(agent))
+        ]
+
+    def _model_problem(self, agent: AgentConfig) -> str | None:
+        model = self.model_of(agent)
+        if model == "echo":
+            return None
+        if model == "webhook":
+            return None if agent.webhook else "model 'webhook' needs a webhook: {url} section"
+        provider = model.split("/", 1)[0]
+        if "/" not in model or provider not in self.models.providers:
+            known = ", ".join(sorted(self.models.providers)) or "none configured"
+            return (
+                f"unknown model {model!r}: use 'echo', 'webhook' or "
+                f"'<provider>/<model>' with a provider from models.providers ({known})"
+            )
+        return None
+
+    def model_of(self, agent: AgentConfig) -> str:
+        """The model an agent runs (its own, else agents.defaults.model)."""
+        return agent.model or self.agents.defaults.model
+
+    @property
+    def default_agent(self) -> AgentConfig:
+        """The agent that bare `main` and hook sessions belong to."""
+        return next((a for a in self.agents.entries if a.default), self.agents.entries[0])
+
+    def agent(self, agent_id: str) -> AgentConfig | None:
+        """The configured agent with this id, if any."""
+        return next((a for a in self.agents.entries if a.id == agent_id), None)
+
+    @property
+    def storage_url(self) -> str:
+        """storage.url, or SQLite under the state dir when unset."""
+        return self.storage.url or f"sqlite:///{state_dir() / 'state.db'}"
+
+    @property
+    def audit_path(self) -> Path:
+        """audit.path with ~ expanded, or the state dir default."""
+        raw = self.audit.path or str(state_dir() / "audit" / "sessions.jsonl")
+        return Path(raw).expanduser()
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute(value: Any, path: str, missing: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                missing.append(f"- {path}: environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV_RE.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, f"{path}.{k}" if path else str(k), missing) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}.{i}", missing) for i, v in enumerate(value)]
+    return value
+
+
+def _format_error(error: Any) -> str:
+    loc = ".".join(str(part) for part in error["loc"]) or "(root)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"- {loc}: unknown key"
+    if error["type"] == "missing":
+        return f"- {loc}: required"
+    got = json.dumps(error.get("input"), default=str)
+    if len(got) > 80:
+        got = got[:77] + "..."
+    return f"- {loc}: {message} (got {got})"
+
+
+def parse_config(data: Any, source: str) -> SessionGateConfig:
+    """Validate raw config data; raise ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Invalid config at {source}:\n- (root): expected an object",
+            details={"source": source, "problems": ["(root): expected an object"]},
+        )
+    missing: list[str] = []
+    data = _substitute(data, "", missing)
+    problems = list(missing)
+    try:
+        config = SessionGateConfig.model_validate(data)
+        problems.extend(config.reference_problems())
+    except ValidationError as exc:
+        problems.extend(_format_error(e) for e in exc.errors())
+    if problems:
+        raise ConfigError(
+            f"Invalid config at {source}:\n" + "\n".join(problems),
+            details={"source": source, "problems": [p[2:] for p in problems]},
+        )
+    return config
+
+
+def load_config(path: str | Path | None = None) -> SessionGateConfig:
+    """Load `path`, else SESSIONGATE_CONFIG, else the default file, else the embedded default."""
+    explicit = path or os.environ.get("SESSIONGATE_CONFIG")
+    file = Path(explicit).expanduser() if explicit else default_config_path()
+    if not file.exists():
+        if explicit:
+            raise ConfigError(
+                f"Invalid config at {file}:\n- (file): no such file",
+                details={"source": str(file), "problems": ["(file): no such file"]},
+            )
+        return SessionGateConfig()
+    try:
+        data = json5.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"Invalid config at {file}:\n- (syntax): {exc}",
+            details={"source": str(file), "problems": [f"(syntax): {exc}"]},
+        ) from None
+    return parse_config(data, str(file))

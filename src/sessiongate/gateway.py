@@ -1,0 +1,133 @@
+"""The gateway core: configuration, store, resolver, runs and runtimes, wired once.
+
+Every surface (HTTP, WebSocket, CLI, LLM tool calls) talks to a `Gateway`;
+none of them touches the store or resolves keys on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from openai import AsyncOpenAI
+
+from sessiongate.audit import AuditLog
+from sessiongate.config import AgentConfig, SessionGateConfig
+from sessiongate.errors import InvalidRequestError, SessionNotFoundError
+from sessiongate.metrics import GatewayMetrics
+from sessiongate.resolver import Caller, Intent, Resolution, Resolver
+from sessiongate.runtime.base import Runtime
+from sessiongate.runtime.echo import EchoRuntime
+from sessiongate.runtime.llm import LlmRuntime
+from sessiongate.runtime.runs import RunManager
+from sessiongate.runtime.webhook import WebhookRuntime
+from sessiongate.store import SessionPage, SessionStore, open_store
+from sessiongate.tools import ToolContext, get_tool
+
+__all__ = ["Gateway"]
+
+
+class Gateway:
+    """One running gateway: what every surface calls."""
+
+    def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = GatewayMetrics()
+        audit = config.audit
+        self.audit = AuditLog(config.audit_path, self.metrics, audit.max_bytes, audit.backups)
+        self.resolver = Resolver(config, store, self.metrics, self.audit)
+        self.runs = RunManager(self)
+        self.http = httpx.AsyncClient()
+        self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
+
+    @classmethod
+    async def open(cls, config: SessionGateConfig, *, serving: bool = True) -> Gateway:
+        """Open the configured store; a serving gateway also recovers and creates each main.
+
+        A non-serving gateway (the CLI reading the store beside a running server)
+        writes nothing on open.
+        """
+        store = await open_store(config.storage_url)
+        gateway = cls(config, store)
+        if serving:
+            await store.interrupt_running()
+            await gateway.resolver.ensure_startup_sessions()
+        return gateway
+
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Finish or interrupt in-flight runs, then release the store."""
+        await self.runs.close(grace_seconds)
+        await self.http.aclose()
+        await self.store.close()
+
+    def _make_runtime(self, agent: AgentConfig) -> Runtime:
+        model = self.config.model_of(agent)
+        if model == "echo":
+            return EchoRuntime()
+        if model == "webhook":
+            assert agent.webhook is not None
+            return WebhookRuntime(agent.webhook, self.http)
+        provider_name, model_name = model.split("/", 1)
+        provider = self.config.models.providers[provider_name]
+        client = AsyncOpenAI(
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            timeout=provider.timeout_seconds,
+        )
+        defaults = self.config.agents.defaults
+        prompt = agent.system_prompt or defaults.system_prompt
+        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds)
+
+    def runtime_for(self, agent_id: str) -> Runtime:
+        """The runtime that answers for this agent."""
+        return self._runtimes[agent_id]
+
+    async def invoke(
+        self, tool: Any, args: Any, caller: Caller, allowed: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Run a tool by name for `caller` (the single path HTTP, WS and the CLI share)."""
+        spec = get_tool(tool, allowed)
+        return await spec.invoke(ToolContext(self, caller), args)
+
+    async def caller_for(self, session_key: str | None, entry_point: str) -> Caller:
+        """The caller an optional own-session key stands for; that session must exist."""
+        if session_key is None:
+            return Caller(None, entry_point)
+        operator = Caller(None, entry_point)
+        own = await self.resolver.resolve(session_key, operator, Intent.READ)
+        return Caller(own.key, entry_point)
+
+    async def show_session(self, reference: str, caller: Caller) -> Resolution:
+        """Resolve a session for reading (never creates)."""
+        return await self.resolver.resolve(reference, caller, Intent.READ)
+
+    async def list_sessions(
+        self,
+        caller: Caller,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """A page of the sessions `caller` may see, newest first."""
+        page = await self.store.list_sessions(
+            agent_id=agent_id, kind=kind, limit=limit, cursor=cursor
+        )
+        if caller.is_operator:
+            return page
+        visible = [s for s in page.sessions if await self.resolver.may_see(caller, s)]
+        return SessionPage(visible, page.next_cursor)
+
+    async def key_for_label(self, label: str, agent_id: str | None, caller: Caller) -> str:
+        """The key of the newest active session with this label (sessions_send by label)."""
+        if not label.strip():
+            raise InvalidRequestError("label must not be empty", details={"argument": "label"})
+        record = await self.store.find_by_label(label, agent_id)
+        if record is None or not await self.resolver.may_see(caller, record):
+            raise SessionNotFoundError(
+                f"no session labelled {label!r}",
+                details={"requestedLabel": label, "agentId": agent_id, "suggestions": []},
+            )
+        return record.key

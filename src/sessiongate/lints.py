@@ -1,0 +1,50 @@
+"""Lints: keys that parse but cannot be reached under the current configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sessiongate.config import SessionGateConfig
+from sessiongate.keys import SessionKey, SessionKind, direct_key_for
+
+__all__ = ["KeyLint", "lint_session_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLint:
+    """Why a key cannot be right, and the key that probably was meant."""
+
+    code: str
+    message: str
+    suggestion: str | None = None
+
+
+def _unknown_agent(key: SessionKey, config: SessionGateConfig) -> KeyLint | None:
+    if key.agent_id is None or config.agent(key.agent_id) is not None:
+        return None
+    known = ", ".join(a.id for a in config.agents.entries)
+    return KeyLint(
+        "UNKNOWN_AGENT", f"agent {key.agent_id!r} is not configured (agents.list has {known})"
+    )
+
+
+def _dm_scope_mismatch(key: SessionKey, config: SessionGateConfig) -> KeyLint | None:
+    scope = config.session.dm_scope
+    if key.kind is not SessionKind.DIRECT or key.dm_scope is scope or key.agent_id is None:
+        return None
+    assert key.peer is not None
+    canonical = direct_key_for(key.agent_id, scope, key.peer, key.channel or "", key.account)
+    if canonical == key.text:
+        return None
+    where = "direct messages live in" if scope.value == "main" else "this peer's messages live in"
+    return KeyLint(
+        "DM_SCOPE_MISMATCH",
+        f"{key.agent_id} uses session.dmScope={scope.value}: {where} {canonical}",
+        canonical,
+    )
+
+
+def lint_session_key(key: SessionKey, config: SessionGateConfig) -> list[KeyLint]:
+    """Every lint that applies to `key` under `config` (empty when the key is reachable)."""
+    found = (check(key, config) for check in (_unknown_agent, _dm_scope_mismatch))
+    return [lint for lint in found if lint is not None]

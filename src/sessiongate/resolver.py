@@ -1,0 +1,310 @@
+"""The one resolver: every entry point that addresses a session calls `Resolver.resolve`.
+
+In order: parse and canonicalise (case, whitespace, bare ``main``, alias) →
+authorise (visibility; an invisible session answers exactly like a missing
+one) → look up → on a miss, apply the create-on-miss policy. Nothing is
+written before the policy has decided.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sessiongate.audit import AuditLog
+from sessiongate.config import SessionGateConfig
+from sessiongate.errors import AgentNotFoundError, SessionNotFoundError
+from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_key
+from sessiongate.lints import KeyLint, lint_session_key
+from sessiongate.metrics import GatewayMetrics
+from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
+from sessiongate.store.base import NewSession, Provenance, SessionRecord, SessionStore
+
+__all__ = ["Caller", "Intent", "Resolution", "Resolver"]
+
+MAX_ALIAS_HOPS = 8
+MAX_TREE_DEPTH = 32
+MAX_SUGGESTIONS = 3
+
+
+class Intent(StrEnum):
+    ADDRESS = "address"  # send to it: a miss goes to the create-on-miss policy
+    READ = "read"  # look at it: a miss is always SessionNotFoundError
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who addresses: an operator (token, no session) or an agent speaking from its session."""
+
+    session_key: str | None = None
+    entry_point: str = "api"
+
+    @property
+    def is_operator(self) -> bool:
+        return self.session_key is None
+
+    @property
+    def agent_id(self) -> str | None:
+        if self.session_key is None:
+            return None
+        return self.session_key.split(":")[1] if self.session_key.startswith("agent:") else None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"sessionKey": self.session_key, "entryPoint": self.entry_point}
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A session that an address resolved to, and how."""
+
+    session: SessionRecord
+    requested_key: str
+    canonical_key: str
+    decision: str  # hit | created | warned
+    policy: PolicyDecision | None = None
+    lints: tuple[KeyLint, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        return self.session.key
+
+    @property
+    def warnings(self) -> list[str]:
+        return [lint.message for lint in self.lints]
+
+
+class Resolver:
+    """Resolves references to sessions under one configuration and one store."""
+
+    def __init__(
+        self,
+        config: SessionGateConfig,
+        store: SessionStore,
+        metrics: GatewayMetrics,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.audit = audit
+        self.default_agent_id = config.default_agent.id
+
+    def parse(self, reference: str) -> SessionKey:
+        """Parse a reference with this gateway's default agent."""
+        return parse_session_key(reference, self.default_agent_id)
+
+    async def ensure_startup_sessions(self) -> int:
+        """Create each configured agent's main session; return how many were new."""
+        created = 0
+        for agent in self.config.agents.entries:
+            new = NewSession(main_key(agent.id), agent.id, "main", Provenance("startup", "startup"))
+            created += await self._create(new)
+        return created
+
+    async def _create(self, new: NewSession) -> bool:
+        _, created = await self.store.ensure(new)
+        if created:
+            self.metrics.sessions_created.labels(new.provenance.origin).inc()
+        return created
+
+    async def resolve(
+        self,
+        reference: str,
+        caller: Caller,
+        intent: Intent = Intent.ADDRESS,
+        create_on_miss: bool | None = None,
+    ) -> Resolution:
+        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one."""
+        key = self.parse(reference)
+        agent_id = key.agent_id or self.default_agent_id
+        if self.config.agent(agent_id) is None:
+            self.metrics.resolutions.labels("rejected").inc()
+            raise self._agent_not_found(reference, agent_id, key)
+        record = await self._follow_aliases(await self.store.find(key.text))
+        if not await self._may_see(caller, key, agent_id, record):
+            raise await self._not_found(reference, key, caller, self._visibility_rule())
+        lints = tuple(lint_session_key(key, self.config))
+        if record is not None:
+            self.metrics.resolutions.labels("hit").inc()
+            return Resolution(record, reference, key.text, "hit", None, lints)
+        if intent is Intent.READ:
+            raise await self._not_found(reference, key, caller, None)
+        policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
+        if policy.mode is CreateOnMissPolicy.DENY:
+            raise await self._not_found(reference, key, caller, policy.describe)
+        return await self._create_on_miss(reference, key, agent_id, caller, policy, lints)
+
+    async def _create_on_miss(
+        self,
+        reference: str,
+        key: SessionKey,
+        agent_id: str,
+        caller: Caller,
+        policy: PolicyDecision,
+        lints: tuple[KeyLint, ...],
+    ) -> Resolution:
+        provenance = Provenance("address", caller.entry_point, caller.session_key)
+        record, created = await self.store.ensure(
+            NewSession(key.text, agent_id, key.kind.value, provenance)
+        )
+        decision = "warned" if policy.mode is CreateOnMissPolicy.WARN else "created"
+        if not created:
+            decision = "hit"  # a concurrent caller created it first
+        else:
+            self.metrics.sessions_created.labels("address").inc()
+            await self._audit(decision, reference, key, caller, policy.describe, lints, [])
+        self.metrics.resolutions.labels(decision).inc()
+        return Resolution(record, reference, key.text, decision, policy, lints)
+
+    async def _follow_aliases(self, record: SessionRecord | None) -> SessionRecord | None:
+        hops = 0
+        while record is not None and record.alias_of and hops < MAX_ALIAS_HOPS:
+            target = await self.store.find(record.alias_of)
+            if target is None:
+                return record
+            record, hops = target, hops + 1
+        return record
+
+    def _visibility_rule(self) -> str:
+        return f"tools.sessions.visibility={self.config.tools.sessions.visibility}"
+
+    async def _may_see(
+        self, caller: Caller, key: SessionKey, agent_id: str, record: SessionRecord | None
+    ) -> bool:
+        if caller.is_operator:
+            return True
+        if agent_id != caller.agent_id:
+            return self._cross_agent_allowed(agent_id)
+        visibility = self.config.tools.sessions.visibility
+        target = record.key if record else key.text
+        if visibility in ("agent", "all") or target == caller.session_key:
+            return True
+        if visibility == "self" or record is None:
+            return False
+        return await self._spawned_by(record, str(caller.session_key))
+
+    async def may_see(self, caller: Caller, record: SessionRecord) -> bool:
+        """Whether `caller` may see this stored session."""
+        key = self.parse(record.key)
+        return await self._may_see(caller, key, record.agent_id, record)
+
+    def _cross_agent_allowed(self, agent_id: str) -> bool:
+        a2a = self.config.tools.agent_to_agent
+        if self.config.tools.sessions.visibility != "all" or not a2a.enabled:
+            return False
+        return any(fnmatch.fnmatchcase(agent_id, pattern) for pattern in a2a.allow)
+
+    async def _spawned_by(self, record: SessionRecord, ancestor: str) -> bool:
+        current: SessionRecord | None = record
+        for _ in range(MAX_TREE_DEPTH):
+            if current is None or current.provenance.parent_key is None:
+                return False
+            if current.provenance.parent_key == ancestor:
+                return True
+            current = await self.store.find(current.provenance.parent_key)
+        return False
+
+    def _agent_not_found(
+        self, reference: str, agent_id: str, key: SessionKey | None
+    ) -> AgentNotFoundError:
+        known = ", ".join(a.id for a in self.config.agents.entries)
+        return AgentNotFoundError(
+            f"no agent {agent_id!r}: configured agents are {known}",
+            details={
+                "requestedKey": reference,
+                "canonicalKey": key.text if key else None,
+                "agentId": agent_id,
+            },
+        )
+
+    async def _not_found(
+        self, reference: str, key: SessionKey, caller: Caller, policy: str | None
+    ) -> SessionNotFoundError:
+        agent_id = key.agent_id or self.default_agent_id
+        lints = lint_session_key(key, self.config)
+        suggestions = await self._suggestions(key, agent_id, caller, lints)
+        reason = f" and {policy} forbids creating it" if policy else ""
+        hint = f"; {lints[0].message}" if lints else ""
+        self.metrics.resolutions.labels("rejected").inc()
+        await self._audit("rejected", reference, key, caller, policy, lints, suggestions)
+        return SessionNotFoundError(
+            f"no session {key.text!r}{reason}{hint}",
+            details={
+                "requestedKey": reference,
+                "canonicalKey": key.text,
+                "agentId": agent_id,
+                "suggestions": suggestions,
+                "lint": lints[0].message if lints else None,
+                "policy": policy,
+            },
+        )
+
+    async def _suggestions(
+        self, key: SessionKey, agent_id: str, caller: Caller, lints: list[KeyLint]
+    ) -> list[str]:
+        candidates = [lint.suggestion for lint in lints if lint.suggestion]
+        page = await self.store.list_sessions(agent_id=agent_id, limit=100)
+        keys = [s.key for s in page.sessions if s.status == "active"]
+        candidates += difflib.get_close_matches(key.text, keys, n=MAX_SUGGESTIONS, cutoff=0.5)
+        suggestions: list[str] = []
+        for candidate in candidates:
+            if candidate in suggestions or candidate == key.text:
+                continue
+            record = await self.store.find(candidate)
+            if record and await self._may_see(caller, self.parse(candidate), agent_id, record):
+                suggestions.append(candidate)
+        return suggestions[:MAX_SUGGESTIONS]
+
+    async def _audit(
+        self,
+        decision: str,
+        reference: str,
+        key: SessionKey,
+        caller: Caller,
+        policy: str | None,
+        lints: tuple[KeyLint, ...] | list[KeyLint],
+        suggestions: list[str],
+    ) -> None:
+        if self.audit is None:
+            return
+        await self.audit.record(
+            {
+                "decision": decision,
+                "caller": caller.to_wire(),
+                "requestedKey": reference,
+                "canonicalKey": key.text,
+                "rule": policy,
+                "lint": [lint.message for lint in lints],
+                "suggestions": suggestions,
+            }
+        )
+
+    async def create_child(
+        self, agent_id: str, parent_key: str | None, caller: Caller, label: str | None
+    ) -> SessionRecord:
+        """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
+        if self.config.agent(agent_id) is None:
+            raise self._agent_not_found(agent_id, agent_id, None)
+        key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
+        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key)
+        new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
+        record, _ = await self.store.ensure(new)
+        self.metrics.sessions_created.labels("spawn").inc()
+        return record
+
+    async def ensure_origin_session(
+        self, key: str, origin: str, entry_point: str
+    ) -> tuple[SessionRecord, bool]:
+        """Create (or find) a session whose key is derived from a message's own origin."""
+        parsed = self.parse(key)
+        agent_id = parsed.agent_id or self.default_agent_id
+        provenance = Provenance(origin, entry_point)
+        new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance)
+        record, created = await self.store.ensure(new)
+        if created:
+            self.metrics.sessions_created.labels(origin).inc()
+        return record, created

@@ -1,0 +1,16 @@
+"""The echo runtime: deterministic replies, for tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+from sessiongate.runtime.base import Emit, Turn
+
+__all__ = ["EchoRuntime"]
+
+
+class EchoRuntime:
+    name = "echo"
+
+    async def run(self, turn: Turn, emit: Emit) -> str:
+        reply = f"echo: {turn.message}"
+        await emit(reply)
+        return reply

@@ -1,0 +1,98 @@
+"""The LLM runtime: any OpenAI-compatible endpoint, with the sessions_* tools offered.
+
+A tool call that fails comes back to the model as the error's wire form (a
+tool result it can read), so a model that hits SESSION_NOT_FOUND can use the
+suggestions and retry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from openai import AsyncOpenAI
+
+from sessiongate.errors import InvalidRequestError, SessionGateError
+from sessiongate.resolver import Caller
+from sessiongate.runtime.base import Emit, Turn
+from sessiongate.tools import TOOLS, ToolContext, get_tool
+
+__all__ = ["LlmRuntime"]
+
+
+def _tool_definitions() -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": spec.name,
+                "description": spec.description,
+                "parameters": spec.json_schema(),
+            },
+        }
+        for spec in TOOLS.values()
+    ]
+
+
+def _transcript(turn: Turn, system_prompt: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": f"{system_prompt}\nYour session key: {turn.session.key}"}
+    ]
+    for past in turn.history:
+        if past.role in ("user", "assistant"):
+            messages.append({"role": past.role, "content": past.content})
+    messages.append({"role": "user", "content": turn.message})
+    return messages
+
+
+class LlmRuntime:
+    name = "llm"
+
+    def __init__(
+        self, client: AsyncOpenAI, model: str, system_prompt: str, max_tool_rounds: int
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.system_prompt = system_prompt
+        self.max_tool_rounds = max_tool_rounds
+        self.tools = _tool_definitions()
+
+    async def run(self, turn: Turn, emit: Emit) -> str:
+        messages = _transcript(turn, self.system_prompt)
+        for _ in range(self.max_tool_rounds):
+            completion = await self.client.chat.completions.create(
+                model=self.model, messages=cast(Any, messages), tools=cast(Any, self.tools)
+            )
+            choice = completion.choices[0].message
+            calls = [c for c in choice.tool_calls or [] if c.type == "function"]
+            if not calls:
+                reply = choice.content or ""
+                await emit(reply)
+                return reply
+            messages.append(choice.model_dump(exclude_none=True))
+            for call in calls:
+                result = await self._call_tool(turn, call.function.name, call.function.arguments)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        raise RuntimeError(f"model made more than {self.max_tool_rounds} rounds of tool calls")
+
+    async def _call_tool(self, turn: Turn, name: str, raw_arguments: str) -> str:
+        caller = Caller(turn.session.key, "llm")
+        try:
+            spec = get_tool(name)
+            arguments = _parse_arguments(name, raw_arguments)
+            result: dict[str, Any] = {
+                "ok": True,
+                "result": await spec.invoke(ToolContext(turn.gateway, caller), arguments),
+            }
+        except SessionGateError as exc:
+            result = exc.to_wire()
+        return json.dumps(result)
+
+
+def _parse_arguments(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"{name}: arguments are not valid JSON: {exc}", details={"tool": name}
+        ) from None

@@ -1,0 +1,166 @@
+"""Runs: one lane per session (runs in a session are serialised), concurrent across sessions.
+
+The inbound message is stored (with its sequence number) before the send is
+acknowledged; a run that fails records the failure and keeps the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from sessiongate.resolver import Caller
+from sessiongate.runtime.base import Runtime, Turn
+from sessiongate.store.base import RunRecord, SessionRecord
+
+if TYPE_CHECKING:
+    from sessiongate.gateway import Gateway
+
+__all__ = ["RunEvent", "RunManager"]
+
+log = structlog.get_logger("sessiongate.runs")
+
+HISTORY_WINDOW = 40
+
+RunEvent = dict[str, Any]
+Listener = Callable[[RunEvent], None]
+
+
+@dataclass(slots=True)
+class _Run:
+    record: RunRecord
+    session: SessionRecord
+    message: str
+    done: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(slots=True)
+class _Lane:
+    queue: asyncio.Queue[_Run] = field(default_factory=asyncio.Queue)
+    intake: asyncio.Lock = field(default_factory=asyncio.Lock)
+    worker: asyncio.Task[None] | None = None
+
+
+class RunManager:
+    """Accepts messages for sessions, runs them lane by lane, and reports their events."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._lanes: dict[str, _Lane] = {}
+        self._listeners: set[Listener] = set()
+        self._active: set[asyncio.Task[None]] = set()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every run event; returns the unsubscribe function."""
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
+
+    def _publish(self, event: str, run: _Run, **payload: Any) -> None:
+        body = {"event": event, "runId": run.record.run_id, "sessionKey": run.session.key}
+        body.update(payload)
+        for listener in list(self._listeners):
+            listener(body)
+
+    async def start(self, session: SessionRecord, message: str, caller: Caller) -> RunRecord:
+        """Store the inbound message, queue its run, and return at once."""
+        return (await self._accept(session, message, caller)).record
+
+    async def send(
+        self, session: SessionRecord, message: str, caller: Caller, wait_seconds: float
+    ) -> dict[str, Any]:
+        """Store the message, run it, and wait up to `wait_seconds` (0: do not wait)."""
+        run = await self._accept(session, message, caller)
+        base = {"runId": run.record.run_id, "sessionKey": session.key}
+        if wait_seconds == 0:
+            return {"status": "accepted", **base}
+        try:
+            return await asyncio.wait_for(asyncio.shield(run.done), wait_seconds)
+        except TimeoutError:
+            return {"status": "timeout", **base}
+
+    async def _accept(self, session: SessionRecord, message: str, caller: Caller) -> _Run:
+        store = self.gateway.store
+        run_id = str(uuid.uuid4())
+        lane = self._lanes.setdefault(session.key, _Lane())
+        async with lane.intake:  # sequence order == run order
+            meta = {"caller": caller.session_key, "entryPoint": caller.entry_point}
+            await store.append_message(session.key, "user", message, run_id=run_id, meta=meta)
+            record = await store.start_run(run_id, session.key)
+            run = _Run(record, session, message)
+            lane.queue.put_nowait(run)
+        if lane.worker is None or lane.worker.done():
+            lane.worker = asyncio.create_task(self._drain(session.key, lane))
+            self._active.add(lane.worker)
+            lane.worker.add_done_callback(self._active.discard)
+        return run
+
+    async def _drain(self, key: str, lane: _Lane) -> None:
+        while not lane.queue.empty():
+            run = lane.queue.get_nowait()
+            await self._execute(run)
+        # a send holding the intake lock will start a new worker on this same lane
+        if not lane.intake.locked() and self._lanes.get(key) is lane:
+            del self._lanes[key]
+
+    async def _execute(self, run: _Run) -> None:
+        store = self.gateway.store
+        runtime = self.gateway.runtime_for(run.session.agent_id)
+        started = time.perf_counter()
+        self._publish("run.started", run, agentId=run.session.agent_id)
+        try:
+            reply = await self._reply(runtime, run)
+            await store.append_message(
+                run.session.key, "assistant", reply, run_id=run.record.run_id
+            )
+            await store.finish_run(run.record.run_id, "completed")
+            outcome: dict[str, Any] = {"status": "ok", "reply": reply}
+            self._publish("run.completed", run, reply=reply)
+        except asyncio.CancelledError:
+            await store.finish_run(run.record.run_id, "interrupted", "gateway stopped")
+            self._settle(run, {"status": "error", "error": {"code": "RUN_INTERRUPTED"}})
+            raise
+        except Exception as exc:  # a runtime's failure is recorded, never fatal to the gateway
+            log.warning("run failed", run_id=run.record.run_id, error=repr(exc))
+            await store.finish_run(run.record.run_id, "failed", repr(exc)[:2000])
+            error = {"code": "RUN_FAILED", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+            outcome = {"status": "error", "error": error}
+            self._publish("run.failed", run, error=error)
+        elapsed = time.perf_counter() - started
+        self.gateway.metrics.run_latency.labels(runtime.name, outcome["status"]).observe(elapsed)
+        self._settle(run, outcome)
+
+    async def _reply(self, runtime: Runtime, run: _Run) -> str:
+        history = await self.gateway.store.history(
+            run.session.key, limit=HISTORY_WINDOW, before=None
+        )
+        prior = [m for m in history if m.run_id != run.record.run_id]
+        turn = Turn(self.gateway, run.session, run.record.run_id, run.message, prior)
+
+        async def emit(delta: str) -> None:
+            self._publish("run.delta", run, delta=delta)
+
+        return await runtime.run(turn, emit)
+
+    def _settle(self, run: _Run, outcome: dict[str, Any]) -> None:
+        if not run.done.done():
+            run.done.set_result(
+                {"runId": run.record.run_id, "sessionKey": run.session.key, **outcome}
+            )
+
+    async def close(self, grace_seconds: float) -> None:
+        """Let in-flight runs finish for up to `grace_seconds`, then interrupt the rest."""
+        pending = set(self._active)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace_seconds)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        await self.gateway.store.interrupt_running()

@@ -1,0 +1,151 @@
+"""In-memory `SessionStore`: for tests and throwaway gateways (nothing survives a restart)."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from typing import Any
+
+from sessiongate.errors import SessionNotFoundError
+from sessiongate.store.base import (
+    MessageRecord,
+    NewSession,
+    RunRecord,
+    SessionPage,
+    SessionRecord,
+    decode_cursor,
+    encode_cursor,
+    now,
+)
+
+__all__ = ["MemorySessionStore"]
+
+
+def missing(key: str) -> SessionNotFoundError:
+    """The error a store raises when asked to change a session that does not exist."""
+    return SessionNotFoundError(f"no session {key!r}", details={"requestedKey": key})
+
+
+class MemorySessionStore:
+    """Dicts and lists; every method runs without awaiting, so each is atomic."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, SessionRecord] = {}
+        self._row_ids: dict[str, int] = {}
+        self._order: list[tuple[int, str]] = []
+        self._messages: dict[str, list[MessageRecord]] = {}
+        self._runs: dict[str, RunRecord] = {}
+
+    async def find(self, key: str) -> SessionRecord | None:
+        return self._sessions.get(key)
+
+    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        for _, key in reversed(self._order):
+            record = self._sessions[key]
+            wanted_agent = agent_id is None or record.agent_id == agent_id
+            if record.label == label and record.status == "active" and wanted_agent:
+                return record
+        return None
+
+    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        existing = self._sessions.get(new.key)
+        if existing is not None:
+            return existing, False
+        stamp = now()
+        record = SessionRecord(
+            new.key, new.agent_id, new.kind, "active", new.label, None, new.provenance,
+            stamp, stamp, 0,
+        )  # fmt: skip
+        row_id = len(self._order) + 1
+        self._sessions[new.key] = record
+        self._row_ids[new.key] = row_id
+        self._order.append((row_id, new.key))
+        self._messages[new.key] = []
+        return record, True
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        after = decode_cursor(cursor)
+        end = len(self._order) if after is None else bisect.bisect_left(self._order, (after, ""))
+        page: list[SessionRecord] = []
+        last_id = 0
+        for index in range(end - 1, -1, -1):
+            row_id, key = self._order[index]
+            record = self._sessions[key]
+            if (agent_id and record.agent_id != agent_id) or (kind and record.kind != kind):
+                continue
+            if len(page) == limit:
+                return SessionPage(page, encode_cursor(last_id))
+            page.append(record)
+            last_id = row_id
+        return SessionPage(page, None)
+
+    async def append_message(
+        self,
+        key: str,
+        role: str,
+        content: str,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        created_at: float | None = None,
+    ) -> MessageRecord:
+        record = self._sessions.get(key)
+        if record is None:
+            raise missing(key)
+        stamp = now()
+        message = MessageRecord(
+            key, record.last_seq + 1, role, content, run_id, created_at or stamp, dict(meta or {})
+        )
+        self._messages[key].append(message)
+        self._sessions[key] = dataclasses.replace(record, last_seq=message.seq, updated_at=stamp)
+        return message
+
+    async def history(
+        self, key: str, *, limit: int = 50, before: int | None = None
+    ) -> list[MessageRecord]:
+        messages = self._messages.get(key, [])
+        end = len(messages) if before is None else max(0, min(before - 1, len(messages)))
+        return messages[max(0, end - limit) : end]
+
+    async def set_alias(self, key: str, target: str | None) -> None:
+        self._update(key, alias_of=target)
+
+    async def set_status(self, key: str, status: str) -> None:
+        self._update(key, status=status)
+
+    def _update(self, key: str, **changes: Any) -> None:
+        record = self._sessions.get(key)
+        if record is None:
+            raise missing(key)
+        self._sessions[key] = dataclasses.replace(record, updated_at=now(), **changes)
+
+    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
+        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        self._runs[run_id] = run
+        return run
+
+    async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        run = self._runs[run_id]
+        self._runs[run_id] = dataclasses.replace(run, status=status, finished_at=now(), error=error)
+
+    async def find_run(self, run_id: str) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    async def interrupt_running(self) -> int:
+        running = [r for r in self._runs.values() if r.status == "running"]
+        for run in running:
+            await self.finish_run(run.run_id, "interrupted", "gateway stopped during the run")
+        return len(running)
+
+    async def count_sessions(self) -> int:
+        return len(self._sessions)
+
+    async def close(self) -> None:
+        return None

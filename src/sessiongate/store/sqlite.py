@@ -1,0 +1,346 @@
+"""SQLite `SessionStore`, the embedded default.
+
+WAL journal; one row per session and per message, indexed, never a whole-file
+rewrite. All SQL runs on one dedicated thread, so each store call is a single
+thread hop that executes its statements as one unit (a transaction where it
+writes) while the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sessiongate.errors import StoreUnavailableError
+from sessiongate.store.base import (
+    MessageRecord,
+    NewSession,
+    Provenance,
+    RunRecord,
+    SessionPage,
+    SessionRecord,
+    decode_cursor,
+    encode_cursor,
+    now,
+)
+from sessiongate.store.memory import missing
+
+__all__ = ["SqliteSessionStore"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    agent_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    label TEXT,
+    alias_of TEXT,
+    origin TEXT NOT NULL,
+    entry_point TEXT,
+    caller_key TEXT,
+    parent_key TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_by_agent ON sessions (agent_id, id);
+CREATE INDEX IF NOT EXISTS sessions_by_agent_kind ON sessions (agent_id, kind, id);
+CREATE INDEX IF NOT EXISTS sessions_by_kind ON sessions (kind, id);
+CREATE INDEX IF NOT EXISTS sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
+CREATE TABLE IF NOT EXISTS messages (
+    session_key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    run_id TEXT,
+    created_at REAL NOT NULL,
+    meta TEXT,
+    PRIMARY KEY (session_key, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    session_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
+"""
+
+SESSION_COLUMNS = (
+    "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
+    " parent_key, created_at, updated_at, last_seq"
+)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a SQLAlchemy-style sqlite URL (sqlite:///rel.db, sqlite:////abs.db)."""
+    raw = url.removeprefix("sqlite:///")
+    return Path(raw).expanduser()
+
+
+def _session(row: tuple[Any, ...]) -> SessionRecord:
+    provenance = Provenance(row[7], row[8], row[9], row[10])
+    return SessionRecord(
+        row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13]
+    )
+
+
+def _message(row: tuple[Any, ...]) -> MessageRecord:
+    meta = json.loads(row[6]) if row[6] else {}
+    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], meta)
+
+
+class SqliteSessionStore:
+    """A SQLite file shared by the calls of one process (and safely by several)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessiongate-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteSessionStore:
+        """Open (creating the file and schema if needed)."""
+        store = cls(path)
+        await store._call(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+        self._conn = conn
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"SQLite store {self.path} is unavailable: {exc}", details={"store": "sqlite"}
+            ) from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailableError("SQLite store is closed", details={"store": "sqlite"})
+        return self._conn
+
+    def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db, *args)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def _find(self, key: str) -> SessionRecord | None:
+        row = self._db.execute(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,)
+        ).fetchone()
+        return _session(row) if row else None
+
+    async def find(self, key: str) -> SessionRecord | None:
+        return await self._call(self._find, key)
+
+    def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        sql = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = ? AND status = 'active'"
+        params: list[Any] = [label]
+        if agent_id:
+            sql += " AND agent_id = ?"
+            params.append(agent_id)
+        row = self._db.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+        return _session(row) if row else None
+
+    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        return await self._call(self._find_by_label, label, agent_id)
+
+    def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        stamp = now()
+        p = new.provenance
+        row = self._db.execute(
+            f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
+            f" parent_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}",
+            (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
+             p.caller_key, p.parent_key, stamp, stamp),
+        ).fetchone()  # fmt: skip
+        if row is not None:
+            return _session(row), True
+        existing = self._find(new.key)
+        assert existing is not None  # a conflicting row exists and rows are never deleted
+        return existing, False
+
+    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        return await self._call(self._ensure, new)
+
+    def _list(
+        self, agent_id: str | None, kind: str | None, limit: int, after: int | None
+    ) -> SessionPage:
+        filters = [("agent_id = ?", agent_id), ("kind = ?", kind), ("id < ?", after)]
+        active = [(clause, value) for clause, value in filters if value is not None]
+        where = "WHERE " + " AND ".join(c for c, _ in active) if active else ""
+        params = [value for _, value in active]
+        rows = self._db.execute(
+            f"SELECT {SESSION_COLUMNS} FROM sessions {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit + 1),
+        ).fetchall()
+        cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        return SessionPage([_session(r) for r in rows[:limit]], cursor)
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        return await self._call(self._list, agent_id, kind, limit, decode_cursor(cursor))
+
+    def _append(
+        self,
+        db: sqlite3.Connection,
+        key: str,
+        role: str,
+        content: str,
+        run_id: str | None,
+        meta: dict[str, Any],
+        created_at: float | None,
+    ) -> MessageRecord:
+        stamp = now()
+        row = db.execute(
+            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ? WHERE key = ?"
+            " RETURNING last_seq",
+            (stamp, key),
+        ).fetchone()
+        if row is None:
+            raise missing(key)
+        message = MessageRecord(key, row[0], role, content, run_id, created_at or stamp, meta)
+        db.execute(
+            "INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, message.seq, role, content, run_id, message.created_at,
+             json.dumps(meta) if meta else None),
+        )  # fmt: skip
+        return message
+
+    async def append_message(
+        self,
+        key: str,
+        role: str,
+        content: str,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        created_at: float | None = None,
+    ) -> MessageRecord:
+        return await self._call(
+            self._write, self._append, key, role, content, run_id, dict(meta or {}), created_at
+        )
+
+    def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
+        rows = self._db.execute(
+            "SELECT session_key, seq, role, content, run_id, created_at, meta FROM messages"
+            " WHERE session_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (key, before if before is not None else 2**62, limit),
+        ).fetchall()
+        return [_message(r) for r in reversed(rows)]
+
+    async def history(
+        self, key: str, *, limit: int = 50, before: int | None = None
+    ) -> list[MessageRecord]:
+        return await self._call(self._history, key, limit, before)
+
+    def _update(self, db: sqlite3.Connection, key: str, column: str, value: Any) -> None:
+        cursor = db.execute(
+            f"UPDATE sessions SET {column} = ?, updated_at = ? WHERE key = ?", (value, now(), key)
+        )
+        if cursor.rowcount == 0:
+            raise missing(key)
+
+    async def set_alias(self, key: str, target: str | None) -> None:
+        await self._call(self._write, self._update, key, "alias_of", target)
+
+    async def set_status(self, key: str, status: str) -> None:
+        await self._call(self._write, self._update, key, "status", status)
+
+    def _start_run(self, run_id: str, session_key: str) -> RunRecord:
+        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        self._db.execute(
+            "INSERT INTO runs (run_id, session_key, status, created_at) VALUES (?, ?, ?, ?)",
+            (run.run_id, run.session_key, run.status, run.created_at),
+        )
+        return run
+
+    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
+        return await self._call(self._start_run, run_id, session_key)
+
+    def _finish_run(self, run_id: str, status: str, error: str | None) -> None:
+        self._db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+            (status, now(), error, run_id),
+        )
+
+    async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        await self._call(self._finish_run, run_id, status, error)
+
+    def _find_run(self, run_id: str) -> RunRecord | None:
+        row = self._db.execute(
+            "SELECT run_id, session_key, status, created_at, finished_at, error FROM runs"
+            " WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return RunRecord(*row) if row else None
+
+    async def find_run(self, run_id: str) -> RunRecord | None:
+        return await self._call(self._find_run, run_id)
+
+    def _interrupt_running(self) -> int:
+        cursor = self._db.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?,"
+            " error = 'gateway stopped during the run' WHERE status = 'running'",
+            (now(),),
+        )
+        return cursor.rowcount
+
+    async def interrupt_running(self) -> int:
+        return await self._call(self._interrupt_running)
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+    async def count_sessions(self) -> int:
+        return await self._call(self._count)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,25 @@
+"""Tools: each defined once and shared by HTTP, WebSocket, the CLI and LLM agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessiongate.errors import InvalidRequestError
+from sessiongate.tools.base import ToolContext, ToolSpec, forbidden_tool
+from sessiongate.tools.sessions import SESSION_TOOLS
+
+__all__ = ["TOOLS", "ToolContext", "ToolSpec", "get_tool"]
+
+TOOLS: dict[str, ToolSpec[Any]] = dict(SESSION_TOOLS)
+
+
+def get_tool(name: Any, allowed: list[str] | None = None) -> ToolSpec[Any]:
+    """The tool called `name`; InvalidRequestError if unknown, ForbiddenError if not allowed."""
+    if not isinstance(name, str) or name not in TOOLS:
+        raise InvalidRequestError(
+            f"unknown tool {name!r:.60}: known tools are {', '.join(sorted(TOOLS))}",
+            details={"tool": str(name)[:60], "known": sorted(TOOLS)},
+        )
+    if allowed is not None and name not in allowed:
+        raise forbidden_tool(name, allowed)
+    return TOOLS[name]

@@ -1,0 +1,80 @@
+"""What every tool shares: argument models, the call context, the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from sessiongate.errors import ForbiddenError, InvalidRequestError
+from sessiongate.resolver import Caller
+
+if TYPE_CHECKING:
+    from sessiongate.gateway import Gateway
+
+__all__ = ["ToolArgs", "ToolContext", "ToolSpec", "validate_args"]
+
+A = TypeVar("A", bound="ToolArgs")
+
+
+class ToolArgs(BaseModel):
+    """Arguments of a tool: camelCase on the wire, strict types, unknown keys refused."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, strict=True
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    gateway: Gateway
+    caller: Caller
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec(Generic[A]):
+    """One tool: its name, description (shown to LLMs), argument model and implementation."""
+
+    name: str
+    description: str
+    args_model: type[A]
+    run: Callable[[ToolContext, A], Awaitable[dict[str, Any]]]
+    addresses_session: bool
+
+    async def invoke(self, ctx: ToolContext, raw_args: Any) -> dict[str, Any]:
+        """Validate raw wire arguments and run the tool."""
+        return await self.run(ctx, validate_args(self.args_model, raw_args, self.name))
+
+    def json_schema(self) -> dict[str, Any]:
+        """The argument schema as offered to an LLM."""
+        return self.args_model.model_json_schema(by_alias=True)
+
+
+def validate_args(model: type[A], raw: Any, what: str) -> A:
+    """Validate wire arguments; InvalidRequestError lists every problem by argument name."""
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(
+            f"{what}: arguments must be a JSON object, got {type(raw).__name__}",
+            details={"tool": what, "problems": ["(args): expected an object"]},
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(args)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise InvalidRequestError(
+            f"{what}: invalid arguments: " + "; ".join(problems),
+            details={"tool": what, "problems": problems},
+        ) from None
+
+
+def forbidden_tool(name: str, allowed: list[str]) -> ForbiddenError:
+    """The error for a tool the gateway does not let this surface invoke."""
+    return ForbiddenError(
+        f"tool {name!r} is not allowed here (gateway.tools.allow: {', '.join(allowed) or 'none'})",
+        details={"tool": name, "allowed": allowed},
+    )
