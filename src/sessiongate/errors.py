@@ -13,7 +13,8 @@ The tree::
     ├── AgentNotFoundError            AGENT_NOT_FOUND        404
     ├── ConflictError                 CONFLICT               409
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
-    └── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
+    ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
+    └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
 
 The wire form, shared by HTTP, WebSocket, LLM tool results and ``--json``::
 
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ForbiddenError",
+    "GatewayUnreachableError",
     "InvalidRequestError",
     "InvalidSessionKeyError",
     "PayloadTooLargeError",
@@ -120,6 +122,14 @@ class RunTimeoutError(SessionGateError):
 
 class StoreUnavailableError(SessionGateError):
     code = "STORE_UNAVAILABLE"
+    http_status = 503
+    retryable = True
+
+
+class GatewayUnreachableError(SessionGateError):
+    """Raised by the client when no gateway answers at its URL."""
+
+    code = "GATEWAY_UNREACHABLE"
     http_status = 503
     retryable = True
 

@@ -134,8 +134,8 @@ def http_routes() -> list[Route]:
     return [
         Route("/tools/invoke", tools_invoke, methods=["POST"]),
         Route("/v1/sessions", list_sessions, methods=["GET"]),
-        Route("/v1/sessions/{key}", show_session, methods=["GET"]),
-        Route("/v1/sessions/{key}/messages", session_messages, methods=["GET"]),
+        Route("/v1/sessions/{key:path}/messages", session_messages, methods=["GET"]),
+        Route("/v1/sessions/{key:path}", show_session, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -1,0 +1,397 @@
+"""The `sessiongate` command: serve, send, spawn, sessions, config, demo.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error. Errors print one
+readable line and a hint, never a traceback; `--json` prints the wire form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sessiongate import __version__
+from sessiongate.client import AsyncSessionGateClient
+from sessiongate.config import SessionGateConfig, load_config
+from sessiongate.errors import (
+    ConfigError,
+    InvalidRequestError,
+    InvalidSessionKeyError,
+    SessionGateError,
+)
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="sessiongate",
+    help="A gateway for multi-agent systems that can fail closed on unknown session keys.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check and describe configuration.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(sessions_app, name="sessions")
+
+out = Console()
+err = Console(stderr=True)
+
+USAGE_ERRORS = (ConfigError, InvalidRequestError, InvalidSessionKeyError)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $SESSIONGATE_CONFIG, "
+        "~/.sessiongate/config.json5, else the embedded default).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Gateway URL (default: from the config).")
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="SESSIONGATE_TOKEN",
+        help="Gateway token (default: gateway.auth.token, else the state dir's gateway.token).",
+    ),
+]
+
+
+def fail(error: SessionGateError, as_json: bool) -> NoReturn:
+    """Print one error and exit with its code (2 usage/config, 1 otherwise)."""
+    if as_json:
+        out.print_json(json.dumps(error.to_wire()))
+    else:
+        err.print(
+            f"[bold red]error[/] [{error.code}] {error.message}", markup=True, highlight=False
+        )
+        hint = error.details.get("hint") or _hint_for(error)
+        if hint:
+            err.print(f"[dim]hint:[/] {hint}", highlight=False)
+    raise typer.Exit(2 if isinstance(error, USAGE_ERRORS) else 1)
+
+
+def _hint_for(error: SessionGateError) -> str | None:
+    suggestions = error.details.get("suggestions")
+    if suggestions:
+        return "did you mean " + ", ".join(suggestions) + "?"
+    if isinstance(error, ConfigError):
+        return "fix the lines above; `sessiongate config schema` describes every key"
+    return None
+
+
+@contextlib.contextmanager
+def guarded(as_json: bool = False) -> Iterator[None]:
+    """Turn sessiongate errors into one printed line and an exit code."""
+    try:
+        yield
+    except SessionGateError as exc:
+        fail(exc, as_json)
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await awaitable
+
+    return asyncio.run(main())
+
+
+def emit_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"sessiongate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """sessiongate: host agents, route messages by session key, refuse unknown keys."""
+
+
+# ---------------------------------------------------------------- config
+
+
+@config_app.command("validate")
+def config_validate(
+    path: Annotated[Path | None, typer.Argument(help="Config file to check.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a config file; print every problem at once."""
+    with guarded(as_json):
+        config = load_config(path)
+        source = str(path or os.environ.get("SESSIONGATE_CONFIG") or "embedded default")
+        if as_json:
+            emit_json({"ok": True, "result": {"source": source}})
+        else:
+            agents = ", ".join(a.id for a in config.agents.entries)
+            out.print(f"[green]ok[/] {source}: agents {agents}; storage {config.storage_url}")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file."""
+    schema = SessionGateConfig.model_json_schema(by_alias=True)
+    print(json.dumps(schema, indent=2))
+
+
+# ---------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    config_path: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Override gateway.port.")] = None,
+) -> None:
+    """Run the gateway (HTTP + WebSocket) until SIGINT/SIGTERM."""
+    from sessiongate.server.app import serve_forever
+    from sessiongate.server.auth import gateway_token, token_file
+
+    with guarded():
+        config = load_config(config_path)
+        token, generated = gateway_token(config)
+    listen = f"http://{config.gateway.host}:{port if port is not None else config.gateway.port}"
+    out.print(f"[bold]sessiongate {__version__}[/] listening on {listen} (ws: /ws)")
+    out.print(f"storage {config.storage_url}; createOnMiss={_policy_text(config)}")
+    if generated:
+        out.print(f"token in {token_file()} (0600); use it as:")
+        out.print(f'  curl -H "Authorization: Bearer $(cat {token_file()})" {listen}/v1/sessions')
+    serve_forever(config, token, port)
+
+
+def _policy_text(config: SessionGateConfig) -> str:
+    value = config.gateway.sessions.create_on_miss
+    return json.dumps(value)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def _table(sessions: list[dict[str, Any]]) -> Table:
+    table = Table("key", "agent", "kind", "status", "origin", "messages", "created")
+    for s in sessions:
+        table.add_row(
+            s["key"],
+            s["agentId"],
+            s["kind"],
+            s["status"],
+            s["origin"],
+            str(s.get("messageCount", "")),
+            (s["createdAt"] or "")[:19],
+        )
+    return table
+
+
+async def _local_gateway(config_path: Path | None) -> Any:
+    from sessiongate.gateway import Gateway
+
+    return await Gateway.open(load_config(config_path), serving=False)
+
+
+@sessions_app.command("list")
+def sessions_list(
+    agent: Annotated[str | None, typer.Option(help="Only this agent's sessions.")] = None,
+    kind: Annotated[str | None, typer.Option(help="main, direct, group, subagent, …")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="nextCursor of a previous page.")] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List sessions in the configured store, newest first."""
+
+    async def page() -> dict[str, Any]:
+        from sessiongate.resolver import Caller
+
+        gateway = await _local_gateway(config_path)
+        try:
+            args = {"agentId": agent, "kind": kind, "limit": limit, "cursor": cursor}
+            args = {k: v for k, v in args.items() if v is not None}
+            result: dict[str, Any] = await gateway.invoke(
+                "sessions_list", args, Caller(None, "cli")
+            )
+            return result
+        finally:
+            await gateway.close()
+
+    with guarded(as_json):
+        result = run(page())
+    if as_json:
+        emit_json({"ok": True, "result": result})
+        return
+    out.print(_table(result["sessions"]))
+    if result["nextCursor"]:
+        out.print(f"[dim]more: --cursor {result['nextCursor']}[/]")
+
+
+@sessions_app.command("show")
+def sessions_show(
+    key: Annotated[str, typer.Argument(help="Session key (any case; bare 'main' works).")],
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one session; an unknown key is an error (nothing is created)."""
+
+    async def show() -> dict[str, Any]:
+        from sessiongate.resolver import Caller
+
+        gateway = await _local_gateway(config_path)
+        try:
+            resolution = await gateway.show_session(key, Caller(None, "cli"))
+            return {
+                **resolution.session.to_wire(),
+                "requestedKey": key,
+                "warnings": resolution.warnings,
+            }
+        finally:
+            await gateway.close()
+
+    with guarded(as_json):
+        session = run(show())
+    if as_json:
+        emit_json({"ok": True, "result": session})
+        return
+    table = Table("field", "value", show_header=False)
+    for name, value in session.items():
+        table.add_row(name, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    out.print(table)
+
+
+def _client(config_path: Path | None, url: str | None, token: str | None) -> AsyncSessionGateClient:
+    from sessiongate.server.auth import token_file
+
+    config = load_config(config_path)
+    if url is None:
+        host = "127.0.0.1" if config.gateway.bind in ("loopback", "all") else config.gateway.host
+        url = f"http://{host}:{config.gateway.port}"
+    token = token or config.gateway.auth.token
+    if token is None and token_file().exists():
+        token = token_file().read_text(encoding="utf-8").strip()
+    return AsyncSessionGateClient(url, token)
+
+
+@sessions_app.command("history")
+def sessions_history(
+    key: Annotated[str, typer.Argument(help="Session key.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    before: Annotated[int | None, typer.Option(help="Only messages before this seq.")] = None,
+    config_path: ConfigOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a session's transcript from the running gateway."""
+
+    async def history() -> dict[str, Any]:
+        async with _client(config_path, url, token) as client:
+            return await client.history(key, limit=limit, before=before)
+
+    with guarded(as_json):
+        result = run(history())
+    if as_json:
+        emit_json({"ok": True, "result": result})
+        return
+    table = Table("seq", "role", "content", "at", title=result["sessionKey"])
+    for m in result["messages"]:
+        table.add_row(str(m["seq"]), m["role"], m["content"], (m["createdAt"] or "")[:19])
+    out.print(table)
+
+
+# ---------------------------------------------------------------- send / spawn
+
+
+@app.command()
+def send(
+    key: Annotated[str, typer.Argument(help="Session key to address.")],
+    message: Annotated[str, typer.Argument(help="Message text.")],
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait (0: do not wait).")] = 30,
+    must_exist: Annotated[
+        bool, typer.Option("--must-exist", help="Refuse unless the session already exists.")
+    ] = False,
+    config_path: ConfigOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send a message to a session through the running gateway and print the reply."""
+
+    async def deliver() -> dict[str, Any]:
+        async with _client(config_path, url, token) as client:
+            return await client.send(key, message, timeout_seconds=timeout, must_exist=must_exist)
+
+    with guarded(as_json):
+        result = run(deliver())
+    if as_json:
+        emit_json({"ok": True, "result": result})
+        return
+    for warning in result.get("warnings", []):
+        err.print(f"[yellow]warning[/] {warning}", highlight=False)
+    out.print(f"[bold]{result['status']}[/] {result['sessionKey']} run {result['runId']}")
+    if "reply" in result:
+        out.print(result["reply"], markup=False, highlight=False)
+    if result["status"] == "error":
+        raise typer.Exit(1)
+
+
+@app.command()
+def spawn(
+    agent: Annotated[str, typer.Argument(help="Agent id of the sub-agent.")],
+    task: Annotated[str, typer.Argument(help="What the sub-agent should do.")],
+    label: Annotated[str | None, typer.Option(help="Label for the child session.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Parent session key.")] = None,
+    config_path: ConfigOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a sub-agent in a fresh session; prints its key and run id."""
+
+    async def start() -> dict[str, Any]:
+        async with _client(config_path, url, token) as client:
+            return await client.spawn(agent, task, label=label, parent_session_key=parent)
+
+    with guarded(as_json):
+        result = run(start())
+    if as_json:
+        emit_json({"ok": True, "result": result})
+        return
+    out.print(f"[bold]{result['status']}[/] {result['childSessionKey']} run {result['runId']}")
+
+
+@app.command()
+def demo(as_json: JsonOption = False) -> None:
+    """Replay the split-brain incident in permissive and strict mode, in-process."""
+    from sessiongate.demo import render_report, replay_incident
+
+    with guarded(as_json):
+        report = run(replay_incident())
+    if as_json:
+        emit_json(report)
+    else:
+        render_report(report, out)
+
+
+def main() -> None:
+    """Entry point of the `sessiongate` script."""
+    app()

@@ -1,0 +1,133 @@
+"""The starlette application and the uvicorn server that hosts it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import WebSocketRoute
+
+from sessiongate.config import SessionGateConfig
+from sessiongate.errors import SessionGateError
+from sessiongate.gateway import Gateway
+from sessiongate.server.http import http_routes, session_gate_error_response
+from sessiongate.server.ws import websocket_endpoint
+
+__all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
+
+log = structlog.get_logger("sessiongate.server")
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+_HTTP_CODES = {404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SessionGateError)
+    return session_gate_error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return _wire_error(code, message, exc.status_code)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", path=request.url.path, error=repr(exc))
+    return _wire_error("INTERNAL_ERROR", "the gateway failed on this request; see its log", 500)
+
+
+def _wire_error(code: str, message: str, status: int) -> JSONResponse:
+    error = {"code": code, "type": "HTTPError", "message": message, "details": {}}
+    return JSONResponse({"ok": False, "error": {**error, "retryable": False}}, status)
+
+
+def create_app(config: SessionGateConfig, token: str) -> Starlette:
+    """The gateway as an ASGI app; the lifespan opens and closes the `Gateway`."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway = await Gateway.open(config)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.close(SHUTDOWN_GRACE_SECONDS)
+
+    app = Starlette(
+        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint)],
+        lifespan=lifespan,
+        exception_handlers={
+            SessionGateError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+    app.state.token = token
+    return app
+
+
+def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=config.gateway.host,
+        port=config.gateway.port if port is None else port,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=4 * config.gateway.max_body_bytes,
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE_SECONDS),
+    )
+
+
+def serve_forever(config: SessionGateConfig, token: str, port: int | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight runs finish or are recorded as interrupted."""
+    uvicorn.Server(_uvicorn_config(create_app(config, token), config, port)).run()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A server that leaves the host process's signal handlers alone."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True, slots=True)
+class RunningGateway:
+    """A gateway served in this process (tests, the demo, benchmarks)."""
+
+    url: str
+    token: str
+    gateway: Gateway
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url.removeprefix("http") + "/ws"
+
+
+@contextlib.asynccontextmanager
+async def run_gateway(
+    config: SessionGateConfig, token: str, port: int = 0
+) -> AsyncIterator[RunningGateway]:
+    """Serve `config` on a loopback port (0: a free one) for the duration of the block."""
+    app = create_app(config, token)
+    server = _EmbeddedServer(_uvicorn_config(app, config, port))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                raise RuntimeError(f"the gateway did not start: {task.exception()!r}")
+            await asyncio.sleep(0.01)
+        host, bound_port = server.servers[0].sockets[0].getsockname()[:2]
+        yield RunningGateway(f"http://{host}:{bound_port}", token, app.state.gateway)
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,278 @@
+"""WebSocket surface: `/ws`, JSON request/response frames plus streamed run events.
+
+Frames: ``{type: "req", id, method, params}`` → ``{type: "res", id, ok, payload | error}``;
+server events ``{type: "event", event, payload, seq}``. The first request must be
+``connect {token, sessionKey?}``. A malformed frame gets an error ``res`` and the
+connection stays open; requests run concurrently, each answered by its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic import Field
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from sessiongate import __version__
+from sessiongate.errors import (
+    InvalidRequestError,
+    PayloadTooLargeError,
+    SessionGateError,
+    UnauthorizedError,
+)
+from sessiongate.gateway import Gateway
+from sessiongate.resolver import Caller, Intent
+from sessiongate.runtime.runs import RunEvent
+from sessiongate.server.auth import check_token
+from sessiongate.tools.base import ToolArgs, validate_args
+
+__all__ = ["websocket_endpoint"]
+
+log = structlog.get_logger("sessiongate.ws")
+
+POLICY_VIOLATION = 1008
+FINAL_EVENTS = ("run.completed", "run.failed")
+
+
+class RequestFrame(ToolArgs):
+    type: str = Field(pattern="^req$")
+    id: str | int
+    method: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any] = {}
+
+
+class ConnectParams(ToolArgs):
+    token: str | None = None
+    session_key: str | None = None
+
+
+class AgentParams(ToolArgs):
+    session_key: str
+    message: str = Field(min_length=1, max_length=200_000)
+    create_on_miss: bool | None = None
+    timeout_seconds: float = Field(default=30, ge=0, le=600)
+
+
+class ResolveParams(ToolArgs):
+    session_key: str
+
+
+class InvokeParams(ToolArgs):
+    tool: str
+    args: dict[str, Any] = {}
+
+
+Handler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Connection:
+    """One client connection: its caller identity, its event sequence, its open requests."""
+
+    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+        self.websocket = websocket
+        self.gateway = gateway
+        self.caller: Caller | None = None
+        self._seq = 0
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.websocket.send_text(json.dumps(frame, separators=(",", ":")))
+
+    async def respond(self, request_id: Any, payload: dict[str, Any]) -> None:
+        await self.send({"type": "res", "id": request_id, "ok": True, "payload": payload})
+
+    async def fail(self, request_id: Any, error: SessionGateError) -> None:
+        frame = {"type": "res", "id": request_id, "ok": False, "error": error.to_wire()["error"]}
+        await self.send(frame)
+
+    async def event(self, event: str, payload: dict[str, Any]) -> None:
+        self._seq += 1
+        await self.send({"type": "event", "event": event, "payload": payload, "seq": self._seq})
+
+    def spawn(self, request: RequestFrame) -> None:
+        task = asyncio.create_task(self._answer(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, request: RequestFrame) -> None:
+        assert self.caller is not None
+        try:
+            handler = METHODS.get(request.method)
+            if handler is None:
+                raise InvalidRequestError(
+                    f"unknown method {request.method!r}",
+                    details={"methods": sorted(METHODS)},
+                )
+            await self.respond(request.id, await handler(self, request.params))
+        except SessionGateError as exc:
+            await self.fail(request.id, exc)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client went away while we answered
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Send a message into a session and stream its run events, then answer with the reply."""
+    args = validate_args(AgentParams, params, "agent")
+    events: asyncio.Queue[RunEvent] = asyncio.Queue()
+    unsubscribe = conn.gateway.runs.subscribe(events.put_nowait)
+    try:
+        send_args = {"sessionKey": args.session_key, "message": args.message, "timeoutSeconds": 0}
+        if args.create_on_miss is not None:
+            send_args["createOnMiss"] = args.create_on_miss
+        assert conn.caller is not None
+        accepted = await conn.gateway.invoke("sessions_send", send_args, conn.caller)
+        try:
+            final = await asyncio.wait_for(
+                _stream_run(conn, events, accepted["runId"]), args.timeout_seconds
+            )
+        except TimeoutError:
+            return {**accepted, "status": "timeout"}
+    finally:
+        unsubscribe()
+    return {**accepted, **final}
+
+
+async def _stream_run(
+    conn: Connection, events: asyncio.Queue[RunEvent], run_id: str
+) -> dict[str, Any]:
+    while True:
+        event = await events.get()
+        if event["runId"] != run_id:
+            continue
+        name = event["event"]
+        payload = {k: v for k, v in event.items() if k != "event"}
+        await conn.event(name, payload)
+        if name == "run.completed":
+            return {"status": "ok", "reply": event["reply"]}
+        if name == "run.failed":
+            return {"status": "error", "error": event["error"]}
+
+
+async def _resolve(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    args = validate_args(ResolveParams, params, "sessions.resolve")
+    assert conn.caller is not None
+    resolution = await conn.gateway.resolver.resolve(args.session_key, conn.caller, Intent.READ)
+    return {
+        "session": resolution.session.to_wire(),
+        "requestedKey": resolution.requested_key,
+        "canonicalKey": resolution.canonical_key,
+        "warnings": resolution.warnings,
+    }
+
+
+def _tool_method(tool: str) -> Handler:
+    async def method(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        assert conn.caller is not None
+        return await conn.gateway.invoke(tool, params, conn.caller)
+
+    return method
+
+
+async def _invoke(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    args = validate_args(InvokeParams, params, "tools.invoke")
+    assert conn.caller is not None
+    allowed = conn.gateway.config.gateway.tools.allow
+    return await conn.gateway.invoke(args.tool, args.args, conn.caller, allowed)
+
+
+METHODS: dict[str, Handler] = {
+    "agent": _agent,
+    "sessions.list": _tool_method("sessions_list"),
+    "sessions.history": _tool_method("sessions_history"),
+    "sessions.resolve": _resolve,
+    "tools.invoke": _invoke,
+}
+
+
+def _parse_frame(text: str, limit: int) -> RequestFrame:
+    if len(text.encode()) > limit:
+        raise PayloadTooLargeError(f"frame over {limit} bytes", details={"limit": limit})
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"frame is not valid JSON: {exc}",
+            details={"hint": 'send {"type":"req","id":1,"method":"...","params":{}}'},
+        ) from None
+    return validate_args(RequestFrame, raw, "frame")
+
+
+def _frame_id(text: str) -> Any:
+    """Best-effort id of a frame that failed validation, so the client can match the error."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    return raw.get("id") if isinstance(raw, dict) else None
+
+
+async def _receive_text(websocket: WebSocket) -> str | None:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return message.get("text")
+
+
+async def _handshake(conn: Connection, request: RequestFrame) -> bool:
+    """Answer the first request; only a valid `connect` opens the connection."""
+    try:
+        if request.method != "connect":
+            raise UnauthorizedError(
+                f"the first request must be 'connect', got {request.method!r}",
+                details={
+                    "hint": 'send {"type":"req","id":1,"method":"connect","params":{"token":"…"}}'
+                },
+            )
+        params = validate_args(ConnectParams, request.params, "connect")
+        check_token(conn.websocket.app.state.token, params.token)
+        conn.caller = await conn.gateway.caller_for(params.session_key, "ws")
+    except SessionGateError as exc:
+        await conn.fail(request.id, exc)
+        await conn.websocket.close(POLICY_VIOLATION, exc.code)
+        return False
+    await conn.respond(request.id, {"protocol": 1, "version": __version__, **conn.caller.to_wire()})
+    return True
+
+
+async def _serve(conn: Connection) -> None:
+    limit = conn.gateway.config.gateway.max_body_bytes
+    while True:
+        text = await _receive_text(conn.websocket)
+        if text is None:
+            await conn.fail(None, InvalidRequestError("binary frames are not supported"))
+            continue
+        try:
+            request = _parse_frame(text, limit)
+        except SessionGateError as exc:
+            await conn.fail(_frame_id(text), exc)
+            continue
+        if conn.caller is None:
+            if not await _handshake(conn, request):
+                return
+        elif request.method == "connect":
+            await conn.fail(request.id, InvalidRequestError("already connected"))
+        else:
+            conn.spawn(request)
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Serve one WebSocket connection until the client leaves."""
+    await websocket.accept()
+    conn = Connection(websocket, websocket.app.state.gateway)
+    try:
+        await _serve(conn)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await conn.close()
