@@ -1,0 +1,5 @@
+"""`python -m sessiongate` runs the CLI."""
+
+from sessiongate.cli import main
+
+main()

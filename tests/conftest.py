@@ -1,0 +1,88 @@
+"""Shared fixtures: an isolated state dir, both stores, configs, a served gateway."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessiongate.config import SessionGateConfig, parse_config
+from sessiongate.metrics import GatewayMetrics
+from sessiongate.resolver import Resolver
+from sessiongate.server.app import RunningGateway, run_gateway
+from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore
+
+INCIDENT_KEY = "agent:atlas:telegram:atlas:direct:6596143250"
+
+STORE_KINDS = ["memory", "sqlite"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own state dir; nothing touches ~/.sessiongate."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("SESSIONGATE_STATE_DIR", str(state))
+    monkeypatch.delenv("SESSIONGATE_CONFIG", raising=False)
+    monkeypatch.delenv("SESSIONGATE_TOKEN", raising=False)
+    return state
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> SessionGateConfig:
+    """Two echo agents (atlas default, peggy) that may message each other, on SQLite."""
+    data: dict[str, Any] = {
+        "session": {"dmScope": "main"},
+        "storage": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "tools": {
+            "sessions": {"visibility": "all"},
+            "agentToAgent": {"enabled": True, "allow": ["*"]},
+        },
+        "agents": {"list": [{"id": "atlas", "default": True}, {"id": "peggy"}]},
+    }
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    return parse_config(data, "test")
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., SessionGateConfig]:
+    """make_config bound to this test's tmp dir; keyword `a__b=v` sets a.b."""
+    return lambda **overrides: make_config(tmp_path, **overrides)
+
+
+async def open_test_store(kind: str, tmp_path: Path) -> SessionStore:
+    if kind == "memory":
+        return MemorySessionStore()
+    return await SqliteSessionStore.open(tmp_path / f"{kind}.db")
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
+    """Each storage backend in turn: the one conformance suite runs on all of them."""
+    opened = await open_test_store(request.param, tmp_path)
+    yield opened
+    await opened.close()
+
+
+def make_resolver(config: SessionGateConfig, store: SessionStore) -> Resolver:
+    return Resolver(config, store, GatewayMetrics())
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Callable[..., Any]:
+    """`async with serve(config) as gw:` runs the real server on a free loopback port."""
+
+    def start(config: SessionGateConfig) -> Any:
+        return run_gateway(config, secrets.token_urlsafe(24))
+
+    return start
+
+
+__all__ = ["INCIDENT_KEY", "RunningGateway", "make_config", "make_resolver", "open_test_store"]

@@ -1,0 +1,116 @@
+"""One conformance suite for every SessionStore backend (the `store` fixture is parametrised)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sessiongate.errors import InvalidRequestError, SessionNotFoundError
+from sessiongate.store import NewSession, Provenance, SessionStore
+
+
+def new(key: str, agent: str = "atlas", kind: str = "main", label: str | None = None) -> NewSession:
+    return NewSession(key, agent, kind, Provenance("address", "test"), label)
+
+
+async def test_find_missing_is_none_and_ensure_creates_once(store: SessionStore) -> None:
+    assert await store.find("agent:atlas:main") is None
+    record, created = await store.ensure(new("agent:atlas:main"))
+    again, created_again = await store.ensure(new("agent:atlas:main"))
+    assert (created, created_again) == (True, False)
+    assert again.key == record.key == "agent:atlas:main"
+    assert (await store.find("agent:atlas:main")) == again
+    assert await store.count_sessions() == 1
+
+
+async def test_fifty_concurrent_ensures_create_exactly_one(store: SessionStore) -> None:
+    key = "agent:atlas:telegram:atlas:direct:6596143250"
+    results = await asyncio.gather(*(store.ensure(new(key, kind="direct")) for _ in range(50)))
+    assert sum(created for _, created in results) == 1
+    assert {record.key for record, _ in results} == {key}
+    assert await store.count_sessions() == 1
+
+
+async def test_provenance_is_kept(store: SessionStore) -> None:
+    provenance = Provenance("spawn", "http", "agent:atlas:main", "agent:atlas:main")
+    await store.ensure(NewSession("agent:atlas:cron:x", "atlas", "cron", provenance, "nightly"))
+    record = await store.find("agent:atlas:cron:x")
+    assert record is not None
+    assert record.provenance == provenance
+    assert record.label == "nightly"
+    assert record.status == "active"
+
+
+async def test_list_pages_newest_first_with_a_keyset_cursor(store: SessionStore) -> None:
+    for i in range(7):
+        await store.ensure(new(f"agent:atlas:cron:job{i}", kind="cron"))
+    await store.ensure(new("agent:peggy:main", agent="peggy"))
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = await store.list_sessions(agent_id="atlas", limit=3, cursor=cursor)
+        seen.extend(s.key for s in page.sessions)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [f"agent:atlas:cron:job{i}" for i in reversed(range(7))]
+    mains = await store.list_sessions(kind="main")
+    assert [s.key for s in mains.sessions] == ["agent:peggy:main"]
+
+
+async def test_a_foreign_cursor_is_an_invalid_request(store: SessionStore) -> None:
+    with pytest.raises(InvalidRequestError):
+        await store.list_sessions(cursor="not-a-cursor")
+
+
+async def test_sequence_numbers_have_no_gaps_under_concurrency(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await asyncio.gather(
+        *(store.append_message("agent:atlas:main", "user", f"m{i}") for i in range(40))
+    )
+    history = await store.history("agent:atlas:main", limit=100)
+    assert [m.seq for m in history] == list(range(1, 41))
+    record = await store.find("agent:atlas:main")
+    assert record is not None and record.last_seq == 40
+
+
+async def test_history_pages_backwards_oldest_first(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    for i in range(10):
+        await store.append_message("agent:atlas:main", "user", f"m{i}", meta={"i": i})
+    last = await store.history("agent:atlas:main", limit=3)
+    assert [m.content for m in last] == ["m7", "m8", "m9"]
+    earlier = await store.history("agent:atlas:main", limit=3, before=last[0].seq)
+    assert [m.seq for m in earlier] == [5, 6, 7]
+    assert earlier[0].meta == {"i": 4}
+
+
+async def test_appending_to_a_missing_session_creates_nothing(store: SessionStore) -> None:
+    with pytest.raises(SessionNotFoundError):
+        await store.append_message("agent:atlas:ghost", "user", "hello")
+    assert await store.count_sessions() == 0
+
+
+async def test_alias_status_and_labels(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await store.ensure(new("agent:atlas:direct:1", kind="direct", label="ops"))
+    await store.set_alias("agent:atlas:direct:1", "agent:atlas:main")
+    aliased = await store.find("agent:atlas:direct:1")
+    assert aliased is not None and aliased.alias_of == "agent:atlas:main"
+    found = await store.find_by_label("ops", "atlas")
+    assert found is not None and found.key == "agent:atlas:direct:1"
+    await store.set_status("agent:atlas:direct:1", "archived")
+    assert await store.find_by_label("ops", None) is None
+
+
+async def test_runs_are_recorded_and_interrupted(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await store.start_run("r1", "agent:atlas:main")
+    await store.start_run("r2", "agent:atlas:main")
+    await store.finish_run("r1", "completed")
+    assert await store.interrupt_running() == 1
+    r1, r2 = await store.find_run("r1"), await store.find_run("r2")
+    assert r1 is not None and r1.status == "completed"
+    assert r2 is not None and r2.status == "interrupted"
+    assert await store.find_run("nope") is None
