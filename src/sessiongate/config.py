@@ -139,11 +139,14 @@ class StorageConfig(_Model):
     def _url(cls, value: str) -> str:
         if value == "" or value == "memory://":
             return value
-        if value.startswith("sqlite:///") or value.startswith(("postgresql://", "postgres://")):
+        if value.startswith("sqlite:///"):
             return value
-        raise ValueError(
-            "expected sqlite:///relative.db, sqlite:////absolute.db, postgresql://… or memory://"
-        )
+        if value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "PostgreSQL storage is not available in this release; "
+                "use sqlite:///path.db or memory://"
+            )
+        raise ValueError("expected sqlite:///relative.db, sqlite:////absolute.db or memory://")
 
 
 class AuditConfig(_Model):

@@ -1,0 +1,94 @@
+"""Cost of one resolver call — hit, reject (strict miss), create (permissive miss) — per store.
+
+Run: .venv/bin/python -m benchmarks.resolver_cost [--count N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import print_table, summary, timed
+from sessiongate.audit import AuditLog
+from sessiongate.config import parse_config
+from sessiongate.errors import SessionNotFoundError
+from sessiongate.metrics import GatewayMetrics
+from sessiongate.resolver import Caller, Resolver
+from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore
+
+CALLER = Caller("agent:peggy:main", "bench")
+
+
+def config(tmp: Path, create_on_miss: bool) -> Any:
+    return parse_config(
+        {
+            "gateway": {"sessions": {"createOnMiss": create_on_miss}},
+            "audit": {"path": str(tmp / "audit.jsonl")},
+            "tools": {
+                "sessions": {"visibility": "all"},
+                "agentToAgent": {"enabled": True, "allow": ["*"]},
+            },
+        },
+        "bench",
+    )
+
+
+async def open_store(kind: str, tmp: Path) -> SessionStore:
+    if kind == "memory":
+        return MemorySessionStore()
+    return await SqliteSessionStore.open(tmp / "bench.db")
+
+
+def resolver(cfg: Any, store: SessionStore) -> Resolver:
+    metrics = GatewayMetrics()
+    return Resolver(cfg, store, metrics, AuditLog(cfg.audit_path, metrics))
+
+
+async def measure(kind: str, count: int) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        store = await open_store(kind, tmp)
+        permissive = resolver(config(tmp, True), store)
+        strict = resolver(config(tmp, False), store)
+        await permissive.ensure_startup_sessions()
+
+        async def hit(i: int) -> object:
+            return await permissive.resolve("AGENT:ATLAS:MAIN", CALLER)
+
+        async def reject(i: int) -> object:
+            try:
+                await strict.resolve(f"agent:atlas:telegram:atlas:direct:{i}", CALLER)
+            except SessionNotFoundError:
+                return None
+            raise AssertionError("a strict miss must be refused")
+
+        async def create(i: int) -> object:
+            return await permissive.resolve(f"agent:atlas:cron:job-{i}", CALLER)
+
+        results = {
+            "hit": summary(await timed(hit, count)),
+            "reject": summary(await timed(reject, count)),
+            "create": summary(await timed(create, count)),
+        }
+        await store.close()
+        return results
+
+
+async def main(count: int) -> None:
+    rows = []
+    for kind in ("memory", "sqlite"):
+        for path, stats in (await measure(kind, count)).items():
+            rows.append(
+                (kind, path, *(f"{stats[k]:.1f}" for k in ("p50_us", "p95_us", "mean_us")))
+            )
+    header = ("store", "path", "p50 µs", "p95 µs", "mean µs")
+    print_table(f"resolver cost per call ({count} calls each)", rows, header)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1000)
+    asyncio.run(main(parser.parse_args().count))
