@@ -81,9 +81,7 @@ async def main(count: int) -> None:
     rows = []
     for kind in ("memory", "sqlite"):
         for path, stats in (await measure(kind, count)).items():
-            rows.append(
-                (kind, path, *(f"{stats[k]:.1f}" for k in ("p50_us", "p95_us", "mean_us")))
-            )
+            rows.append((kind, path, *(f"{stats[k]:.1f}" for k in ("p50_us", "p95_us", "mean_us"))))
     header = ("store", "path", "p50 µs", "p95 µs", "mean µs")
     print_table(f"resolver cost per call ({count} calls each)", rows, header)
 
