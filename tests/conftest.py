@@ -86,3 +86,40 @@ def serve(tmp_path: Path) -> Callable[..., Any]:
 
 
 __all__ = ["INCIDENT_KEY", "RunningGateway", "make_config", "make_resolver", "open_test_store"]
+
+
+class _QuietServer:
+    """Serve any ASGI app on a free loopback port (fake upstreams: webhooks, LLM endpoints)."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            def capture_signals(self) -> Any:  # leave pytest's handlers alone
+                import contextlib
+
+                return contextlib.nullcontext()
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = Server(config)
+        self.url = ""
+
+    async def __aenter__(self) -> _QuietServer:
+        import asyncio
+
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            assert not self.task.done(), "fake upstream did not start"
+            await asyncio.sleep(0.01)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+def upstream(app: Any) -> _QuietServer:
+    """`async with upstream(app) as fake:` — `fake.url` serves `app`."""
+    return _QuietServer(app)
