@@ -155,9 +155,7 @@ async def test_unknown_tools_and_oversized_bodies(
         assert missing_route.json()["error"]["code"] == "ROUTE_NOT_FOUND"
 
 
-async def test_tools_allow_limits_http_callers(
-    serve: Serve, config_factory: ConfigFactory
-) -> None:
+async def test_tools_allow_limits_http_callers(serve: Serve, config_factory: ConfigFactory) -> None:
     config = config_factory(gateway__tools={"allow": ["sessions_list"]})
     async with serve(config) as gw, client_for(gw) as http:
         denied = await invoke(http, "sessions_send", {"sessionKey": "main", "message": "x"})

@@ -44,8 +44,8 @@ sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 USAGE_ERRORS = (ConfigError, InvalidRequestError, InvalidSessionKeyError)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -88,9 +89,23 @@ def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None)
     )
 
 
+class _ForegroundServer(uvicorn.Server):
+    """Stops gracefully on SIGINT/SIGTERM and then exits normally (status 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
 def serve_forever(config: SessionGateConfig, token: str, port: int | None = None) -> None:
     """Serve until SIGINT/SIGTERM; in-flight runs finish or are recorded as interrupted."""
-    uvicorn.Server(_uvicorn_config(create_app(config, token), config, port)).run()
+    _ForegroundServer(_uvicorn_config(create_app(config, token), config, port)).run()
 
 
 class _EmbeddedServer(uvicorn.Server):

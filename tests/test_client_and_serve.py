@@ -1,0 +1,177 @@
+"""The Python client, graceful shutdown, and `sessiongate serve` as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sessiongate.client import AsyncSessionGateClient, SessionGateClient
+from sessiongate.config import SessionGateConfig
+from sessiongate.errors import (
+    GatewayUnreachableError,
+    InvalidSessionKeyError,
+    SessionNotFoundError,
+    UnauthorizedError,
+)
+from sessiongate.store import SqliteSessionStore
+
+from .conftest import INCIDENT_KEY, upstream
+from .test_runtimes import webhook_app, webhook_config
+
+ConfigFactory = Callable[..., SessionGateConfig]
+Serve = Callable[[SessionGateConfig], Any]
+
+
+async def test_async_client_raises_typed_errors(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw:
+        async with AsyncSessionGateClient(
+            gw.url, gw.token, session_key="agent:peggy:main"
+        ) as client:
+            with pytest.raises(SessionNotFoundError) as info:
+                await client.send(INCIDENT_KEY, "hi")
+            assert info.value.details["suggestions"] == ["agent:atlas:main"]
+            with pytest.raises(InvalidSessionKeyError):
+                await client.send("agent:at las:main", "hi")
+            reply = await client.send("agent:atlas:main", "hi")
+            assert reply["reply"] == "echo: hi"
+            history = await client.history("agent:atlas:main")
+            assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
+            spawned = await client.spawn("atlas", "work", label="w")
+            assert spawned["childSessionKey"].startswith("agent:atlas:subagent:")
+        async with AsyncSessionGateClient(gw.url, "wrong-token") as intruder:
+            with pytest.raises(UnauthorizedError):
+                await intruder.list_sessions()
+
+
+async def test_must_exist_guards_a_permissive_gateway(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw:
+        async with AsyncSessionGateClient(gw.url, gw.token) as client:
+            with pytest.raises(SessionNotFoundError):
+                await client.send(INCIDENT_KEY, "hi", must_exist=True)
+            keys = [s["key"] for s in (await client.list_sessions())["sessions"]]
+            assert INCIDENT_KEY not in keys
+            assert (await client.send("MAIN", "ok", must_exist=True))["status"] == "ok"
+
+
+async def test_sync_client_against_a_served_gateway(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw:
+
+        def use_sync_client() -> dict[str, Any]:
+            with SessionGateClient(gw.url, gw.token) as client:
+                return client.send("main", "from a thread")
+
+        result = await asyncio.to_thread(use_sync_client)
+        assert result["reply"] == "echo: from a thread"
+
+
+def test_client_reports_an_unreachable_gateway() -> None:
+    with SessionGateClient("http://127.0.0.1:9", "t") as client:
+        with pytest.raises(GatewayUnreachableError) as info:
+            client.list_sessions()
+    assert info.value.retryable
+
+
+async def test_shutdown_lets_in_flight_runs_finish(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    async with upstream(webhook_app(0.5)) as fake:
+        config = webhook_config(config_factory, fake.url)
+        async with serve(config) as gw:
+            async with AsyncSessionGateClient(gw.url, gw.token) as client:
+                accepted = await client.send("agent:slow:main", "finish me", timeout_seconds=0)
+        store = await SqliteSessionStore.open(tmp_path / "state.db")
+        run = await store.find_run(accepted["runId"])
+        history = await store.history("agent:slow:main")
+        await store.close()
+    assert run is not None and run.status == "completed"
+    assert [m.content for m in history] == ["finish me", "done: finish me"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_serve(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "sessiongate", "serve", "--config", str(config)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
+    for _ in range(300):
+        assert process.poll() is None, process.communicate()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("serve did not become healthy")
+
+
+def test_serve_generates_a_private_token_and_stops_on_sigterm(
+    tmp_path: Path, isolated_state: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "gw.json5"
+    config.write_text(
+        f"{{ gateway: {{ port: {port} }}, storage: {{ url: 'sqlite:///{tmp_path}/s.db' }} }}"
+    )
+    env = {**os.environ, "SESSIONGATE_STATE_DIR": str(isolated_state)}
+    process = start_serve(config, env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        token_file = isolated_state / "gateway.token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert httpx.get(f"{url}/v1/sessions", timeout=5).status_code == 401
+        headers = {"authorization": f"Bearer {token}"}
+        body = {"tool": "sessions_send", "args": {"sessionKey": "main", "message": "hi"}}
+        sent = httpx.post(f"{url}/tools/invoke", json=body, headers=headers, timeout=10)
+        assert sent.json()["result"]["reply"] == "echo: hi"
+        cli = subprocess.run(
+            [sys.executable, "-m", "sessiongate", "sessions", "history", "main",
+             "--url", url, "--json"],
+            env={**env, "SESSIONGATE_TOKEN": token}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert '"echo: hi"' in cli.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "gateway.token" in out
+
+
+def test_serve_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
+    config = tmp_path / "gw.json5"
+    config.write_text("{ gateway: { bind: 'all' } }")
+    result = subprocess.run(
+        [sys.executable, "-m", "sessiongate", "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "gateway.auth.token" in result.stderr

@@ -1,0 +1,161 @@
+"""LLM and webhook runtimes against fake upstream servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from sessiongate.config import SessionGateConfig
+
+from .conftest import INCIDENT_KEY, upstream
+from .test_http import client_for, invoke, session_keys, wait_for_messages
+
+ConfigFactory = Callable[..., SessionGateConfig]
+Serve = Callable[[SessionGateConfig], Any]
+
+
+def completion(message: dict[str, Any]) -> JSONResponse:
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}
+    return JSONResponse(
+        {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
+         "choices": [choice]}
+    )  # fmt: skip
+
+
+def tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    function = {"name": name, "arguments": json.dumps(arguments)}
+    return {
+        "content": None,
+        "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+    }
+
+
+class FakeModel:
+    """An OpenAI-compatible endpoint that sends to the incident key, then follows suggestions."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+
+    async def chat(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.requests.append(body)
+        tool_results = [m for m in body["messages"] if m["role"] == "tool"]
+        if not tool_results:
+            return completion(tool_call("c1", "sessions_send",
+                                        {"sessionKey": INCIDENT_KEY, "message": "deploy done"}))  # fmt: skip
+        last = json.loads(tool_results[-1]["content"])
+        if not last["ok"]:
+            retry_key = last["error"]["details"]["suggestions"][0]
+            return completion(tool_call("c2", "sessions_send",
+                                        {"sessionKey": retry_key, "message": "deploy done"}))  # fmt: skip
+        return completion({"content": f"told {last['result']['sessionKey']}"})
+
+
+async def test_llm_agent_reads_suggestions_and_retries_to_the_main_session(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    model = FakeModel()
+    async with upstream(model.app) as fake:
+        config = config_factory(
+            gateway__sessions={"createOnMiss": False},
+            models={"providers": {"fake": {"baseUrl": f"{fake.url}/v1", "apiKey": "k"}}},
+            agents={"list": [{"id": "atlas", "default": True},
+                             {"id": "peggy", "model": "fake/some-model"}]},
+        )  # fmt: skip
+        async with serve(config) as gw, client_for(gw) as http:
+            response = await invoke(
+                http, "sessions_send", {"sessionKey": "agent:peggy:main", "message": "tell atlas"}
+            )
+            result = response.json()["result"]
+            assert result["status"] == "ok", result
+            assert result["reply"] == "told agent:atlas:main"
+            assert INCIDENT_KEY not in await session_keys(http)
+            atlas = await wait_for_messages(http, "agent:atlas:main", 2)
+            assert atlas[0]["content"] == "deploy done"
+            assert atlas[0]["meta"]["caller"] == "agent:peggy:main"
+    first_tool_result = json.loads(model.requests[1]["messages"][-1]["content"])
+    assert first_tool_result["error"]["code"] == "SESSION_NOT_FOUND"
+    assert first_tool_result["error"]["details"]["suggestions"] == ["agent:atlas:main"]
+    offered = {t["function"]["name"] for t in model.requests[0]["tools"]}
+    assert offered == {"sessions_send", "sessions_spawn", "sessions_list", "sessions_history"}
+    assert model.requests[0]["model"] == "some-model"
+
+
+def webhook_app(delay: float) -> Starlette:
+    async def slow(request: Request) -> JSONResponse:
+        body = await request.json()
+        await asyncio.sleep(delay)
+        return JSONResponse({"reply": f"done: {body['message']}"})
+
+    async def broken(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("upstream exploded", status_code=500)
+
+    return Starlette(routes=[Route("/slow", slow, methods=["POST"]),
+                             Route("/broken", broken, methods=["POST"])])  # fmt: skip
+
+
+def webhook_config(config_factory: ConfigFactory, url: str) -> SessionGateConfig:
+    return config_factory(
+        agents={"list": [
+            {"id": "atlas", "default": True},
+            {"id": "slow", "model": "webhook", "webhook": {"url": f"{url}/slow"}},
+            {"id": "broken", "model": "webhook", "webhook": {"url": f"{url}/broken"}},
+        ]},
+    )  # fmt: skip
+
+
+async def test_a_run_that_outlives_the_wait_times_out_and_continues(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with (
+        upstream(webhook_app(0.6)) as fake,
+        serve(webhook_config(config_factory, fake.url)) as gw,
+    ):
+        async with client_for(gw) as http:
+            args = {"sessionKey": "agent:slow:main", "message": "job", "timeoutSeconds": 0.1}
+            result = (await invoke(http, "sessions_send", args)).json()["result"]
+            assert result["status"] == "timeout" and result["runId"]
+            messages = await wait_for_messages(http, "agent:slow:main", 2)
+            assert messages[1]["content"] == "done: job"
+            assert messages[1]["runId"] == result["runId"]
+
+
+async def test_a_failing_run_reports_error_and_keeps_the_inbound_message(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with (
+        upstream(webhook_app(0)) as fake,
+        serve(webhook_config(config_factory, fake.url)) as gw,
+    ):
+        async with client_for(gw) as http:
+            args = {"sessionKey": "agent:broken:main", "message": "keep me"}
+            result = (await invoke(http, "sessions_send", args)).json()["result"]
+            assert result["status"] == "error"
+            assert "500" in result["error"]["message"]
+            messages = (await http.get("/v1/sessions/agent:broken:main/messages")).json()
+            assert [m["content"] for m in messages["result"]["messages"]] == ["keep me"]
+            run = await gw.gateway.store.find_run(result["runId"])
+            assert run is not None and run.status == "failed"
+
+
+async def test_webhook_reply_over_http(serve: Serve, config_factory: ConfigFactory) -> None:
+    async with (
+        upstream(webhook_app(0)) as fake,
+        serve(webhook_config(config_factory, fake.url)) as gw,
+    ):
+        async with httpx.AsyncClient(
+            base_url=gw.url, headers={"authorization": f"Bearer {gw.token}"}
+        ) as http:
+            args = {"sessionKey": "agent:slow:main", "message": "quick"}
+            result = (await invoke(http, "sessions_send", args)).json()["result"]
+            assert (result["status"], result["reply"]) == ("ok", "done: quick")

@@ -1,0 +1,134 @@
+"""The WebSocket surface over a real connection: handshake, frames, streamed runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from sessiongate.config import SessionGateConfig
+
+from .conftest import INCIDENT_KEY
+
+ConfigFactory = Callable[..., SessionGateConfig]
+Serve = Callable[[SessionGateConfig], Any]
+
+
+async def request(ws: ClientConnection, rid: Any, method: str, **params: Any) -> dict[str, Any]:
+    await ws.send(json.dumps({"type": "req", "id": rid, "method": method, "params": params}))
+    return await response_to(ws, rid)
+
+
+async def response_to(ws: ClientConnection, rid: Any) -> dict[str, Any]:
+    """Skip events until the response with this id arrives (bounded by the frame count)."""
+    for _ in range(1000):
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "res" and frame["id"] == rid:
+            return dict(frame)
+    raise AssertionError(f"no response to {rid}")
+
+
+async def connected(gw: Any, **params: Any) -> ClientConnection:
+    ws = await connect(gw.ws_url)
+    answer = await request(ws, 0, "connect", token=gw.token, **params)
+    assert answer["ok"], answer
+    return ws
+
+
+async def test_agent_streams_run_events_then_answers(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw:
+        ws = await connected(gw)
+        await ws.send(json.dumps({"type": "req", "id": "a1", "method": "agent",
+                                  "params": {"sessionKey": "MAIN", "message": "hi"}}))  # fmt: skip
+        frames = [json.loads(await ws.recv()) for _ in range(4)]
+        events = [f for f in frames if f["type"] == "event"]
+        assert [e["event"] for e in events] == ["run.started", "run.delta", "run.completed"]
+        assert [e["seq"] for e in events] == [1, 2, 3]
+        final = frames[-1]
+        assert final["type"] == "res" and final["id"] == "a1" and final["ok"] is True
+        payload = final["payload"]
+        assert (payload["status"], payload["reply"]) == ("ok", "echo: hi")
+        assert payload["sessionKey"] == "agent:atlas:main"
+        assert {e["payload"]["runId"] for e in events} == {payload["runId"]}
+        await ws.close()
+
+
+async def test_strict_agent_method_refuses_the_incident_key(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw:
+        ws = await connected(gw, sessionKey="agent:peggy:main")
+        answer = await request(ws, 1, "agent", sessionKey=INCIDENT_KEY, message="hi")
+        assert answer["ok"] is False
+        assert answer["error"]["code"] == "SESSION_NOT_FOUND"
+        assert answer["error"]["details"]["suggestions"] == ["agent:atlas:main"]
+        listed = await request(ws, 2, "sessions.list")
+        keys = [s["key"] for s in listed["payload"]["sessions"]]
+        assert INCIDENT_KEY not in keys and "agent:atlas:main" in keys
+        resolved = await request(ws, 3, "sessions.resolve", sessionKey="Agent:Atlas:Main")
+        assert resolved["payload"]["session"]["key"] == "agent:atlas:main"
+        await ws.close()
+
+
+async def test_malformed_frames_get_errors_and_the_connection_stays_open(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(gateway__maxBodyBytes=4096)
+    async with serve(config) as gw:
+        ws = await connected(gw)
+        bad_frames = [
+            "not json",
+            "[1,2,3]",
+            json.dumps({"type": "req", "method": "sessions.list"}),
+            json.dumps({"type": "nope", "id": 7, "method": "sessions.list"}),
+            json.dumps({"type": "req", "id": 8, "method": "no.such.method", "params": {}}),
+            json.dumps({"type": "req", "id": 9, "method": "agent", "params": {"message": 1}}),
+            json.dumps({"type": "req", "id": 10, "method": "sessions.list", "params": []}),
+            json.dumps({"type": "req", "id": 11, "method": "x", "params": {"p": "y" * 5000}}),
+        ]
+        for text in bad_frames:
+            await ws.send(text)
+            frame = json.loads(await ws.recv())
+            assert frame["type"] == "res" and frame["ok"] is False, text
+            assert frame["error"]["code"] in ("INVALID_REQUEST", "PAYLOAD_TOO_LARGE"), frame
+        await ws.send(b"\x00binary")
+        assert json.loads(await ws.recv())["ok"] is False
+        still = await request(ws, 12, "sessions.history", sessionKey="main")
+        assert still["ok"] is True and still["payload"]["sessionKey"] == "agent:atlas:main"
+        await ws.close()
+
+
+@pytest.mark.parametrize("first", ["sessions.list", "connect-bad-token", "connect-no-token"])
+async def test_the_first_request_must_be_a_valid_connect(
+    serve: Serve, config_factory: ConfigFactory, first: str
+) -> None:
+    async with serve(config_factory()) as gw:
+        ws = await connect(gw.ws_url)
+        params = {"token": "wrong-token"} if first == "connect-bad-token" else {}
+        method = "sessions.list" if first == "sessions.list" else "connect"
+        answer = await request(ws, 1, method, **params)
+        assert answer["ok"] is False
+        assert answer["error"]["code"] == "UNAUTHORIZED"
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+
+
+async def test_tools_invoke_over_ws_honours_the_allow_list(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(gateway__tools={"allow": ["sessions_spawn"]})
+    async with serve(config) as gw:
+        ws = await connected(gw)
+        spawned = await request(ws, 1, "tools.invoke", tool="sessions_spawn",
+                                args={"agentId": "atlas", "task": "go"})  # fmt: skip
+        assert spawned["payload"]["childSessionKey"].startswith("agent:atlas:subagent:")
+        denied = await request(ws, 2, "tools.invoke", tool="sessions_send", args={})
+        assert denied["error"]["code"] == "FORBIDDEN"
+        await ws.close()
