@@ -61,13 +61,12 @@ async def test_async_client_raises_typed_errors(
 async def test_must_exist_guards_a_permissive_gateway(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
-    async with serve(config_factory()) as gw:
-        async with AsyncSessionGateClient(gw.url, gw.token) as client:
-            with pytest.raises(SessionNotFoundError):
-                await client.send(INCIDENT_KEY, "hi", must_exist=True)
-            keys = [s["key"] for s in (await client.list_sessions())["sessions"]]
-            assert INCIDENT_KEY not in keys
-            assert (await client.send("MAIN", "ok", must_exist=True))["status"] == "ok"
+    async with serve(config_factory()) as gw, AsyncSessionGateClient(gw.url, gw.token) as client:
+        with pytest.raises(SessionNotFoundError):
+            await client.send(INCIDENT_KEY, "hi", must_exist=True)
+        keys = [s["key"] for s in (await client.list_sessions())["sessions"]]
+        assert INCIDENT_KEY not in keys
+        assert (await client.send("MAIN", "ok", must_exist=True))["status"] == "ok"
 
 
 async def test_sync_client_against_a_served_gateway(
@@ -84,9 +83,11 @@ async def test_sync_client_against_a_served_gateway(
 
 
 def test_client_reports_an_unreachable_gateway() -> None:
-    with SessionGateClient("http://127.0.0.1:9", "t") as client:
-        with pytest.raises(GatewayUnreachableError) as info:
-            client.list_sessions()
+    with (
+        SessionGateClient("http://127.0.0.1:9", "t") as client,
+        pytest.raises(GatewayUnreachableError) as info,
+    ):
+        client.list_sessions()
     assert info.value.retryable
 
 
@@ -95,9 +96,8 @@ async def test_shutdown_lets_in_flight_runs_finish(
 ) -> None:
     async with upstream(webhook_app(0.5)) as fake:
         config = webhook_config(config_factory, fake.url)
-        async with serve(config) as gw:
-            async with AsyncSessionGateClient(gw.url, gw.token) as client:
-                accepted = await client.send("agent:slow:main", "finish me", timeout_seconds=0)
+        async with serve(config) as gw, AsyncSessionGateClient(gw.url, gw.token) as client:
+            accepted = await client.send("agent:slow:main", "finish me", timeout_seconds=0)
         store = await SqliteSessionStore.open(tmp_path / "state.db")
         run = await store.find_run(accepted["runId"])
         history = await store.history("agent:slow:main")

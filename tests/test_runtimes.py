@@ -51,13 +51,13 @@ class FakeModel:
         self.requests.append(body)
         tool_results = [m for m in body["messages"] if m["role"] == "tool"]
         if not tool_results:
-            return completion(tool_call("c1", "sessions_send",
-                                        {"sessionKey": INCIDENT_KEY, "message": "deploy done"}))  # fmt: skip
+            args = {"sessionKey": INCIDENT_KEY, "message": "deploy done"}
+            return completion(tool_call("c1", "sessions_send", args))
         last = json.loads(tool_results[-1]["content"])
         if not last["ok"]:
             retry_key = last["error"]["details"]["suggestions"][0]
-            return completion(tool_call("c2", "sessions_send",
-                                        {"sessionKey": retry_key, "message": "deploy done"}))  # fmt: skip
+            args = {"sessionKey": retry_key, "message": "deploy done"}
+            return completion(tool_call("c2", "sessions_send", args))
         return completion({"content": f"told {last['result']['sessionKey']}"})
 
 
@@ -120,14 +120,14 @@ async def test_a_run_that_outlives_the_wait_times_out_and_continues(
     async with (
         upstream(webhook_app(0.6)) as fake,
         serve(webhook_config(config_factory, fake.url)) as gw,
+        client_for(gw) as http,
     ):
-        async with client_for(gw) as http:
-            args = {"sessionKey": "agent:slow:main", "message": "job", "timeoutSeconds": 0.1}
-            result = (await invoke(http, "sessions_send", args)).json()["result"]
-            assert result["status"] == "timeout" and result["runId"]
-            messages = await wait_for_messages(http, "agent:slow:main", 2)
-            assert messages[1]["content"] == "done: job"
-            assert messages[1]["runId"] == result["runId"]
+        args = {"sessionKey": "agent:slow:main", "message": "job", "timeoutSeconds": 0.1}
+        result = (await invoke(http, "sessions_send", args)).json()["result"]
+        assert result["status"] == "timeout" and result["runId"]
+        messages = await wait_for_messages(http, "agent:slow:main", 2)
+        assert messages[1]["content"] == "done: job"
+        assert messages[1]["runId"] == result["runId"]
 
 
 async def test_a_failing_run_reports_error_and_keeps_the_inbound_message(
@@ -136,26 +136,24 @@ async def test_a_failing_run_reports_error_and_keeps_the_inbound_message(
     async with (
         upstream(webhook_app(0)) as fake,
         serve(webhook_config(config_factory, fake.url)) as gw,
+        client_for(gw) as http,
     ):
-        async with client_for(gw) as http:
-            args = {"sessionKey": "agent:broken:main", "message": "keep me"}
-            result = (await invoke(http, "sessions_send", args)).json()["result"]
-            assert result["status"] == "error"
-            assert "500" in result["error"]["message"]
-            messages = (await http.get("/v1/sessions/agent:broken:main/messages")).json()
-            assert [m["content"] for m in messages["result"]["messages"]] == ["keep me"]
-            run = await gw.gateway.store.find_run(result["runId"])
-            assert run is not None and run.status == "failed"
+        args = {"sessionKey": "agent:broken:main", "message": "keep me"}
+        result = (await invoke(http, "sessions_send", args)).json()["result"]
+        assert result["status"] == "error"
+        assert "500" in result["error"]["message"]
+        messages = (await http.get("/v1/sessions/agent:broken:main/messages")).json()
+        assert [m["content"] for m in messages["result"]["messages"]] == ["keep me"]
+        run = await gw.gateway.store.find_run(result["runId"])
+        assert run is not None and run.status == "failed"
 
 
 async def test_webhook_reply_over_http(serve: Serve, config_factory: ConfigFactory) -> None:
     async with (
         upstream(webhook_app(0)) as fake,
         serve(webhook_config(config_factory, fake.url)) as gw,
+        httpx.AsyncClient(base_url=gw.url, headers={"authorization": f"Bearer {gw.token}"}) as http,
     ):
-        async with httpx.AsyncClient(
-            base_url=gw.url, headers={"authorization": f"Bearer {gw.token}"}
-        ) as http:
-            args = {"sessionKey": "agent:slow:main", "message": "quick"}
-            result = (await invoke(http, "sessions_send", args)).json()["result"]
-            assert (result["status"], result["reply"]) == ("ok", "done: quick")
+        args = {"sessionKey": "agent:slow:main", "message": "quick"}
+        result = (await invoke(http, "sessions_send", args)).json()["result"]
+        assert (result["status"], result["reply"]) == ("ok", "done: quick")
