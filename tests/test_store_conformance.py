@@ -114,3 +114,17 @@ async def test_runs_are_recorded_and_interrupted(store: SessionStore) -> None:
     assert r1 is not None and r1.status == "completed"
     assert r2 is not None and r2.status == "interrupted"
     assert await store.find_run("nope") is None
+
+
+async def test_accept_and_complete_write_message_and_run_together(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    message, run = await store.accept_message("agent:atlas:main", "hi", run_id="r1", meta={"a": 1})
+    assert (message.seq, message.role, run.status) == (1, "user", "running")
+    reply = await store.complete_run("agent:atlas:main", "r1", "echo: hi")
+    assert (reply.seq, reply.role, reply.run_id) == (2, "assistant", "r1")
+    finished = await store.find_run("r1")
+    assert finished is not None and finished.status == "completed"
+    with pytest.raises(SessionNotFoundError):
+        await store.accept_message("agent:atlas:ghost", "hi", run_id="r2")
+    assert await store.find_run("r2") is None
+    assert await store.count_sessions() == 1

@@ -29,6 +29,7 @@ class Turn:
 
 class Runtime(Protocol):
     name: str
+    uses_history: bool  # whether `Turn.history` must be loaded before `run`
 
     async def run(self, turn: Turn, emit: Emit) -> str:
         """Produce the reply; `emit` streams partial text (run.delta events)."""

@@ -9,6 +9,7 @@ __all__ = ["EchoRuntime"]
 
 class EchoRuntime:
     name = "echo"
+    uses_history = False
 
     async def run(self, turn: Turn, emit: Emit) -> str:
         reply = f"echo: {turn.message}"

@@ -47,6 +47,7 @@ def _transcript(turn: Turn, system_prompt: str) -> list[dict[str, Any]]:
 
 class LlmRuntime:
     name = "llm"
+    uses_history = True
 
     def __init__(
         self, client: AsyncOpenAI, model: str, system_prompt: str, max_tool_rounds: int

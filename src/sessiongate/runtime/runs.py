@@ -17,7 +17,7 @@ import structlog
 
 from sessiongate.resolver import Caller
 from sessiongate.runtime.base import Runtime, Turn
-from sessiongate.store.base import RunRecord, SessionRecord
+from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord
 
 if TYPE_CHECKING:
     from sessiongate.gateway import Gateway
@@ -82,7 +82,8 @@ class RunManager:
         if wait_seconds == 0:
             return {"status": "accepted", **base}
         try:
-            return await asyncio.wait_for(asyncio.shield(run.done), wait_seconds)
+            async with asyncio.timeout(wait_seconds):
+                return await asyncio.shield(run.done)
         except TimeoutError:
             return {"status": "timeout", **base}
 
@@ -92,8 +93,7 @@ class RunManager:
         lane = self._lanes.setdefault(session.key, _Lane())
         async with lane.intake:  # sequence order == run order
             meta = {"caller": caller.session_key, "entryPoint": caller.entry_point}
-            await store.append_message(session.key, "user", message, run_id=run_id, meta=meta)
-            record = await store.start_run(run_id, session.key)
+            _, record = await store.accept_message(session.key, message, run_id=run_id, meta=meta)
             run = _Run(record, session, message)
             lane.queue.put_nowait(run)
         if lane.worker is None or lane.worker.done():
@@ -117,10 +117,7 @@ class RunManager:
         self._publish("run.started", run, agentId=run.session.agent_id)
         try:
             reply = await self._reply(runtime, run)
-            await store.append_message(
-                run.session.key, "assistant", reply, run_id=run.record.run_id
-            )
-            await store.finish_run(run.record.run_id, "completed")
+            await store.complete_run(run.session.key, run.record.run_id, reply)
             outcome: dict[str, Any] = {"status": "ok", "reply": reply}
             self._publish("run.completed", run, reply=reply)
         except asyncio.CancelledError:
@@ -138,10 +135,12 @@ class RunManager:
         self._settle(run, outcome)
 
     async def _reply(self, runtime: Runtime, run: _Run) -> str:
-        history = await self.gateway.store.history(
-            run.session.key, limit=HISTORY_WINDOW, before=None
-        )
-        prior = [m for m in history if m.run_id != run.record.run_id]
+        prior: list[MessageRecord] = []
+        if runtime.uses_history:  # echo and webhook answer from the message alone
+            history = await self.gateway.store.history(
+                run.session.key, limit=HISTORY_WINDOW, before=None
+            )
+            prior = [m for m in history if m.run_id != run.record.run_id]
         turn = Turn(self.gateway, run.session, run.record.run_id, run.message, prior)
 
         async def emit(delta: str) -> None:

@@ -18,6 +18,7 @@ class WebhookError(Exception):
 
 class WebhookRuntime:
     name = "webhook"
+    uses_history = False
 
     def __init__(self, config: WebhookConfig, client: httpx.AsyncClient) -> None:
         self.config = config

@@ -85,6 +85,7 @@ def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None)
         log_level="warning",
         lifespan="on",
         ws_max_size=4 * config.gateway.max_body_bytes,
+        ws_per_message_deflate=False,  # small JSON frames: compression costs more than it saves
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_SECONDS),
     )
 

@@ -133,9 +133,8 @@ async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         assert conn.caller is not None
         accepted = await conn.gateway.invoke("sessions_send", send_args, conn.caller)
         try:
-            final = await asyncio.wait_for(
-                _stream_run(conn, events, accepted["runId"]), args.timeout_seconds
-            )
+            async with asyncio.timeout(args.timeout_seconds):
+                final = await _stream_run(conn, events, accepted["runId"])
         except TimeoutError:
             return {**accepted, "status": "timeout"}
     finally:

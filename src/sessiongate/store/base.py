@@ -219,6 +219,14 @@ class SessionStore(Protocol):
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         """Record a run's end: completed, failed or interrupted."""
 
+    async def accept_message(
+        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+    ) -> tuple[MessageRecord, RunRecord]:
+        """Append an inbound (user) message and record its run as running, in one transaction."""
+
+    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+        """Append a run's reply and mark the run completed, in one transaction."""
+
     async def find_run(self, run_id: str) -> RunRecord | None:
         """The run with this id; None means it does not exist."""
 

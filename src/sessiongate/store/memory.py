@@ -135,6 +135,17 @@ class MemorySessionStore:
         run = self._runs[run_id]
         self._runs[run_id] = dataclasses.replace(run, status=status, finished_at=now(), error=error)
 
+    async def accept_message(
+        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+    ) -> tuple[MessageRecord, RunRecord]:
+        message = await self.append_message(key, "user", content, run_id=run_id, meta=meta)
+        return message, await self.start_run(run_id, key)
+
+    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+        message = await self.append_message(key, "assistant", reply, run_id=run_id)
+        await self.finish_run(run_id, "completed")
+        return message
+
     async def find_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 

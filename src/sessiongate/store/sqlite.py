@@ -9,10 +9,12 @@ writes) while the event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,12 +103,55 @@ def _message(row: tuple[Any, ...]) -> MessageRecord:
     return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], meta)
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _StoreThread:
+    """The one thread that runs every SQLite call of a store, in order.
+
+    A queue and a dedicated thread wake faster than a thread pool, and keep the
+    connection on a single thread.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args, future, loop = job
+            result, error = None, None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, args, future, loop))
+        return await future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+
 class SqliteSessionStore:
     """A SQLite file shared by the calls of one process (and safely by several)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessiongate-sqlite")
+        self._thread = _StoreThread("sessiongate-sqlite")
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -132,9 +177,8 @@ class SqliteSessionStore:
         self._conn = conn
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            return await self._thread.run(fn, *args)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(
                 f"SQLite store {self.path} is unavailable: {exc}", details={"store": "sqlite"}
@@ -288,9 +332,11 @@ class SqliteSessionStore:
     async def set_status(self, key: str, status: str) -> None:
         await self._call(self._write, self._update, key, "status", status)
 
-    def _start_run(self, run_id: str, session_key: str) -> RunRecord:
+    def _start_run(
+        self, run_id: str, session_key: str, db: sqlite3.Connection | None = None
+    ) -> RunRecord:
         run = RunRecord(run_id, session_key, "running", now(), None, None)
-        self._db.execute(
+        (db or self._db).execute(
             "INSERT INTO runs (run_id, session_key, status, created_at) VALUES (?, ?, ?, ?)",
             (run.run_id, run.session_key, run.status, run.created_at),
         )
@@ -299,14 +345,35 @@ class SqliteSessionStore:
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
         return await self._call(self._start_run, run_id, session_key)
 
-    def _finish_run(self, run_id: str, status: str, error: str | None) -> None:
-        self._db.execute(
+    def _finish_run(
+        self, run_id: str, status: str, error: str | None, db: sqlite3.Connection | None = None
+    ) -> None:
+        (db or self._db).execute(
             "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
             (status, now(), error, run_id),
         )
 
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         await self._call(self._finish_run, run_id, status, error)
+
+    def _accept(
+        self, db: sqlite3.Connection, key: str, content: str, run_id: str, meta: dict[str, Any]
+    ) -> tuple[MessageRecord, RunRecord]:
+        message = self._append(db, key, "user", content, run_id, meta, None)
+        return message, self._start_run(run_id, key, db)
+
+    async def accept_message(
+        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+    ) -> tuple[MessageRecord, RunRecord]:
+        return await self._call(self._write, self._accept, key, content, run_id, dict(meta or {}))
+
+    def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
+        message = self._append(db, key, "assistant", reply, run_id, {}, None)
+        self._finish_run(run_id, "completed", None, db)
+        return message
+
+    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+        return await self._call(self._write, self._complete, key, run_id, reply)
 
     def _find_run(self, run_id: str) -> RunRecord | None:
         row = self._db.execute(
@@ -343,4 +410,4 @@ class SqliteSessionStore:
 
     async def close(self) -> None:
         await self._call(self._close)
-        self._executor.shutdown(wait=True)
+        self._thread.stop()
