@@ -41,8 +41,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check and describe configuration.", no_args_is_help=True)
 sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read the audit log of refused, warned and created addresses.",
+                        no_args_is_help=True)  # fmt: skip
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(audit_app, name="audit")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -278,6 +281,32 @@ def sessions_show(
     out.print(table)
 
 
+@sessions_app.command("create")
+def sessions_create(
+    key: Annotated[str, typer.Argument(help="Session key to create (e.g. agent:atlas:direct:42).")],
+    label: Annotated[str | None, typer.Option(help="Label for the session.")] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a session on purpose (origin 'cli'), e.g. before turning createOnMiss off."""
+
+    async def create() -> dict[str, Any]:
+        gateway = await _local_gateway(config_path)
+        try:
+            record, created = await gateway.resolver.ensure_origin_session(key, "cli", "cli", label)
+            return {**record.to_wire(), "created": created}
+        finally:
+            await gateway.close()
+
+    with guarded(as_json):
+        result = run(create())
+    if as_json:
+        emit_json({"ok": True, "result": result})
+        return
+    verb = "created" if result["created"] else "already exists:"
+    out.print(f"[green]{verb}[/] {result['key']} (origin {result['origin']})")
+
+
 def _client(config_path: Path | None, url: str | None, token: str | None) -> AsyncSessionGateClient:
     from sessiongate.server.auth import token_file
 
@@ -380,6 +409,40 @@ def spawn(
 
 
 @app.command()
+def doctor(
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Repair: merge phantoms, archive, alias. Never deletes.")
+    ] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find phantom sessions and split brains (read-only unless --fix); exit 1 on findings."""
+    from sessiongate.cli_doctor import run_doctor
+
+    with guarded(as_json):
+        remaining = run(run_doctor(load_config(config_path), fix, as_json, out, err))
+    if remaining:
+        raise typer.Exit(1)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="Events to show.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the last audit events readably (--json: one JSON object per line)."""
+    from sessiongate.cli_doctor import tail_audit
+
+    with guarded(as_json):
+        config = load_config(config_path)
+    tail_audit(config.audit_path, lines, follow, as_json, out)
+
+
+@app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Replay the split-brain incident in permissive and strict mode, in-process."""
     from sessiongate.demo import render_report, replay_incident
@@ -389,7 +452,7 @@ def demo(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(report)
     else:
-        render_report(report, out)
+        render_report(report, Console())
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ from rich.table import Table
 
 from sessiongate.client import AsyncSessionGateClient
 from sessiongate.config import parse_config
+from sessiongate.doctor import repair, scan
 from sessiongate.errors import SessionGateError
+from sessiongate.gateway import Gateway
 from sessiongate.server.app import run_gateway
 
 __all__ = ["INCIDENT_KEY", "render_report", "replay_incident"]
@@ -48,13 +50,30 @@ async def replay_mode(create_on_miss: bool) -> dict[str, Any]:
             async with client:
                 outcome = await _send(client)
                 page = await client.list_sessions(agent_id="atlas")
+                report = {
+                    "mode": "permissive" if create_on_miss else "strict",
+                    "createOnMiss": create_on_miss,
+                    "sender": SENDER,
+                    "requestedKey": INCIDENT_KEY,
+                    "outcome": outcome,
+                    "atlasSessions": [s["key"] for s in page["sessions"]],
+                }
+                if create_on_miss:
+                    report["repair"] = await _repair(running.gateway, client)
+    return report
+
+
+async def _repair(gateway: Gateway, client: AsyncSessionGateClient) -> dict[str, Any]:
+    """What `sessiongate doctor --fix` does to the phantom, and where its key leads afterwards."""
+    findings = await scan(gateway)
+    repaired = await repair(gateway, findings)
+    healthy = not await scan(gateway)
+    after = await client.send(INCIDENT_KEY, "peggy again: still there?")
     return {
-        "mode": "permissive" if create_on_miss else "strict",
-        "createOnMiss": create_on_miss,
-        "sender": SENDER,
-        "requestedKey": INCIDENT_KEY,
-        "outcome": outcome,
-        "atlasSessions": [s["key"] for s in page["sessions"]],
+        "findings": [f.to_wire() for f in findings],
+        "repaired": [r.to_wire() for r in repaired],
+        "healthyAfter": healthy,
+        "phantomKeyNowReaches": after["sessionKey"],
     }
 
 
@@ -81,6 +100,21 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     )
     for mode in report["modes"]:
         console.print(_mode_panel(mode))
+        if "repair" in mode:
+            console.print(_repair_panel(mode["repair"]))
+
+
+def _repair_panel(repaired: dict[str, Any]) -> Panel:
+    lines = [f"found: {f['kind']} {f['sessionKey']} — {f['reason']}" for f in repaired["findings"]]
+    lines += [
+        f"fixed: {r['copied']} message(s) copied into {r['canonicalKey']}, "
+        f"{r['sessionKey']} archived and aliased"
+        for r in repaired["repaired"]
+    ]
+    lines.append(f"healthy afterwards: {repaired['healthyAfter']}")
+    lines.append(f"a send to the phantom key now reaches {repaired['phantomKeyNowReaches']}")
+    return Panel("\n".join(lines), title="sessiongate doctor --fix (permissive gateway)",
+                 expand=False)  # fmt: skip
 
 
 def _mode_panel(mode: dict[str, Any]) -> Panel:

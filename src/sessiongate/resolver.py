@@ -31,6 +31,19 @@ MAX_TREE_DEPTH = 32
 MAX_SUGGESTIONS = 3
 
 
+def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
+    """The keys most like `wanted`, compared segment by segment, then character by character."""
+    segments = wanted.split(":")
+    scored = []
+    for key in keys:
+        by_segment = difflib.SequenceMatcher(None, segments, key.split(":")).ratio()
+        by_char = difflib.SequenceMatcher(None, wanted, key).ratio()
+        if by_segment >= 0.5 or by_char >= 0.8:
+            scored.append((by_segment, by_char, key))
+    scored.sort(reverse=True)
+    return [key for _, _, key in scored[:limit]]
+
+
 class Intent(StrEnum):
     ADDRESS = "address"  # send to it: a miss goes to the create-on-miss policy
     READ = "read"  # look at it: a miss is always SessionNotFoundError
@@ -249,7 +262,7 @@ class Resolver:
         candidates = [lint.suggestion for lint in lints if lint.suggestion]
         page = await self.store.list_sessions(agent_id=agent_id, limit=100)
         keys = [s.key for s in page.sessions if s.status == "active"]
-        candidates += difflib.get_close_matches(key.text, keys, n=MAX_SUGGESTIONS, cutoff=0.5)
+        candidates += closest_keys(key.text, keys)
         suggestions: list[str] = []
         for candidate in candidates:
             if candidate in suggestions or candidate == key.text:
@@ -297,13 +310,15 @@ class Resolver:
         return record
 
     async def ensure_origin_session(
-        self, key: str, origin: str, entry_point: str
+        self, key: str, origin: str, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
         """Create (or find) a session whose key is derived from a message's own origin."""
         parsed = self.parse(key)
         agent_id = parsed.agent_id or self.default_agent_id
+        if self.config.agent(agent_id) is None:
+            raise self._agent_not_found(key, agent_id, parsed)
         provenance = Provenance(origin, entry_point)
-        new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance)
+        new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance, label)
         record, created = await self.store.ensure(new)
         if created:
             self.metrics.sessions_created.labels(origin).inc()

@@ -74,10 +74,18 @@ class RunManager:
         return (await self._accept(session, message, caller)).record
 
     async def send(
-        self, session: SessionRecord, message: str, caller: Caller, wait_seconds: float
+        self,
+        session: SessionRecord,
+        message: str,
+        caller: Caller,
+        wait_seconds: float,
+        origin: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Store the message, run it, and wait up to `wait_seconds` (0: do not wait)."""
-        run = await self._accept(session, message, caller)
+        """Store the message, run it, and wait up to `wait_seconds` (0: do not wait).
+
+        `origin` (e.g. the channel and peer of an inbound message) is kept with the message.
+        """
+        run = await self._accept(session, message, caller, origin)
         base = {"runId": run.record.run_id, "sessionKey": session.key}
         if wait_seconds == 0:
             return {"status": "accepted", **base}
@@ -87,12 +95,22 @@ class RunManager:
         except TimeoutError:
             return {"status": "timeout", **base}
 
-    async def _accept(self, session: SessionRecord, message: str, caller: Caller) -> _Run:
+    async def _accept(
+        self,
+        session: SessionRecord,
+        message: str,
+        caller: Caller,
+        origin: dict[str, Any] | None = None,
+    ) -> _Run:
         store = self.gateway.store
         run_id = str(uuid.uuid4())
         lane = self._lanes.setdefault(session.key, _Lane())
         async with lane.intake:  # sequence order == run order
-            meta = {"caller": caller.session_key, "entryPoint": caller.entry_point}
+            meta = {
+                "caller": caller.session_key,
+                "entryPoint": caller.entry_point,
+                **(origin or {}),
+            }
             _, record = await store.accept_message(session.key, message, run_id=run_id, meta=meta)
             run = _Run(record, session, message)
             lane.queue.put_nowait(run)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sessiongate.channels import receive_inbound
 from sessiongate.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -111,6 +112,12 @@ async def session_messages(request: Request) -> Response:
     return ok(await gateway.invoke("sessions_history", wire, caller))
 
 
+async def channel_inbound(request: Request) -> Response:
+    gateway = _gateway(request)
+    body = await _json_body(request)
+    return ok(await receive_inbound(gateway, request.path_params["channel"], body))
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True, "status": "alive"})
 
@@ -136,6 +143,7 @@ def http_routes() -> list[Route]:
         Route("/v1/sessions", list_sessions, methods=["GET"]),
         Route("/v1/sessions/{key:path}/messages", session_messages, methods=["GET"]),
         Route("/v1/sessions/{key:path}", show_session, methods=["GET"]),
+        Route("/v1/channels/{channel}/inbound", channel_inbound, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -1,0 +1,60 @@
+"""Inbound channel messages: the session key comes from the message's own origin.
+
+A direct message lands where `session.dmScope` says; a group message in
+``agent:<id>:<channel>:group:<gid>``. Such a session is created whatever
+`createOnMiss` says — the message carries its origin, so it cannot be a typo.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from sessiongate.keys import direct_key_for
+from sessiongate.resolver import Caller
+from sessiongate.tools.base import ToolArgs, validate_args
+
+if TYPE_CHECKING:
+    from sessiongate.gateway import Gateway
+
+__all__ = ["InboundMessage", "receive_inbound"]
+
+
+class Peer(ToolArgs):
+    kind: Literal["direct", "group"]
+    id: str = Field(min_length=1, max_length=256)
+
+
+class InboundMessage(ToolArgs):
+    account_id: str | None = Field(default=None, min_length=1, max_length=128)
+    agent_id: str | None = None
+    peer: Peer
+    text: str = Field(min_length=1, max_length=200_000)
+    timeout_seconds: float = Field(default=30, ge=0, le=600)
+
+
+def inbound_key(gateway: Gateway, channel: str, message: InboundMessage) -> str:
+    """The session key an inbound message belongs to (validated by the key grammar later)."""
+    agent_id = message.agent_id or gateway.config.default_agent.id
+    peer = message.peer.id.strip().lower()
+    if message.peer.kind == "group":
+        return f"agent:{agent_id}:{channel}:group:{peer}"
+    scope = gateway.config.session.dm_scope
+    return direct_key_for(agent_id, scope, peer, channel.strip().lower(), message.account_id)
+
+
+async def receive_inbound(gateway: Gateway, channel: str, raw: Any) -> dict[str, Any]:
+    """Store and run one inbound message; create its session if this is its first."""
+    message = validate_args(InboundMessage, raw, f"inbound {channel}")
+    key = inbound_key(gateway, channel, message)
+    session, created = await gateway.resolver.ensure_origin_session(key, "inbound", "channel")
+    origin = {
+        "channel": channel,
+        "accountId": message.account_id,
+        "peer": f"{channel}:{message.peer.id}",
+        "peerKind": message.peer.kind,
+    }
+    caller = Caller(None, "channel")
+    result = await gateway.runs.send(session, message.text, caller, message.timeout_seconds, origin)
+    return {**result, "created": created}

@@ -1,0 +1,210 @@
+"""`sessiongate doctor`: find phantom sessions and split brains, and repair them without loss.
+
+A **phantom** is a session created by addressing (origin ``address``) whose key
+today's configuration would never produce (it trips a lint). A **split-brain
+candidate** is two active conversation sessions (main / direct) of one agent
+that took messages from the same peer in overlapping time windows.
+
+Repair never deletes: the phantom's messages are copied into the canonical
+session as recovered messages (original time, role, run and provenance kept in
+``meta``), the phantom is archived, and an alias sends later addresses of the
+phantom's key to the canonical session. Repair is idempotent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sessiongate.gateway import Gateway
+from sessiongate.keys import main_key
+from sessiongate.lints import lint_session_key
+from sessiongate.store.base import MessageRecord, SessionRecord
+
+__all__ = ["Finding", "RepairResult", "repair", "scan"]
+
+CONVERSATION_KINDS = ("main", "direct")
+PAGE = 500
+Progress = Callable[[SessionRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem doctor found, and what `--fix` would do about it."""
+
+    kind: str  # phantom | split-brain
+    session_key: str
+    agent_id: str
+    reason: str
+    canonical_key: str | None
+    messages: int
+    related: tuple[str, ...] = ()
+
+    @property
+    def fixable(self) -> bool:
+        return self.canonical_key is not None
+
+    @property
+    def fix(self) -> str:
+        if not self.fixable:
+            return "review by hand: doctor never guesses which conversation is the real one"
+        return (
+            f"copy {self.messages} message(s) into {self.canonical_key}, archive "
+            f"{self.session_key}, alias it to {self.canonical_key}"
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "sessionKey": self.session_key,
+            "agentId": self.agent_id,
+            "reason": self.reason,
+            "canonicalKey": self.canonical_key,
+            "messages": self.messages,
+            "related": list(self.related),
+            "fixable": self.fixable,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RepairResult:
+    session_key: str
+    canonical_key: str
+    copied: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"sessionKey": self.session_key, "canonicalKey": self.canonical_key,
+                "copied": self.copied}  # fmt: skip
+
+
+async def active_sessions(gateway: Gateway) -> AsyncIterator[SessionRecord]:
+    """Every active session, newest first, page by page."""
+    cursor: str | None = None
+    while True:
+        page = await gateway.store.list_sessions(limit=PAGE, cursor=cursor)
+        for session in page.sessions:
+            if session.status == "active" and session.alias_of is None:
+                yield session
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _phantom(gateway: Gateway, session: SessionRecord) -> Finding | None:
+    if session.provenance.origin != "address":
+        return None
+    lints = lint_session_key(gateway.resolver.parse(session.key), gateway.config)
+    if not lints:
+        return None
+    target = lints[0].suggestion
+    if target is None and gateway.config.agent(session.agent_id) is not None:
+        target = main_key(session.agent_id)
+    return Finding("phantom", session.key, session.agent_id, lints[0].message, target,
+                   session.last_seq)  # fmt: skip
+
+
+async def _peer_windows(gateway: Gateway, session: SessionRecord) -> dict[str, tuple[float, float]]:
+    """For each peer that wrote into the session: its first and last message time."""
+    windows: dict[str, tuple[float, float]] = {}
+    for message in await all_messages(gateway, session.key, session.last_seq):
+        peer = message.meta.get("peer") or message.meta.get("caller")
+        if message.role != "user" or not peer or message.meta.get("recovered"):
+            continue
+        first, last = windows.get(peer, (message.created_at, message.created_at))
+        windows[peer] = (min(first, message.created_at), max(last, message.created_at))
+    return windows
+
+
+async def all_messages(gateway: Gateway, key: str, count: int) -> list[MessageRecord]:
+    return await gateway.store.history(key, limit=max(count, 1), before=None)
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+async def _split_brains(
+    gateway: Gateway, sessions: list[SessionRecord], phantoms: set[str]
+) -> list[Finding]:
+    windows = {s.key: await _peer_windows(gateway, s) for s in sessions}
+    findings = []
+    for a, b in itertools.combinations(sessions, 2):
+        if a.agent_id != b.agent_id or {a.key, b.key} & phantoms:
+            continue
+        shared = sorted(p for p in windows[a.key] if p in windows[b.key]
+                        and _overlap(windows[a.key][p], windows[b.key][p]))  # fmt: skip
+        if shared:
+            findings.append(_split_brain(a, b, shared[0]))
+    return findings
+
+
+def _split_brain(a: SessionRecord, b: SessionRecord, peer: str) -> Finding:
+    """Merge the session created by addressing into the other; otherwise leave it to a person."""
+    reason = f"{peer} wrote into both {a.key} and {b.key} at overlapping times"
+    by_address = [s for s in (a, b) if s.provenance.origin == "address"]
+    if len(by_address) == 1:
+        stray = by_address[0]
+        keep = b if stray is a else a
+        return Finding("split-brain", stray.key, stray.agent_id, reason, keep.key,
+                       stray.last_seq, (keep.key,))  # fmt: skip
+    return Finding("split-brain", b.key, b.agent_id, reason, None, b.last_seq, (a.key,))
+
+
+async def scan(gateway: Gateway, progress: Progress | None = None) -> list[Finding]:
+    """Every phantom and split-brain candidate in the store (read-only)."""
+    findings: list[Finding] = []
+    conversations: list[SessionRecord] = []
+    async for session in active_sessions(gateway):
+        if progress:
+            progress(session)
+        if phantom := _phantom(gateway, session):
+            findings.append(phantom)
+        if session.kind in CONVERSATION_KINDS:
+            conversations.append(session)
+    phantoms = {f.session_key for f in findings}
+    findings += await _split_brains(gateway, conversations, phantoms)
+    return findings
+
+
+async def _merge(gateway: Gateway, finding: Finding) -> RepairResult:
+    assert finding.canonical_key is not None
+    store = gateway.store
+    target, _ = await gateway.resolver.ensure_origin_session(
+        finding.canonical_key, "repair", "doctor"
+    )
+    already = {
+        m.meta.get("originalSeq")
+        for m in await all_messages(gateway, target.key, target.last_seq)
+        if m.meta.get("recoveredFrom") == finding.session_key
+    }
+    phantom = await store.find(finding.session_key)
+    assert phantom is not None
+    copied = 0
+    for message in await all_messages(gateway, phantom.key, phantom.last_seq):
+        if message.seq in already:
+            continue  # a repair that stopped half-way is resumed, never duplicated
+        meta = {**message.meta, "recovered": True, "recoveredFrom": phantom.key,
+                "originalSeq": message.seq}  # fmt: skip
+        await store.append_message(target.key, message.role, message.content,
+                                   run_id=message.run_id, meta=meta,
+                                   created_at=message.created_at)  # fmt: skip
+        copied += 1
+    await store.set_status(phantom.key, "archived")
+    await store.set_alias(phantom.key, target.key)
+    return RepairResult(phantom.key, target.key, copied)
+
+
+async def repair(gateway: Gateway, findings: list[Finding]) -> list[RepairResult]:
+    """Apply every fixable finding; record each repair in the audit log."""
+    results = []
+    for finding in findings:
+        if not finding.fixable:
+            continue
+        result = await _merge(gateway, finding)
+        await gateway.audit.record({"decision": "repaired", **result.to_wire(),
+                                    "reason": finding.reason})  # fmt: skip
+        results.append(result)
+    return results
