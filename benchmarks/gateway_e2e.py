@@ -125,8 +125,16 @@ async def measure(count: int, rounds: int) -> None:
         tmp = Path(name)
         bare_port, gw_port = free_port(), free_port()
         bare_url, gw_url = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{gw_port}"
-        bare_cmd = [sys.executable, "-m", "uvicorn", "benchmarks.bare_starlette:app",
-                    "--port", str(bare_port), "--log-level", "warning"]  # fmt: skip
+        bare_cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.bare_starlette:app",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+        ]
         with process(bare_cmd, bare_url), process(gateway_command(tmp, gw_port), gw_url) as gw:
             await asyncio.sleep(1.0)
             idle_rss = rss_mib(gw.pid)

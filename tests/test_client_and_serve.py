@@ -153,10 +153,22 @@ def test_serve_generates_a_private_token_and_stops_on_sigterm(
         sent = httpx.post(f"{url}/tools/invoke", json=body, headers=headers, timeout=10)
         assert sent.json()["result"]["reply"] == "echo: hi"
         cli = subprocess.run(
-            [sys.executable, "-m", "sessiongate", "sessions", "history", "main",
-             "--url", url, "--json"],
-            env={**env, "SESSIONGATE_TOKEN": token}, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "sessiongate",
+                "sessions",
+                "history",
+                "main",
+                "--url",
+                url,
+                "--json",
+            ],
+            env={**env, "SESSIONGATE_TOKEN": token},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert cli.returncode == 0, cli.stderr
         assert '"echo: hi"' in cli.stdout
     finally:
@@ -171,7 +183,9 @@ def test_serve_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
     config.write_text("{ gateway: { bind: 'all' } }")
     result = subprocess.run(
         [sys.executable, "-m", "sessiongate", "serve", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "gateway.auth.token" in result.stderr

@@ -170,9 +170,11 @@ async def test_spawn_creates_a_fresh_child_and_runs_it(
     config = config_factory(gateway__sessions={"createOnMiss": False})
     async with serve(config) as gw, client_for(gw) as http:
         spawned = await invoke(
-            http, "sessions_spawn", {"agentId": "peggy", "task": "count", "label": "counter"},
+            http,
+            "sessions_spawn",
+            {"agentId": "peggy", "task": "count", "label": "counter"},
             "agent:atlas:main",
-        )  # fmt: skip
+        )
         assert spawned.status_code == 200, spawned.text
         result = spawned.json()["result"]
         assert result["status"] == "accepted"
@@ -186,9 +188,10 @@ async def test_spawn_creates_a_fresh_child_and_runs_it(
         again = await invoke(http, "sessions_spawn", {"agentId": "peggy", "task": "count"})
         assert again.json()["result"]["childSessionKey"] != child
         bad_parent = await invoke(
-            http, "sessions_spawn",
+            http,
+            "sessions_spawn",
             {"agentId": "peggy", "task": "x", "parentSessionKey": "agent:atlas:cron:ghost"},
-        )  # fmt: skip
+        )
         assert bad_parent.status_code == 404
         assert bad_parent.json()["error"]["details"]["requestedKey"] == "agent:atlas:cron:ghost"
         unknown_agent = await invoke(http, "sessions_spawn", {"agentId": "zed", "task": "x"})

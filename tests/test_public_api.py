@@ -7,13 +7,31 @@ from sessiongate import errors
 from sessiongate.errors import ERRORS_BY_CODE, SessionNotFoundError, error_from_wire
 
 EXPECTED_PUBLIC = {
-    "AgentNotFoundError", "Caller", "ConfigError", "ConflictError", "CreateOnMissPolicy",
-    "ForbiddenError", "Intent", "InvalidRequestError", "InvalidSessionKeyError",
-    "PayloadTooLargeError", "Resolution", "Resolver", "RunTimeoutError", "SessionGateConfig",
-    "SessionGateError", "SessionKey", "SessionKind", "SessionNotFoundError",
-    "StoreUnavailableError", "UnauthorizedError", "__version__", "canonical_session_key",
-    "load_config", "parse_session_key",
-}  # fmt: skip
+    "AgentNotFoundError",
+    "Caller",
+    "ConfigError",
+    "ConflictError",
+    "CreateOnMissPolicy",
+    "ForbiddenError",
+    "Intent",
+    "InvalidRequestError",
+    "InvalidSessionKeyError",
+    "PayloadTooLargeError",
+    "Resolution",
+    "Resolver",
+    "RunTimeoutError",
+    "SessionGateConfig",
+    "SessionGateError",
+    "SessionKey",
+    "SessionKind",
+    "SessionNotFoundError",
+    "StoreUnavailableError",
+    "UnauthorizedError",
+    "__version__",
+    "canonical_session_key",
+    "load_config",
+    "parse_session_key",
+}
 
 
 def test_public_api_is_exactly_the_curated_list() -> None:
@@ -34,10 +52,17 @@ def test_every_error_round_trips_through_the_wire_form() -> None:
 
 def test_codes_and_statuses_are_stable() -> None:
     expected = {
-        "SESSION_NOT_FOUND": 404, "AGENT_NOT_FOUND": 404, "INVALID_SESSION_KEY": 400,
-        "INVALID_REQUEST": 400, "UNAUTHORIZED": 401, "FORBIDDEN": 403, "CONFLICT": 409,
-        "STORE_UNAVAILABLE": 503, "CONFIG_INVALID": 400, "PAYLOAD_TOO_LARGE": 413,
-    }  # fmt: skip
+        "SESSION_NOT_FOUND": 404,
+        "AGENT_NOT_FOUND": 404,
+        "INVALID_SESSION_KEY": 400,
+        "INVALID_REQUEST": 400,
+        "UNAUTHORIZED": 401,
+        "FORBIDDEN": 403,
+        "CONFLICT": 409,
+        "STORE_UNAVAILABLE": 503,
+        "CONFIG_INVALID": 400,
+        "PAYLOAD_TOO_LARGE": 413,
+    }
     assert {c: ERRORS_BY_CODE[c].http_status for c in expected} == expected
     assert ERRORS_BY_CODE["STORE_UNAVAILABLE"].retryable is True
     assert "SessionNotFoundError" in (errors.__doc__ or "")

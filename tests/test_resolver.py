@@ -113,9 +113,13 @@ async def test_precedence_rules_over_agent_over_global_and_calls_only_tighten(
             "createOnMiss": False,
             "rules": [{"match": "agent:atlas:cron:*", "createOnMiss": True}],
         },
-        agents={"list": [{"id": "atlas", "default": True},
-                         {"id": "peggy", "sessions": {"createOnMiss": True}}]},
-    )  # fmt: skip
+        agents={
+            "list": [
+                {"id": "atlas", "default": True},
+                {"id": "peggy", "sessions": {"createOnMiss": True}},
+            ]
+        },
+    )
     resolver = await started(config, store)
     before = await store.count_sessions()
     assert (await resolver.resolve("agent:atlas:cron:nightly", OPERATOR)).decision == "created"
@@ -166,8 +170,9 @@ async def test_invisible_sessions_look_exactly_like_missing_ones(
     with pytest.raises(SessionNotFoundError) as cross_agent:
         await resolver.resolve("agent:atlas:main", PEGGY)
     strip = {"requestedKey", "canonicalKey"}
-    shown = [{k: v for k, v in e.value.details.items() if k not in strip}
-             for e in (existing, missing)]  # fmt: skip
+    shown = [
+        {k: v for k, v in e.value.details.items() if k not in strip} for e in (existing, missing)
+    ]
     assert shown[0] == shown[1]
     assert "agent:peggy:cron:secret" not in missing.value.details["suggestions"]
     assert cross_agent.value.details["suggestions"] == []

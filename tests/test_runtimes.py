@@ -26,9 +26,14 @@ def completion(message: dict[str, Any]) -> JSONResponse:
     finish = "tool_calls" if message.get("tool_calls") else "stop"
     choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}
     return JSONResponse(
-        {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-         "choices": [choice]}
-    )  # fmt: skip
+        {
+            "id": "cmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "fake",
+            "choices": [choice],
+        }
+    )
 
 
 def tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -69,9 +74,13 @@ async def test_llm_agent_reads_suggestions_and_retries_to_the_main_session(
         config = config_factory(
             gateway__sessions={"createOnMiss": False},
             models={"providers": {"fake": {"baseUrl": f"{fake.url}/v1", "apiKey": "k"}}},
-            agents={"list": [{"id": "atlas", "default": True},
-                             {"id": "peggy", "model": "fake/some-model"}]},
-        )  # fmt: skip
+            agents={
+                "list": [
+                    {"id": "atlas", "default": True},
+                    {"id": "peggy", "model": "fake/some-model"},
+                ]
+            },
+        )
         async with serve(config) as gw, client_for(gw) as http:
             response = await invoke(
                 http, "sessions_send", {"sessionKey": "agent:peggy:main", "message": "tell atlas"}
@@ -100,18 +109,21 @@ def webhook_app(delay: float) -> Starlette:
     async def broken(request: Request) -> PlainTextResponse:
         return PlainTextResponse("upstream exploded", status_code=500)
 
-    return Starlette(routes=[Route("/slow", slow, methods=["POST"]),
-                             Route("/broken", broken, methods=["POST"])])  # fmt: skip
+    return Starlette(
+        routes=[Route("/slow", slow, methods=["POST"]), Route("/broken", broken, methods=["POST"])]
+    )
 
 
 def webhook_config(config_factory: ConfigFactory, url: str) -> SessionGateConfig:
     return config_factory(
-        agents={"list": [
-            {"id": "atlas", "default": True},
-            {"id": "slow", "model": "webhook", "webhook": {"url": f"{url}/slow"}},
-            {"id": "broken", "model": "webhook", "webhook": {"url": f"{url}/broken"}},
-        ]},
-    )  # fmt: skip
+        agents={
+            "list": [
+                {"id": "atlas", "default": True},
+                {"id": "slow", "model": "webhook", "webhook": {"url": f"{url}/slow"}},
+                {"id": "broken", "model": "webhook", "webhook": {"url": f"{url}/broken"}},
+            ]
+        },
+    )
 
 
 async def test_a_run_that_outlives_the_wait_times_out_and_continues(

@@ -44,8 +44,16 @@ async def test_agent_streams_run_events_then_answers(
 ) -> None:
     async with serve(config_factory()) as gw:
         ws = await connected(gw)
-        await ws.send(json.dumps({"type": "req", "id": "a1", "method": "agent",
-                                  "params": {"sessionKey": "MAIN", "message": "hi"}}))  # fmt: skip
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "req",
+                    "id": "a1",
+                    "method": "agent",
+                    "params": {"sessionKey": "MAIN", "message": "hi"},
+                }
+            )
+        )
         frames = [json.loads(await ws.recv()) for _ in range(4)]
         events = [f for f in frames if f["type"] == "event"]
         assert [e["event"] for e in events] == ["run.started", "run.delta", "run.completed"]
@@ -126,8 +134,9 @@ async def test_tools_invoke_over_ws_honours_the_allow_list(
     config = config_factory(gateway__tools={"allow": ["sessions_spawn"]})
     async with serve(config) as gw:
         ws = await connected(gw)
-        spawned = await request(ws, 1, "tools.invoke", tool="sessions_spawn",
-                                args={"agentId": "atlas", "task": "go"})  # fmt: skip
+        spawned = await request(
+            ws, 1, "tools.invoke", tool="sessions_spawn", args={"agentId": "atlas", "task": "go"}
+        )
         assert spawned["payload"]["childSessionKey"].startswith("agent:atlas:subagent:")
         denied = await request(ws, 2, "tools.invoke", tool="sessions_send", args={})
         assert denied["error"]["code"] == "FORBIDDEN"

@@ -41,8 +41,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check and describe configuration.", no_args_is_help=True)
 sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
-audit_app = typer.Typer(help="Read the audit log of refused, warned and created addresses.",
-                        no_args_is_help=True)  # fmt: skip
+audit_app = typer.Typer(
+    help="Read the audit log of refused, warned and created addresses.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(audit_app, name="audit")

@@ -32,9 +32,12 @@ async def run_doctor(
     finally:
         await gateway.close()
     if as_json:
-        body = {"healthy": not remaining, "findings": [f.to_wire() for f in findings],
-                "repaired": [r.to_wire() for r in repaired],
-                "remaining": [f.to_wire() for f in remaining]}  # fmt: skip
+        body = {
+            "healthy": not remaining,
+            "findings": [f.to_wire() for f in findings],
+            "repaired": [r.to_wire() for r in repaired],
+            "remaining": [f.to_wire() for f in remaining],
+        }
         out.print_json(json.dumps(body))
     else:
         _print_report(findings, repaired, remaining, fix, out)
@@ -65,13 +68,17 @@ def _print_report(
     if findings:
         out.print(_findings_table(findings))
     for r in repaired:
-        out.print(f"[green]repaired[/] {r.session_key} → {r.canonical_key}: "
-                  f"{r.copied} message(s) recovered, archived, aliased")  # fmt: skip
+        out.print(
+            f"[green]repaired[/] {r.session_key} → {r.canonical_key}: "
+            f"{r.copied} message(s) recovered, archived, aliased"
+        )
     if not remaining:
         out.print("[green]healthy[/]: no phantom sessions, no split brains")
     elif not fix:
-        out.print(f"[yellow]{len(remaining)} finding(s)[/]; `sessiongate doctor --fix` repairs "
-                  "the fixable ones without deleting anything")  # fmt: skip
+        out.print(
+            f"[yellow]{len(remaining)} finding(s)[/]; `sessiongate doctor --fix` repairs "
+            "the fixable ones without deleting anything"
+        )
     else:
         out.print(f"[yellow]{len(remaining)} finding(s) need a person[/]")
 
@@ -81,8 +88,10 @@ def describe_event(event: dict[str, Any]) -> str:
     caller = (event.get("caller") or {}).get("sessionKey") or "operator"
     parts = [str(event.get("time", ""))[:19], f"{event.get('decision', '?'):9}"]
     if event.get("decision") == "repaired":
-        parts.append(f"{event.get('sessionKey')} → {event.get('canonicalKey')} "
-                     f"({event.get('copied')} message(s))")  # fmt: skip
+        parts.append(
+            f"{event.get('sessionKey')} → {event.get('canonicalKey')} "
+            f"({event.get('copied')} message(s))"
+        )
         return "  ".join(parts)
     parts.append(f"{event.get('requestedKey')!r} by {caller}")
     if event.get("rule"):

@@ -113,8 +113,9 @@ def _repair_panel(repaired: dict[str, Any]) -> Panel:
     ]
     lines.append(f"healthy afterwards: {repaired['healthyAfter']}")
     lines.append(f"a send to the phantom key now reaches {repaired['phantomKeyNowReaches']}")
-    return Panel("\n".join(lines), title="sessiongate doctor --fix (permissive gateway)",
-                 expand=False)  # fmt: skip
+    return Panel(
+        "\n".join(lines), title="sessiongate doctor --fix (permissive gateway)", expand=False
+    )
 
 
 def _mode_panel(mode: dict[str, Any]) -> Panel:

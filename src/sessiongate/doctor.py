@@ -76,8 +76,11 @@ class RepairResult:
     copied: int
 
     def to_wire(self) -> dict[str, Any]:
-        return {"sessionKey": self.session_key, "canonicalKey": self.canonical_key,
-                "copied": self.copied}  # fmt: skip
+        return {
+            "sessionKey": self.session_key,
+            "canonicalKey": self.canonical_key,
+            "copied": self.copied,
+        }
 
 
 async def active_sessions(gateway: Gateway) -> AsyncIterator[SessionRecord]:
@@ -102,8 +105,9 @@ def _phantom(gateway: Gateway, session: SessionRecord) -> Finding | None:
     target = lints[0].suggestion
     if target is None and gateway.config.agent(session.agent_id) is not None:
         target = main_key(session.agent_id)
-    return Finding("phantom", session.key, session.agent_id, lints[0].message, target,
-                   session.last_seq)  # fmt: skip
+    return Finding(
+        "phantom", session.key, session.agent_id, lints[0].message, target, session.last_seq
+    )
 
 
 async def _peer_windows(gateway: Gateway, session: SessionRecord) -> dict[str, tuple[float, float]]:
@@ -134,8 +138,11 @@ async def _split_brains(
     for a, b in itertools.combinations(sessions, 2):
         if a.agent_id != b.agent_id or {a.key, b.key} & phantoms:
             continue
-        shared = sorted(p for p in windows[a.key] if p in windows[b.key]
-                        and _overlap(windows[a.key][p], windows[b.key][p]))  # fmt: skip
+        shared = sorted(
+            p
+            for p in windows[a.key]
+            if p in windows[b.key] and _overlap(windows[a.key][p], windows[b.key][p])
+        )
         if shared:
             findings.append(_split_brain(a, b, shared[0]))
     return findings
@@ -148,8 +155,9 @@ def _split_brain(a: SessionRecord, b: SessionRecord, peer: str) -> Finding:
     if len(by_address) == 1:
         stray = by_address[0]
         keep = b if stray is a else a
-        return Finding("split-brain", stray.key, stray.agent_id, reason, keep.key,
-                       stray.last_seq, (keep.key,))  # fmt: skip
+        return Finding(
+            "split-brain", stray.key, stray.agent_id, reason, keep.key, stray.last_seq, (keep.key,)
+        )
     return Finding("split-brain", b.key, b.agent_id, reason, None, b.last_seq, (a.key,))
 
 
@@ -186,11 +194,20 @@ async def _merge(gateway: Gateway, finding: Finding) -> RepairResult:
     for message in await all_messages(gateway, phantom.key, phantom.last_seq):
         if message.seq in already:
             continue  # a repair that stopped half-way is resumed, never duplicated
-        meta = {**message.meta, "recovered": True, "recoveredFrom": phantom.key,
-                "originalSeq": message.seq}  # fmt: skip
-        await store.append_message(target.key, message.role, message.content,
-                                   run_id=message.run_id, meta=meta,
-                                   created_at=message.created_at)  # fmt: skip
+        meta = {
+            **message.meta,
+            "recovered": True,
+            "recoveredFrom": phantom.key,
+            "originalSeq": message.seq,
+        }
+        await store.append_message(
+            target.key,
+            message.role,
+            message.content,
+            run_id=message.run_id,
+            meta=meta,
+            created_at=message.created_at,
+        )
         copied += 1
     await store.set_status(phantom.key, "archived")
     await store.set_alias(phantom.key, target.key)
@@ -204,7 +221,8 @@ async def repair(gateway: Gateway, findings: list[Finding]) -> list[RepairResult
         if not finding.fixable:
             continue
         result = await _merge(gateway, finding)
-        await gateway.audit.record({"decision": "repaired", **result.to_wire(),
-                                    "reason": finding.reason})  # fmt: skip
+        await gateway.audit.record(
+            {"decision": "repaired", **result.to_wire(), "reason": finding.reason}
+        )
         results.append(result)
     return results

@@ -17,7 +17,7 @@ from typing import Any
 
 from sessiongate.audit import AuditLog
 from sessiongate.config import SessionGateConfig
-from sessiongate.errors import AgentNotFoundError, SessionNotFoundError
+from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
 from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_key
 from sessiongate.lints import KeyLint, lint_session_key
 from sessiongate.metrics import GatewayMetrics
@@ -132,7 +132,12 @@ class Resolver:
         create_on_miss: bool | None = None,
     ) -> Resolution:
         """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one."""
-        key = self.parse(reference)
+        try:
+            key = self.parse(reference)
+        except InvalidSessionKeyError as exc:
+            self.metrics.resolutions.labels("invalid").inc()
+            exc.details["suggestions"] = await self._suggest_for_invalid(reference, caller)
+            raise
         agent_id = key.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
             self.metrics.resolutions.labels("rejected").inc()
@@ -271,6 +276,19 @@ class Resolver:
             if record and await self._may_see(caller, self.parse(candidate), agent_id, record):
                 suggestions.append(candidate)
         return suggestions[:MAX_SUGGESTIONS]
+
+    async def _suggest_for_invalid(self, reference: Any, caller: Caller) -> list[str]:
+        """For a key that does not parse (a typo in a segment): visible keys of its agent."""
+        if not isinstance(reference, str):
+            return []
+        parts = reference.strip().lower().split(":")
+        if len(parts) < 3 or parts[0] != "agent" or self.config.agent(parts[1]) is None:
+            return []
+        page = await self.store.list_sessions(agent_id=parts[1], limit=100)
+        visible = [
+            s.key for s in page.sessions if s.status == "active" and await self.may_see(caller, s)
+        ]
+        return closest_keys(":".join(parts), visible)
 
     async def _audit(
         self,

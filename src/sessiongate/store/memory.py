@@ -53,9 +53,17 @@ class MemorySessionStore:
             return existing, False
         stamp = now()
         record = SessionRecord(
-            new.key, new.agent_id, new.kind, "active", new.label, None, new.provenance,
-            stamp, stamp, 0,
-        )  # fmt: skip
+            new.key,
+            new.agent_id,
+            new.kind,
+            "active",
+            new.label,
+            None,
+            new.provenance,
+            stamp,
+            stamp,
+            0,
+        )
         row_id = len(self._order) + 1
         self._sessions[new.key] = record
         self._row_ids[new.key] = row_id

@@ -229,9 +229,19 @@ class SqliteSessionStore:
             f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
             f" parent_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}",
-            (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
-             p.caller_key, p.parent_key, stamp, stamp),
-        ).fetchone()  # fmt: skip
+            (
+                new.key,
+                new.agent_id,
+                new.kind,
+                new.label,
+                p.origin,
+                p.entry_point,
+                p.caller_key,
+                p.parent_key,
+                stamp,
+                stamp,
+            ),
+        ).fetchone()
         if row is not None:
             return _session(row), True
         existing = self._find(new.key)
@@ -287,9 +297,16 @@ class SqliteSessionStore:
         db.execute(
             "INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, message.seq, role, content, run_id, message.created_at,
-             json.dumps(meta) if meta else None),
-        )  # fmt: skip
+            (
+                key,
+                message.seq,
+                role,
+                content,
+                run_id,
+                message.created_at,
+                json.dumps(meta) if meta else None,
+            ),
+        )
         return message
 
     async def append_message(
