@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from sessiongate.config import SessionGateConfig, parse_config
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Resolver
 from sessiongate.server.app import RunningGateway, run_gateway
-from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore
+from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
 
 INCIDENT_KEY = "agent:atlas:telegram:atlas:direct:6596143250"
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "postgres"]
+POSTGRES_URL = os.environ.get(
+    "SESSIONGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -57,18 +64,56 @@ def config_factory(tmp_path: Path) -> Callable[..., SessionGateConfig]:
     return lambda **overrides: make_config(tmp_path, **overrides)
 
 
-async def open_test_store(kind: str, tmp_path: Path) -> SessionStore:
+async def require_postgres() -> None:
+    """Skip (outside CI) or fail (under CI=true) when PostgreSQL is not reachable."""
+    try:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc!r}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(reason)
+    await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A postgresql:// URL with a fresh schema of its own, dropped afterwards."""
+    await require_postgres()
+    schema = f"sg_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with postgres_schema() as url:
+        yield url
+
+
+async def open_test_store(kind: str, tmp_path: Path, postgres: str | None = None) -> SessionStore:
     if kind == "memory":
         return MemorySessionStore()
+    if kind == "postgres":
+        assert postgres is not None
+        return await open_store(postgres)
     return await SqliteSessionStore.open(tmp_path / f"{kind}.db")
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
     """Each storage backend in turn: the one conformance suite runs on all of them."""
-    opened = await open_test_store(request.param, tmp_path)
-    yield opened
-    await opened.close()
+    async with contextlib.AsyncExitStack() as stack:
+        postgres = None
+        if request.param == "postgres":
+            postgres = await stack.enter_async_context(postgres_schema())
+        opened = await open_test_store(request.param, tmp_path, postgres)
+        stack.push_async_callback(opened.close)
+        yield opened
 
 
 def make_resolver(config: SessionGateConfig, store: SessionStore) -> Resolver:

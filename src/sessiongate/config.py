@@ -139,14 +139,11 @@ class StorageConfig(_Model):
     def _url(cls, value: str) -> str:
         if value == "" or value == "memory://":
             return value
-        if value.startswith("sqlite:///"):
+        if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             return value
-        if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError(
-                "PostgreSQL storage is not available in this release; "
-                "use sqlite:///path.db or memory://"
-            )
-        raise ValueError("expected sqlite:///relative.db, sqlite:////absolute.db or memory://")
+        raise ValueError(
+            "expected sqlite:///relative.db, sqlite:////absolute.db, postgresql://… or memory://"
+        )
 
 
 class AuditConfig(_Model):

@@ -134,7 +134,8 @@ class RunManager:
         started = time.perf_counter()
         self._publish("run.started", run, agentId=run.session.agent_id)
         try:
-            reply = await self._reply(runtime, run)
+            async with store.session_lock(run.session.key):
+                reply = await self._reply(runtime, run)
             await store.complete_run(run.session.key, run.record.run_id, reply)
             outcome: dict[str, Any] = {"status": "ok", "reply": reply}
             self._publish("run.completed", run, reply=reply)

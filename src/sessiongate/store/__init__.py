@@ -35,6 +35,10 @@ async def open_store(url: str) -> SessionStore:
         return MemorySessionStore()
     if url.startswith("sqlite:///"):
         return await SqliteSessionStore.open(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from sessiongate.store.postgres import PostgresSessionStore
+
+        return await PostgresSessionStore.open(url)
     raise ConfigError(
         f"unsupported storage.url {url!r}", details={"problems": [f"storage.url: {url}"]}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -231,7 +232,14 @@ class SessionStore(Protocol):
         """The run with this id; None means it does not exist."""
 
     async def interrupt_running(self) -> int:
-        """Mark every run still `running` as interrupted (after a crash); return how many."""
+        """Mark runs interrupted whose process is gone (or is this store's, on close).
+
+        Called at start-up, periodically by a serving gateway (a peer process may
+        have been killed), and on close; returns how many runs it marked.
+        """
+
+    def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held while a run of `key` executes: one run per session, across processes."""
 
     async def count_sessions(self) -> int:
         """How many sessions are stored."""

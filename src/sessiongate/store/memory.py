@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -162,6 +163,10 @@ class MemorySessionStore:
         for run in running:
             await self.finish_run(run.run_id, "interrupted", "gateway stopped during the run")
         return len(running)
+
+    def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Runs of one session are already serialised by this process's lanes."""
+        return contextlib.nullcontext()
 
     async def count_sessions(self) -> int:
         return len(self._sessions)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import queue
 import sqlite3
 import threading
@@ -22,7 +21,6 @@ from sessiongate.errors import StoreUnavailableError
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
-    Provenance,
     RunRecord,
     SessionPage,
     SessionRecord,
@@ -31,12 +29,21 @@ from sessiongate.store.base import (
     now,
 )
 from sessiongate.store.memory import missing
+from sessiongate.store.rows import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    dump_meta,
+    local_owner,
+    message_from_row,
+    owner_is_dead_here,
+    session_from_row,
+)
 
 __all__ = ["SqliteSessionStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,29 +85,14 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
 """
-
-SESSION_COLUMNS = (
-    "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
-    " parent_key, created_at, updated_at, last_seq"
-)
+# Each entry upgrades a file from the version before it.
+UPGRADES = {2: "ALTER TABLE runs ADD COLUMN owner TEXT"}
 
 
 def sqlite_path(url: str) -> Path:
     """The file of a SQLAlchemy-style sqlite URL (sqlite:///rel.db, sqlite:////abs.db)."""
     raw = url.removeprefix("sqlite:///")
     return Path(raw).expanduser()
-
-
-def _session(row: tuple[Any, ...]) -> SessionRecord:
-    provenance = Provenance(row[7], row[8], row[9], row[10])
-    return SessionRecord(
-        row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13]
-    )
-
-
-def _message(row: tuple[Any, ...]) -> MessageRecord:
-    meta = json.loads(row[6]) if row[6] else {}
-    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], meta)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -152,6 +144,7 @@ class SqliteSessionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread = _StoreThread("sessiongate-sqlite")
+        self.owner = local_owner()
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -168,11 +161,15 @@ class SqliteSessionStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
-        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            version = 1
+        for upgrade in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute(UPGRADES[upgrade])
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
         self._conn = conn
 
@@ -205,7 +202,7 @@ class SqliteSessionStore:
         row = self._db.execute(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,)
         ).fetchone()
-        return _session(row) if row else None
+        return session_from_row(row) if row else None
 
     async def find(self, key: str) -> SessionRecord | None:
         return await self._call(self._find, key)
@@ -217,7 +214,7 @@ class SqliteSessionStore:
             sql += " AND agent_id = ?"
             params.append(agent_id)
         row = self._db.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
-        return _session(row) if row else None
+        return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         return await self._call(self._find_by_label, label, agent_id)
@@ -243,7 +240,7 @@ class SqliteSessionStore:
             ),
         ).fetchone()
         if row is not None:
-            return _session(row), True
+            return session_from_row(row), True
         existing = self._find(new.key)
         assert existing is not None  # a conflicting row exists and rows are never deleted
         return existing, False
@@ -263,7 +260,7 @@ class SqliteSessionStore:
             (*params, limit + 1),
         ).fetchall()
         cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
-        return SessionPage([_session(r) for r in rows[:limit]], cursor)
+        return SessionPage([session_from_row(r) for r in rows[:limit]], cursor)
 
     async def list_sessions(
         self,
@@ -297,15 +294,7 @@ class SqliteSessionStore:
         db.execute(
             "INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                message.seq,
-                role,
-                content,
-                run_id,
-                message.created_at,
-                json.dumps(meta) if meta else None,
-            ),
+            (key, message.seq, role, content, run_id, message.created_at, dump_meta(meta)),
         )
         return message
 
@@ -325,11 +314,11 @@ class SqliteSessionStore:
 
     def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         rows = self._db.execute(
-            "SELECT session_key, seq, role, content, run_id, created_at, meta FROM messages"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages"
             " WHERE session_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
             (key, before if before is not None else 2**62, limit),
         ).fetchall()
-        return [_message(r) for r in reversed(rows)]
+        return [message_from_row(r) for r in reversed(rows)]
 
     async def history(
         self, key: str, *, limit: int = 50, before: int | None = None
@@ -354,8 +343,9 @@ class SqliteSessionStore:
     ) -> RunRecord:
         run = RunRecord(run_id, session_key, "running", now(), None, None)
         (db or self._db).execute(
-            "INSERT INTO runs (run_id, session_key, status, created_at) VALUES (?, ?, ?, ?)",
-            (run.run_id, run.session_key, run.status, run.created_at),
+            "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (run.run_id, run.session_key, run.status, run.created_at, self.owner),
         )
         return run
 
@@ -404,18 +394,29 @@ class SqliteSessionStore:
         return await self._call(self._find_run, run_id)
 
     def _interrupt_running(self) -> int:
-        cursor = self._db.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?,"
-            " error = 'gateway stopped during the run' WHERE status = 'running'",
-            (now(),),
-        )
-        return cursor.rowcount
+        owners = self._db.execute(
+            "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
+        ).fetchall()
+        orphaned = [o for (o,) in owners if o == self.owner or owner_is_dead_here(o)]
+        interrupted = 0
+        for owner in orphaned:
+            interrupted += self._db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?,"
+                " error = 'the gateway process stopped during the run'"
+                " WHERE status = 'running' AND owner IS ?",
+                (now(), owner),
+            ).rowcount
+        return interrupted
 
     async def interrupt_running(self) -> int:
         return await self._call(self._interrupt_running)
 
     def _count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+    def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Runs of one session are already serialised by this process's lanes."""
+        return contextlib.nullcontext()
 
     async def count_sessions(self) -> int:
         return await self._call(self._count)

@@ -1,0 +1,448 @@
+"""PostgreSQL `SessionStore`: one state shared by several gateway processes.
+
+- Versioned migrations run at start-up under an advisory lock, so processes that
+  start together apply each one exactly once.
+- `ensure` is ``INSERT … ON CONFLICT DO NOTHING RETURNING``: one creator per key,
+  whichever process it runs in.
+- Appends bump ``sessions.last_seq`` under its row lock: per-session sequence
+  numbers have no gaps even with writers in several processes.
+- Each store holds a session-level advisory lock on its owner id for its whole
+  life; a process whose lock is free is gone, and its running runs are marked
+  interrupted by whoever notices first.
+- `session_lock` serialises the runs of one session across processes.
+- A database that cannot be reached gives `StoreUnavailableError` quickly; the
+  pool reconnects by itself when the database is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from sessiongate.errors import StoreUnavailableError
+from sessiongate.store.base import (
+    MessageRecord,
+    NewSession,
+    RunRecord,
+    SessionPage,
+    SessionRecord,
+    decode_cursor,
+    encode_cursor,
+    now,
+)
+from sessiongate.store.memory import missing
+from sessiongate.store.rows import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    dump_meta,
+    message_from_row,
+    session_from_row,
+)
+
+__all__ = ["PostgresSessionStore", "split_schema"]
+
+T = TypeVar("T")
+
+MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate process
+CONNECT_TIMEOUT_SECONDS = 3.0
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 10.0
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE sessions (
+            id BIGSERIAL PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            agent_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            label TEXT,
+            alias_of TEXT,
+            origin TEXT NOT NULL,
+            entry_point TEXT,
+            caller_key TEXT,
+            parent_key TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            last_seq BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sessions_by_agent ON sessions (agent_id, id);
+        CREATE INDEX sessions_by_agent_kind ON sessions (agent_id, kind, id);
+        CREATE INDEX sessions_by_kind ON sessions (kind, id);
+        CREATE INDEX sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
+        CREATE TABLE messages (
+            session_key TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            run_id TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            meta TEXT,
+            PRIMARY KEY (session_key, seq)
+        );
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            session_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION,
+            error TEXT,
+            owner TEXT
+        );
+        CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
+        """,
+    ),
+]
+
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take sessiongate's own ``?schema=name`` out of a postgresql:// URL."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urllib.parse.urlencode([(k, v) for k, v in query if k != "schema"])
+    return urllib.parse.urlunsplit(parts._replace(query=rest)), schema
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"PostgreSQL store is unavailable: {type(exc).__name__}: {exc}",
+        details={"store": "postgresql", "hint": "the gateway retries on the next request"},
+    )
+
+
+class PostgresSessionStore:
+    """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
+
+    def __init__(self, dsn: str, schema: str | None) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.owner = f"pg:{uuid.uuid4()}"
+        self._pool: asyncpg.Pool | None = None
+        self._lane_pool: asyncpg.Pool | None = None
+        self._owner_conn: asyncpg.Connection | None = None
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresSessionStore:
+        """Connect, create the schema if asked, migrate, and claim an owner id."""
+        dsn, schema = split_schema(url)
+        store = cls(dsn, schema)
+        try:
+            await store._migrate()
+            settings = {"search_path": schema} if schema else {}
+            store._pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=10, timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=COMMAND_TIMEOUT_SECONDS,
+                server_settings=settings,
+            )  # fmt: skip
+            store._lane_pool = await asyncpg.create_pool(
+                dsn, min_size=0, max_size=32, timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=COMMAND_TIMEOUT_SECONDS,
+                server_settings=settings,
+            )  # fmt: skip
+            await store._claim_owner()
+        except UNAVAILABLE as exc:
+            await store.close()
+            raise _unavailable(exc) from exc
+        return store
+
+    async def _connect(self) -> asyncpg.Connection:
+        settings = {"search_path": self.schema} if self.schema else {}
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=settings
+        )
+        return conn
+
+    async def _migrate(self) -> None:
+        conn = await self._connect()
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                if self.schema:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS sessiongate_migrations ("
+                    " version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                done = {
+                    r[0] for r in await conn.fetch("SELECT version FROM sessiongate_migrations")
+                }
+                for version, sql in MIGRATIONS:
+                    if version not in done:
+                        await conn.execute(sql)
+                        await conn.execute(
+                            "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
+                        )
+        finally:
+            await conn.close()
+
+    async def _claim_owner(self) -> None:
+        if self._owner_conn is not None and not self._owner_conn.is_closed():
+            return
+        self._owner_conn = await self._connect()
+        await self._owner_conn.execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))", self.owner
+        )
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreUnavailableError(
+                "PostgreSQL store is closed", details={"store": "postgresql"}
+            )
+        try:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                yield conn
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+
+    async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async with self._conn() as conn:
+            return await fn(conn)
+
+    async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async with self._conn() as conn, conn.transaction():
+            return await fn(conn)
+
+    async def find(self, key: str) -> SessionRecord | None:
+        row = await self._run(
+            lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
+        )
+        return session_from_row(row) if row else None
+
+    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        sql = (
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
+            " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
+        )
+        row = await self._run(lambda c: c.fetchrow(sql, label, agent_id))
+        return session_from_row(row) if row else None
+
+    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        stamp, p = now(), new.provenance
+        insert = (
+            "INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
+            " parent_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+            f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}"
+        )
+        args = (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
+                p.caller_key, p.parent_key, stamp)  # fmt: skip
+
+        async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
+            row = await conn.fetchrow(insert, *args)
+            if row is not None:
+                return session_from_row(row), True
+            existing = await conn.fetchrow(
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", new.key
+            )
+            return session_from_row(existing), False
+
+        return await self._run(ensure)
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        after = decode_cursor(cursor)
+        sql = (
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE ($1::text IS NULL OR agent_id = $1)"
+            " AND ($2::text IS NULL OR kind = $2) AND ($3::bigint IS NULL OR id < $3)"
+            " ORDER BY id DESC LIMIT $4"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, agent_id, kind, after, limit + 1))
+        next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        return SessionPage([session_from_row(r) for r in rows[:limit]], next_cursor)
+
+    @staticmethod
+    async def _append(
+        conn: asyncpg.Connection,
+        key: str,
+        role: str,
+        content: str,
+        run_id: str | None,
+        meta: dict[str, Any],
+        created_at: float | None,
+    ) -> MessageRecord:
+        stamp = now()
+        seq = await conn.fetchval(
+            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1 WHERE key = $2"
+            " RETURNING last_seq",
+            stamp,
+            key,
+        )
+        if seq is None:
+            raise missing(key)
+        message = MessageRecord(key, seq, role, content, run_id, created_at or stamp, meta)
+        await conn.execute(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            key, seq, role, content, run_id, message.created_at, dump_meta(meta),
+        )  # fmt: skip
+        return message
+
+    async def append_message(
+        self,
+        key: str,
+        role: str,
+        content: str,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        created_at: float | None = None,
+    ) -> MessageRecord:
+        return await self._write(
+            lambda c: self._append(c, key, role, content, run_id, dict(meta or {}), created_at)
+        )
+
+    async def history(
+        self, key: str, *, limit: int = 50, before: int | None = None
+    ) -> list[MessageRecord]:
+        sql = (
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1"
+            " AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, key, before, limit))
+        return [message_from_row(r) for r in reversed(rows)]
+
+    async def _update(self, key: str, column: str, value: Any) -> None:
+        sql = f"UPDATE sessions SET {column} = $1, updated_at = $2 WHERE key = $3"
+        status = await self._run(lambda c: c.execute(sql, value, now(), key))
+        if status.endswith(" 0"):
+            raise missing(key)
+
+    async def set_alias(self, key: str, target: str | None) -> None:
+        await self._update(key, "alias_of", target)
+
+    async def set_status(self, key: str, status: str) -> None:
+        await self._update(key, "status", status)
+
+    async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
+        run = RunRecord(run_id, key, "running", now(), None, None)
+        await conn.execute(
+            "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            run_id, key, run.status, run.created_at, self.owner,
+        )  # fmt: skip
+        return run
+
+    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
+        return await self._run(lambda c: self._start_run(c, run_id, session_key))
+
+    @staticmethod
+    async def _finish_run(
+        conn: asyncpg.Connection, run_id: str, status: str, error: str | None
+    ) -> None:
+        await conn.execute(
+            "UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE run_id = $4",
+            status, now(), error, run_id,
+        )  # fmt: skip
+
+    async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        await self._run(lambda c: self._finish_run(c, run_id, status, error))
+
+    async def accept_message(
+        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+    ) -> tuple[MessageRecord, RunRecord]:
+        async def accept(conn: asyncpg.Connection) -> tuple[MessageRecord, RunRecord]:
+            message = await self._append(conn, key, "user", content, run_id, dict(meta or {}), None)
+            return message, await self._start_run(conn, run_id, key)
+
+        return await self._write(accept)
+
+    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+        async def complete(conn: asyncpg.Connection) -> MessageRecord:
+            message = await self._append(conn, key, "assistant", reply, run_id, {}, None)
+            await self._finish_run(conn, run_id, "completed", None)
+            return message
+
+        return await self._write(complete)
+
+    async def find_run(self, run_id: str) -> RunRecord | None:
+        row = await self._run(
+            lambda c: c.fetchrow(
+                "SELECT run_id, session_key, status, created_at, finished_at, error FROM runs"
+                " WHERE run_id = $1",
+                run_id,
+            )
+        )
+        return RunRecord(*row) if row else None
+
+    async def interrupt_running(self) -> int:
+        async with self._conn() as conn:
+            await self._claim_owner()
+            owners = await conn.fetch("SELECT DISTINCT owner FROM runs WHERE status = 'running'")
+            total = 0
+            for (owner,) in owners:
+                total += await self._interrupt_if_gone(conn, owner)
+            return total
+
+    async def _interrupt_if_gone(self, conn: asyncpg.Connection, owner: str | None) -> int:
+        mine = owner == self.owner
+        if not mine and owner is not None:
+            alive = not await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", owner
+            )
+            if alive:
+                return 0
+        status = await conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = $1,"
+            " error = 'the gateway process stopped during the run'"
+            " WHERE status = 'running' AND owner IS NOT DISTINCT FROM $2",
+            now(),
+            owner,
+        )
+        if not mine and owner is not None:
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", owner)
+        return int(status.split()[-1])
+
+    @contextlib.asynccontextmanager
+    async def session_lock(self, key: str) -> AsyncIterator[None]:
+        """Hold the cross-process lane of `key` (runs of one session never overlap)."""
+        if self._lane_pool is None:
+            raise StoreUnavailableError(
+                "PostgreSQL store is closed", details={"store": "postgresql"}
+            )
+        try:
+            conn = await self._lane_pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        try:
+            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", key)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 1))", key)
+        finally:
+            await self._lane_pool.release(conn)
+
+    async def count_sessions(self) -> int:
+        return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
+
+    async def close(self) -> None:
+        for pool in (self._pool, self._lane_pool):
+            if pool is not None:
+                await pool.close()
+        if self._owner_conn is not None:
+            with contextlib.suppress(*UNAVAILABLE):
+                await self._owner_conn.close()
+        self._pool = self._lane_pool = self._owner_conn = None

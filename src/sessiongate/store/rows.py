@@ -1,0 +1,64 @@
+"""Row shapes shared by the SQL stores (SQLite and PostgreSQL use the same columns)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from sessiongate.store.base import MessageRecord, Provenance, SessionRecord
+
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "SESSION_COLUMNS",
+    "dump_meta",
+    "local_owner",
+    "message_from_row",
+    "owner_is_dead_here",
+    "session_from_row",
+]
+
+SESSION_COLUMNS = (
+    "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
+    " parent_key, created_at, updated_at, last_seq"
+)
+MESSAGE_COLUMNS = "session_key, seq, role, content, run_id, created_at, meta"
+
+
+def session_from_row(row: Sequence[Any]) -> SessionRecord:
+    provenance = Provenance(row[7], row[8], row[9], row[10])
+    return SessionRecord(
+        row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13]
+    )
+
+
+def message_from_row(row: Sequence[Any]) -> MessageRecord:
+    meta = json.loads(row[6]) if row[6] else {}
+    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], meta)
+
+
+def dump_meta(meta: dict[str, Any]) -> str | None:
+    return json.dumps(meta, separators=(",", ":")) if meta else None
+
+
+def local_owner() -> str:
+    """Who runs a run: this host and process (`host:pid`)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead_here(owner: str | None) -> bool:
+    """Whether `owner` was a process on this host that no longer exists (or is unknown)."""
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
