@@ -6,14 +6,16 @@ none of them touches the store or resolves keys on its own.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import structlog
 from openai import AsyncOpenAI
 
 from sessiongate.audit import AuditLog
 from sessiongate.config import AgentConfig, SessionGateConfig
-from sessiongate.errors import InvalidRequestError, SessionNotFoundError
+from sessiongate.errors import InvalidRequestError, SessionNotFoundError, StoreUnavailableError
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 from sessiongate.runtime.base import Runtime
@@ -25,6 +27,10 @@ from sessiongate.store import SessionPage, SessionStore, open_store
 from sessiongate.tools import ToolContext, get_tool
 
 __all__ = ["Gateway"]
+
+log = structlog.get_logger("sessiongate.gateway")
+
+JANITOR_INTERVAL_SECONDS = 2.0
 
 
 class Gateway:
@@ -40,6 +46,7 @@ class Gateway:
         self.runs = RunManager(self)
         self.http = httpx.AsyncClient()
         self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
+        self._janitor: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, config: SessionGateConfig, *, serving: bool = True) -> Gateway:
@@ -53,10 +60,26 @@ class Gateway:
         if serving:
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
+            gateway._janitor = asyncio.create_task(gateway._sweep_orphaned_runs())
         return gateway
+
+    async def _sweep_orphaned_runs(self) -> None:
+        """Mark runs of gateway processes that died (kill -9, lost machine) as interrupted."""
+        while True:
+            await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
+            try:
+                swept = await self.store.interrupt_running()
+            except StoreUnavailableError as exc:
+                log.warning("orphaned-run sweep skipped", error=exc.message)
+                continue
+            if swept:
+                log.warning("runs of a stopped gateway process marked interrupted", runs=swept)
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """Finish or interrupt in-flight runs, then release the store."""
+        if self._janitor is not None:
+            self._janitor.cancel()
+            await asyncio.gather(self._janitor, return_exceptions=True)
         await self.runs.close(grace_seconds)
         await self.http.aclose()
         await self.store.close()
