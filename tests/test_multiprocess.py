@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,6 @@ async def test_kill_9_on_sqlite_then_restart_marks_runs_interrupted(tmp_path: Pa
     assert acked_slow <= {m["runId"] for m in history["result"]["messages"]}
     acked_fast = {r.json()["result"]["runId"] for r in fast}
     assert acked_fast <= {m["runId"] for m in main["result"]["messages"]}
-    import sqlite3
-
     with sqlite3.connect(db) as conn:
         statuses = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall())
     assert "running" not in statuses
@@ -213,7 +212,7 @@ async def test_kill_9_on_sqlite_then_restart_marks_runs_interrupted(tmp_path: Pa
 async def test_an_unreachable_database_fails_fast_and_recovers(
     postgres_url: str, serve: Serve, config_factory: ConfigFactory
 ) -> None:
-    dsn, schema = split_schema(postgres_url)
+    dsn, _ = split_schema(postgres_url)
     host_port = dsn.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.split(":")
     proxy = await TcpProxy(host, int(port)).start()
