@@ -86,6 +86,7 @@ WS_PROBES: dict[str, list[Probe]] = {
     "agent": [ws_probe("agent", SEND)],
     "sessions.history": [ws_probe("sessions.history", {"sessionKey": INCIDENT_KEY})],
     "sessions.resolve": [ws_probe("sessions.resolve", {"sessionKey": INCIDENT_KEY})],
+    "sessions.subscribe": [ws_probe("sessions.subscribe", {"sessionKey": INCIDENT_KEY})],
     "tools.invoke": [ws_probe("tools.invoke", {"tool": "sessions_send", "args": SEND})],
 }
 HTTP_PROBES: dict[str, list[Probe]] = {
@@ -95,7 +96,7 @@ HTTP_PROBES: dict[str, list[Probe]] = {
 }
 # Routes that take no session address, or create from a message's own origin by design.
 HTTP_EXEMPT = {"/v1/sessions", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"}
-WS_EXEMPT = {"sessions.list"}
+WS_EXEMPT = {"sessions.list", "sessions.unsubscribe"}  # no address / only drops a subscription
 
 
 def test_every_addressing_entry_point_has_a_probe() -> None:

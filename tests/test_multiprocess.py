@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from websockets.asyncio.client import connect
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.store.postgres import split_schema
@@ -241,3 +243,23 @@ async def test_an_unreachable_database_fails_fast_and_recovers(
 
 
 __all__ = ["TOKEN"]
+
+
+async def test_websocket_subscribers_see_runs_of_other_processes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    config = gateway_config(postgres_url, tmp_path, False)
+    with GatewayProcess(tmp_path, "a", config) as a, GatewayProcess(tmp_path, "b", config) as b:
+        async with connect(b.url.replace("http", "ws") + "/ws") as ws:
+            await ws.send(json.dumps({"type": "req", "id": 0, "method": "connect",
+                                      "params": {"token": TOKEN}}))  # fmt: skip
+            assert json.loads(await ws.recv())["ok"]
+            await ws.send(json.dumps({"type": "req", "id": 1, "method": "sessions.subscribe",
+                                      "params": {"sessionKey": "agent:atlas:main"}}))  # fmt: skip
+            assert json.loads(await ws.recv())["ok"]
+            sent = await send_all([a], "agent:atlas:main", 1)
+            run_id = sent[0].json()["result"]["runId"]
+            frames = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(3)]
+    assert [f["event"] for f in frames] == ["run.started", "run.delta", "run.completed"]
+    assert {f["payload"]["runId"] for f in frames} == {run_id}
+    assert frames[-1]["payload"]["reply"] == "echo: m0"

@@ -141,3 +141,24 @@ async def test_tools_invoke_over_ws_honours_the_allow_list(
         denied = await request(ws, 2, "tools.invoke", tool="sessions_send", args={})
         assert denied["error"]["code"] == "FORBIDDEN"
         await ws.close()
+
+
+async def test_subscribe_streams_events_of_runs_started_elsewhere(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw:
+        ws = await connected(gw)
+        subscribed = await request(ws, 1, "sessions.subscribe", sessionKey="MAIN")
+        assert subscribed["payload"]["sessionKey"] == "agent:atlas:main"
+        other = await connected(gw)
+        await request(other, 1, "agent", sessionKey="agent:peggy:main", message="not this one")
+        answer = await request(other, 2, "agent", sessionKey="agent:atlas:main", message="hi")
+        frames = [json.loads(await ws.recv()) for _ in range(3)]
+        assert [f["event"] for f in frames] == ["run.started", "run.delta", "run.completed"]
+        assert {f["payload"]["runId"] for f in frames} == {answer["payload"]["runId"]}
+        dropped = await request(ws, 2, "sessions.unsubscribe", sessionKey="agent:atlas:main")
+        assert dropped["payload"]["subscribed"] == []
+        again = await request(ws, 3, "sessions.unsubscribe", sessionKey="agent:atlas:main")
+        assert again["error"]["code"] == "INVALID_REQUEST"
+        await ws.close()
+        await other.close()

@@ -46,7 +46,7 @@ class Gateway:
         self.runs = RunManager(self)
         self.http = httpx.AsyncClient()
         self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
-        self._janitor: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(cls, config: SessionGateConfig, *, serving: bool = True) -> Gateway:
@@ -60,7 +60,9 @@ class Gateway:
         if serving:
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
-            gateway._janitor = asyncio.create_task(gateway._sweep_orphaned_runs())
+            gateway._background.append(asyncio.create_task(gateway._sweep_orphaned_runs()))
+            if store.shared:
+                gateway._background.append(asyncio.create_task(gateway.runs.relay_events()))
         return gateway
 
     async def _sweep_orphaned_runs(self) -> None:
@@ -77,9 +79,9 @@ class Gateway:
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """Finish or interrupt in-flight runs, then release the store."""
-        if self._janitor is not None:
-            self._janitor.cancel()
-            await asyncio.gather(self._janitor, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.runs.close(grace_seconds)
         await self.http.aclose()
         await self.store.close()

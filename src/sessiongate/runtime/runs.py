@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from sessiongate.errors import StoreUnavailableError
 from sessiongate.resolver import Caller
 from sessiongate.runtime.base import Runtime, Turn
 from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord
@@ -57,6 +58,7 @@ class RunManager:
         self._lanes: dict[str, _Lane] = {}
         self._listeners: set[Listener] = set()
         self._active: set[asyncio.Task[None]] = set()
+        self._relay: asyncio.Queue[RunEvent] | None = None
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every run event; returns the unsubscribe function."""
@@ -66,8 +68,25 @@ class RunManager:
     def _publish(self, event: str, run: _Run, **payload: Any) -> None:
         body = {"event": event, "runId": run.record.run_id, "sessionKey": run.session.key}
         body.update(payload)
+        self.deliver(body)
+        if self._relay is not None:
+            self._relay.put_nowait(body)
+
+    def deliver(self, event: RunEvent) -> None:
+        """Hand an event (of a run here, or relayed from another process) to every listener."""
         for listener in list(self._listeners):
-            listener(body)
+            listener(event)
+
+    async def relay_events(self) -> None:
+        """Share this process's run events with the other processes on the same store."""
+        self._relay = asyncio.Queue()
+        await self.gateway.store.listen_events(self.deliver)
+        while True:
+            event = await self._relay.get()
+            try:
+                await self.gateway.store.publish_event(event)
+            except StoreUnavailableError as exc:
+                log.warning("run event not shared with other processes", error=exc.message)
 
     async def start(self, session: SessionRecord, message: str, caller: Caller) -> RunRecord:
         """Store the inbound message, queue its run, and return at once."""

@@ -9,6 +9,7 @@ connection stays open; requests run concurrently, each answered by its id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -79,6 +80,7 @@ class Connection:
         self._seq = 0
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.subscriptions: dict[str, Callable[[], None]] = {}
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -96,9 +98,20 @@ class Connection:
         await self.send({"type": "event", "event": event, "payload": payload, "seq": self._seq})
 
     def spawn(self, request: RequestFrame) -> None:
-        task = asyncio.create_task(self._answer(request))
+        self._track(asyncio.create_task(self._answer(request)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def forward(self, event: RunEvent) -> None:
+        """Send a run event to this client (from a listener, which must not block)."""
+        payload = {k: v for k, v in event.items() if k != "event"}
+        self._track(asyncio.create_task(self._send_event(event["event"], payload)))
+
+    async def _send_event(self, name: str, payload: dict[str, Any]) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.event(name, payload)
 
     async def _answer(self, request: RequestFrame) -> None:
         assert self.caller is not None
@@ -116,6 +129,8 @@ class Connection:
             pass  # the client went away while we answered
 
     async def close(self) -> None:
+        for unsubscribe in self.subscriptions.values():
+            unsubscribe()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -170,6 +185,34 @@ async def _resolve(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _subscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Stream the run events of one session — from this process and every other one."""
+    args = validate_args(ResolveParams, params, "sessions.subscribe")
+    assert conn.caller is not None
+    key = (await conn.gateway.resolver.resolve(args.session_key, conn.caller, Intent.READ)).key
+    if key not in conn.subscriptions:
+
+        def listener(event: RunEvent) -> None:
+            if event["sessionKey"] == key:
+                conn.forward(event)
+
+        conn.subscriptions[key] = conn.gateway.runs.subscribe(listener)
+    return {"sessionKey": key, "subscribed": sorted(conn.subscriptions)}
+
+
+async def _unsubscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    args = validate_args(ResolveParams, params, "sessions.unsubscribe")
+    assert conn.caller is not None
+    key = conn.gateway.resolver.parse(args.session_key).text
+    unsubscribe = conn.subscriptions.pop(key, None)
+    if unsubscribe is None:
+        raise InvalidRequestError(
+            f"not subscribed to {key!r}", details={"subscribed": sorted(conn.subscriptions)}
+        )
+    unsubscribe()
+    return {"sessionKey": key, "subscribed": sorted(conn.subscriptions)}
+
+
 def _tool_method(tool: str) -> Handler:
     async def method(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         assert conn.caller is not None
@@ -190,6 +233,8 @@ METHODS: dict[str, Handler] = {
     "sessions.list": _tool_method("sessions_list"),
     "sessions.history": _tool_method("sessions_history"),
     "sessions.resolve": _resolve,
+    "sessions.subscribe": _subscribe,
+    "sessions.unsubscribe": _unsubscribe,
     "tools.invoke": _invoke,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -172,6 +173,8 @@ def decode_cursor(cursor: str | None) -> int | None:
 class SessionStore(Protocol):
     """Sessions, their transcripts and runs. Every method is atomic on its own."""
 
+    shared: bool  # whether several gateway processes may serve from this store at once
+
     async def find(self, key: str) -> SessionRecord | None:
         """The session stored under this canonical key; None means it does not exist."""
 
@@ -240,6 +243,12 @@ class SessionStore(Protocol):
 
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while a run of `key` executes: one run per session, across processes."""
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """Tell the other gateway processes sharing this store about a run event."""
+
+    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Deliver run events published by other processes to `listener`."""
 
     async def count_sessions(self) -> int:
         """How many sessions are stored."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from sessiongate.errors import SessionNotFoundError
@@ -29,6 +30,8 @@ def missing(key: str) -> SessionNotFoundError:
 
 class MemorySessionStore:
     """Dicts and lists; every method runs without awaiting, so each is atomic."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._sessions: dict[str, SessionRecord] = {}
@@ -167,6 +170,12 @@ class MemorySessionStore:
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Runs of one session are already serialised by this process's lanes."""
         return contextlib.nullcontext()
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """One process per store: its own listeners already have the event."""
+
+    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """No other process publishes into this store."""
 
     async def count_sessions(self) -> int:
         return len(self._sessions)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,6 +53,7 @@ MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate proc
 CONNECT_TIMEOUT_SECONDS = 3.0
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 10.0
+MAX_NOTIFY_BYTES = 7000
 
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -131,6 +133,8 @@ def _unavailable(exc: BaseException) -> StoreUnavailableError:
 class PostgresSessionStore:
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
+    shared = True
+
     def __init__(self, dsn: str, schema: str | None) -> None:
         self.dsn = dsn
         self.schema = schema
@@ -138,6 +142,8 @@ class PostgresSessionStore:
         self._pool: asyncpg.Pool | None = None
         self._lane_pool: asyncpg.Pool | None = None
         self._owner_conn: asyncpg.Connection | None = None
+        self._events_conn: asyncpg.Connection | None = None
+        self._event_listener: Callable[[dict[str, Any]], None] | None = None
 
     @classmethod
     async def open(cls, url: str) -> PostgresSessionStore:
@@ -390,6 +396,7 @@ class PostgresSessionStore:
     async def interrupt_running(self) -> int:
         async with self._conn() as conn:
             await self._claim_owner()
+            await self._ensure_listening()
             owners = await conn.fetch("SELECT DISTINCT owner FROM runs WHERE status = 'running'")
             total = 0
             for (owner,) in owners:
@@ -435,6 +442,37 @@ class PostgresSessionStore:
         finally:
             await self._lane_pool.release(conn)
 
+    @property
+    def _channel(self) -> str:
+        return f"sessiongate_events_{self.schema or 'public'}"[:63]
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        payload = json.dumps({"origin": self.owner, "event": event}, separators=(",", ":"))
+        if len(payload.encode()) > MAX_NOTIFY_BYTES:  # NOTIFY payloads are small: send the gist
+            gist = {k: v for k, v in event.items() if k not in ("reply", "delta", "error")}
+            payload = json.dumps({"origin": self.owner, "event": {**gist, "truncated": True}})
+        await self._run(lambda c: c.execute("SELECT pg_notify($1, $2)", self._channel, payload))
+
+    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        self._event_listener = listener
+        await self._ensure_listening()
+
+    async def _ensure_listening(self) -> None:
+        if self._event_listener is None:
+            return
+        if self._events_conn is not None and not self._events_conn.is_closed():
+            return
+        try:
+            self._events_conn = await self._connect()
+            await self._events_conn.add_listener(self._channel, self._on_notify)
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        message = json.loads(payload)
+        if message.get("origin") != self.owner and self._event_listener is not None:
+            self._event_listener(message["event"])
+
     async def count_sessions(self) -> int:
         return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
 
@@ -442,7 +480,8 @@ class PostgresSessionStore:
         for pool in (self._pool, self._lane_pool):
             if pool is not None:
                 await pool.close()
-        if self._owner_conn is not None:
-            with contextlib.suppress(*UNAVAILABLE):
-                await self._owner_conn.close()
-        self._pool = self._lane_pool = self._owner_conn = None
+        for conn in (self._owner_conn, self._events_conn):
+            if conn is not None:
+                with contextlib.suppress(*UNAVAILABLE):
+                    await conn.close()
+        self._pool = self._lane_pool = self._owner_conn = self._events_conn = None

@@ -141,6 +141,8 @@ class _StoreThread:
 class SqliteSessionStore:
     """A SQLite file shared by the calls of one process (and safely by several)."""
 
+    shared = False
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread = _StoreThread("sessiongate-sqlite")
@@ -417,6 +419,12 @@ class SqliteSessionStore:
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Runs of one session are already serialised by this process's lanes."""
         return contextlib.nullcontext()
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """One process per store: its own listeners already have the event."""
+
+    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """No other process publishes into this store."""
 
     async def count_sessions(self) -> int:
         return await self._call(self._count)
