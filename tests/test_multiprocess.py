@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,3 +265,34 @@ async def test_websocket_subscribers_see_runs_of_other_processes(
     assert [f["event"] for f in frames] == ["run.started", "run.delta", "run.completed"]
     assert {f["payload"]["runId"] for f in frames} == {run_id}
     assert frames[-1]["payload"]["reply"] == "echo: m0"
+
+
+async def test_storage_migrate_copies_sqlite_into_postgres(
+    postgres_url: str, tmp_path: Path, serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory()
+    async with (
+        serve(config) as gw,
+        httpx.AsyncClient(base_url=gw.url, headers={"authorization": f"Bearer {gw.token}"}) as http,
+    ):
+        for key in ("agent:atlas:main", INCIDENT_KEY, "agent:peggy:cron:daily"):
+            body = {"tool": "sessions_send", "args": {"sessionKey": key, "message": "hi"}}
+            assert (await http.post("/tools/invoke", json=body)).status_code == 200
+    source = config.storage_url
+    command = [sys.executable, "-m", "sessiongate", "storage", "migrate", "--from", source,
+               "--to", postgres_url, "--json"]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["result"] == {
+        "sessions": 4, "copied": 4, "skipped": 0, "messages": 6,
+    }  # fmt: skip
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert json.loads(again.stdout)["result"]["skipped"] == 4
+    rows = await query(postgres_url, "SELECT key, origin, last_seq FROM sessions ORDER BY id")
+    assert [r["key"] for r in rows] == [
+        "agent:atlas:main", "agent:peggy:main", INCIDENT_KEY, "agent:peggy:cron:daily",
+    ]  # fmt: skip
+    assert dict((r["key"], r["origin"]) for r in rows)[INCIDENT_KEY] == "address"
+    await assert_transcripts_whole(postgres_url)
+    bad = subprocess.run([*command[:6], "mysql://x", *command[7:]], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a store URL" in bad.stderr

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sessiongate.errors import InvalidRequestError, SessionNotFoundError
-from sessiongate.store import NewSession, Provenance, SessionStore
+from sessiongate.store import MemorySessionStore, NewSession, Provenance, SessionStore
 
 
 def new(key: str, agent: str = "atlas", kind: str = "main", label: str | None = None) -> NewSession:
@@ -128,3 +128,25 @@ async def test_accept_and_complete_write_message_and_run_together(store: Session
         await store.accept_message("agent:atlas:ghost", "hi", run_id="r2")
     assert await store.find_run("r2") is None
     assert await store.count_sessions() == 1
+
+
+async def test_import_keeps_a_session_exactly_and_skips_existing_keys(store: SessionStore) -> None:
+    source = MemorySessionStore()
+    original, _ = await source.ensure(new("agent:atlas:direct:9", kind="direct", label="vip"))
+    for i in range(3):
+        await source.append_message(original.key, "user", f"m{i}", run_id=f"r{i}", meta={"i": i})
+    await source.set_alias(original.key, "agent:atlas:main")
+    record = await source.find(original.key)
+    assert record is not None
+    messages = await source.history(record.key, limit=10)
+    assert await store.import_session(record, messages) is True
+    assert await store.import_session(record, messages) is False
+    copied = await store.find(record.key)
+    assert copied is not None
+    assert (copied.label, copied.alias_of, copied.last_seq, copied.provenance) == (
+        "vip", "agent:atlas:main", 3, record.provenance,
+    )  # fmt: skip
+    assert copied.created_at == record.created_at
+    assert await store.history(record.key, limit=10) == messages
+    appended = await store.append_message(record.key, "user", "after")
+    assert appended.seq == 4

@@ -47,6 +47,8 @@ audit_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(audit_app, name="audit")
+storage_app = typer.Typer(help="Manage the session store.", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -441,6 +443,47 @@ def audit_tail(
     with guarded(as_json):
         config = load_config(config_path)
     tail_audit(config.audit_path, lines, follow, as_json, out)
+
+
+@storage_app.command("migrate")
+def storage_migrate(
+    source: Annotated[str, typer.Option("--from", help="Store to copy from (storage.url form).")],
+    target: Annotated[str, typer.Option("--to", help="Store to copy into (storage.url form).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy every session and transcript, e.g. from SQLite to PostgreSQL (re-runnable)."""
+    from rich.progress import Progress
+
+    from sessiongate.config import StorageConfig
+    from sessiongate.store.migrate import migrate
+
+    with guarded(as_json):
+        for url in (source, target):
+            _check_storage_url(StorageConfig, url)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("copying sessions", total=None)
+            report = run(migrate(source, target, lambda n: progress.update(task, total=n),
+                                 lambda _: progress.advance(task)))  # fmt: skip
+    if as_json:
+        emit_json({"ok": True, "result": report.to_wire()})
+        return
+    table = Table(
+        "sessions", "copied", "already there", "messages copied", title=f"{source} → {target}"
+    )
+    table.add_row(*(str(v) for v in report.to_wire().values()))
+    out.print(table)
+
+
+def _check_storage_url(model: Any, url: str) -> None:
+    from pydantic import ValidationError
+
+    try:
+        model(url=url)
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            f"{url!r} is not a store URL: {exc.errors()[0]['msg']}",
+            details={"hint": "sqlite:///path.db, sqlite:////abs/path.db or postgresql://…"},
+        ) from None
 
 
 @app.command()

@@ -244,6 +244,9 @@ class SessionStore(Protocol):
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while a run of `key` executes: one run per session, across processes."""
 
+    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        """Insert a session and its transcript as they were (migration); False if present."""
+
     async def publish_event(self, event: dict[str, Any]) -> None:
         """Tell the other gateway processes sharing this store about a run event."""
 

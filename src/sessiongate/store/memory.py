@@ -171,6 +171,16 @@ class MemorySessionStore:
         """Runs of one session are already serialised by this process's lanes."""
         return contextlib.nullcontext()
 
+    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        if session.key in self._sessions:
+            return False
+        row_id = len(self._order) + 1
+        self._sessions[session.key] = session
+        self._row_ids[session.key] = row_id
+        self._order.append((row_id, session.key))
+        self._messages[session.key] = list(messages)
+        return True
+
     async def publish_event(self, event: dict[str, Any]) -> None:
         """One process per store: its own listeners already have the event."""
 

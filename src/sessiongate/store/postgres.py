@@ -442,6 +442,30 @@ class PostgresSessionStore:
         finally:
             await self._lane_pool.release(conn)
 
+    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        p = session.provenance
+
+        async def insert(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
+                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " ON CONFLICT (key) DO NOTHING",
+                session.key, session.agent_id, session.kind, session.status, session.label,
+                session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
+                session.created_at, session.updated_at, session.last_seq,
+            )  # fmt: skip
+            if status.endswith(" 0"):
+                return False
+            await conn.executemany(
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [(m.session_key, m.seq, m.role, m.content, m.run_id, m.created_at,
+                  dump_meta(m.meta)) for m in messages],
+            )  # fmt: skip
+            return True
+
+        return await self._write(insert)
+
     @property
     def _channel(self) -> str:
         return f"sessiongate_events_{self.schema or 'public'}"[:63]

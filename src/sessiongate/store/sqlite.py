@@ -420,6 +420,30 @@ class SqliteSessionStore:
         """Runs of one session are already serialised by this process's lanes."""
         return contextlib.nullcontext()
 
+    def _import(
+        self, db: sqlite3.Connection, session: SessionRecord, messages: list[MessageRecord]
+    ) -> bool:
+        p = session.provenance
+        inserted = db.execute(
+            "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
+            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (session.key, session.agent_id, session.kind, session.status, session.label,
+             session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
+             session.created_at, session.updated_at, session.last_seq),
+        ).rowcount  # fmt: skip
+        if not inserted:
+            return False
+        db.executemany(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(m.session_key, m.seq, m.role, m.content, m.run_id, m.created_at,
+              dump_meta(m.meta)) for m in messages],
+        )  # fmt: skip
+        return True
+
+    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        return await self._call(self._write, self._import, session, messages)
+
     async def publish_event(self, event: dict[str, Any]) -> None:
         """One process per store: its own listeners already have the event."""
 
