@@ -295,4 +295,4 @@ async def test_storage_migrate_copies_sqlite_into_postgres(
     assert dict((r["key"], r["origin"]) for r in rows)[INCIDENT_KEY] == "address"
     await assert_transcripts_whole(postgres_url)
     bad = subprocess.run([*command[:6], "mysql://x", *command[7:]], capture_output=True, text=True)
-    assert bad.returncode == 2 and "not a store URL" in bad.stderr
+    assert bad.returncode == 2 and "not a store URL" in bad.stdout
