@@ -2,14 +2,73 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
+TOKEN = "benchmark-token-0123456789"
+LOG_PATH = Path(tempfile.gettempdir()) / "sessiongate-benchmark.log"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@contextmanager
+def process(command: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
+    log = open(LOG_PATH, "ab")  # noqa: SIM115 - closed when the process ends
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(400):
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def gateway_command(
+    tmp: Path, port: int, storage_url: str | None = None, create_on_miss: bool = False
+) -> list[str]:
+    """`sessiongate serve` with a benchmark config (echo agents, SQLite unless told)."""
+    config = {
+        "gateway": {
+            "port": port,
+            "auth": {"token": TOKEN},
+            "sessions": {"createOnMiss": create_on_miss},
+        },
+        "storage": {"url": storage_url or f"sqlite:///{tmp / 'state.db'}"},
+        "audit": {"path": str(tmp / f"audit-{port}.jsonl")},
+    }
+    path = tmp / f"bench-{port}.json5"
+    path.write_text(json.dumps(config))
+    return [sys.executable, "-m", "sessiongate", "serve", "--config", str(path)]
 
 
 async def timed(call: Callable[[int], Awaitable[object]], count: int) -> list[float]:

@@ -13,64 +13,27 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks._common import console, print_table, summary, timed
+from benchmarks._common import (
+    TOKEN,
+    console,
+    free_port,
+    gateway_command,
+    print_table,
+    process,
+    rss_mib,
+    summary,
+    timed,
+)
 
-TOKEN = "benchmark-token-0123456789"
 MISSING = "agent:atlas:telegram:atlas:direct:6596143250"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-@contextmanager
-def process(command: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(400):
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def gateway_command(tmp: Path, port: int) -> list[str]:
-    config = {
-        "gateway": {"port": port, "auth": {"token": TOKEN}, "sessions": {"createOnMiss": False}},
-        "storage": {"url": f"sqlite:///{tmp / 'state.db'}"},
-        "audit": {"path": str(tmp / "audit.jsonl")},
-    }
-    path = tmp / "bench.json5"
-    path.write_text(json.dumps(config))
-    return [sys.executable, "-m", "sessiongate", "serve", "--config", str(path)]
 
 
 class HttpCaller:

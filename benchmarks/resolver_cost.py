@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import print_table, summary, timed
+import asyncpg
+
+from benchmarks._common import console, print_table, summary, timed
 from sessiongate.audit import AuditLog
 from sessiongate.config import parse_config
 from sessiongate.errors import SessionNotFoundError
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore
+from sessiongate.store import open_store as open_sessiongate_store
 
 CALLER = Caller("agent:peggy:main", "bench")
+POSTGRES_URL = os.environ.get(
+    "SESSIONGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BENCH_SCHEMA = f"sg_bench_{os.getpid()}"
 
 
 def config(tmp: Path, create_on_miss: bool) -> Any:
@@ -39,7 +47,25 @@ def config(tmp: Path, create_on_miss: bool) -> Any:
 async def open_store(kind: str, tmp: Path) -> SessionStore:
     if kind == "memory":
         return MemorySessionStore()
+    if kind == "postgres":
+        return await open_sessiongate_store(f"{POSTGRES_URL}?schema={BENCH_SCHEMA}")
     return await SqliteSessionStore.open(tmp / "bench.db")
+
+
+async def drop_bench_schema() -> None:
+    conn = await asyncpg.connect(POSTGRES_URL)
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{BENCH_SCHEMA}" CASCADE')
+    await conn.close()
+
+
+async def postgres_reachable() -> bool:
+    try:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        console.print(f"[yellow]PostgreSQL skipped[/]: {exc!r}")
+        return False
+    await conn.close()
+    return True
 
 
 def resolver(cfg: Any, store: SessionStore) -> Resolver:
@@ -74,12 +100,15 @@ async def measure(kind: str, count: int) -> dict[str, dict[str, float]]:
             "create": summary(await timed(create, count)),
         }
         await store.close()
+        if kind == "postgres":
+            await drop_bench_schema()
         return results
 
 
 async def main(count: int) -> None:
     rows = []
-    for kind in ("memory", "sqlite"):
+    kinds = ["memory", "sqlite"] + (["postgres"] if await postgres_reachable() else [])
+    for kind in kinds:
         for path, stats in (await measure(kind, count)).items():
             rows.append((kind, path, *(f"{stats[k]:.1f}" for k in ("p50_us", "p95_us", "mean_us"))))
     header = ("store", "path", "p50 µs", "p95 µs", "mean µs")

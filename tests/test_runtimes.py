@@ -169,3 +169,21 @@ async def test_webhook_reply_over_http(serve: Serve, config_factory: ConfigFacto
         args = {"sessionKey": "agent:slow:main", "message": "quick"}
         result = (await invoke(http, "sessions_send", args)).json()["result"]
         assert (result["status"], result["reply"]) == ("ok", "done: quick")
+
+
+async def test_the_periodic_sweep_leaves_this_process_runs_alone(
+    serve: Serve, config_factory: ConfigFactory, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("sessiongate.gateway.JANITOR_INTERVAL_SECONDS", 0.05)
+    async with (
+        upstream(webhook_app(0.6)) as fake,
+        serve(webhook_config(config_factory, fake.url)) as gw,client_for(gw) as http
+    ):
+        args = {"sessionKey": "agent:slow:main", "message": "job", "timeoutSeconds": 0}
+        run_id = (await invoke(http, "sessions_send", args)).json()["result"]["runId"]
+        await asyncio.sleep(0.3)  # several sweeps while the run is in flight
+        run = await gw.gateway.store.find_run(run_id)
+        assert run is not None and run.status == "running"
+        await wait_for_messages(http, "agent:slow:main", 2)
+        done = await gw.gateway.store.find_run(run_id)
+        assert done is not None and done.status == "completed"

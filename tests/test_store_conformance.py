@@ -109,7 +109,10 @@ async def test_runs_are_recorded_and_interrupted(store: SessionStore) -> None:
     await store.start_run("r1", "agent:atlas:main")
     await store.start_run("r2", "agent:atlas:main")
     await store.finish_run("r1", "completed")
-    assert await store.interrupt_running() == 1
+    assert await store.interrupt_running() == 0  # this process is alive: its runs go on
+    running = await store.find_run("r2")
+    assert running is not None and running.status == "running"
+    assert await store.interrupt_running(own=True) == 1
     r1, r2 = await store.find_run("r1"), await store.find_run("r2")
     assert r1 is not None and r1.status == "completed"
     assert r2 is not None and r2.status == "interrupted"

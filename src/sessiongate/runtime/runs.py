@@ -200,4 +200,4 @@ class RunManager:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
-        await self.gateway.store.interrupt_running()
+        await self.gateway.store.interrupt_running(own=True)

@@ -234,11 +234,11 @@ class SessionStore(Protocol):
     async def find_run(self, run_id: str) -> RunRecord | None:
         """The run with this id; None means it does not exist."""
 
-    async def interrupt_running(self) -> int:
-        """Mark runs interrupted whose process is gone (or is this store's, on close).
+    async def interrupt_running(self, *, own: bool = False) -> int:
+        """Mark `running` runs of processes that are gone as interrupted; return how many.
 
-        Called at start-up, periodically by a serving gateway (a peer process may
-        have been killed), and on close; returns how many runs it marked.
+        Called at start-up and periodically by a serving gateway (a peer process
+        may have been killed); with `own`, on close, this store's own runs too.
         """
 
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:

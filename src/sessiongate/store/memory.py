@@ -161,7 +161,9 @@ class MemorySessionStore:
     async def find_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
-    async def interrupt_running(self) -> int:
+    async def interrupt_running(self, *, own: bool = False) -> int:
+        if not own:
+            return 0  # every run here belongs to this process, which is alive
         running = [r for r in self._runs.values() if r.status == "running"]
         for run in running:
             await self.finish_run(run.run_id, "interrupted", "gateway stopped during the run")

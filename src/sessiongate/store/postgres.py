@@ -393,14 +393,15 @@ class PostgresSessionStore:
         )
         return RunRecord(*row) if row else None
 
-    async def interrupt_running(self) -> int:
+    async def interrupt_running(self, *, own: bool = False) -> int:
         async with self._conn() as conn:
             await self._claim_owner()
             await self._ensure_listening()
             owners = await conn.fetch("SELECT DISTINCT owner FROM runs WHERE status = 'running'")
             total = 0
             for (owner,) in owners:
-                total += await self._interrupt_if_gone(conn, owner)
+                if owner != self.owner or own:
+                    total += await self._interrupt_if_gone(conn, owner)
             return total
 
     async def _interrupt_if_gone(self, conn: asyncpg.Connection, owner: str | None) -> int:

@@ -395,11 +395,11 @@ class SqliteSessionStore:
     async def find_run(self, run_id: str) -> RunRecord | None:
         return await self._call(self._find_run, run_id)
 
-    def _interrupt_running(self) -> int:
+    def _interrupt_running(self, own: bool) -> int:
         owners = self._db.execute(
             "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
         ).fetchall()
-        orphaned = [o for (o,) in owners if o == self.owner or owner_is_dead_here(o)]
+        orphaned = [o for (o,) in owners if (own and o == self.owner) or owner_is_dead_here(o)]
         interrupted = 0
         for owner in orphaned:
             interrupted += self._db.execute(
@@ -410,8 +410,8 @@ class SqliteSessionStore:
             ).rowcount
         return interrupted
 
-    async def interrupt_running(self) -> int:
-        return await self._call(self._interrupt_running)
+    async def interrupt_running(self, *, own: bool = False) -> int:
+        return await self._call(self._interrupt_running, own)
 
     def _count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
