@@ -38,7 +38,7 @@ def rss_mib(pid: int) -> float:
 
 @contextmanager
 def process(command: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
-    log = open(LOG_PATH, "ab")  # noqa: SIM115 - closed when the process ends
+    log = LOG_PATH.open("ab")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(400):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 from benchmarks._common import (
     TOKEN,
@@ -28,6 +27,7 @@ from benchmarks._common import (
     print_table,
     process,
 )
+from benchmarks._loadgen import hammer, render
 
 POSTGRES_URL = os.environ.get(
     "SESSIONGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -36,27 +36,26 @@ SESSIONS = [f"agent:atlas:cron:job-{i}" for i in range(16)]
 
 
 async def blast(urls: list[str], sends: int, concurrency: int) -> float:
-    """Sends per second, all acknowledged."""
-    headers = {"authorization": f"Bearer {TOKEN}"}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
-        targets = itertools.cycle(urls)
-        keys = itertools.cycle(SESSIONS)
-        gate = asyncio.Semaphore(concurrency)
+    """Acknowledged sends per second, `concurrency` connections spread over the gateways."""
+    ports = [int(url.rsplit(":", 1)[1]) for url in urls]
 
-        async def send(i: int) -> None:
-            body = {
-                "tool": "sessions_send",
-                "args": {"sessionKey": next(keys), "message": f"m{i}", "timeoutSeconds": 0},
-            }
-            async with gate:
-                response = await http.post(f"{next(targets)}/tools/invoke", json=body)
-            assert response.json()["result"]["status"] == "accepted", response.text
+    def request_for(port: int) -> Callable[[int], bytes]:
+        def make(i: int) -> bytes:
+            args = {"sessionKey": SESSIONS[i % len(SESSIONS)], "message": f"m{i}",
+                    "timeoutSeconds": 0}  # fmt: skip
+            return render("127.0.0.1", port, "/tools/invoke",
+                          {"tool": "sessions_send", "args": args}, TOKEN)  # fmt: skip
 
-        await asyncio.gather(*(send(i) for i in range(200)))  # warm-up, creates the sessions
-        started = time.perf_counter()
-        await asyncio.gather(*(send(i) for i in range(sends)))
-        return sends / (time.perf_counter() - started)
+        return make
+
+    per_gateway = max(1, concurrency // len(ports))
+    await asyncio.gather(*(hammer("127.0.0.1", p, request_for(p), 200, per_gateway) for p in ports))
+    started = time.perf_counter()
+    share = sends // len(ports)
+    await asyncio.gather(
+        *(hammer("127.0.0.1", p, request_for(p), share, per_gateway) for p in ports)
+    )
+    return share * len(ports) / (time.perf_counter() - started)
 
 
 async def run(processes: int, sends: int, concurrency: int) -> float:

@@ -28,6 +28,7 @@ __all__ = ["RunEvent", "RunManager"]
 log = structlog.get_logger("sessiongate.runs")
 
 HISTORY_WINDOW = 40
+RELAY_BATCH = 200
 
 RunEvent = dict[str, Any]
 Listener = Callable[[RunEvent], None]
@@ -82,9 +83,11 @@ class RunManager:
         self._relay = asyncio.Queue()
         await self.gateway.store.listen_events(self.deliver)
         while True:
-            event = await self._relay.get()
+            batch = [await self._relay.get()]
+            while not self._relay.empty() and len(batch) < RELAY_BATCH:
+                batch.append(self._relay.get_nowait())
             try:
-                await self.gateway.store.publish_event(event)
+                await self.gateway.store.publish_events(batch)
             except StoreUnavailableError as exc:
                 log.warning("run event not shared with other processes", error=exc.message)
 

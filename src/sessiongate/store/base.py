@@ -247,8 +247,8 @@ class SessionStore(Protocol):
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
         """Insert a session and its transcript as they were (migration); False if present."""
 
-    async def publish_event(self, event: dict[str, Any]) -> None:
-        """Tell the other gateway processes sharing this store about a run event."""
+    async def publish_events(self, events: list[dict[str, Any]]) -> None:
+        """Tell the other gateway processes sharing this store about run events, in order."""
 
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Deliver run events published by other processes to `listener`."""

@@ -183,7 +183,7 @@ class MemorySessionStore:
         self._messages[session.key] = list(messages)
         return True
 
-    async def publish_event(self, event: dict[str, Any]) -> None:
+    async def publish_events(self, events: list[dict[str, Any]]) -> None:
         """One process per store: its own listeners already have the event."""
 
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:

@@ -55,6 +55,24 @@ ACQUIRE_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 10.0
 MAX_NOTIFY_BYTES = 7000
 
+APPEND = """
+WITH s AS (
+    UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1 WHERE key = $2 RETURNING last_seq
+), m AS (
+    INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)
+    SELECT $2, last_seq, $3, $4, $5, $6, $7 FROM s RETURNING seq
+){run_change}
+SELECT seq FROM m
+"""
+START_RUN = """, r AS (
+    INSERT INTO runs (run_id, session_key, status, created_at, owner)
+    SELECT $5, $2, 'running', $6, $8 FROM s
+)"""
+COMPLETE_RUN = """, r AS (
+    UPDATE runs SET status = 'completed', finished_at = $1
+    WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
+)"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (
         1,
@@ -154,7 +172,7 @@ class PostgresSessionStore:
             await store._migrate()
             settings = {"search_path": schema} if schema else {}
             store._pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=10, timeout=CONNECT_TIMEOUT_SECONDS,
+                dsn, min_size=1, max_size=20, timeout=CONNECT_TIMEOUT_SECONDS,
                 command_timeout=COMMAND_TIMEOUT_SECONDS,
                 server_settings=settings,
             )  # fmt: skip
@@ -280,31 +298,27 @@ class PostgresSessionStore:
         next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return SessionPage([session_from_row(r) for r in rows[:limit]], next_cursor)
 
-    @staticmethod
     async def _append(
-        conn: asyncpg.Connection,
+        self,
         key: str,
         role: str,
         content: str,
         run_id: str | None,
         meta: dict[str, Any],
-        created_at: float | None,
+        created_at: float | None = None,
+        run_change: str = "",
     ) -> MessageRecord:
+        """One statement (so one round trip, atomic): bump last_seq, insert the message,
+        and optionally start or complete its run."""
         stamp = now()
-        seq = await conn.fetchval(
-            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1 WHERE key = $2"
-            " RETURNING last_seq",
-            stamp,
-            key,
-        )
+        at = created_at or stamp
+        args: list[Any] = [stamp, key, role, content, run_id, at, dump_meta(meta)]
+        if run_change == START_RUN:
+            args.append(self.owner)
+        seq = await self._run(lambda c: c.fetchval(APPEND.format(run_change=run_change), *args))
         if seq is None:
             raise missing(key)
-        message = MessageRecord(key, seq, role, content, run_id, created_at or stamp, meta)
-        await conn.execute(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            key, seq, role, content, run_id, message.created_at, dump_meta(meta),
-        )  # fmt: skip
-        return message
+        return MessageRecord(key, seq, role, content, run_id, at, meta)
 
     async def append_message(
         self,
@@ -316,9 +330,7 @@ class PostgresSessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
-        return await self._write(
-            lambda c: self._append(c, key, role, content, run_id, dict(meta or {}), created_at)
-        )
+        return await self._append(key, role, content, run_id, dict(meta or {}), created_at)
 
     async def history(
         self, key: str, *, limit: int = 50, before: int | None = None
@@ -369,19 +381,13 @@ class PostgresSessionStore:
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
-        async def accept(conn: asyncpg.Connection) -> tuple[MessageRecord, RunRecord]:
-            message = await self._append(conn, key, "user", content, run_id, dict(meta or {}), None)
-            return message, await self._start_run(conn, run_id, key)
-
-        return await self._write(accept)
+        message = await self._append(
+            key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
+        )
+        return message, RunRecord(run_id, key, "running", message.created_at, None, None)
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        async def complete(conn: asyncpg.Connection) -> MessageRecord:
-            message = await self._append(conn, key, "assistant", reply, run_id, {}, None)
-            await self._finish_run(conn, run_id, "completed", None)
-            return message
-
-        return await self._write(complete)
+        return await self._append(key, "assistant", reply, run_id, {}, run_change=COMPLETE_RUN)
 
     async def find_run(self, run_id: str) -> RunRecord | None:
         row = await self._run(
@@ -471,12 +477,19 @@ class PostgresSessionStore:
     def _channel(self) -> str:
         return f"sessiongate_events_{self.schema or 'public'}"[:63]
 
-    async def publish_event(self, event: dict[str, Any]) -> None:
+    def _payload(self, event: dict[str, Any]) -> str:
         payload = json.dumps({"origin": self.owner, "event": event}, separators=(",", ":"))
         if len(payload.encode()) > MAX_NOTIFY_BYTES:  # NOTIFY payloads are small: send the gist
             gist = {k: v for k, v in event.items() if k not in ("reply", "delta", "error")}
             payload = json.dumps({"origin": self.owner, "event": {**gist, "truncated": True}})
-        await self._run(lambda c: c.execute("SELECT pg_notify($1, $2)", self._channel, payload))
+        return payload
+
+    async def publish_events(self, events: list[dict[str, Any]]) -> None:
+        payloads = [self._payload(event) for event in events]
+        sql = (
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n"
+        )
+        await self._run(lambda c: c.execute(sql, self._channel, payloads))
 
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         self._event_listener = listener

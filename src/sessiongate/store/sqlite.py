@@ -444,7 +444,7 @@ class SqliteSessionStore:
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
         return await self._call(self._write, self._import, session, messages)
 
-    async def publish_event(self, event: dict[str, Any]) -> None:
+    async def publish_events(self, events: list[dict[str, Any]]) -> None:
         """One process per store: its own listeners already have the event."""
 
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
