@@ -177,7 +177,8 @@ async def test_the_periodic_sweep_leaves_this_process_runs_alone(
     monkeypatch.setattr("sessiongate.gateway.JANITOR_INTERVAL_SECONDS", 0.05)
     async with (
         upstream(webhook_app(0.6)) as fake,
-        serve(webhook_config(config_factory, fake.url)) as gw,client_for(gw) as http
+        serve(webhook_config(config_factory, fake.url)) as gw,
+        client_for(gw) as http,
     ):
         args = {"sessionKey": "agent:slow:main", "message": "job", "timeoutSeconds": 0}
         run_id = (await invoke(http, "sessions_send", args)).json()["result"]["runId"]
