@@ -8,12 +8,9 @@ writes) while the event loop stays free.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +35,7 @@ from sessiongate.store.rows import (
     owner_is_dead_here,
     session_from_row,
 )
+from sessiongate.store.sqlite_thread import StoreThread
 
 __all__ = ["SqliteSessionStore"]
 
@@ -95,49 +93,6 @@ def sqlite_path(url: str) -> Path:
     return Path(raw).expanduser()
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-class _StoreThread:
-    """The one thread that runs every SQLite call of a store, in order.
-
-    A queue and a dedicated thread wake faster than a thread pool, and keep the
-    connection on a single thread.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, args, future, loop = job
-            result, error = None, None
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # handed to the awaiting coroutine
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((fn, args, future, loop))
-        return await future
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
-
 class SqliteSessionStore:
     """A SQLite file shared by the calls of one process (and safely by several)."""
 
@@ -145,7 +100,7 @@ class SqliteSessionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._thread = _StoreThread("sessiongate-sqlite")
+        self._thread = StoreThread("sessiongate-sqlite", lambda: self._db)
         self.owner = local_owner()
         self._conn: sqlite3.Connection | None = None
 
@@ -176,29 +131,27 @@ class SqliteSessionStore:
         self._conn = conn
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read (or a call that manages its own statements) on the store thread."""
+        return await self._guard(self._thread.read(fn, *args))
+
+    async def _call_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(db, *args)` in a transaction, possibly shared with other writes."""
+        return await self._guard(self._thread.write(fn, *args))
+
+    async def _guard(self, call: Awaitable[T]) -> T:
         try:
-            return await self._thread.run(fn, *args)
+            result: T = await call
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(
                 f"SQLite store {self.path} is unavailable: {exc}", details={"store": "sqlite"}
             ) from exc
+        return result
 
     @property
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StoreUnavailableError("SQLite store is closed", details={"store": "sqlite"})
         return self._conn
-
-    def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db, *args)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
 
     def _find(self, key: str) -> SessionRecord | None:
         row = self._db.execute(
@@ -221,10 +174,10 @@ class SqliteSessionStore:
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         return await self._call(self._find_by_label, label, agent_id)
 
-    def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+    def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
         stamp = now()
         p = new.provenance
-        row = self._db.execute(
+        row = db.execute(
             f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
             f" parent_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}",
@@ -248,7 +201,7 @@ class SqliteSessionStore:
         return existing, False
 
     async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
-        return await self._call(self._ensure, new)
+        return await self._call_write(self._ensure, new)
 
     def _list(
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
@@ -310,8 +263,8 @@ class SqliteSessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
-        return await self._call(
-            self._write, self._append, key, role, content, run_id, dict(meta or {}), created_at
+        return await self._call_write(
+            self._append, key, role, content, run_id, dict(meta or {}), created_at
         )
 
     def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
@@ -335,16 +288,14 @@ class SqliteSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        await self._call(self._write, self._update, key, "alias_of", target)
+        await self._call_write(self._update, key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
-        await self._call(self._write, self._update, key, "status", status)
+        await self._call_write(self._update, key, "status", status)
 
-    def _start_run(
-        self, run_id: str, session_key: str, db: sqlite3.Connection | None = None
-    ) -> RunRecord:
+    def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, "running", now(), None, None)
-        (db or self._db).execute(
+        db.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES (?, ?, ?, ?, ?)",
             (run.run_id, run.session_key, run.status, run.created_at, self.owner),
@@ -352,37 +303,36 @@ class SqliteSessionStore:
         return run
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
-        return await self._call(self._start_run, run_id, session_key)
+        return await self._call_write(self._start_run, run_id, session_key)
 
-    def _finish_run(
-        self, run_id: str, status: str, error: str | None, db: sqlite3.Connection | None = None
-    ) -> None:
-        (db or self._db).execute(
+    @staticmethod
+    def _finish_run(db: sqlite3.Connection, run_id: str, status: str, error: str | None) -> None:
+        db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
             (status, now(), error, run_id),
         )
 
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        await self._call(self._finish_run, run_id, status, error)
+        await self._call_write(self._finish_run, run_id, status, error)
 
     def _accept(
         self, db: sqlite3.Connection, key: str, content: str, run_id: str, meta: dict[str, Any]
     ) -> tuple[MessageRecord, RunRecord]:
         message = self._append(db, key, "user", content, run_id, meta, None)
-        return message, self._start_run(run_id, key, db)
+        return message, self._start_run(db, run_id, key)
 
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
-        return await self._call(self._write, self._accept, key, content, run_id, dict(meta or {}))
+        return await self._call_write(self._accept, key, content, run_id, dict(meta or {}))
 
     def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
         message = self._append(db, key, "assistant", reply, run_id, {}, None)
-        self._finish_run(run_id, "completed", None, db)
+        self._finish_run(db, run_id, "completed", None)
         return message
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        return await self._call(self._write, self._complete, key, run_id, reply)
+        return await self._call_write(self._complete, key, run_id, reply)
 
     def _find_run(self, run_id: str) -> RunRecord | None:
         row = self._db.execute(
@@ -395,14 +345,12 @@ class SqliteSessionStore:
     async def find_run(self, run_id: str) -> RunRecord | None:
         return await self._call(self._find_run, run_id)
 
-    def _interrupt_running(self, own: bool) -> int:
-        owners = self._db.execute(
-            "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
-        ).fetchall()
+    def _interrupt_running(self, db: sqlite3.Connection, own: bool) -> int:
+        owners = db.execute("SELECT DISTINCT owner FROM runs WHERE status = 'running'").fetchall()
         orphaned = [o for (o,) in owners if (own and o == self.owner) or owner_is_dead_here(o)]
         interrupted = 0
         for owner in orphaned:
-            interrupted += self._db.execute(
+            interrupted += db.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?,"
                 " error = 'the gateway process stopped during the run'"
                 " WHERE status = 'running' AND owner IS ?",
@@ -411,7 +359,7 @@ class SqliteSessionStore:
         return interrupted
 
     async def interrupt_running(self, *, own: bool = False) -> int:
-        return await self._call(self._interrupt_running, own)
+        return await self._call_write(self._interrupt_running, own)
 
     def _count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
@@ -442,7 +390,7 @@ class SqliteSessionStore:
         return True
 
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        return await self._call(self._write, self._import, session, messages)
+        return await self._call_write(self._import, session, messages)
 
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
         """One process per store: its own listeners already have the event."""
