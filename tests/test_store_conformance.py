@@ -153,3 +153,14 @@ async def test_import_keeps_a_session_exactly_and_skips_existing_keys(store: Ses
     assert await store.history(record.key, limit=10) == messages
     appended = await store.append_message(record.key, "user", "after")
     assert appended.seq == 4
+
+
+async def test_a_failing_write_does_not_undo_concurrent_ones(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    writes = [store.append_message("agent:atlas:main", "user", f"m{i}") for i in range(10)]
+    writes.insert(5, store.append_message("agent:atlas:ghost", "user", "lost"))
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert [type(r) for r in results].count(SessionNotFoundError) == 1
+    history = await store.history("agent:atlas:main", limit=20)
+    assert [m.seq for m in history] == list(range(1, 11))
+    assert await store.count_sessions() == 1
