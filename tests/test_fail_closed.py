@@ -119,6 +119,7 @@ async def test_audit_failure_never_loses_the_message(
     async with serve(config_factory(audit={"path": str(blocked)})) as gw, client_for(gw) as http:
         sent = await invoke(http, "sessions_send", {"sessionKey": INCIDENT_KEY, "message": "m"})
         assert sent.json()["result"]["reply"] == "echo: m"
+        await gw.gateway.audit.flush()
         metrics = (await http.get("/metrics")).text
         assert "sessiongate_audit_write_failures_total 1.0" in metrics
         history = (await http.get(f"/v1/sessions/{INCIDENT_KEY}/messages")).json()

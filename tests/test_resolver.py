@@ -29,6 +29,12 @@ async def started(config: SessionGateConfig, store: SessionStore) -> Resolver:
     return resolver
 
 
+async def audit_events(resolver: Resolver) -> list[dict[str, object]]:
+    assert resolver.audit is not None
+    await resolver.audit.flush()
+    return resolver.audit.read()
+
+
 async def test_every_agent_main_exists_from_start_up(
     store: SessionStore, config_factory: ConfigFactory
 ) -> None:
@@ -56,7 +62,7 @@ async def test_strict_incident_key_is_refused_and_nothing_is_created(
     assert "dmScope=main" in details["lint"]
     assert details["policy"] == "gateway.sessions.createOnMiss=false"
     assert await store.count_sessions() == before
-    events = AuditLog(config.audit_path, GatewayMetrics()).read()
+    events = await audit_events(resolver)
     assert [e["decision"] for e in events] == ["rejected"]
 
 
@@ -86,7 +92,7 @@ async def test_warn_creates_and_records_a_would_have_rejected_event(
     assert resolution.decision == "warned"
     assert resolution.warnings and "dmScope=main" in resolution.warnings[0]
     assert await store.count_sessions() == before + 1
-    events = AuditLog(config.audit_path, GatewayMetrics()).read()
+    events = await audit_events(resolver)
     assert events[-1]["decision"] == "warned"
     assert events[-1]["canonicalKey"] == INCIDENT_KEY
     assert events[-1]["caller"]["sessionKey"] == "agent:peggy:main"
@@ -194,6 +200,7 @@ def test_audit_rotation_keeps_backups(tmp_path: Path) -> None:
     async def write() -> None:
         for i in range(20):
             await audit.record({"decision": "rejected", "i": i})
+            await audit.flush()  # one write per event, so the size check rotates
 
     asyncio.run(write())
     assert (tmp_path / "a.jsonl.1").exists() and (tmp_path / "a.jsonl.2").exists()

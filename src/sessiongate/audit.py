@@ -22,7 +22,12 @@ log = structlog.get_logger("sessiongate.audit")
 
 
 class AuditLog:
-    """One JSON object per line, rotated by size (``sessions.jsonl.1`` … ``.N``)."""
+    """One JSON object per line, rotated by size (``sessions.jsonl.1`` … ``.N``).
+
+    `record` queues the line and returns at once; a background writer appends
+    queued lines in batches, so a refusal costs the caller no file I/O. `flush`
+    waits until everything queued is written (the gateway flushes on close).
+    """
 
     def __init__(
         self, path: Path, metrics: GatewayMetrics, max_bytes: int = 10_485_760, backups: int = 5
@@ -31,24 +36,35 @@ class AuditLog:
         self.metrics = metrics
         self.max_bytes = max_bytes
         self.backups = backups
-        self._lock = asyncio.Lock()
+        self._pending: list[str] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, event: dict[str, Any]) -> None:
-        """Append one event; never raises."""
-        line = json.dumps({"time": iso(now()), **event}, separators=(",", ":")) + "\n"
-        try:
-            async with self._lock:
-                await asyncio.to_thread(self._append, line)
-        except OSError as exc:
-            self.metrics.audit_failures.inc()
-            log.error("audit write failed", path=str(self.path), error=str(exc))
+        """Queue one event for writing; never raises, never waits for the disk."""
+        self._pending.append(json.dumps({"time": iso(now()), **event}, separators=(",", ":")))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
 
-    def _append(self, line: str) -> None:
+    async def _drain(self) -> None:
+        while self._pending:
+            lines, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._append, "".join(f"{line}\n" for line in lines))
+            except OSError as exc:
+                self.metrics.audit_failures.inc(len(lines))
+                log.error("audit write failed", path=str(self.path), error=str(exc))
+
+    async def flush(self) -> None:
+        """Wait until every queued event is on disk (or counted as failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    def _append(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.backups and self.path.exists() and self.path.stat().st_size >= self.max_bytes:
             self._rotate()
         with self.path.open("a", encoding="utf-8") as file:
-            file.write(line)
+            file.write(text)
 
     def _rotate(self) -> None:
         for index in range(self.backups - 1, 0, -1):

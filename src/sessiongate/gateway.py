@@ -83,6 +83,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.runs.close(grace_seconds)
+        await self.audit.flush()
         await self.http.aclose()
         await self.store.close()
 

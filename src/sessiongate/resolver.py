@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +30,8 @@ __all__ = ["Caller", "Intent", "Resolution", "Resolver"]
 MAX_ALIAS_HOPS = 8
 MAX_TREE_DEPTH = 32
 MAX_SUGGESTIONS = 3
+SUGGESTION_POOL = 100
+SUGGESTION_CACHE_SECONDS = 2.0
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
@@ -105,6 +108,7 @@ class Resolver:
         self.metrics = metrics
         self.audit = audit
         self.default_agent_id = config.default_agent.id
+        self._recent: dict[str, tuple[float, list[SessionRecord]]] = {}
 
     def parse(self, reference: str) -> SessionKey:
         """Parse a reference with this gateway's default agent."""
@@ -120,6 +124,7 @@ class Resolver:
 
     async def _create(self, new: NewSession) -> bool:
         _, created = await self.store.ensure(new)
+        self._recent.pop(new.agent_id, None)
         if created:
             self.metrics.sessions_created.labels(new.provenance.origin).inc()
         return created
@@ -169,6 +174,7 @@ class Resolver:
         record, created = await self.store.ensure(
             NewSession(key.text, agent_id, key.kind.value, provenance)
         )
+        self._recent.pop(agent_id, None)
         decision = "warned" if policy.mode is CreateOnMissPolicy.WARN else "created"
         if not created:
             decision = "hit"  # a concurrent caller created it first
@@ -264,18 +270,28 @@ class Resolver:
     async def _suggestions(
         self, key: SessionKey, agent_id: str, caller: Caller, lints: list[KeyLint]
     ) -> list[str]:
+        recent = {s.key: s for s in await self._recent_sessions(agent_id)}
         candidates = [lint.suggestion for lint in lints if lint.suggestion]
-        page = await self.store.list_sessions(agent_id=agent_id, limit=100)
-        keys = [s.key for s in page.sessions if s.status == "active"]
-        candidates += closest_keys(key.text, keys)
+        candidates += closest_keys(key.text, list(recent))
         suggestions: list[str] = []
         for candidate in candidates:
             if candidate in suggestions or candidate == key.text:
                 continue
-            record = await self.store.find(candidate)
+            record = recent.get(candidate) or await self.store.find(candidate)
             if record and await self._may_see(caller, self.parse(candidate), agent_id, record):
                 suggestions.append(candidate)
         return suggestions[:MAX_SUGGESTIONS]
+
+    async def _recent_sessions(self, agent_id: str) -> list[SessionRecord]:
+        """The agent's newest active sessions, for suggestions (re-read every few seconds,
+        so a burst of refusals costs one query, not one per refusal)."""
+        cached = self._recent.get(agent_id)
+        if cached is not None and time.monotonic() - cached[0] < SUGGESTION_CACHE_SECONDS:
+            return cached[1]
+        page = await self.store.list_sessions(agent_id=agent_id, limit=SUGGESTION_POOL)
+        records = [s for s in page.sessions if s.status == "active"]
+        self._recent[agent_id] = (time.monotonic(), records)
+        return records
 
     async def _suggest_for_invalid(self, reference: Any, caller: Caller) -> list[str]:
         """For a key that does not parse (a typo in a segment): visible keys of its agent."""
@@ -284,10 +300,8 @@ class Resolver:
         parts = reference.strip().lower().split(":")
         if len(parts) < 3 or parts[0] != "agent" or self.config.agent(parts[1]) is None:
             return []
-        page = await self.store.list_sessions(agent_id=parts[1], limit=100)
-        visible = [
-            s.key for s in page.sessions if s.status == "active" and await self.may_see(caller, s)
-        ]
+        recent = await self._recent_sessions(parts[1])
+        visible = [s.key for s in recent if await self.may_see(caller, s)]
         return closest_keys(":".join(parts), visible)
 
     async def _audit(
@@ -324,6 +338,7 @@ class Resolver:
         provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key)
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
+        self._recent.pop(agent_id, None)
         self.metrics.sessions_created.labels("spawn").inc()
         return record
 
@@ -338,6 +353,7 @@ class Resolver:
         provenance = Provenance(origin, entry_point)
         new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance, label)
         record, created = await self.store.ensure(new)
+        self._recent.pop(agent_id, None)
         if created:
             self.metrics.sessions_created.labels(origin).inc()
         return record, created
