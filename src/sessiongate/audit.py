@@ -20,6 +20,8 @@ __all__ = ["AuditLog"]
 
 log = structlog.get_logger("sessiongate.audit")
 
+BATCH_WINDOW_SECONDS = 0.05
+
 
 class AuditLog:
     """One JSON object per line, rotated by size (``sessions.jsonl.1`` … ``.N``).
@@ -46,6 +48,7 @@ class AuditLog:
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
+        await asyncio.sleep(BATCH_WINDOW_SECONDS)  # let a burst of events share one write
         while self._pending:
             lines, self._pending = self._pending, []
             try:

@@ -36,13 +36,20 @@ SUGGESTION_CACHE_SECONDS = 2.0
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
     """The keys most like `wanted`, compared segment by segment, then character by character."""
-    segments = wanted.split(":")
+    by_segment = difflib.SequenceMatcher(None)
+    by_segment.set_seq2(wanted.split(":"))  # the matcher caches what it learns about seq2
+    by_char = difflib.SequenceMatcher(None)
+    by_char.set_seq2(wanted)
     scored = []
     for key in keys:
-        by_segment = difflib.SequenceMatcher(None, segments, key.split(":")).ratio()
-        by_char = difflib.SequenceMatcher(None, wanted, key).ratio()
-        if by_segment >= 0.5 or by_char >= 0.8:
-            scored.append((by_segment, by_char, key))
+        by_segment.set_seq1(key.split(":"))
+        segment_score = by_segment.ratio()
+        by_char.set_seq1(key)
+        if segment_score < 0.5 and by_char.real_quick_ratio() < 0.8:
+            continue
+        char_score = by_char.ratio()
+        if segment_score >= 0.5 or char_score >= 0.8:
+            scored.append((segment_score, char_score, key))
     scored.sort(reverse=True)
     return [key for _, _, key in scored[:limit]]
 
@@ -155,10 +162,10 @@ class Resolver:
             self.metrics.resolutions.labels("hit").inc()
             return Resolution(record, reference, key.text, "hit", None, lints)
         if intent is Intent.READ:
-            raise await self._not_found(reference, key, caller, None)
+            raise await self._not_found(reference, key, caller, None, list(lints))
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
-            raise await self._not_found(reference, key, caller, policy.describe)
+            raise await self._not_found(reference, key, caller, policy.describe, list(lints))
         return await self._create_on_miss(reference, key, agent_id, caller, policy, lints)
 
     async def _create_on_miss(
@@ -246,10 +253,16 @@ class Resolver:
         )
 
     async def _not_found(
-        self, reference: str, key: SessionKey, caller: Caller, policy: str | None
+        self,
+        reference: str,
+        key: SessionKey,
+        caller: Caller,
+        policy: str | None,
+        lints: list[KeyLint] | None = None,
     ) -> SessionNotFoundError:
         agent_id = key.agent_id or self.default_agent_id
-        lints = lint_session_key(key, self.config)
+        if lints is None:
+            lints = lint_session_key(key, self.config)
         suggestions = await self._suggestions(key, agent_id, caller, lints)
         reason = f" and {policy} forbids creating it" if policy else ""
         hint = f"; {lints[0].message}" if lints else ""
