@@ -289,12 +289,19 @@ class PostgresSessionStore:
         cursor: str | None = None,
     ) -> SessionPage:
         after = decode_cursor(cursor)
-        sql = (
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE ($1::text IS NULL OR agent_id = $1)"
-            " AND ($2::text IS NULL OR kind = $2) AND ($3::bigint IS NULL OR id < $3)"
-            " ORDER BY id DESC LIMIT $4"
+        filters = [("agent_id", agent_id), ("kind", kind), ("id <", after)]
+        active = [(column, value) for column, value in filters if value is not None]
+        # only the filters in use, so the planner picks the matching (agent_id, kind, id) index
+        where = " AND ".join(
+            f"{column} ${n}" if column.endswith("<") else f"{column} = ${n}"
+            for n, (column, _) in enumerate(active, start=1)
         )
-        rows = await self._run(lambda c: c.fetch(sql, agent_id, kind, after, limit + 1))
+        sql = (
+            f"SELECT {SESSION_COLUMNS} FROM sessions {'WHERE ' + where if where else ''}"
+            f" ORDER BY id DESC LIMIT ${len(active) + 1}"
+        )
+        values = [value for _, value in active]
+        rows = await self._run(lambda c: c.fetch(sql, *values, limit + 1))
         next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return SessionPage([session_from_row(r) for r in rows[:limit]], next_cursor)
 
