@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -54,7 +55,11 @@ def process(command: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def gateway_command(
-    tmp: Path, port: int, storage_url: str | None = None, create_on_miss: bool = False
+    tmp: Path,
+    port: int,
+    storage_url: str | None = None,
+    create_on_miss: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> list[str]:
     """`sessiongate serve` with a benchmark config (echo agents, SQLite unless told)."""
     config = {
@@ -65,10 +70,17 @@ def gateway_command(
         },
         "storage": {"url": storage_url or f"sqlite:///{tmp / 'state.db'}"},
         "audit": {"path": str(tmp / f"audit-{port}.jsonl")},
+        **(extra or {}),
     }
     path = tmp / f"bench-{port}.json5"
     path.write_text(json.dumps(config))
     return [sys.executable, "-m", "sessiongate", "serve", "--config", str(path)]
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    """A bare app (baseline, fake upstream) under the gateway's uvicorn settings."""
+    return [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
+            "--ws-per-message-deflate", "false"]  # fmt: skip
 
 
 async def timed(call: Callable[[int], Awaitable[object]], count: int) -> list[float]:

@@ -13,8 +13,8 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from benchmarks._common import (
     rss_mib,
     summary,
     timed,
+    uvicorn_command,
 )
 
 MISSING = "agent:atlas:telegram:atlas:direct:6596143250"
@@ -50,17 +51,27 @@ class HttpCaller:
         return response
 
 
-class WsCaller:
-    """Sequential `agent` turns over one connected WebSocket."""
+class HttpGetCaller(HttpCaller):
+    """Sequential GET /v1/sessions/{key}: a resolver hit over HTTP, no run."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    async def __call__(self, i: int) -> object:
+        response = await self.http.get(f"/v1/sessions/{self.key}")
+        assert response.status_code == self.expect, response.text
+        return response
+
+
+class WsCaller:
+    """Sequential requests over one WebSocket: `agent` turns, or frames to a bare echo."""
+
+    def __init__(self, ws: ClientConnection, method: str = "agent") -> None:
         self.ws = ws
+        self.method = method
         self.next_id = 1
 
     async def __call__(self, i: int) -> object:
         self.next_id += 1
         params = {"sessionKey": "agent:peggy:main", "message": f"m{i}"}
-        return await request(self.ws, self.next_id, "agent", params)
+        return await request(self.ws, self.next_id, self.method, params)
 
 
 async def request(ws: ClientConnection, rid: int, method: str, params: dict[str, str]) -> object:
@@ -75,67 +86,102 @@ async def request(ws: ClientConnection, rid: int, method: str, params: dict[str,
 async def interleaved(callers: dict[str, Any], count: int, rounds: int) -> dict[str, list[float]]:
     """Run every caller in turn, `rounds` times, so machine noise hits them alike."""
     for caller in callers.values():
-        await timed(caller, 50)  # warm-up
+        await timed(caller, min(50, count))  # warm-up
     samples: dict[str, list[float]] = {name: [] for name in callers}
     for _ in range(rounds):
         for name, caller in callers.items():
-            samples[name] += await timed(caller, count // rounds)
+            samples[name] += await timed(caller, max(1, count // rounds))
     return samples
-
-
-async def measure(count: int, rounds: int) -> None:
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        bare_port, gw_port = free_port(), free_port()
-        bare_url, gw_url = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{gw_port}"
-        bare_cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "benchmarks.bare_starlette:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-        ]
-        with process(bare_cmd, bare_url), process(gateway_command(tmp, gw_port), gw_url) as gw:
-            await asyncio.sleep(1.0)
-            idle_rss = rss_mib(gw.pid)
-            ws_url = "ws" + gw_url.removeprefix("http") + "/ws"
-            async with connect(ws_url) as ws:
-                await request(ws, 0, "connect", {"token": TOKEN})
-                callers = {
-                    BARE: HttpCaller(bare_url, "agent:atlas:main", 200),
-                    SEND: HttpCaller(gw_url, "agent:atlas:main", 200),
-                    REJECT: HttpCaller(gw_url, MISSING, 404),
-                    TURN: WsCaller(ws),
-                }
-                samples = await interleaved(callers, count, rounds)
-            busy_rss = rss_mib(gw.pid)
-    report(count, samples, idle_rss, busy_rss)
 
 
 BARE = "bare starlette JSON endpoint"
 SEND = "HTTP sessions_send (echo reply)"
+HIT = "HTTP GET /v1/sessions/{key} (resolver hit)"
 REJECT = "HTTP strict rejection (404)"
+LLM = "HTTP sessions_send (LLM agent, instant fake model)"
+RAW_WS = "bare WebSocket echo"
 TURN = "WebSocket agent turn"
 
 
-def report(count: int, samples: dict[str, list[float]], idle_rss: float, busy_rss: float) -> None:
-    stats = {name: summary(values) for name, values in samples.items()}
+@dataclass
+class EndToEnd:
+    samples: dict[str, list[float]]
+    idle_rss: float
+    busy_rss: float
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        return {name: summary(values) for name, values in self.samples.items()}
+
+    def ratios(self) -> dict[str, float]:
+        p50 = {name: s["p50_us"] for name, s in self.stats().items()}
+        return {
+            "http_send_vs_bare": p50[SEND] / p50[BARE],
+            "ws_turn_vs_raw_ws": p50[TURN] / p50[RAW_WS],
+            "reject_vs_hit": p50[REJECT] / p50[HIT],
+            "llm_overhead_ms": (p50[LLM] - p50[SEND]) / 1000,
+        }
+
+
+def llm_agents(port: int) -> dict[str, Any]:
+    return {
+        "models": {"providers": {"fake": {"baseUrl": f"http://127.0.0.1:{port}/v1"}}},
+        "agents": {"list": [{"id": "atlas", "default": True}, {"id": "peggy"},
+                            {"id": "llm", "model": "fake/bench-model"}]},
+    }  # fmt: skip
+
+
+async def measure(count: int, rounds: int) -> EndToEnd:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        bare_port, model_port, gw_port = free_port(), free_port(), free_port()
+        bare_url, gw_url = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{gw_port}"
+        gateway = gateway_command(tmp, gw_port, extra=llm_agents(model_port))
+        with (
+            process(uvicorn_command("benchmarks.bare_starlette:app", bare_port), bare_url),
+            process(uvicorn_command("benchmarks.fake_openai:app", model_port),
+                    f"http://127.0.0.1:{model_port}"),
+            process(gateway, gw_url) as gw,
+        ):  # fmt: skip
+            await asyncio.sleep(1.0)
+            idle_rss = rss_mib(gw.pid)
+            async with (
+                connect(f"ws://127.0.0.1:{gw_port}/ws") as ws,
+                connect(f"ws://127.0.0.1:{bare_port}/ws") as raw,
+            ):
+                await request(ws, 0, "connect", {"token": TOKEN})
+                callers = {
+                    BARE: HttpCaller(bare_url, "agent:atlas:main", 200),
+                    SEND: HttpCaller(gw_url, "agent:atlas:main", 200),
+                    HIT: HttpGetCaller(gw_url, "agent:atlas:main", 200),
+                    REJECT: HttpCaller(gw_url, MISSING, 404),
+                    LLM: HttpCaller(gw_url, "agent:llm:main", 200),
+                    RAW_WS: WsCaller(raw, "echo"),
+                    TURN: WsCaller(ws),
+                }
+                samples = await interleaved(callers, count, rounds)
+            busy_rss = rss_mib(gw.pid)
+    return EndToEnd(samples, idle_rss, busy_rss)
+
+
+def report(count: int, result: EndToEnd) -> None:
     rows = [
         (name, f"{s['p50_us'] / 1000:.3f}", f"{s['p95_us'] / 1000:.3f}")
-        for name, s in stats.items()
+        for name, s in result.stats().items()
     ]
     title = f"end-to-end latency, {count} sequential calls each, interleaved"
     print_table(title, rows, ("path", "p50 ms", "p95 ms"))
-    ratio = stats[SEND]["p50_us"] / stats[BARE]["p50_us"]
-    console.print(f"HTTP send p50 / bare starlette p50 = {ratio:.2f}x (target <= 3x)")
-    turn_p50 = stats[TURN]["p50_us"] / 1000
-    console.print(f"WebSocket turn p50 = {turn_p50:.3f} ms (target < 1 ms)")
+    r = result.ratios()
+    console.print(f"HTTP send / bare starlette = {r['http_send_vs_bare']:.2f}x (target <= 3x)")
     console.print(
-        f"gateway RSS: idle {idle_rss:.1f} MiB (target < 80 MB), after {busy_rss:.1f} MiB"
+        f"WebSocket turn / bare WebSocket echo = {r['ws_turn_vs_raw_ws']:.2f}x (target <= 3x)"
     )
+    console.print(f"strict rejection / resolver hit = {r['reject_vs_hit']:.2f}x (target <= 1x)")
+    console.print(f"LLM turn overhead over echo = {r['llm_overhead_ms']:.3f} ms")
+    console.print(f"gateway RSS: idle {result.idle_rss:.1f} MiB, after {result.busy_rss:.1f} MiB")
+
+
+async def main(count: int, rounds: int) -> None:
+    report(count, await measure(count, rounds))
 
 
 if __name__ == "__main__":
@@ -144,4 +190,4 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("SESSIONGATE_STATE_DIR", tempfile.mkdtemp(prefix="sg-bench-"))
-    asyncio.run(measure(args.count, args.rounds))
+    asyncio.run(main(args.count, args.rounds))

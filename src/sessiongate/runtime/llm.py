@@ -8,9 +8,10 @@ suggestions and retry.
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from sessiongate.errors import InvalidRequestError, SessionGateError
 from sessiongate.resolver import Caller
@@ -61,9 +62,7 @@ class LlmRuntime:
     async def run(self, turn: Turn, emit: Emit) -> str:
         messages = _transcript(turn, self.system_prompt)
         for _ in range(self.max_tool_rounds):
-            completion = await self.client.chat.completions.create(
-                model=self.model, messages=cast(Any, messages), tools=cast(Any, self.tools)
-            )
+            completion = await self._complete(messages)
             choice = completion.choices[0].message
             calls = [c for c in choice.tool_calls or [] if c.type == "function"]
             if not calls:
@@ -75,6 +74,12 @@ class LlmRuntime:
                 result = await self._call_tool(turn, call.function.name, call.function.arguments)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
         raise RuntimeError(f"model made more than {self.max_tool_rounds} rounds of tool calls")
+
+    async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
+        # The SDK's post() sends our already-JSON-shaped body as is; chat.completions.create()
+        # would first walk it against its TypedDicts, which profiled at ~10 ms per turn.
+        body = {"model": self.model, "messages": messages, "tools": self.tools}
+        return await self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
     async def _call_tool(self, turn: Turn, name: str, raw_arguments: str) -> str:
         caller = Caller(turn.session.key, "llm")
