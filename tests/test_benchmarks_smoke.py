@@ -1,0 +1,25 @@
+"""The benchmark command runs end to end (a few iterations, no timing checks), so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_command_smoke_run(tmp_path: Path) -> None:
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    assert {"resolver", "scaling", "e2e", "throughput", "rss_with_store"} <= set(results)
+    assert (tmp_path / "latency_vs_sessions.png").stat().st_size > 0
+    assert (ROOT / "benchmarks" / "README.md").read_text() == readme
