@@ -18,18 +18,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from benchmarks import gateway_e2e, resolver_cost, store_scaling
 from benchmarks._common import (
     console,
     free_port,
     gateway_command,
+    postgres_reachable,
     print_table,
     process,
     rss_mib,
 )
-from benchmarks.postgres_throughput import POSTGRES_URL, blast
+from benchmarks.postgres_throughput import blast
 from benchmarks.postgres_throughput import run as postgres_throughput
 from benchmarks.report import render_readme_section, update_readme
 
@@ -52,16 +51,6 @@ PROFILES = {
     "quick": Profile(200, [1_000, 10_000, 100_000], 200, 300, 3, 3000, 1500),
     "smoke": Profile(5, [100, 200], 5, 6, 1, 40, 40),
 }
-
-
-async def postgres_available() -> bool:
-    try:
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        console.print(f"[yellow]PostgreSQL sections skipped[/]: {exc!r}")
-        return False
-    await conn.close()
-    return True
 
 
 async def resolver_section(p: Profile, postgres: bool) -> dict[str, Any]:
@@ -145,7 +134,7 @@ def machine() -> dict[str, Any]:
 
 async def run_all(profile_name: str, out: Path) -> dict[str, Any]:
     p = PROFILES[profile_name]
-    postgres = await postgres_available()
+    postgres = await postgres_reachable()
     started = time.perf_counter()
     results: dict[str, Any] = {
         "profile": profile_name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -20,6 +21,9 @@ from rich.table import Table
 
 console = Console()
 TOKEN = "benchmark-token-0123456789"
+POSTGRES_URL = os.environ.get(
+    "SESSIONGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 LOG_PATH = Path(tempfile.gettempdir()) / "sessiongate-benchmark.log"
 
 
@@ -75,6 +79,19 @@ def gateway_command(
     path = tmp / f"bench-{port}.json5"
     path.write_text(json.dumps(config))
     return [sys.executable, "-m", "sessiongate", "serve", "--config", str(path)]
+
+
+async def postgres_reachable() -> bool:
+    """Whether PostgreSQL sections can run; says why not when they cannot."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        console.print(f"[yellow]PostgreSQL sections skipped[/]: {exc!r}")
+        return False
+    await conn.close()
+    return True
 
 
 def uvicorn_command(app: str, port: int) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from benchmarks._common import (
+    POSTGRES_URL,
     TOKEN,
     console,
     free_port,
@@ -29,9 +30,6 @@ from benchmarks._common import (
 )
 from benchmarks._loadgen import hammer, render
 
-POSTGRES_URL = os.environ.get(
-    "SESSIONGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 SESSIONS = [f"agent:atlas:cron:job-{i}" for i in range(16)]
 
 

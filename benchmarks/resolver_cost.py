@@ -14,7 +14,13 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks._common import console, print_table, summary, timed
+from benchmarks._common import (
+    POSTGRES_URL,
+    postgres_reachable,
+    print_table,
+    summary,
+    timed,
+)
 from sessiongate.audit import AuditLog
 from sessiongate.config import parse_config
 from sessiongate.errors import SessionNotFoundError
@@ -24,9 +30,6 @@ from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionSto
 from sessiongate.store import open_store as open_sessiongate_store
 
 CALLER = Caller("agent:peggy:main", "bench")
-POSTGRES_URL = os.environ.get(
-    "SESSIONGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 BENCH_SCHEMA = f"sg_bench_{os.getpid()}"
 
 
@@ -56,16 +59,6 @@ async def drop_bench_schema() -> None:
     conn = await asyncpg.connect(POSTGRES_URL)
     await conn.execute(f'DROP SCHEMA IF EXISTS "{BENCH_SCHEMA}" CASCADE')
     await conn.close()
-
-
-async def postgres_reachable() -> bool:
-    try:
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        console.print(f"[yellow]PostgreSQL skipped[/]: {exc!r}")
-        return False
-    await conn.close()
-    return True
 
 
 def resolver(cfg: Any, store: SessionStore) -> Resolver:

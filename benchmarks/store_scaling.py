@@ -21,13 +21,16 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks._common import console, percentile, print_table, timed
+from benchmarks._common import (
+    POSTGRES_URL,
+    console,
+    percentile,
+    print_table,
+    timed,
+)
 from sessiongate.store import NewSession, Provenance, SessionStore, SqliteSessionStore, open_store
 from sessiongate.store.postgres import split_schema
 
-POSTGRES_URL = os.environ.get(
-    "SESSIONGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 AGENTS = ["atlas", "peggy", "a2", "a3", "a4", "a5", "a6", "a7"]
 OPS = ("get", "ensure", "list-first-page", "append")
 COLUMNS = ["key", "agent_id", "kind", "origin", "created_at", "updated_at"]
