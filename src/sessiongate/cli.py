@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from sessiongate import __version__
 from sessiongate.client import AsyncSessionGateClient
@@ -196,17 +196,16 @@ def _policy_text(config: SessionGateConfig) -> str:
 
 
 def _table(sessions: list[dict[str, Any]]) -> Table:
-    table = Table("key", "agent", "kind", "status", "origin", "messages", "created")
+    table = Table(
+        Column("key", overflow="fold", min_width=30),
+        "agent", "kind", "status", "origin", "msgs",
+        Column("created (UTC)", no_wrap=True),
+    )  # fmt: skip
     for s in sessions:
-        table.add_row(
-            s["key"],
-            s["agentId"],
-            s["kind"],
-            s["status"],
-            s["origin"],
-            str(s.get("messageCount", "")),
-            (s["createdAt"] or "")[:19],
-        )
+        created = (s["createdAt"] or "")[:16].replace("T", " ")
+        row = (s["key"], s["agentId"], s["kind"], s["status"], s["origin"],
+               str(s.get("messageCount", "")), created)  # fmt: skip
+        table.add_row(*row)
     return table
 
 
