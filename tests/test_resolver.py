@@ -11,6 +11,7 @@ import pytest
 from sessiongate.audit import AuditLog
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
+from sessiongate.gateway import Gateway
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Intent, Resolver
 from sessiongate.store import SessionStore
@@ -189,8 +190,28 @@ async def test_aliases_redirect(store: SessionStore, config_factory: ConfigFacto
     resolver = await started(config_factory(), store)
     await resolver.resolve(INCIDENT_KEY, OPERATOR)
     await store.set_alias(INCIDENT_KEY, "agent:atlas:main")
-    resolution = await resolver.resolve(INCIDENT_KEY.upper(), PEGGY)
+    resolution = await resolver.resolve(INCIDENT_KEY.upper(), PEGGY, Intent.READ)
     assert resolution.key == "agent:atlas:main"
+    fresh = await started(config_factory(), store)  # another process: nothing remembered
+    assert (await fresh.resolve(INCIDENT_KEY, PEGGY)).key == "agent:atlas:main"
+
+
+async def test_a_remembered_session_that_gained_an_alias_is_followed_on_send(
+    store: SessionStore, config_factory: ConfigFactory
+) -> None:
+    gateway = Gateway(config_factory(), store)
+    await gateway.resolver.ensure_startup_sessions()
+    send = {"sessionKey": INCIDENT_KEY, "message": "one", "timeoutSeconds": 5}
+    first = await gateway.invoke("sessions_send", send, PEGGY)
+    assert first["sessionKey"] == INCIDENT_KEY  # created, and now remembered
+    await store.set_alias(INCIDENT_KEY, "agent:atlas:main")  # e.g. doctor --fix elsewhere
+    second = await gateway.invoke("sessions_send", {**send, "message": "two"}, PEGGY)
+    assert second["sessionKey"] == "agent:atlas:main"
+    assert second["reply"] == "echo: two"
+    phantom = await store.history(INCIDENT_KEY)
+    assert [m.content for m in phantom] == ["one", "echo: one"]
+    await gateway.runs.close(1)
+    await gateway.http.aclose()
 
 
 def test_audit_rotation_keeps_backups(tmp_path: Path) -> None:

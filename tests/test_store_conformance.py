@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sessiongate.errors import InvalidRequestError, SessionNotFoundError
+from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
 from sessiongate.store import MemorySessionStore, NewSession, Provenance, SessionStore
 
 
@@ -164,3 +164,18 @@ async def test_a_failing_write_does_not_undo_concurrent_ones(store: SessionStore
     history = await store.history("agent:atlas:main", limit=20)
     assert [m.seq for m in history] == list(range(1, 11))
     assert await store.count_sessions() == 1
+
+
+async def test_accepting_into_a_session_that_now_redirects_stores_nothing(
+    store: SessionStore,
+) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await store.ensure(new("agent:atlas:direct:1", kind="direct"))
+    await store.set_alias("agent:atlas:direct:1", "agent:atlas:main")
+    with pytest.raises(SessionMovedError) as info:
+        await store.accept_message("agent:atlas:direct:1", "hi", run_id="r1")
+    assert info.value.details["aliasOf"] == "agent:atlas:main"
+    assert await store.history("agent:atlas:direct:1") == []
+    assert await store.find_run("r1") is None
+    with pytest.raises(SessionNotFoundError):
+        await store.accept_message("agent:atlas:ghost", "hi", run_id="r2")

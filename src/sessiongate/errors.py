@@ -12,6 +12,7 @@ The tree::
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
     ├── AgentNotFoundError            AGENT_NOT_FOUND        404
     ├── ConflictError                 CONFLICT               409
+    │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
     └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
@@ -36,6 +37,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RunTimeoutError",
     "SessionGateError",
+    "SessionMovedError",
     "SessionNotFoundError",
     "StoreUnavailableError",
     "UnauthorizedError",
@@ -112,6 +114,13 @@ class AgentNotFoundError(SessionGateError):
 class ConflictError(SessionGateError):
     code = "CONFLICT"
     http_status = 409
+
+
+class SessionMovedError(ConflictError):
+    """The session was redirected (aliased) between resolving it and storing a message in it."""
+
+    code = "SESSION_MOVED"
+    retryable = True
 
 
 class RunTimeoutError(SessionGateError):

@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,6 +33,7 @@ MAX_TREE_DEPTH = 32
 MAX_SUGGESTIONS = 3
 SUGGESTION_POOL = 100
 SUGGESTION_CACHE_SECONDS = 2.0
+KNOWN_SESSIONS = 10_000
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
@@ -116,6 +118,7 @@ class Resolver:
         self.audit = audit
         self.default_agent_id = config.default_agent.id
         self._recent: dict[str, tuple[float, list[SessionRecord]]] = {}
+        self._known: OrderedDict[str, SessionRecord] = OrderedDict()
 
     def parse(self, reference: str) -> SessionKey:
         """Parse a reference with this gateway's default agent."""
@@ -154,12 +157,15 @@ class Resolver:
         if self.config.agent(agent_id) is None:
             self.metrics.resolutions.labels("rejected").inc()
             raise self._agent_not_found(reference, agent_id, key)
-        record = await self._follow_aliases(await self.store.find(key.text))
+        record = self._known.get(key.text) if intent is Intent.ADDRESS else None
+        if record is None:
+            record = await self._follow_aliases(await self.store.find(key.text))
         if not await self._may_see(caller, key, agent_id, record):
             raise await self._not_found(reference, key, caller, self._visibility_rule())
         lints = tuple(lint_session_key(key, self.config))
         if record is not None:
             self.metrics.resolutions.labels("hit").inc()
+            self._remember(record)
             return Resolution(record, reference, key.text, "hit", None, lints)
         if intent is Intent.READ:
             raise await self._not_found(reference, key, caller, None, list(lints))
@@ -189,7 +195,26 @@ class Resolver:
             self.metrics.sessions_created.labels("address").inc()
             await self._audit(decision, reference, key, caller, policy.describe, lints, [])
         self.metrics.resolutions.labels(decision).inc()
+        self._remember(record)
         return Resolution(record, reference, key.text, decision, policy, lints)
+
+    def _remember(self, record: SessionRecord) -> None:
+        """Keep a session that was just found for the next address of the same key.
+
+        Sessions are never deleted and their agent and provenance never change,
+        so a remembered record can only go stale by gaining an alias; storing a
+        message checks for that (SessionMovedError) and the caller resolves again.
+        """
+        if record.alias_of is not None:
+            return
+        self._known[record.key] = record
+        self._known.move_to_end(record.key)
+        if len(self._known) > KNOWN_SESSIONS:
+            self._known.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """Drop what this process remembers of `key` (after SessionMovedError)."""
+        self._known.pop(key, None)
 
     async def _follow_aliases(self, record: SessionRecord | None) -> SessionRecord | None:
         hops = 0
@@ -369,4 +394,5 @@ class Resolver:
         self._recent.pop(agent_id, None)
         if created:
             self.metrics.sessions_created.labels(origin).inc()
-        return record, created
+        followed = await self._follow_aliases(record)  # a repaired key leads to its target
+        return followed or record, created

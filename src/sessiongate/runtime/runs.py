@@ -133,7 +133,14 @@ class RunManager:
                 "entryPoint": caller.entry_point,
                 **(origin or {}),
             }
-            _, record = await store.accept_message(session.key, message, run_id=run_id, meta=meta)
+            try:
+                _, record = await store.accept_message(
+                    session.key, message, run_id=run_id, meta=meta
+                )
+            except BaseException:  # nothing stored: do not leave an empty lane behind
+                if lane.worker is None and lane.queue.empty():
+                    self._lanes.pop(session.key, None)
+                raise
             run = _Run(record, session, message)
             lane.queue.put_nowait(run)
         if lane.worker is None or lane.worker.done():

@@ -226,7 +226,11 @@ class SessionStore(Protocol):
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
-        """Append an inbound (user) message and record its run as running, in one transaction."""
+        """Append an inbound (user) message and record its run as running, in one transaction.
+
+        SessionMovedError if the session now redirects (an alias was added since it
+        was resolved); nothing is stored then.
+        """
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
         """Append a run's reply and mark the run completed, in one transaction."""

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from sessiongate.errors import SessionNotFoundError
+from sessiongate.errors import SessionMovedError, SessionNotFoundError
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
@@ -20,12 +20,20 @@ from sessiongate.store.base import (
     now,
 )
 
-__all__ = ["MemorySessionStore"]
+__all__ = ["MemorySessionStore", "missing", "moved"]
 
 
 def missing(key: str) -> SessionNotFoundError:
     """The error a store raises when asked to change a session that does not exist."""
     return SessionNotFoundError(f"no session {key!r}", details={"requestedKey": key})
+
+
+def moved(key: str, target: str) -> SessionMovedError:
+    """The error for a message to a session that now redirects elsewhere."""
+    return SessionMovedError(
+        f"session {key!r} now redirects to {target!r}; address it again",
+        details={"requestedKey": key, "aliasOf": target},
+    )
 
 
 class MemorySessionStore:
@@ -150,6 +158,9 @@ class MemorySessionStore:
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
+        record = self._sessions.get(key)
+        if record is not None and record.alias_of is not None:
+            raise moved(key, record.alias_of)
         message = await self.append_message(key, "user", content, run_id=run_id, meta=meta)
         return message, await self.start_run(run_id, key)
 

@@ -36,7 +36,7 @@ from sessiongate.store.base import (
     encode_cursor,
     now,
 )
-from sessiongate.store.memory import missing
+from sessiongate.store.memory import missing, moved
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
@@ -57,7 +57,8 @@ MAX_NOTIFY_BYTES = 7000
 
 APPEND = """
 WITH s AS (
-    UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1 WHERE key = $2 RETURNING last_seq
+    UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1
+    WHERE key = $2{guard} RETURNING last_seq
 ), m AS (
     INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)
     SELECT $2, last_seq, $3, $4, $5, $6, $7 FROM s RETURNING seq
@@ -322,8 +323,15 @@ class PostgresSessionStore:
         args: list[Any] = [stamp, key, role, content, run_id, at, dump_meta(meta)]
         if run_change == START_RUN:
             args.append(self.owner)
-        seq = await self._run(lambda c: c.fetchval(APPEND.format(run_change=run_change), *args))
+        guard = " AND alias_of IS NULL" if run_change == START_RUN else ""
+        sql = APPEND.format(run_change=run_change, guard=guard)
+        seq = await self._run(lambda c: c.fetchval(sql, *args))
         if seq is None:
+            target = await self._run(
+                lambda c: c.fetchrow("SELECT alias_of FROM sessions WHERE key = $1", key)
+            )
+            if target is not None and target[0] is not None:
+                raise moved(key, target[0])
             raise missing(key)
         return MessageRecord(key, seq, role, content, run_id, at, meta)
 

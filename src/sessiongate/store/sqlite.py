@@ -25,7 +25,7 @@ from sessiongate.store.base import (
     encode_cursor,
     now,
 )
-from sessiongate.store.memory import missing
+from sessiongate.store.memory import missing, moved
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
@@ -319,6 +319,11 @@ class SqliteSessionStore:
     def _accept(
         self, db: sqlite3.Connection, key: str, content: str, run_id: str, meta: dict[str, Any]
     ) -> tuple[MessageRecord, RunRecord]:
+        row = db.execute("SELECT alias_of FROM sessions WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise missing(key)
+        if row[0] is not None:
+            raise moved(key, row[0])
         message = self._append(db, key, "user", content, run_id, meta, None)
         return message, self._start_run(db, run_id, key)
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sessiongate.errors import InvalidRequestError
+from sessiongate.errors import InvalidRequestError, SessionMovedError
 from sessiongate.resolver import Intent
 from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
 
@@ -74,12 +74,14 @@ async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
             "sessions_send: agentId narrows a label; with sessionKey leave it out",
             details={"problems": ["agentId: only with label"]},
         )
-    resolution = await ctx.gateway.resolver.resolve(
-        reference, ctx.caller, Intent.ADDRESS, args.create_on_miss
-    )
-    result = await ctx.gateway.runs.send(
-        resolution.session, args.message, ctx.caller, args.timeout_seconds
-    )
+    resolver, runs = ctx.gateway.resolver, ctx.gateway.runs
+    resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, args.create_on_miss)
+    try:
+        result = await runs.send(resolution.session, args.message, ctx.caller, args.timeout_seconds)
+    except SessionMovedError:  # aliased since this process last saw it: follow the alias
+        resolver.forget(resolution.key)
+        resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, False)
+        result = await runs.send(resolution.session, args.message, ctx.caller, args.timeout_seconds)
     if resolution.warnings:
         result["warnings"] = resolution.warnings
     return result
@@ -93,7 +95,12 @@ async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> dict[str, Any]:
         parent = (await gateway.resolver.resolve(parent_ref, ctx.caller, Intent.ADDRESS)).session
     if args.session_key is not None:
         named = await gateway.resolver.resolve(args.session_key, ctx.caller, Intent.ADDRESS)
-        run = await gateway.runs.start(named.session, args.task, ctx.caller)
+        try:
+            run = await gateway.runs.start(named.session, args.task, ctx.caller)
+        except SessionMovedError:
+            gateway.resolver.forget(named.key)
+            named = await gateway.resolver.resolve(args.session_key, ctx.caller, Intent.ADDRESS)
+            run = await gateway.runs.start(named.session, args.task, ctx.caller)
         return {"status": "accepted", "childSessionKey": named.key, "runId": run.run_id}
     child = await gateway.resolver.create_child(
         args.agent_id, parent.key if parent else None, ctx.caller, args.label
