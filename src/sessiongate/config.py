@@ -8,6 +8,7 @@ reported at once, one ``- dotted.path: what is wrong (got …)`` line each.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -274,7 +275,11 @@ class SessionGateConfig(_Model):
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         """The configured agent with this id, if any."""
-        return next((a for a in self.agents.entries if a.id == agent_id), None)
+        return self._agents_by_id.get(agent_id)
+
+    @functools.cached_property
+    def _agents_by_id(self) -> dict[str, AgentConfig]:
+        return {agent.id: agent for agent in self.agents.entries}
 
     @property
     def storage_url(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["GatewayMetrics"]
@@ -12,6 +14,7 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.resolutions = Counter(
             "sessiongate_resolutions",
             "Session addresses resolved, by decision",
@@ -36,3 +39,23 @@ class GatewayMetrics:
             "Audit lines that could not be written",
             registry=self.registry,
         )
+
+    # labels() validates and locks on every call; the children are cached instead.
+    def resolved(self, decision: str) -> None:
+        """Count one resolution: hit, created, warned, rejected or invalid."""
+        self._child(self.resolutions, decision).inc()
+
+    def created(self, origin: str) -> None:
+        """Count one session created, by origin."""
+        self._child(self.sessions_created, origin).inc()
+
+    def observe_run(self, runtime: str, status: str, seconds: float) -> None:
+        """Record one run's latency."""
+        self._child(self.run_latency, runtime, status).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

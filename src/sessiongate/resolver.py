@@ -136,7 +136,7 @@ class Resolver:
         _, created = await self.store.ensure(new)
         self._recent.pop(new.agent_id, None)
         if created:
-            self.metrics.sessions_created.labels(new.provenance.origin).inc()
+            self.metrics.created(new.provenance.origin)
         return created
 
     async def resolve(
@@ -150,12 +150,12 @@ class Resolver:
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
-            self.metrics.resolutions.labels("invalid").inc()
+            self.metrics.resolved("invalid")
             exc.details["suggestions"] = await self._suggest_for_invalid(reference, caller)
             raise
         agent_id = key.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
-            self.metrics.resolutions.labels("rejected").inc()
+            self.metrics.resolved("rejected")
             raise self._agent_not_found(reference, agent_id, key)
         record = self._known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
@@ -164,7 +164,7 @@ class Resolver:
             raise await self._not_found(reference, key, caller, self._visibility_rule())
         lints = tuple(lint_session_key(key, self.config))
         if record is not None:
-            self.metrics.resolutions.labels("hit").inc()
+            self.metrics.resolved("hit")
             self._remember(record)
             return Resolution(record, reference, key.text, "hit", None, lints)
         if intent is Intent.READ:
@@ -192,9 +192,9 @@ class Resolver:
         if not created:
             decision = "hit"  # a concurrent caller created it first
         else:
-            self.metrics.sessions_created.labels("address").inc()
+            self.metrics.created("address")
             await self._audit(decision, reference, key, caller, policy.describe, lints, [])
-        self.metrics.resolutions.labels(decision).inc()
+        self.metrics.resolved(decision)
         self._remember(record)
         return Resolution(record, reference, key.text, decision, policy, lints)
 
@@ -291,7 +291,7 @@ class Resolver:
         suggestions = await self._suggestions(key, agent_id, caller, lints)
         reason = f" and {policy} forbids creating it" if policy else ""
         hint = f"; {lints[0].message}" if lints else ""
-        self.metrics.resolutions.labels("rejected").inc()
+        self.metrics.resolved("rejected")
         await self._audit("rejected", reference, key, caller, policy, lints, suggestions)
         return SessionNotFoundError(
             f"no session {key.text!r}{reason}{hint}",
@@ -377,7 +377,7 @@ class Resolver:
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
-        self.metrics.sessions_created.labels("spawn").inc()
+        self.metrics.created("spawn")
         return record
 
     async def ensure_origin_session(
@@ -393,6 +393,6 @@ class Resolver:
         record, created = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
         if created:
-            self.metrics.sessions_created.labels(origin).inc()
+            self.metrics.created(origin)
         followed = await self._follow_aliases(record)  # a repaired key leads to its target
         return followed or record, created

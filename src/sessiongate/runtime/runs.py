@@ -67,6 +67,8 @@ class RunManager:
         return lambda: self._listeners.discard(listener)
 
     def _publish(self, event: str, run: _Run, **payload: Any) -> None:
+        if not self._listeners and self._relay is None:
+            return  # nobody listens: do not build the event
         body = {"event": event, "runId": run.record.run_id, "sessionKey": run.session.key}
         body.update(payload)
         self.deliver(body)
@@ -179,7 +181,7 @@ class RunManager:
             outcome = {"status": "error", "error": error}
             self._publish("run.failed", run, error=error)
         elapsed = time.perf_counter() - started
-        self.gateway.metrics.run_latency.labels(runtime.name, outcome["status"]).observe(elapsed)
+        self.gateway.metrics.observe_run(runtime.name, outcome["status"], elapsed)
         self._settle(run, outcome)
 
     async def _reply(self, runtime: Runtime, run: _Run) -> str:

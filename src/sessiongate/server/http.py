@@ -55,17 +55,24 @@ async def _json_body(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
+    body = await _read_body(request, limit, declared)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(
             f"body is not valid JSON: {exc}", details={"hint": "send a JSON object"}
         ) from None
+
+
+async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
+    if declared and declared.isdigit():  # the server stops reading at the declared length
+        return await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
+    return bytes(body)
 
 
 class InvokeBody(ToolArgs):
