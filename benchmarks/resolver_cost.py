@@ -1,4 +1,8 @@
-"""Cost of one resolver call — hit, reject (strict miss), create (permissive miss) — per store.
+"""Cost of one resolver call per store: hit, first hit, reject (strict miss), create.
+
+A *hit* addresses a session this process resolved before (remembered: no store
+round trip); a *first hit* one it has not (one lookup) — the fair comparison for
+a strict *reject*, which must always ask the store.
 
 Run: .venv/bin/python -m benchmarks.resolver_cost [--count N]
 """
@@ -26,7 +30,13 @@ from sessiongate.config import parse_config
 from sessiongate.errors import SessionNotFoundError
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Resolver
-from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore
+from sessiongate.store import (
+    MemorySessionStore,
+    NewSession,
+    Provenance,
+    SessionStore,
+    SqliteSessionStore,
+)
 from sessiongate.store import open_store as open_sessiongate_store
 
 CALLER = Caller("agent:peggy:main", "bench")
@@ -74,8 +84,15 @@ async def measure(kind: str, count: int) -> dict[str, dict[str, float]]:
         strict = resolver(config(tmp, False), store)
         await permissive.ensure_startup_sessions()
 
+        for i in range(count):  # sessions this process has never resolved
+            await store.ensure(NewSession(f"agent:atlas:direct:{i}", "atlas", "direct",
+                                          Provenance("bench")))  # fmt: skip
+
         async def hit(i: int) -> object:
             return await permissive.resolve("AGENT:ATLAS:MAIN", CALLER)
+
+        async def first_hit(i: int) -> object:
+            return await strict.resolve(f"agent:atlas:direct:{i}", CALLER)
 
         async def reject(i: int) -> object:
             try:
@@ -89,6 +106,7 @@ async def measure(kind: str, count: int) -> dict[str, dict[str, float]]:
 
         results = {
             "hit": summary(await timed(hit, count)),
+            "first-hit": summary(await timed(first_hit, count)),
             "reject": summary(await timed(reject, count)),
             "create": summary(await timed(create, count)),
         }

@@ -37,23 +37,48 @@ KNOWN_SESSIONS = 10_000
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
-    """The keys most like `wanted`, compared segment by segment, then character by character."""
-    by_segment = difflib.SequenceMatcher(None)
-    by_segment.set_seq2(wanted.split(":"))  # the matcher caches what it learns about seq2
-    by_char = difflib.SequenceMatcher(None)
-    by_char.set_seq2(wanted)
-    scored = []
-    for key in keys:
-        by_segment.set_seq1(key.split(":"))
-        segment_score = by_segment.ratio()
-        by_char.set_seq1(key)
-        if segment_score < 0.5 and by_char.real_quick_ratio() < 0.8:
-            continue
-        char_score = by_char.ratio()
-        if segment_score >= 0.5 or char_score >= 0.8:
-            scored.append((segment_score, char_score, key))
-    scored.sort(reverse=True)
-    return [key for _, _, key in scored[:limit]]
+    """The keys that look like a slip of `wanted`: compared segment by segment.
+
+    Same shape with one segment (a third of them for long keys) mistyped — a
+    swapped, dropped or changed character or two — or one segment missing or
+    extra. Cheap enough to run over every candidate on each refusal.
+    """
+    want = wanted.split(":")
+    scored = [(score, key) for key in keys if (score := _key_similarity(want, key.split(":")))]
+    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [key for _, key in scored[:limit]]
+
+
+def _key_similarity(want: list[str], segments: list[str]) -> float:
+    if len(want) == len(segments):
+        similarities = [_segment_similarity(a, b) for a, b in zip(want, segments, strict=True)]
+        differing = [s for s in similarities if s < 1.0]
+        if len(differing) > max(1, len(want) // 3) or any(s < 0.5 for s in differing):
+            return 0.0
+        return sum(similarities) / len(similarities)
+    if abs(len(want) - len(segments)) == 1:
+        ratio = difflib.SequenceMatcher(None, want, segments).ratio()
+        return ratio if ratio >= 0.7 else 0.0
+    return 0.0
+
+
+def _segment_similarity(a: str, b: str) -> float:
+    """1.0 for equal segments; for near misses, how much of them their ends share."""
+    if a == b:
+        return 1.0
+    longest = max(len(a), len(b))
+    if abs(len(a) - len(b)) > 2:
+        return 0.0
+    return min(1.0, (_shared_start(a, b) + _shared_start(a[::-1], b[::-1])) / longest)
+
+
+def _shared_start(a: str, b: str) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 class Intent(StrEnum):
@@ -315,7 +340,9 @@ class Resolver:
         for candidate in candidates:
             if candidate in suggestions or candidate == key.text:
                 continue
-            record = recent.get(candidate) or await self.store.find(candidate)
+            record = recent.get(candidate) or self._known.get(candidate)
+            if record is None and (record := await self.store.find(candidate)) is not None:
+                self._remember(record)
             if record and await self._may_see(caller, self.parse(candidate), agent_id, record):
                 suggestions.append(candidate)
         return suggestions[:MAX_SUGGESTIONS]
