@@ -193,7 +193,7 @@ class Resolver:
             self._remember(record)
             return Resolution(record, reference, key.text, "hit", None, lints)
         if intent is Intent.READ:
-            raise await self._not_found(reference, key, caller, None, list(lints))
+            raise await self._not_found(reference, key, caller, None, list(lints), "not-found")
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
             raise await self._not_found(reference, key, caller, policy.describe, list(lints))
@@ -309,15 +309,18 @@ class Resolver:
         caller: Caller,
         policy: str | None,
         lints: list[KeyLint] | None = None,
+        decision: str = "rejected",
     ) -> SessionNotFoundError:
+        """The refusal for a key that is missing or not visible; `decision` is what the
+        audit records: ``rejected`` (an address refused) or ``not-found`` (a lookup)."""
         agent_id = key.agent_id or self.default_agent_id
         if lints is None:
             lints = lint_session_key(key, self.config)
         suggestions = await self._suggestions(key, agent_id, caller, lints)
         reason = f" and {policy} forbids creating it" if policy else ""
         hint = f"; {lints[0].message}" if lints else ""
-        self.metrics.resolved("rejected")
-        await self._audit("rejected", reference, key, caller, policy, lints, suggestions)
+        self.metrics.resolved(decision)
+        await self._audit(decision, reference, key, caller, policy, lints, suggestions)
         return SessionNotFoundError(
             f"no session {key.text!r}{reason}{hint}",
             details={
