@@ -490,7 +490,7 @@ def demo(as_json: JsonOption = False) -> None:
     """Replay the split-brain incident in permissive and strict mode, in-process."""
     from sessiongate.demo import render_report, replay_incident
 
-    with guarded(as_json):
+    with guarded(as_json), err.status("replaying the incident on two temporary gateways…"):
         report = run(replay_incident())
     if as_json:
         emit_json(report)
