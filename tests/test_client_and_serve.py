@@ -189,3 +189,17 @@ def test_serve_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "gateway.auth.token" in result.stderr
+
+
+def test_serve_on_a_busy_port_fails_readably(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sessiongate", "serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "GATEWAY_NOT_STARTED" in result.stderr
+    assert "Traceback" not in result.stderr

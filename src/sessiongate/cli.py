@@ -179,12 +179,19 @@ def serve(
         config = load_config(config_path)
         token, generated = gateway_token(config)
     listen = f"http://{config.gateway.host}:{port if port is not None else config.gateway.port}"
-    out.print(f"[bold]sessiongate {__version__}[/] listening on {listen} (ws: /ws)")
+    out.print(f"[bold]sessiongate {__version__}[/] starting on {listen} (ws: /ws)")
     out.print(f"storage {config.storage_url}; createOnMiss={_policy_text(config)}")
     if generated:
         out.print(f"token in {token_file()} (0600); use it as:")
         out.print(f'  curl -H "Authorization: Bearer $(cat {token_file()})" {listen}/v1/sessions')
-    serve_forever(config, token, port)
+    try:
+        serve_forever(config, token, port)
+    except SystemExit as exc:  # uvicorn exits this way when it cannot start
+        if exc.code in (0, None):
+            return
+        err.print(f"[bold red]error[/] [GATEWAY_NOT_STARTED] could not serve on {listen}")
+        err.print("[dim]hint:[/] is another gateway on that port? pick one with --port")
+        raise typer.Exit(1) from None
 
 
 def _policy_text(config: SessionGateConfig) -> str:
