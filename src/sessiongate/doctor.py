@@ -133,19 +133,24 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 async def _split_brains(
     gateway: Gateway, sessions: list[SessionRecord], phantoms: set[str]
 ) -> list[Finding]:
-    windows = {s.key: await _peer_windows(gateway, s) for s in sessions}
-    findings = []
-    for a, b in itertools.combinations(sessions, 2):
-        if a.agent_id != b.agent_id or {a.key, b.key} & phantoms:
+    """Pairs of one agent's sessions that one peer wrote into at overlapping times.
+
+    Sessions are grouped by (agent, peer) first, so only sessions that share a
+    peer are ever compared.
+    """
+    by_peer: dict[tuple[str, str], list[tuple[SessionRecord, tuple[float, float]]]] = {}
+    for session in sessions:
+        if session.key in phantoms:
             continue
-        shared = sorted(
-            p
-            for p in windows[a.key]
-            if p in windows[b.key] and _overlap(windows[a.key][p], windows[b.key][p])
-        )
-        if shared:
-            findings.append(_split_brain(a, b, shared[0]))
-    return findings
+        for peer, window in (await _peer_windows(gateway, session)).items():
+            by_peer.setdefault((session.agent_id, peer), []).append((session, window))
+    findings: dict[tuple[str, str], Finding] = {}
+    for (_, peer), entries in sorted(by_peer.items()):
+        for (a, window_a), (b, window_b) in itertools.combinations(entries, 2):
+            pair = (min(a.key, b.key), max(a.key, b.key))
+            if pair not in findings and _overlap(window_a, window_b):
+                findings[pair] = _split_brain(a, b, peer)
+    return list(findings.values())
 
 
 def _split_brain(a: SessionRecord, b: SessionRecord, peer: str) -> Finding:
