@@ -34,6 +34,7 @@ MAX_SUGGESTIONS = 3
 SUGGESTION_POOL = 100
 SUGGESTION_CACHE_SECONDS = 2.0
 KNOWN_SESSIONS = 10_000
+MEMO_SIZE = 10_000
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
@@ -144,10 +145,30 @@ class Resolver:
         self.default_agent_id = config.default_agent.id
         self._recent: dict[str, tuple[float, list[SessionRecord]]] = {}
         self._known: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._parsed: dict[str, SessionKey] = {}
+        self._lints: dict[str, tuple[KeyLint, ...]] = {}
 
     def parse(self, reference: str) -> SessionKey:
-        """Parse a reference with this gateway's default agent."""
-        return parse_session_key(reference, self.default_agent_id)
+        """Parse a reference with this gateway's default agent (parsing is pure: memoised)."""
+        if not isinstance(reference, str):
+            return parse_session_key(reference, self.default_agent_id)  # raises the key error
+        key = self._parsed.get(reference)
+        if key is None:
+            key = parse_session_key(reference, self.default_agent_id)
+            if len(self._parsed) >= MEMO_SIZE:
+                self._parsed.clear()
+            self._parsed[reference] = key
+        return key
+
+    def lints(self, key: SessionKey) -> tuple[KeyLint, ...]:
+        """The lints of a key under this config (both fixed for the resolver's life: memoised)."""
+        found = self._lints.get(key.text)
+        if found is None:
+            found = tuple(lint_session_key(key, self.config))
+            if len(self._lints) >= MEMO_SIZE:
+                self._lints.clear()
+            self._lints[key.text] = found
+        return found
 
     async def ensure_startup_sessions(self) -> int:
         """Create each configured agent's main session; return how many were new."""
@@ -187,7 +208,7 @@ class Resolver:
             record = await self._follow_aliases(await self.store.find(key.text))
         if not await self._may_see(caller, key, agent_id, record):
             raise await self._not_found(reference, key, caller, self._visibility_rule())
-        lints = tuple(lint_session_key(key, self.config))
+        lints = self.lints(key)
         if record is not None:
             self.metrics.resolved("hit")
             self._remember(record)
@@ -315,7 +336,7 @@ class Resolver:
         audit records: ``rejected`` (an address refused) or ``not-found`` (a lookup)."""
         agent_id = key.agent_id or self.default_agent_id
         if lints is None:
-            lints = lint_session_key(key, self.config)
+            lints = list(self.lints(key))
         suggestions = await self._suggestions(key, agent_id, caller, lints)
         reason = f" and {policy} forbids creating it" if policy else ""
         hint = f"; {lints[0].message}" if lints else ""
