@@ -204,12 +204,19 @@ async def test_a_remembered_session_that_gained_an_alias_is_followed_on_send(
     send = {"sessionKey": INCIDENT_KEY, "message": "one", "timeoutSeconds": 5}
     first = await gateway.invoke("sessions_send", send, PEGGY)
     assert first["sessionKey"] == INCIDENT_KEY  # created, and now remembered
+    stale = await store.find(INCIDENT_KEY)
+    assert stale is not None
     await store.set_alias(INCIDENT_KEY, "agent:atlas:main")  # e.g. doctor --fix elsewhere
     second = await gateway.invoke("sessions_send", {**send, "message": "two"}, PEGGY)
     assert second["sessionKey"] == "agent:atlas:main"
     assert second["reply"] == "echo: two"
     phantom = await store.history(INCIDENT_KEY)
     assert [m.content for m in phantom] == ["one", "echo: one"]
+    gateway.resolver._remember(stale)  # remembered from before the alias, as another process would
+    spawned = await gateway.invoke(
+        "sessions_spawn", {"agentId": "atlas", "task": "t", "sessionKey": INCIDENT_KEY}, PEGGY
+    )
+    assert spawned["childSessionKey"] == "agent:atlas:main"
     await gateway.runs.close(1)
     await gateway.http.aclose()
 

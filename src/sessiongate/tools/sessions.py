@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
 from sessiongate.errors import InvalidRequestError, SessionMovedError
-from sessiongate.resolver import Intent
+from sessiongate.resolver import Intent, Resolution
+from sessiongate.store.base import SessionRecord
 from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
 
 __all__ = ["SESSION_TOOLS"]
+
+T = TypeVar("T")
 
 Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "hook"]
 
@@ -64,6 +68,28 @@ async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> dict[str, Any
     return {"sessionKey": resolution.key, "messages": [m.to_wire() for m in messages]}
 
 
+async def _address(
+    ctx: ToolContext,
+    reference: str,
+    create_on_miss: bool | None,
+    deliver: Callable[[SessionRecord], Awaitable[T]],
+) -> tuple[Resolution, T]:
+    """Resolve an address and hand its session to `deliver` (which stores the message).
+
+    A session this process remembered may have gained an alias since (doctor --fix
+    in another process); storing refuses with SessionMovedError and the address is
+    resolved once more, now following the alias.
+    """
+    resolver = ctx.gateway.resolver
+    resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, create_on_miss)
+    try:
+        return resolution, await deliver(resolution.session)
+    except SessionMovedError:
+        resolver.forget(resolution.key)
+        resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, False)
+        return resolution, await deliver(resolution.session)
+
+
 async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
     reference = args.session_key
     if reference is None:
@@ -74,14 +100,12 @@ async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
             "sessions_send: agentId narrows a label; with sessionKey leave it out",
             details={"problems": ["agentId: only with label"]},
         )
-    resolver, runs = ctx.gateway.resolver, ctx.gateway.runs
-    resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, args.create_on_miss)
-    try:
-        result = await runs.send(resolution.session, args.message, ctx.caller, args.timeout_seconds)
-    except SessionMovedError:  # aliased since this process last saw it: follow the alias
-        resolver.forget(resolution.key)
-        resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, False)
-        result = await runs.send(resolution.session, args.message, ctx.caller, args.timeout_seconds)
+    runs = ctx.gateway.runs
+
+    def deliver(session: SessionRecord) -> Awaitable[dict[str, Any]]:
+        return runs.send(session, args.message, ctx.caller, args.timeout_seconds)
+
+    resolution, result = await _address(ctx, reference, args.create_on_miss, deliver)
     if resolution.warnings:
         result["warnings"] = resolution.warnings
     return result
@@ -94,13 +118,9 @@ async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> dict[str, Any]:
     if parent_ref is not None:
         parent = (await gateway.resolver.resolve(parent_ref, ctx.caller, Intent.ADDRESS)).session
     if args.session_key is not None:
-        named = await gateway.resolver.resolve(args.session_key, ctx.caller, Intent.ADDRESS)
-        try:
-            run = await gateway.runs.start(named.session, args.task, ctx.caller)
-        except SessionMovedError:
-            gateway.resolver.forget(named.key)
-            named = await gateway.resolver.resolve(args.session_key, ctx.caller, Intent.ADDRESS)
-            run = await gateway.runs.start(named.session, args.task, ctx.caller)
+        named, run = await _address(
+            ctx, args.session_key, None, lambda s: gateway.runs.start(s, args.task, ctx.caller)
+        )
         return {"status": "accepted", "childSessionKey": named.key, "runId": run.run_id}
     child = await gateway.resolver.create_child(
         args.agent_id, parent.key if parent else None, ctx.caller, args.label
