@@ -160,7 +160,12 @@ async def run_all(profile_name: str, out: Path) -> dict[str, Any]:
     (out / f"{profile_name}.json").write_text(json.dumps(results, indent=2))
     store_scaling.plot(
         {s: {int(k): v for k, v in r.items()} for s, r in results["scaling"].items()},
-        out / "latency_vs_sessions.png",
+        out
+        / (
+            "latency_vs_sessions.png"
+            if profile_name == "full"
+            else f"latency_vs_sessions-{profile_name}.png"
+        ),
     )
     console.print(f"results in {out}; {results['seconds']}s")
     return results
@@ -178,7 +183,7 @@ def main() -> None:
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     os.environ.setdefault("SESSIONGATE_STATE_DIR", tempfile.mkdtemp(prefix="sg-bench-"))
     results = asyncio.run(run_all(profile, args.out))
-    if profile != "smoke" and args.out == RESULTS:
+    if profile == "full" and args.out == RESULTS:
         update_readme(Path("benchmarks/README.md"), render_readme_section(results))
         console.print("benchmarks/README.md updated")
 
