@@ -203,3 +203,17 @@ def test_serve_on_a_busy_port_fails_readably(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "GATEWAY_NOT_STARTED" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_an_unreachable_store_fails_readably(tmp_path: Path) -> None:
+    config = tmp_path / "gw.json5"
+    config.write_text(
+        f"{{ storage: {{ url: 'postgresql://postgres@127.0.0.1:{free_port()}/x' }} }}"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sessiongate", "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "STORE_UNAVAILABLE" in result.stderr
+    assert "Traceback" not in result.stderr

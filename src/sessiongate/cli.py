@@ -185,7 +185,8 @@ def serve(
         out.print(f"token in {token_file()} (0600); use it as:")
         out.print(f'  curl -H "Authorization: Bearer $(cat {token_file()})" {listen}/v1/sessions')
     try:
-        serve_forever(config, token, port)
+        with guarded():
+            serve_forever(config, token, port)
     except SystemExit as exc:  # uvicorn exits this way when it cannot start
         if exc.code in (0, None):
             return

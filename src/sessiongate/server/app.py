@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -52,17 +53,18 @@ def _wire_error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"ok": False, "error": {**error, "retryable": False}}, status)
 
 
-def create_app(config: SessionGateConfig, token: str) -> Starlette:
-    """The gateway as an ASGI app; the lifespan opens and closes the `Gateway`."""
+def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = None) -> Starlette:
+    """The gateway as an ASGI app; the lifespan opens the `Gateway` (unless given one) and
+    closes it on shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        gateway = await Gateway.open(config)
-        app.state.gateway = gateway
+        opened = gateway or await Gateway.open(config)
+        app.state.gateway = opened
         try:
             yield
         finally:
-            await gateway.close(SHUTDOWN_GRACE_SECONDS)
+            await opened.close(SHUTDOWN_GRACE_SECONDS)
 
     app = Starlette(
         routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint)],
@@ -105,8 +107,18 @@ class _ForegroundServer(uvicorn.Server):
 
 
 def serve_forever(config: SessionGateConfig, token: str, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight runs finish or are recorded as interrupted."""
-    _ForegroundServer(_uvicorn_config(create_app(config, token), config, port)).run()
+    """Serve until SIGINT/SIGTERM; in-flight runs finish or are recorded as interrupted.
+
+    The store is opened before the server starts listening, so a store that cannot
+    be opened is a `SessionGateError` for the caller, not a failed startup.
+    """
+    uvloop.run(_serve(config, token, port))
+
+
+async def _serve(config: SessionGateConfig, token: str, port: int | None) -> None:
+    gateway = await Gateway.open(config)
+    app = create_app(config, token, gateway)
+    await _ForegroundServer(_uvicorn_config(app, config, port)).serve()
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -145,7 +145,11 @@ def split_schema(url: str) -> tuple[str, str | None]:
 def _unavailable(exc: BaseException) -> StoreUnavailableError:
     return StoreUnavailableError(
         f"PostgreSQL store is unavailable: {type(exc).__name__}: {exc}",
-        details={"store": "postgresql", "hint": "the gateway retries on the next request"},
+        details={
+            "store": "postgresql",
+            "hint": "check that PostgreSQL runs and storage.url is right; a running gateway "
+            "retries on each request",
+        },
     )
 
 
