@@ -57,17 +57,25 @@ class RunManager:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._lanes: dict[str, _Lane] = {}
-        self._listeners: set[Listener] = set()
+        self._listeners: dict[str, set[Listener]] = {}
         self._active: set[asyncio.Task[None]] = set()
         self._relay: asyncio.Queue[RunEvent] | None = None
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call `listener` with every run event; returns the unsubscribe function."""
-        self._listeners.add(listener)
-        return lambda: self._listeners.discard(listener)
+    def subscribe(self, session_key: str, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with each event of the runs of one session (from any process);
+        returns the unsubscribe function."""
+        self._listeners.setdefault(session_key, set()).add(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._listeners.get(session_key, set())
+            listeners.discard(listener)
+            if not listeners:
+                self._listeners.pop(session_key, None)
+
+        return unsubscribe
 
     def _publish(self, event: str, run: _Run, **payload: Any) -> None:
-        if not self._listeners and self._relay is None:
+        if run.session.key not in self._listeners and self._relay is None:
             return  # nobody listens: do not build the event
         body = {"event": event, "runId": run.record.run_id, "sessionKey": run.session.key}
         body.update(payload)
@@ -76,8 +84,8 @@ class RunManager:
             self._relay.put_nowait(body)
 
     def deliver(self, event: RunEvent) -> None:
-        """Hand an event (of a run here, or relayed from another process) to every listener."""
-        for listener in list(self._listeners):
+        """Hand an event (of a run here, or relayed from another process) to its listeners."""
+        for listener in list(self._listeners.get(event["sessionKey"], ())):
             listener(event)
 
     async def relay_events(self) -> None:

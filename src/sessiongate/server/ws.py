@@ -139,14 +139,16 @@ class Connection:
 async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     """Send a message into a session and stream its run events, then answer with the reply."""
     args = validate_args(AgentParams, params, "agent")
+    send_args = {"sessionKey": args.session_key, "message": args.message, "timeoutSeconds": 0}
+    if args.create_on_miss is not None:
+        send_args["createOnMiss"] = args.create_on_miss
+    assert conn.caller is not None
+    accepted = await conn.gateway.invoke("sessions_send", send_args, conn.caller)
+    # No event of this run can have been missed: its run is queued as the send returns,
+    # and it cannot start before this handler next awaits, after subscribing.
     events: asyncio.Queue[RunEvent] = asyncio.Queue()
-    unsubscribe = conn.gateway.runs.subscribe(events.put_nowait)
+    unsubscribe = conn.gateway.runs.subscribe(accepted["sessionKey"], events.put_nowait)
     try:
-        send_args = {"sessionKey": args.session_key, "message": args.message, "timeoutSeconds": 0}
-        if args.create_on_miss is not None:
-            send_args["createOnMiss"] = args.create_on_miss
-        assert conn.caller is not None
-        accepted = await conn.gateway.invoke("sessions_send", send_args, conn.caller)
         try:
             async with asyncio.timeout(args.timeout_seconds):
                 final = await _stream_run(conn, events, accepted["runId"])
@@ -191,12 +193,7 @@ async def _subscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]
     assert conn.caller is not None
     key = (await conn.gateway.resolver.resolve(args.session_key, conn.caller, Intent.READ)).key
     if key not in conn.subscriptions:
-
-        def listener(event: RunEvent) -> None:
-            if event["sessionKey"] == key:
-                conn.forward(event)
-
-        conn.subscriptions[key] = conn.gateway.runs.subscribe(listener)
+        conn.subscriptions[key] = conn.gateway.runs.subscribe(key, conn.forward)
     return {"sessionKey": key, "subscribed": sorted(conn.subscriptions)}
 
 
