@@ -178,15 +178,16 @@ def test_serve_generates_a_private_token_and_stops_on_sigterm(
     assert "gateway.token" in out
 
 
+def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """`sessiongate serve ARGS` expected to stop by itself (it cannot start)."""
+    command = [sys.executable, "-m", "sessiongate", "serve", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_serve_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
     config = tmp_path / "gw.json5"
     config.write_text("{ gateway: { bind: 'all' } }")
-    result = subprocess.run(
-        [sys.executable, "-m", "sessiongate", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = serve_once("--config", str(config))
     assert result.returncode == 2
     assert "gateway.auth.token" in result.stderr
 
@@ -195,11 +196,7 @@ def test_serve_on_a_busy_port_fails_readably(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        port = busy.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "sessiongate", "serve", "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        result = serve_once("--port", str(busy.getsockname()[1]))
     assert result.returncode == 1
     assert "GATEWAY_NOT_STARTED" in result.stderr
     assert "Traceback" not in result.stderr
@@ -210,10 +207,7 @@ def test_serve_with_an_unreachable_store_fails_readably(tmp_path: Path) -> None:
     config.write_text(
         f"{{ storage: {{ url: 'postgresql://postgres@127.0.0.1:{free_port()}/x' }} }}"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "sessiongate", "serve", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = serve_once("--config", str(config))
     assert result.returncode == 1
     assert "STORE_UNAVAILABLE" in result.stderr
     assert "Traceback" not in result.stderr
