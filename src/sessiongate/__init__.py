@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from sessiongate.config import SessionGateConfig, load_config
 from sessiongate.errors import (
     AgentNotFoundError,
@@ -21,7 +23,10 @@ from sessiongate.keys import SessionKey, SessionKind, canonical_session_key, par
 from sessiongate.policy import CreateOnMissPolicy
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("sessiongate")  # one source of truth: pyproject.toml
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "AgentNotFoundError",

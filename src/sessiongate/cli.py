@@ -6,37 +6,40 @@ readable line and a hint, never a traceback; `--json` prints the wire form.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from sessiongate import __version__
-from sessiongate.client import AsyncSessionGateClient
-from sessiongate.config import SessionGateConfig, load_config
-from sessiongate.errors import (
-    ConfigError,
-    InvalidRequestError,
-    InvalidSessionKeyError,
-    SessionGateError,
+from sessiongate import __version__, cli_gateway
+from sessiongate.cli_output import (
+    ConfigOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    VerboseOption,
+    emit_json,
+    err,
+    guarded,
+    out,
+    run,
 )
+from sessiongate.cli_target import open_client, resolve_target
+from sessiongate.client import AsyncSessionGateClient
+from sessiongate.config import SessionGateConfig, config_file, load_config
+from sessiongate.errors import InvalidRequestError
+from sessiongate.logs import configure_logging, log_level
+from sessiongate.run_records import describe_store
 
 __all__ = ["app", "main"]
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="sessiongate",
     help="A gateway for multi-agent systems that can fail closed on unknown session keys.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Check and describe configuration.", no_args_is_help=True)
@@ -44,81 +47,17 @@ sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
 audit_app = typer.Typer(
     help="Read the audit log of refused, warned and created addresses.", no_args_is_help=True
 )
+storage_app = typer.Typer(help="Manage the session store.", no_args_is_help=True)
+
+# Every command and group is registered here, in one place.
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(audit_app, name="audit")
-storage_app = typer.Typer(help="Manage the session store.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-USAGE_ERRORS = (ConfigError, InvalidRequestError, InvalidSessionKeyError)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $SESSIONGATE_CONFIG, "
-        "~/.sessiongate/config.json5, else the embedded default).",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-UrlOption = Annotated[
-    str | None, typer.Option("--url", help="Gateway URL (default: from the config).")
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="SESSIONGATE_TOKEN",
-        help="Gateway token (default: gateway.auth.token, else the state dir's gateway.token).",
-    ),
-]
-
-
-def fail(error: SessionGateError, as_json: bool) -> NoReturn:
-    """Print one error and exit with its code (2 usage/config, 1 otherwise)."""
-    if as_json:
-        out.print_json(json.dumps(error.to_wire()))
-    else:
-        err.print(
-            f"[bold red]error[/] [{error.code}] {error.message}", markup=True, highlight=False
-        )
-        hint = error.details.get("hint") or _hint_for(error)
-        if hint:
-            err.print(f"[dim]hint:[/] {hint}", highlight=False)
-    raise typer.Exit(2 if isinstance(error, USAGE_ERRORS) else 1)
-
-
-def _hint_for(error: SessionGateError) -> str | None:
-    suggestions = error.details.get("suggestions")
-    if suggestions:
-        return "did you mean " + ", ".join(suggestions) + "?"
-    if isinstance(error, ConfigError):
-        return "fix the lines above; `sessiongate config schema` describes every key"
-    return None
-
-
-@contextlib.contextmanager
-def guarded(as_json: bool = False) -> Iterator[None]:
-    """Turn sessiongate errors into one printed line and an exit code."""
-    try:
-        yield
-    except SessionGateError as exc:
-        fail(exc, as_json)
-
-
-def run(awaitable: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await awaitable
-
-    return asyncio.run(main())
-
-
-def emit_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
+app.command()(cli_gateway.serve)
+app.command()(cli_gateway.status)
+app.command()(cli_gateway.stop)
+app.command()(cli_gateway.init)
 
 
 def _version(value: bool) -> None:
@@ -135,6 +74,7 @@ def root(
     ] = False,
 ) -> None:
     """sessiongate: host agents, route messages by session key, refuse unknown keys."""
+    configure_logging(log_level())  # `serve` reconfigures from its config
 
 
 # ---------------------------------------------------------------- config
@@ -145,15 +85,17 @@ def config_validate(
     path: Annotated[Path | None, typer.Argument(help="Config file to check.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a config file; print every problem at once."""
+    """Check a config file (default: the one `serve` would read); print every problem at once."""
     with guarded(as_json):
         config = load_config(path)
-        source = str(path or os.environ.get("SESSIONGATE_CONFIG") or "embedded default")
+        file = config_file(path)
+        source = str(file) if file else "embedded default (no config file)"
         if as_json:
             emit_json({"ok": True, "result": {"source": source}})
         else:
             agents = ", ".join(a.id for a in config.agents.entries)
-            out.print(f"[green]ok[/] {source}: agents {agents}; storage {config.storage_url}")
+            store = describe_store(config.storage_url)
+            out.print(f"[green]ok[/] {source}: agents {agents}; storage {store}")
 
 
 @config_app.command("schema")
@@ -161,43 +103,6 @@ def config_schema() -> None:
     """Print the JSON Schema of the config file."""
     schema = SessionGateConfig.model_json_schema(by_alias=True)
     print(json.dumps(schema, indent=2))
-
-
-# ---------------------------------------------------------------- serve
-
-
-@app.command()
-def serve(
-    config_path: ConfigOption = None,
-    port: Annotated[int | None, typer.Option(help="Override gateway.port.")] = None,
-) -> None:
-    """Run the gateway (HTTP + WebSocket) until SIGINT/SIGTERM."""
-    from sessiongate.server.app import serve_forever
-    from sessiongate.server.auth import gateway_token, token_file
-
-    with guarded():
-        config = load_config(config_path)
-        token, generated = gateway_token(config)
-    listen = f"http://{config.gateway.host}:{port if port is not None else config.gateway.port}"
-    out.print(f"[bold]sessiongate {__version__}[/] starting on {listen} (ws: /ws)")
-    out.print(f"storage {config.storage_url}; createOnMiss={_policy_text(config)}")
-    if generated:
-        out.print(f"token in {token_file()} (0600); use it as:")
-        out.print(f'  curl -H "Authorization: Bearer $(cat {token_file()})" {listen}/v1/sessions')
-    try:
-        with guarded():
-            serve_forever(config, token, port)
-    except SystemExit as exc:  # uvicorn exits this way when it cannot start
-        if exc.code in (0, None):
-            return
-        err.print(f"[bold red]error[/] [GATEWAY_NOT_STARTED] could not serve on {listen}")
-        err.print("[dim]hint:[/] is another gateway on that port? pick one with --port")
-        raise typer.Exit(1) from None
-
-
-def _policy_text(config: SessionGateConfig) -> str:
-    value = config.gateway.sessions.create_on_miss
-    return json.dumps(value)
 
 
 # ---------------------------------------------------------------- sessions
@@ -220,7 +125,15 @@ def _table(sessions: list[dict[str, Any]]) -> Table:
 async def _local_gateway(config_path: Path | None) -> Any:
     from sessiongate.gateway import Gateway
 
-    return await Gateway.open(load_config(config_path), serving=False)
+    config = load_config(config_path)
+    say_direct(config)
+    return await Gateway.open(config, serving=False)
+
+
+def say_direct(config: SessionGateConfig) -> None:
+    """Commands that open the store themselves say so (no gateway, no token involved)."""
+    store = describe_store(config.storage_url)
+    err.print(f"[dim]reading {store} directly (not through a gateway)[/]", highlight=False)
 
 
 @sessions_app.command("list")
@@ -317,17 +230,12 @@ def sessions_create(
     out.print(f"[green]{verb}[/] {result['key']} (origin {result['origin']})")
 
 
-def _client(config_path: Path | None, url: str | None, token: str | None) -> AsyncSessionGateClient:
-    from sessiongate.server.auth import token_file
-
-    config = load_config(config_path)
-    if url is None:
-        host = "127.0.0.1" if config.gateway.bind in ("loopback", "all") else config.gateway.host
-        url = f"http://{host}:{config.gateway.port}"
-    token = token or config.gateway.auth.token
-    if token is None and token_file().exists():
-        token = token_file().read_text(encoding="utf-8").strip()
-    return AsyncSessionGateClient(url, token)
+def _client(
+    config_path: Path | None, url: str | None, token: str | None, verbose: bool
+) -> AsyncSessionGateClient:
+    target = resolve_target(url, config_path)
+    cli_gateway.say_target(target, verbose)
+    return open_client(target, token)
 
 
 @sessions_app.command("history")
@@ -338,12 +246,13 @@ def sessions_history(
     config_path: ConfigOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print a session's transcript from the running gateway."""
 
     async def history() -> dict[str, Any]:
-        async with _client(config_path, url, token) as client:
+        async with _client(config_path, url, token, verbose) as client:
             return await client.history(key, limit=limit, before=before)
 
     with guarded(as_json):
@@ -371,26 +280,35 @@ def send(
     config_path: ConfigOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Send a message to a session through the running gateway and print the reply."""
 
     async def deliver() -> dict[str, Any]:
-        async with _client(config_path, url, token) as client:
+        async with _client(config_path, url, token, verbose) as client:
             return await client.send(key, message, timeout_seconds=timeout, must_exist=must_exist)
 
     with guarded(as_json):
         result = run(deliver())
     if as_json:
         emit_json({"ok": True, "result": result})
-        return
+    else:
+        _print_send(result)
+    if result["status"] == "error":
+        raise typer.Exit(1)
+
+
+def _print_send(result: dict[str, Any]) -> None:
     for warning in result.get("warnings", []):
         err.print(f"[yellow]warning[/] {warning}", highlight=False)
     out.print(f"[bold]{result['status']}[/] {result['sessionKey']} run {result['runId']}")
     if "reply" in result:
         out.print(result["reply"], markup=False, highlight=False)
-    if result["status"] == "error":
-        raise typer.Exit(1)
+    error = result.get("error")
+    if result["status"] == "error" and isinstance(error, dict):
+        message = error.get("message") or "the run did not finish"
+        err.print(f"[bold red]error[/] [{error.get('code')}] {message}", highlight=False)
 
 
 @app.command()
@@ -402,12 +320,13 @@ def spawn(
     config_path: ConfigOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Start a sub-agent in a fresh session; prints its key and run id."""
 
     async def start() -> dict[str, Any]:
-        async with _client(config_path, url, token) as client:
+        async with _client(config_path, url, token, verbose) as client:
             return await client.spawn(agent, task, label=label, parent_session_key=parent)
 
     with guarded(as_json):
@@ -430,7 +349,9 @@ def doctor(
     from sessiongate.cli_doctor import run_doctor
 
     with guarded(as_json):
-        remaining = run(run_doctor(load_config(config_path), fix, as_json, out, err))
+        config = load_config(config_path)
+        say_direct(config)
+        remaining = run(run_doctor(config, fix, as_json, out, err))
     if remaining:
         raise typer.Exit(1)
 

@@ -72,6 +72,10 @@ class AsyncSessionGateClient:
             ) from None
         return _result(response)
 
+    async def status(self) -> dict[str, Any]:
+        """What the gateway runs: version, pid, store, session count, createOnMiss per agent."""
+        return await self._request("GET", "/v1/status")
+
     async def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         """Invoke a tool by name (POST /tools/invoke)."""
         body: dict[str, Any] = {"tool": tool, "args": args}
@@ -175,6 +179,9 @@ class SessionGateClient:
     def close(self) -> None:
         self._run(self._client.aclose())
         self._loop.close()
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._run(self._client.status()))
 
     def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         return dict(self._run(self._client.invoke(tool, args)))

@@ -35,6 +35,7 @@ __all__ = [
     "CreateOnMissSetting",
     "GatewayConfig",
     "SessionGateConfig",
+    "config_file",
     "default_config_path",
     "load_config",
     "state_dir",
@@ -147,6 +148,15 @@ class StorageConfig(_Model):
         )
 
 
+class MetricsConfig(_Model):
+    token: str | None = Field(default=None, min_length=16)
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "human", "json"] = "auto"
+
+
 class AuditConfig(_Model):
     path: str = ""
     max_bytes: int = Field(default=10_485_760, ge=1024)
@@ -237,6 +247,8 @@ class SessionGateConfig(_Model):
     session: SessionConfig = Field(default_factory=SessionConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
@@ -352,17 +364,26 @@ def parse_config(data: Any, source: str) -> SessionGateConfig:
     return config
 
 
+def config_file(path: str | Path | None = None) -> Path | None:
+    """The file `load_config(path)` reads: `path`, else SESSIONGATE_CONFIG, else the default
+    file if it exists; None means the embedded default."""
+    explicit = path or os.environ.get("SESSIONGATE_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    default = default_config_path()
+    return default if default.exists() else None
+
+
 def load_config(path: str | Path | None = None) -> SessionGateConfig:
     """Load `path`, else SESSIONGATE_CONFIG, else the default file, else the embedded default."""
-    explicit = path or os.environ.get("SESSIONGATE_CONFIG")
-    file = Path(explicit).expanduser() if explicit else default_config_path()
-    if not file.exists():
-        if explicit:
-            raise ConfigError(
-                f"Invalid config at {file}:\n- (file): no such file",
-                details={"source": str(file), "problems": ["(file): no such file"]},
-            )
+    file = config_file(path)
+    if file is None:
         return SessionGateConfig()
+    if not file.exists():
+        raise ConfigError(
+            f"Invalid config at {file}:\n- (file): no such file",
+            details={"source": str(file), "problems": ["(file): no such file"]},
+        )
     try:
         data = json5.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -4,13 +4,14 @@ The tree::
 
     SessionGateError                  SESSIONGATE_ERROR      500
     ├── ConfigError                   CONFIG_INVALID         400
+    │   └── MissingExtraError         EXTRA_NOT_INSTALLED    400
     ├── InvalidSessionKeyError        INVALID_SESSION_KEY    400
     ├── InvalidRequestError           INVALID_REQUEST        400
     │   └── PayloadTooLargeError      PAYLOAD_TOO_LARGE      413
     ├── UnauthorizedError             UNAUTHORIZED           401
     ├── ForbiddenError                FORBIDDEN              403
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
-    ├── AgentNotFoundError            AGENT_NOT_FOUND        404
+    │   └── AgentNotFoundError        AGENT_NOT_FOUND        404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
@@ -34,6 +35,7 @@ __all__ = [
     "GatewayUnreachableError",
     "InvalidRequestError",
     "InvalidSessionKeyError",
+    "MissingExtraError",
     "PayloadTooLargeError",
     "RunTimeoutError",
     "SessionGateError",
@@ -76,6 +78,12 @@ class ConfigError(SessionGateError):
     http_status = 400
 
 
+class MissingExtraError(ConfigError):
+    """The config asks for an integration whose optional dependencies are not installed."""
+
+    code = "EXTRA_NOT_INSTALLED"
+
+
 class InvalidSessionKeyError(SessionGateError):
     code = "INVALID_SESSION_KEY"
     http_status = 400
@@ -106,7 +114,9 @@ class SessionNotFoundError(SessionGateError):
     http_status = 404
 
 
-class AgentNotFoundError(SessionGateError):
+class AgentNotFoundError(SessionNotFoundError):
+    """The key names an agent that is not configured: no session of it can exist."""
+
     code = "AGENT_NOT_FOUND"
     http_status = 404
 

@@ -11,16 +11,15 @@ from typing import Any
 
 import httpx
 import structlog
-from openai import AsyncOpenAI
 
 from sessiongate.audit import AuditLog
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import InvalidRequestError, SessionNotFoundError, StoreUnavailableError
+from sessiongate.extras import require_extra
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
-from sessiongate.runtime.llm import LlmRuntime
 from sessiongate.runtime.runs import RunManager
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionStore, open_store
@@ -56,7 +55,11 @@ class Gateway:
         writes nothing on open.
         """
         store = await open_store(config.storage_url)
-        gateway = cls(config, store)
+        try:
+            gateway = cls(config, store)
+        except BaseException:
+            await store.close()
+            raise
         if serving:
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
@@ -94,9 +97,15 @@ class Gateway:
         if model == "webhook":
             assert agent.webhook is not None
             return WebhookRuntime(agent.webhook, self.http)
+        return self._make_llm_runtime(agent, model)
+
+    def _make_llm_runtime(self, agent: AgentConfig, model: str) -> Runtime:
+        openai = require_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
+        from sessiongate.runtime.llm import LlmRuntime
+
         provider_name, model_name = model.split("/", 1)
         provider = self.config.models.providers[provider_name]
-        client = AsyncOpenAI(
+        client = openai.AsyncOpenAI(
             base_url=provider.base_url,
             api_key=provider.api_key,
             timeout=provider.timeout_seconds,

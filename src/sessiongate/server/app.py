@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 import uvicorn
-import uvloop
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import WebSocketRoute
@@ -20,6 +21,7 @@ from starlette.routing import WebSocketRoute
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
+from sessiongate.server.access_log import AccessLogMiddleware
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.ws import websocket_endpoint
 
@@ -69,6 +71,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
     app = Starlette(
         routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
+        middleware=[Middleware(AccessLogMiddleware)],
         exception_handlers={
             SessionGateError: _gateway_error,
             HTTPException: _http_error,
@@ -93,7 +96,19 @@ def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None)
 
 
 class _ForegroundServer(uvicorn.Server):
-    """Stops gracefully on SIGINT/SIGTERM and then exits normally (status 0)."""
+    """Stops gracefully on SIGINT/SIGTERM and then exits normally (status 0).
+
+    `on_ready` gets the bound URL once the socket listens (and never if it cannot).
+    """
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_ready(_bound_url(self))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -106,19 +121,42 @@ class _ForegroundServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve_forever(config: SessionGateConfig, token: str, port: int | None = None) -> None:
+def _bound_url(server: uvicorn.Server) -> str:
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it is installed (uvicorn[standard] on Linux/macOS), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
+def serve_forever(
+    config: SessionGateConfig,
+    token: str,
+    port: int | None = None,
+    on_ready: Callable[[str], None] = lambda url: None,
+) -> None:
     """Serve until SIGINT/SIGTERM; in-flight runs finish or are recorded as interrupted.
 
     The store is opened before the server starts listening, so a store that cannot
-    be opened is a `SessionGateError` for the caller, not a failed startup.
+    be opened is a `SessionGateError` for the caller, not a failed startup. `on_ready`
+    gets the bound URL once the port listens.
     """
-    uvloop.run(_serve(config, token, port))
+    _run_event_loop(_serve(config, token, port, on_ready))
 
 
-async def _serve(config: SessionGateConfig, token: str, port: int | None) -> None:
+async def _serve(
+    config: SessionGateConfig, token: str, port: int | None, on_ready: Callable[[str], None]
+) -> None:
     gateway = await Gateway.open(config)
     app = create_app(config, token, gateway)
-    await _ForegroundServer(_uvicorn_config(app, config, port)).serve()
+    await _ForegroundServer(_uvicorn_config(app, config, port), on_ready).serve()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -154,8 +192,7 @@ async def run_gateway(
             if task.done():
                 raise RuntimeError(f"the gateway did not start: {task.exception()!r}")
             await asyncio.sleep(0.01)
-        host, bound_port = server.servers[0].sockets[0].getsockname()[:2]
-        yield RunningGateway(f"http://{host}:{bound_port}", token, app.state.gateway)
+        yield RunningGateway(_bound_url(server), token, app.state.gateway)
     finally:
         server.should_exit = True
         await task

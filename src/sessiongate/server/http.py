@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import os
 from typing import Any
 
 import structlog
@@ -11,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sessiongate import __version__
 from sessiongate.channels import receive_inbound
 from sessiongate.errors import (
     InvalidRequestError,
@@ -19,6 +23,7 @@ from sessiongate.errors import (
     StoreUnavailableError,
 )
 from sessiongate.gateway import Gateway
+from sessiongate.run_records import describe_store
 from sessiongate.server.auth import check_token
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
@@ -138,8 +143,48 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ok": True, "status": "ready", "sessions": sessions})
 
 
-async def metrics(request: Request) -> Response:
+async def status(request: Request) -> Response:
     gateway = _gateway(request)
+    config = gateway.config
+    default = config.gateway.sessions.create_on_miss
+    return ok(
+        {
+            "version": __version__,
+            "pid": os.getpid(),
+            "store": describe_store(config.storage_url),
+            "sessions": await gateway.store.count_sessions(),
+            "createOnMiss": {
+                agent.id: default if agent.sessions.create_on_miss is None
+                else agent.sessions.create_on_miss
+                for agent in config.agents.entries
+            },
+            "createOnMissRules": [r.match for r in config.gateway.sessions.rules],
+        }
+    )  # fmt: skip
+
+
+def _metrics_allowed(request: Request, gateway: Gateway) -> None:
+    """metrics.token if configured; else loopback scrapers need no token; else the API token."""
+    presented = _bearer(request)
+    scrape_token = gateway.config.metrics.token
+    if scrape_token is not None:
+        if presented and hmac.compare_digest(presented.encode(), scrape_token.encode()):
+            return
+    elif request.client is not None and _is_loopback(request.client.host):
+        return
+    check_token(request.app.state.token, presented)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    _metrics_allowed(request, gateway)
     return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -151,6 +196,7 @@ def http_routes() -> list[Route]:
         Route("/v1/sessions/{key:path}/messages", session_messages, methods=["GET"]),
         Route("/v1/sessions/{key:path}", show_session, methods=["GET"]),
         Route("/v1/channels/{channel}/inbound", channel_inbound, methods=["POST"]),
+        Route("/v1/status", status, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sessiongate.errors import ConfigError
+from sessiongate.extras import require_extra
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
@@ -36,6 +37,7 @@ async def open_store(url: str) -> SessionStore:
     if url.startswith("sqlite:///"):
         return await SqliteSessionStore.open(sqlite_path(url))
     if url.startswith(("postgresql://", "postgres://")):
+        require_extra("asyncpg", "postgres", "storage.url postgresql://…")
         from sessiongate.store.postgres import PostgresSessionStore
 
         return await PostgresSessionStore.open(url)
