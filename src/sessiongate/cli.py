@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from sessiongate import __version__, cli_gateway
@@ -206,7 +207,9 @@ def sessions_show(
 
 @sessions_app.command("create")
 def sessions_create(
-    key: Annotated[str, typer.Argument(help="Session key to create (e.g. agent:atlas:direct:42).")],
+    key: Annotated[
+        str, typer.Argument(help="Session key to create (e.g. agent:atlas:cron:nightly).")
+    ],
     label: Annotated[str | None, typer.Option(help="Label for the session.")] = None,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
@@ -301,14 +304,14 @@ def send(
 
 def _print_send(result: dict[str, Any]) -> None:
     for warning in result.get("warnings", []):
-        err.print(f"[yellow]warning[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning[/] {escape(str(warning))}", highlight=False)
     out.print(f"[bold]{result['status']}[/] {result['sessionKey']} run {result['runId']}")
     if "reply" in result:
         out.print(result["reply"], markup=False, highlight=False)
     error = result.get("error")
     if result["status"] == "error" and isinstance(error, dict):
         message = error.get("message") or "the run did not finish"
-        err.print(f"[bold red]error[/] [{error.get('code')}] {message}", highlight=False)
+        err.print(f"[bold red]error[/] [{error.get('code')}] {escape(message)}", highlight=False)
 
 
 @app.command()

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.doctor import Finding, RepairResult, repair, scan
@@ -51,11 +51,13 @@ async def _scan_with_progress(gateway: Gateway, err: Console) -> list[Finding]:
         return await scan(gateway, lambda _: progress.advance(task))
 
 
-def _findings_table(findings: list[Finding]) -> Table:
-    table = Table("kind", "session", "why", "proposed fix", title="findings")
-    for f in findings:
-        table.add_row(f.kind, f.session_key, f.reason, f.fix)
-    return table
+def _print_findings(findings: list[Finding], out: Console) -> None:
+    """One block per finding, the key whole on its own line (never cut to the terminal width,
+    so it can be copied)."""
+    for number, f in enumerate(findings, 1):
+        out.print(f"[bold]{number}. {f.kind}[/] {escape(f.session_key)}", highlight=False)
+        out.print(f"   why: {escape(f.reason)}", highlight=False)
+        out.print(f"   fix: {escape(f.fix)}", highlight=False)
 
 
 def _print_report(
@@ -66,7 +68,7 @@ def _print_report(
     out: Console,
 ) -> None:
     if findings:
-        out.print(_findings_table(findings))
+        _print_findings(findings, out)
     for r in repaired:
         out.print(
             f"[green]repaired[/] {r.session_key} → {r.canonical_key}: "

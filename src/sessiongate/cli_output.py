@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sessiongate.errors import (
     ConfigError,
@@ -77,12 +78,11 @@ def fail(error: SessionGateError, as_json: bool) -> NoReturn:
     if as_json:
         out.print_json(json.dumps(error.to_wire()))
     else:
-        err.print(
-            f"[bold red]error[/] [{error.code}] {error.message}", markup=True, highlight=False
-        )
+        # messages quote patterns like [a-z0-9]: never let rich read them as markup
+        err.print(f"[bold red]error[/] [{error.code}] {escape(error.message)}", highlight=False)
         hint = error.details.get("hint") or _hint_for(error)
         if hint:
-            err.print(f"[dim]hint:[/] {hint}", highlight=False)
+            err.print(f"[dim]hint:[/] {escape(str(hint))}", highlight=False)
     raise typer.Exit(2 if isinstance(error, USAGE_ERRORS) else 1)
 
 

@@ -8,13 +8,14 @@ reported at once, one ``- dotted.path: what is wrong (got …)`` line each.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import ipaddress
 import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import json5
 from pydantic import (
@@ -228,17 +229,6 @@ class AgentsConfig(_Model):
     defaults: AgentDefaults = Field(default_factory=AgentDefaults)
     entries: list[AgentConfig] = Field(default_factory=_default_agents, min_length=1, alias="list")
 
-    @field_validator("entries")
-    @classmethod
-    def _unique(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
-        ids = [a.id for a in agents]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate agent ids: {', '.join(duplicates)}")
-        if sum(a.default for a in agents) > 1:
-            raise ValueError("more than one agent has default: true")
-        return agents
-
 
 class SessionGateConfig(_Model):
     """The whole configuration (see docs/gateway/configuration-reference.md)."""
@@ -252,29 +242,6 @@ class SessionGateConfig(_Model):
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
-
-    def reference_problems(self) -> list[str]:
-        """Problems that span sections (an agent naming a provider that is not configured)."""
-        return [
-            f"- agents.list.{i}.model: {problem}"
-            for i, agent in enumerate(self.agents.entries)
-            if (problem := self._model_problem(agent))
-        ]
-
-    def _model_problem(self, agent: AgentConfig) -> str | None:
-        model = self.model_of(agent)
-        if model == "echo":
-            return None
-        if model == "webhook":
-            return None if agent.webhook else "model 'webhook' needs a webhook: {url} section"
-        provider = model.split("/", 1)[0]
-        if "/" not in model or provider not in self.models.providers:
-            known = ", ".join(sorted(self.models.providers)) or "none configured"
-            return (
-                f"unknown model {model!r}: use 'echo', 'webhook' or "
-                f"'<provider>/<model>' with a provider from models.providers ({known})"
-            )
-        return None
 
     def model_of(self, agent: AgentConfig) -> str:
         """The model an agent runs (its own, else agents.defaults.model)."""
@@ -328,11 +295,106 @@ def _substitute(value: Any, path: str, missing: list[str]) -> Any:
     return value
 
 
+def _model_problem(model: str, has_webhook: bool, providers: dict[str, Any]) -> str | None:
+    if model == "echo":
+        return None
+    if model == "webhook":
+        return None if has_webhook else "model 'webhook' needs a webhook: {url} section"
+    provider = model.split("/", 1)[0]
+    if "/" not in model or provider not in providers:
+        known = ", ".join(sorted(providers)) or "none configured"
+        return (
+            f"unknown model {model!r}: use 'echo', 'webhook' or "
+            f"'<provider>/<model>' with a provider from models.providers ({known})"
+        )
+    return None
+
+
+def _agent_entries(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    agents = data.get("agents")
+    entries = agents.get("list") if isinstance(agents, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [(i, raw) for i, raw in enumerate(entries) if isinstance(raw, dict)]
+
+
+def _duplicate_problems(entries: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    problems = []
+    ids = [raw.get("id") for _, raw in entries]
+    for dup in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
+        where = ", ".join(str(i) for i, raw in entries if raw.get("id") == dup)
+        problems.append(f"- agents.list: duplicate agent id {dup!r} (entries {where})")
+    defaults = [str(i) for i, raw in entries if raw.get("default") is True]
+    if len(defaults) > 1:
+        problems.append(f"- agents.list: more than one agent has default: true "
+                        f"(entries {', '.join(defaults)})")  # fmt: skip
+    return problems
+
+
+def _cross_section_problems(data: dict[str, Any]) -> list[str]:
+    """Problems across entries and sections, found in the raw data so that no other
+    problem (in the same agent or elsewhere) can hide them."""
+    entries = _agent_entries(data)
+    problems = _duplicate_problems(entries)
+    try:
+        providers = ModelsConfig.model_validate(data.get("models", {})).providers
+        agents = data.get("agents", {})
+        default_model = AgentDefaults.model_validate(agents.get("defaults", {})).model
+    except (ValidationError, AttributeError):
+        return problems  # the section itself is invalid; that is reported on its own
+    for i, raw in entries:
+        model = raw.get("model") or default_model
+        if isinstance(model, str):
+            problem = _model_problem(model, isinstance(raw.get("webhook"), dict), providers)
+            if problem:
+                problems.append(f"- agents.list.{i}.model: {problem}")
+    return problems
+
+
+def _inner_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside a field's type (list[X], X | None, dict[str, X]), and whether the
+    next path part is a dict key rather than a field."""
+    if get_origin(annotation) is dict:
+        return _inner_model(get_args(annotation)[1])[0], True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for arg in get_args(annotation):
+        model, _ = _inner_model(arg)
+        if model is not None:
+            return model, False
+    return None, False
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a config object at `loc` accepts (camelCase)."""
+    model: type[BaseModel] | None = SessionGateConfig
+    skip_key = False
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int) or skip_key:
+            skip_key = False
+            continue
+        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        if part not in fields:
+            return []
+        model, skip_key = _inner_model(fields[part].annotation)
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    where = ".".join(str(part) for part in loc)
+    close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
+    return f"- {where}: unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
 def _format_error(error: Any) -> str:
     loc = ".".join(str(part) for part in error["loc"]) or "(root)"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"- {loc}: unknown key"
+        return _unknown_key(tuple(error["loc"]))
     if error["type"] == "missing":
         return f"- {loc}: required"
     got = json.dumps(error.get("input"), default=str)
@@ -351,12 +413,13 @@ def parse_config(data: Any, source: str) -> SessionGateConfig:
     missing: list[str] = []
     data = _substitute(data, "", missing)
     problems = list(missing)
+    config: SessionGateConfig | None = None
     try:
         config = SessionGateConfig.model_validate(data)
-        problems.extend(config.reference_problems())
     except ValidationError as exc:
         problems.extend(_format_error(e) for e in exc.errors())
-    if problems:
+    problems.extend(_cross_section_problems(data))
+    if problems or config is None:
         raise ConfigError(
             f"Invalid config at {source}:\n" + "\n".join(problems),
             details={"source": source, "problems": [p[2:] for p in problems]},

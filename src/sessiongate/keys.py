@@ -91,10 +91,11 @@ class SessionKey:
 
 
 def _fail(text: str, segment: int | None, reason: str) -> NoReturn:
-    where = f"segment {segment + 1}" if segment is not None else "key"
+    number = segment + 1 if segment is not None else None  # counted from 1, in text and details
+    where = f"segment {number}" if number is not None else "key"
     raise InvalidSessionKeyError(
         f"invalid session key {text!r:.80}: {where}: {reason}",
-        details={"requestedKey": text[:MAX_KEY_LENGTH], "segment": segment, "reason": reason},
+        details={"requestedKey": text[:MAX_KEY_LENGTH], "segment": number, "reason": reason},
     )
 
 

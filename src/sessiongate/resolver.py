@@ -239,7 +239,14 @@ class Resolver:
             decision = "hit"  # a concurrent caller created it first
         else:
             self.metrics.created("address")
-            await self._audit(decision, reference, key, caller, policy.describe, lints, [])
+            # a warned line is what an operator reads before turning createOnMiss off:
+            # it carries the lint and the session the key probably meant
+            suggestions = (
+                await self._suggestions(key, agent_id, caller, list(lints))
+                if decision == "warned"
+                else []
+            )
+            await self._audit(decision, reference, key, caller, policy.describe, lints, suggestions)
         self.metrics.resolved(decision)
         self._remember(record)
         return Resolution(record, reference, key.text, decision, policy, lints)
