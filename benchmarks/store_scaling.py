@@ -149,8 +149,12 @@ def scaling_rows(store: str, results: dict[int, dict[str, float]]) -> list[tuple
 
 
 def plot(all_results: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
-    """Latency against session count, one panel per store."""
-    import matplotlib
+    """Latency against session count, one panel per store (needs sessiongate[bench])."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        print(f"no plot ({path.name}): matplotlib is in the bench extra, `bash scripts/bench.sh`")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,5 +22,6 @@ def test_benchmark_command_smoke_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((tmp_path / "smoke.json").read_text())
     assert {"resolver", "scaling", "e2e", "throughput", "rss_with_store"} <= set(results)
-    assert (tmp_path / "latency_vs_sessions-smoke.png").stat().st_size > 0
+    if importlib.util.find_spec("matplotlib") is not None:  # the bench extra, not the dev one
+        assert (tmp_path / "latency_vs_sessions-smoke.png").stat().st_size > 0
     assert (ROOT / "benchmarks" / "README.md").read_text() == readme

@@ -338,3 +338,29 @@ def test_init_writes_a_commented_config_that_validates_and_a_private_token(state
     assert sessiongate("config", "validate", state=state).returncode == 0
     again = sessiongate("init", state=state)
     assert again.returncode == 1 and "--force" in again.stderr
+
+
+# ---------------------------------------------------------------- the README tour
+
+
+def readme_tour() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## A 5-minute tour", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_tour_works_pasted_as_one_block(state: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    (state / "config.json5").write_text(f"{{ gateway: {{ port: {free_port()} }} }}")
+    env = {**os.environ, "SESSIONGATE_STATE_DIR": str(state), "COLUMNS": "200"}
+    result = subprocess.run(["bash", "-c", readme_tour()], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "running in the background on http://127.0.0.1:" in output
+    assert "createOnMiss  atlas=true  peggy=true" in output
+    assert "echo: hello" in output
+    assert "[SESSION_NOT_FOUND]" in output and "did you mean agent:atlas:main?" in output
+    assert "accepted agent:peggy:subagent:" in output
+    assert "stopped http://127.0.0.1:" in output
+    assert records(state) == []
