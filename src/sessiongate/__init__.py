@@ -17,6 +17,7 @@ from sessiongate.errors import (
     SessionGateError,
     SessionNotFoundError,
     StoreUnavailableError,
+    TooManyRequestsError,
     UnauthorizedError,
 )
 from sessiongate.keys import SessionKey, SessionKind, canonical_session_key, parse_session_key
@@ -48,6 +49,7 @@ __all__ = [
     "SessionKind",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "__version__",
     "canonical_session_key",
