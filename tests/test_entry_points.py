@@ -95,7 +95,10 @@ HTTP_PROBES: dict[str, list[Probe]] = {
     "/v1/sessions/{key:path}/messages": [http_probe(f"/v1/sessions/{INCIDENT_KEY}/messages")],
 }
 # Routes that take no session address, or create from a message's own origin by design.
-HTTP_EXEMPT = {"/v1/sessions", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"}
+HTTP_EXEMPT = {
+    "/v1/sessions", "/v1/status", "/healthz", "/readyz", "/metrics",
+    "/v1/channels/{channel}/inbound",
+}  # fmt: skip
 WS_EXEMPT = {"sessions.list", "sessions.unsubscribe"}  # no address / only drops a subscription
 
 
