@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
+from rich.table import Table
 
 from sessiongate.cli import ConfigOption, JsonOption, emit_json, err, guarded, out, run
 from sessiongate.config import SessionGateConfig, load_config
@@ -26,7 +26,9 @@ def import_openclaw(
     state_dir: Annotated[
         Path, typer.Argument(help="OpenClaw state dir (the folder that holds agents/).")
     ] = Path("~/.openclaw"),
-    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's sessions.")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Only this agent's sessions.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read and count everything; write nothing.")
     ] = False,
@@ -87,18 +89,21 @@ def print_report(report: ImportReport, target: str, console: Console) -> None:
     for agent, tally in report.agents.items():
         table.add_row(agent, *(str(v) for v in tally.to_wire().values()))
     console.print(table)
-    if report.problems:
-        problems = Table(Column("where", overflow="fold"), "session", "problem",
-                         title="skipped (fix and run the import again)")  # fmt: skip
-        for p in report.problems:
-            problems.add_row(p.where, p.session_key or "", p.reason)
-        console.print(problems)
+    for p in report.problems:  # one line each, so a path stays whole for copy and grep
+        session = f" ({p.session_key})" if p.session_key else ""
+        console.print(f"[red]skipped[/] {p.where}{session}: {p.reason}", highlight=False)
     for orphan in report.orphans:
         console.print(f"[yellow]not imported[/] {orphan}: no index entry points to it",
                       highlight=False)  # fmt: skip
     if report.sidecars_ignored:
-        console.print(f"{report.sidecars_ignored} sidecar file(s) ignored (trajectories, checkpoints)")
+        console.print(
+            f"{report.sidecars_ignored} sidecar file(s) ignored (trajectories, checkpoints)"
+        )
     console.print(
         f"{report.messages} message(s) {verb} in {report.seconds:.2f}s "
         f"({report.messages_per_second:,.0f}/s); {len(report.problems)} problem(s)"
     )
+    if report.problems:
+        console.print(
+            "fix the files named above and run the import again: nothing is imported twice"
+        )

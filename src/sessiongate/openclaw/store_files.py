@@ -69,9 +69,7 @@ def agent_dirs(state_dir: Path) -> dict[str, Path]:
     agents = state_dir / "agents"
     if not agents.is_dir():
         return {}
-    return {
-        d.name: d / "sessions" for d in sorted(agents.iterdir()) if (d / "sessions").is_dir()
-    }
+    return {d.name: d / "sessions" for d in sorted(agents.iterdir()) if (d / "sessions").is_dir()}
 
 
 def read_index(sessions_dir: Path) -> dict[str, dict[str, Any]]:
@@ -165,7 +163,9 @@ def _entry(path: Path, number: int, line: bytes, last: bool) -> dict[str, Any]:
     return entry
 
 
-def _message(entry: dict[str, Any], session_id: str, channel: str | None) -> TranscriptMessage | None:
+def _message(
+    entry: dict[str, Any], session_id: str, channel: str | None
+) -> TranscriptMessage | None:
     body = entry.get("message")
     if entry.get("type") != "message" or not isinstance(body, dict):
         return None
