@@ -287,3 +287,14 @@ def test_an_agent_missing_from_the_config_is_skipped_with_a_hint(tmp_path: Path)
     report = as_json(result)["result"]
     assert report["agents"]["atlas"]["skipped"] == 5
     assert "add it to the config" in report["problems"][0]["reason"]
+
+
+def test_import_benchmark_runs(tmp_path: Path) -> None:
+    """The benchmark's code runs end to end on a small generated store (no timing checks)."""
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "benchmarks.openclaw_import", "--sessions", "30",
+               "--no-postgres"]  # fmt: skip
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "import openclaw: 30 sessions" in result.stdout

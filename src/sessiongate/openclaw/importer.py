@@ -41,6 +41,7 @@ from sessiongate.store.base import MessageRecord, Provenance, SessionRecord, Ses
 
 __all__ = ["ImportProblem", "ImportReport", "OpenClawImporter"]
 
+WORKERS = 16
 Started = Callable[[int], None]
 Advance = Callable[[str], None]
 
@@ -155,6 +156,8 @@ class OpenClawImporter:
         self._started(sum(len(index.entries) for index in indexes))
         for index in indexes:
             await self._import_agent(index, report)
+        report.problems.sort(key=lambda p: (p.path, p.line or 0, p.session_key or ""))
+        report.orphans.sort()
         report.seconds = time.perf_counter() - began
         return report
 
@@ -180,10 +183,17 @@ class OpenClawImporter:
         if unconfigured:
             report.problems.append(_unconfigured(index))
             tally.skipped += len(index.entries)
-        for raw_key, entry in index.entries.items():
-            if not unconfigured:
-                await self._import_entry(index, raw_key, entry, tally, report)
-            self._advance(index.agent_id)
+        pending = iter(index.entries.items())
+
+        async def worker() -> None:
+            for raw_key, entry in pending:  # shared: each worker takes the next entry
+                if not unconfigured:
+                    await self._import_entry(index, raw_key, entry, tally, report)
+                self._advance(index.agent_id)
+
+        # Several sessions in flight: reads overlap writes, and the store commits
+        # writes that arrive together in one transaction.
+        await asyncio.gather(*(worker() for _ in range(WORKERS)))
         orphans, sidecars = await asyncio.to_thread(
             find_orphans, index.sessions_dir, index.referenced
         )
