@@ -21,12 +21,11 @@ import json
 import random
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import POSTGRES_URL, console, postgres_reachable, print_table
+from benchmarks._common import console, postgres_reachable, postgres_schema, print_table
 from sessiongate.config import SessionGateConfig, parse_config
 from sessiongate.openclaw.importer import ImportReport, OpenClawImporter
 from sessiongate.store import open_store
@@ -122,19 +121,6 @@ def _config(agents: list[str], url: str) -> SessionGateConfig:
     return parse_config({"storage": {"url": url}, "agents": {"list": entries}}, "benchmark")
 
 
-@contextlib.asynccontextmanager
-async def _postgres_schema() -> AsyncIterator[str]:
-    import asyncpg
-
-    schema = f"sg_bench_import_{uuid.uuid4().hex[:8]}"
-    try:
-        yield f"{POSTGRES_URL}?schema={schema}"
-    finally:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
-
-
 async def import_twice(state_dir: Path, agents: list[str], url: str) -> list[ImportReport]:
     """Import into `url`, then again (which must write nothing)."""
     store = await open_store(url)
@@ -157,7 +143,9 @@ async def measure(sessions: int, postgres: bool) -> dict[str, Any]:
         targets = {"sqlite": f"sqlite:///{root / 'import.db'}"}
         async with contextlib.AsyncExitStack() as stack:
             if postgres:
-                targets["postgres"] = await stack.enter_async_context(_postgres_schema())
+                targets["postgres"] = await stack.enter_async_context(
+                    postgres_schema("sg_bench_import")
+                )
             for name, url in targets.items():
                 first, second = await import_twice(root / "openclaw", agents, url)
                 results[name] = {
