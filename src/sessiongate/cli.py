@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from sessiongate import __version__, cli_gateway
+from sessiongate.cli_import import import_app
 from sessiongate.cli_output import (
     ConfigOption,
     JsonOption,
@@ -55,6 +56,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(audit_app, name="audit")
 app.add_typer(storage_app, name="storage")
+app.add_typer(import_app, name="import")
 app.command()(cli_gateway.serve)
 app.command()(cli_gateway.status)
 app.command()(cli_gateway.stop)

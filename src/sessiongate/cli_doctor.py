@@ -57,7 +57,19 @@ def _print_findings(findings: list[Finding], out: Console) -> None:
     for number, f in enumerate(findings, 1):
         out.print(f"[bold]{number}. {f.kind}[/] {escape(f.session_key)}", highlight=False)
         out.print(f"   why: {escape(f.reason)}", highlight=False)
+        for line in _evidence_text(f.evidence).splitlines():
+            out.print(f"   {escape(line)}", highlight=False)
         out.print(f"   fix: {escape(f.fix)}", highlight=False)
+
+
+def _evidence_text(evidence: dict[str, Any]) -> str:
+    if not evidence:
+        return ""
+    lines = [f"created by {evidence['createdBy']}"]
+    if "firstMessage" in evidence:
+        at = str(evidence.get("firstMessageAt") or "")[:19].replace("T", " ")
+        lines.append(f"first message {at}: {evidence['firstMessage']!r}")
+    return "\n".join(lines)
 
 
 def _print_report(

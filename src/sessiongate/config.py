@@ -8,6 +8,7 @@ reported at once, one ``- dotted.path: what is wrong (got …)`` line each.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import functools
 import ipaddress
@@ -277,6 +278,19 @@ class SessionGateConfig(_Model):
     def _agents_by_id(self) -> dict[str, AgentConfig]:
         return {agent.id: agent for agent in self.agents.entries}
 
+    @functools.cached_property
+    def agent_ids(self) -> list[str]:
+        """Every configured agent id, in config order."""
+        return list(self._agents_by_id)
+
+    def agent_index(self, agent_id: str) -> int | None:
+        """The position of this agent in agents.list (for messages naming its setting)."""
+        return self._agent_indexes.get(agent_id)
+
+    @functools.cached_property
+    def _agent_indexes(self) -> dict[str, int]:
+        return {agent.id: i for i, agent in enumerate(self.agents.entries)}
+
     @property
     def storage_url(self) -> str:
         """storage.url, or SQLite under the state dir when unset."""
@@ -289,6 +303,7 @@ class SessionGateConfig(_Model):
         return Path(raw).expanduser()
 
 
+SECRET_KEYS = frozenset({"token", "apiKey", "api_key", "headers"})  # never echoed in errors
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -337,8 +352,8 @@ def _agent_entries(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
 
 def _duplicate_problems(entries: list[tuple[int, dict[str, Any]]]) -> list[str]:
     problems = []
-    ids = [raw.get("id") for _, raw in entries]
-    for dup in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
+    counts = collections.Counter(raw.get("id") for _, raw in entries)
+    for dup in sorted(i for i, n in counts.items() if isinstance(i, str) and n > 1):
         where = ", ".join(str(i) for i, raw in entries if raw.get("id") == dup)
         problems.append(f"- agents.list: duplicate agent id {dup!r} (entries {where})")
     defaults = [str(i) for i, raw in entries if raw.get("default") is True]
@@ -414,6 +429,8 @@ def _format_error(error: Any) -> str:
         return _unknown_key(tuple(error["loc"]))
     if error["type"] == "missing":
         return f"- {loc}: required"
+    if SECRET_KEYS.intersection(str(part) for part in error["loc"]):
+        return f"- {loc}: {message} (value not shown: it is a secret)"
     got = json.dumps(error.get("input"), default=str)
     if len(got) > 80:
         got = got[:77] + "..."
