@@ -48,7 +48,7 @@ def test_a_bad_provider_key_is_not_echoed() -> None:
 def test_duplicate_agents_are_still_found_among_thousands(tmp_path: Path) -> None:
     data = many_agents(tmp_path, 5000)
     data["agents"]["list"].append({"id": "worker-17"})
-    with pytest.raises(ConfigError, match="duplicate agent ids: worker-17"):
+    with pytest.raises(ConfigError, match=r"duplicate agent id 'worker-17' \(entries 18, 5001\)"):
         parse_config(data, "test")
 
 
