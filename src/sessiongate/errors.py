@@ -15,6 +15,7 @@ The tree::
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
     ├── MethodNotAllowedError         METHOD_NOT_ALLOWED     405
+    ├── TooManyRequestsError          TOO_MANY_REQUESTS      429 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
     ├── RunFailedError                RUN_FAILED             502
     ├── RunInterruptedError           RUN_INTERRUPTED        503 (retryable)
@@ -72,6 +73,7 @@ __all__ = [
     "SessionMovedError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "error_for_http_status",
     "error_from_wire",
@@ -153,6 +155,14 @@ class SessionMovedError(ConflictError):
     """The session was redirected (aliased) between resolving it and storing a message in it."""
 
     code = "SESSION_MOVED"
+    retryable = True
+
+
+class TooManyRequestsError(SessionGateError):
+    """A connection or caller is over its budget; nothing was done, retry later."""
+
+    code = "TOO_MANY_REQUESTS"
+    http_status = 429
     retryable = True
 
 

@@ -36,6 +36,7 @@ from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token
+from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
 
@@ -94,14 +95,30 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscriptions: dict[str, Callable[[], None]] = {}
+        self.budget = WsBudget(gateway.config.gateway.limits)
+        self.dropped = False
 
     async def send(self, frame: dict[str, Any]) -> None:
         text = json.dumps(frame, separators=(",", ":"))
-        async with self._send_lock:
-            try:
+        if not self.budget.queue(len(text)):
+            await self._drop_slow_reader()
+            raise _Gone(CLOSE_SEND_QUEUE_FULL[0])
+        try:
+            async with self._send_lock:
                 await self.websocket.send_text(text)
-            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-                raise _Gone from exc
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise _Gone from exc
+        finally:
+            self.budget.sent(len(text))
+
+    async def _drop_slow_reader(self) -> None:
+        """Close a connection whose reader fell too far behind (once)."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.gateway.metrics.shed("send_queue_full")
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.websocket.close(*CLOSE_SEND_QUEUE_FULL)
 
     async def respond(self, request_id: Any, payload: dict[str, Any]) -> None:
         await self.send({"type": "res", "id": request_id, "ok": True, "payload": payload})
@@ -114,7 +131,12 @@ class Connection:
         self._seq += 1
         await self.send({"type": "event", "event": event, "payload": payload, "seq": self._seq})
 
-    def spawn(self, request: RequestFrame) -> None:
+    async def dispatch(self, request: RequestFrame) -> None:
+        """Answer `request` concurrently, unless the connection has too many in flight."""
+        refusal = self.budget.start_request()
+        if refusal is not None:
+            await self.fail(request.id, refusal)
+            return
         self._track(asyncio.create_task(self._answer(request)))
 
     def _track(self, task: asyncio.Task[None]) -> None:
@@ -131,16 +153,19 @@ class Connection:
             await self.event(name, payload)
 
     async def _answer(self, request: RequestFrame) -> None:
-        async with _answering(self, request.id, request.method):
-            if request.method == "connect":
-                raise InvalidRequestError("already connected")
-            handler = METHODS.get(request.method)
-            if handler is None:
-                raise InvalidRequestError(
-                    f"unknown method {request.method!r}",
-                    details={"methods": sorted(METHODS)},
-                )
-            await self.respond(request.id, await handler(self, request.params))
+        try:
+            async with _answering(self, request.id, request.method):
+                if request.method == "connect":
+                    raise InvalidRequestError("already connected")
+                handler = METHODS.get(request.method)
+                if handler is None:
+                    raise InvalidRequestError(
+                        f"unknown method {request.method!r}",
+                        details={"methods": sorted(METHODS)},
+                    )
+                await self.respond(request.id, await handler(self, request.params))
+        finally:
+            self.budget.finish_request()
 
     async def close(self) -> None:
         for unsubscribe in self.subscriptions.values():
@@ -304,8 +329,10 @@ def _echo_id(raw: Any) -> Any:
     return None
 
 
-async def _receive_text(websocket: WebSocket) -> str | None:
-    message = await websocket.receive()
+async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> str | None:
+    """The next text frame (None for a binary one); before `connect`, by the connect deadline."""
+    async with asyncio.timeout_at(deadline):
+        message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
     return message.get("text")
@@ -335,8 +362,9 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
 
 async def _serve(conn: Connection) -> None:
     limit = conn.gateway.config.gateway.max_body_bytes
+    connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     while True:
-        text = await _receive_text(conn.websocket)
+        text = await _receive_text(conn.websocket, connect_by if conn.caller is None else None)
         if text is None:
             await conn.fail(None, InvalidRequestError("binary frames are not supported"))
             continue
@@ -346,7 +374,7 @@ async def _serve(conn: Connection) -> None:
             await conn.fail(bad.frame_id, bad.error)
             continue
         if conn.caller is not None:
-            conn.spawn(request)
+            await conn.dispatch(request)
             continue
         opened: bool | None = None
         async with _answering(conn, request.id, "connect"):
@@ -363,5 +391,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _serve(conn)
     except (WebSocketDisconnect, _Gone):
         pass
+    except TimeoutError:
+        conn.gateway.metrics.shed("connect_timeout")
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(*CLOSE_CONNECT_TIMEOUT)
     finally:
         await conn.close()
