@@ -16,6 +16,8 @@ The tree::
     ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
     ├── MethodNotAllowedError         METHOD_NOT_ALLOWED     405
     ├── TooManyRequestsError          TOO_MANY_REQUESTS      429 (retryable)
+    ├── TooManyConnectionsError       TOO_MANY_CONNECTIONS   503 (retryable)
+    ├── RequestTimeoutError           REQUEST_TIMEOUT        408
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
     ├── RunFailedError                RUN_FAILED             502
     ├── RunInterruptedError           RUN_INTERRUPTED        503 (retryable)
@@ -65,6 +67,7 @@ __all__ = [
     "InvalidSessionKeyError",
     "MethodNotAllowedError",
     "PayloadTooLargeError",
+    "RequestTimeoutError",
     "RouteNotFoundError",
     "RunFailedError",
     "RunInterruptedError",
@@ -73,6 +76,7 @@ __all__ = [
     "SessionMovedError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyConnectionsError",
     "TooManyRequestsError",
     "UnauthorizedError",
     "error_for_http_status",
@@ -170,6 +174,22 @@ class RunTimeoutError(SessionGateError):
     code = "RUN_TIMEOUT"
     http_status = 504
     retryable = True
+
+
+class TooManyConnectionsError(SessionGateError):
+    """The gateway (or this address) holds as many connections as it may; answered before
+    the request is read, then the connection is closed."""
+
+    code = "TOO_MANY_CONNECTIONS"
+    http_status = 503
+    retryable = True
+
+
+class RequestTimeoutError(SessionGateError):
+    """The request's headers or body did not arrive in time."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
 
 
 class RouteNotFoundError(SessionGateError):

@@ -91,6 +91,8 @@ class Gateway:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.runs.close(grace_seconds)
         await self.audit.flush()
+        for runtime in self._runtimes.values():
+            await runtime.close()
         await self.http.aclose()
         await self.store.close()
 

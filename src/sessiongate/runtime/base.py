@@ -35,3 +35,7 @@ class Runtime(Protocol):
     async def run(self, turn: Turn, emit: Emit) -> str:
         """Produce the reply; `emit` streams partial text (run.delta events)."""
         ...
+
+    async def close(self) -> None:
+        """Release what the runtime holds (its own HTTP client), when the gateway closes."""
+        ...

@@ -78,6 +78,11 @@ class LlmRuntime:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
         raise RuntimeError(f"model made more than {self.max_tool_rounds} rounds of tool calls")
 
+    async def close(self) -> None:
+        # unclosed, the SDK's client closes itself on garbage collection, from whatever
+        # event loop is running then (not the one its connections belong to)
+        await self.client.close()
+
     async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         # The SDK's post() sends our already-JSON-shaped body as is; chat.completions.create()
         # would first walk it against its TypedDicts, which profiled at ~10 ms per turn.
