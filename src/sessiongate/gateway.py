@@ -13,6 +13,8 @@ build the `Caller` (`caller_for`), and to keep one catch-all
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,13 +26,14 @@ from sessiongate.audit import AuditLog
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import StoreUnavailableError
 from sessiongate.metrics import GatewayMetrics
+from sessiongate.paging import CursorSigner, VisibleListing
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.llm import LlmRuntime
 from sessiongate.runtime.runs import Listener, RunManager
 from sessiongate.runtime.webhook import WebhookRuntime
-from sessiongate.store import SessionRecord, SessionStore, open_store
+from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
 from sessiongate.tools import ToolContext, get_tool
 
 __all__ = ["Gateway"]
@@ -50,6 +53,7 @@ class Gateway:
         audit = config.audit
         self.audit = AuditLog(config.audit_path, self.metrics, audit.max_bytes, audit.backups)
         self.resolver = Resolver(config, store, self.metrics, self.audit)
+        self.cursors = CursorSigner(config.gateway.auth.token)
         self.runs = RunManager(store, self.metrics, self.runtime_for, self.invoke)
         self.http = httpx.AsyncClient()
         self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
@@ -131,7 +135,7 @@ class Gateway:
         ``SESSION_NOT_FOUND`` for a reference the resolver refuses, …
         """
         spec = get_tool(tool, self.config.gateway.tools.allow)
-        context = ToolContext(self.resolver, self.store, self.runs, caller)
+        context = ToolContext(self.resolver, self.store, self.runs, self.list_sessions, caller)
         return await spec.invoke(context, args)
 
     async def caller_for(self, session_key: str | None, entry_point: str) -> Caller:
@@ -155,6 +159,31 @@ class Gateway:
         its canonical key and the unsubscribe function."""
         key = (await self.show_session(reference, caller)).key
         return key, self.runs.subscribe(key, listener)
+
+    async def list_sessions(
+        self,
+        caller: Caller,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """A page of the sessions `caller` may see, newest first.
+
+        The cursor is sealed to the caller's view (`paging.py`); it is given only
+        when a further row the caller may see exists, so paging reveals nothing of
+        rows it may not see.
+        """
+        view = json.dumps([caller.session_key, agent_id, kind])
+        may_see = None if caller.is_operator else functools.partial(self.resolver.may_see, caller)
+        listing = VisibleListing(self.store, may_see, kind)
+        scope = self.resolver.only_visible_agent(caller)
+        if scope is not None and agent_id not in (None, scope):
+            return SessionPage([], None)  # nothing of another agent is visible
+        position = self.cursors.open(cursor, view)
+        page = await listing.page(agent_id or scope, limit, position)
+        return SessionPage(page.sessions, self.cursors.seal(page.next_cursor, view))
 
     def canonical_key(self, reference: str) -> str:
         """The canonical text of a key (pure: no lookup, no rule applied)."""

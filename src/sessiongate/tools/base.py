@@ -12,11 +12,13 @@ from pydantic.alias_generators import to_camel
 from sessiongate.errors import ForbiddenError, InvalidRequestError
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
-from sessiongate.store.base import SessionStore
+from sessiongate.store.base import SessionPage, SessionStore
 
 __all__ = ["ToolArgs", "ToolContext", "ToolSpec", "validate_args"]
 
 A = TypeVar("A", bound="ToolArgs")
+ListSessions = Callable[..., Awaitable[SessionPage]]
+"""The gateway's listing for a caller: (caller, *, agent_id, kind, limit, cursor) → page."""
 
 
 class ToolArgs(BaseModel):
@@ -30,11 +32,13 @@ class ToolArgs(BaseModel):
 @dataclass(frozen=True, slots=True)
 class ToolContext:
     """What a tool works with: every session reference goes through `resolver` (with its
-    intent); `store` is for reads of sessions already resolved; `runs` accepts messages."""
+    intent); `store` is for reads of sessions already resolved; `runs` accepts messages;
+    `list_sessions` pages through what the caller may see (sealed cursors)."""
 
     resolver: Resolver
     store: SessionStore
     runs: RunManager
+    list_sessions: ListSessions
     caller: Caller
 
 

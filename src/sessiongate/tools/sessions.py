@@ -58,13 +58,10 @@ class SpawnArgs(ToolArgs):
 
 
 async def sessions_list(ctx: ToolContext, args: ListArgs) -> dict[str, Any]:
-    page = await ctx.store.list_sessions(
-        agent_id=args.agent_id, kind=args.kind, limit=args.limit, cursor=args.cursor
+    page = await ctx.list_sessions(
+        ctx.caller, agent_id=args.agent_id, kind=args.kind, limit=args.limit, cursor=args.cursor
     )
-    sessions = page.sessions
-    if not ctx.caller.is_operator:
-        sessions = [s for s in sessions if await ctx.resolver.may_see(ctx.caller, s)]
-    return {"sessions": [s.to_wire() for s in sessions], "nextCursor": page.next_cursor}
+    return {"sessions": [s.to_wire() for s in page.sessions], "nextCursor": page.next_cursor}
 
 
 async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> dict[str, Any]:
