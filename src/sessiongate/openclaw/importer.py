@@ -219,7 +219,12 @@ class OpenClawImporter:
             report.problems.append(ImportProblem(path, None, exc.message, raw_key))
             tally.skipped += 1
             return
-        await self._write(planned, tally)
+        try:
+            await self._write(planned, tally)
+        except InvalidRequestError as exc:  # text the store cannot hold (e.g. a NUL character)
+            reason = f"not stored: {exc.message}"
+            report.problems.append(ImportProblem(str(planned.transcript), None, reason, raw_key))
+            tally.skipped += 1
 
     def _plan(self, index: _AgentIndex, raw_key: str, entry: Any) -> _Planned:
         """Read one entry's transcript and build its session (in a worker thread)."""
