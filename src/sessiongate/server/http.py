@@ -66,7 +66,9 @@ def _edge(endpoint: Endpoint) -> Endpoint:
 
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
-    check_token(request.app.state.token, _bearer(request))
+    token = _bearer(request)
+    check_token(request.app.state.token, token)
+    request.app.state.rate_limiter.charge(token)
     return gateway
 
 
