@@ -364,3 +364,23 @@ def test_the_readme_tour_works_pasted_as_one_block(state: Path) -> None:
     assert "accepted agent:peggy:subagent:" in output
     assert "stopped http://127.0.0.1:" in output
     assert records(state) == []
+
+
+def test_a_warned_audit_line_carries_the_lint_and_the_suggestion(
+    state: Path, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "warn.json5",
+        gateway={"port": free_port(), "auth": {"token": TOKEN},
+                 "sessions": {"createOnMiss": "warn"}},
+        audit={"path": str(tmp_path / "audit.jsonl")},
+    )  # fmt: skip
+    detach(state, "--config", str(config))
+    phantom = "agent:atlas:telegram:atlas:direct:6596143250"
+    sent = sessiongate("send", phantom, "hi", "-c", str(config), state=state)
+    assert sent.returncode == 0 and "warning" in sent.stderr
+    sessiongate("stop", "-c", str(config), state=state)  # flushes the audit
+    tail = sessiongate("audit", "tail", "--json", "-c", str(config), state=state)
+    [warned] = [json.loads(line) for line in tail.stdout.splitlines() if '"warned"' in line]
+    assert warned["suggestions"] == ["agent:atlas:main"]
+    assert warned["lint"] and "dmScope=main" in warned["lint"][0]

@@ -24,6 +24,12 @@ def log_level(configured: str = "warning") -> str:
     return os.environ.get("SESSIONGATE_LOG_LEVEL", configured).lower()
 
 
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    # sys.stderr looked up per logger, not bound once: a host that swaps it (a test runner
+    # calling the CLI in-process) must not leave loggers writing to a closed stream
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
     """Route every structlog logger to stderr at `level`, as human lines or JSON."""
     number = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -42,6 +48,6 @@ def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(number),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
