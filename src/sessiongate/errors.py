@@ -15,6 +15,7 @@ The tree::
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
+    │   └── StoreTimeoutError         STORE_TIMEOUT          503 (retryable)
     └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
 
 The wire form, shared by HTTP, WebSocket, LLM tool results and ``--json``::
@@ -39,6 +40,7 @@ __all__ = [
     "SessionGateError",
     "SessionMovedError",
     "SessionNotFoundError",
+    "StoreTimeoutError",
     "StoreUnavailableError",
     "UnauthorizedError",
     "error_from_wire",
@@ -133,6 +135,12 @@ class StoreUnavailableError(SessionGateError):
     code = "STORE_UNAVAILABLE"
     http_status = 503
     retryable = True
+
+
+class StoreTimeoutError(StoreUnavailableError):
+    """A store call outlived storage.timeoutSeconds (a write may still have been stored)."""
+
+    code = "STORE_TIMEOUT"
 
 
 class GatewayUnreachableError(SessionGateError):

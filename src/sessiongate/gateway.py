@@ -55,7 +55,7 @@ class Gateway:
         A non-serving gateway (the CLI reading the store beside a running server)
         writes nothing on open.
         """
-        store = await open_store(config.storage_url)
+        store = await open_store(config.storage_url, config.storage.timeout_seconds)
         gateway = cls(config, store)
         if serving:
             await store.interrupt_running()
@@ -71,8 +71,12 @@ class Gateway:
             await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
             try:
                 swept = await self.store.interrupt_running()
+                swept += await self.runs.interrupt_unrecorded()
             except StoreUnavailableError as exc:
                 log.warning("orphaned-run sweep skipped", error=exc.message)
+                continue
+            except Exception:  # the janitor must outlive any one sweep
+                log.exception("orphaned-run sweep failed")
                 continue
             if swept:
                 log.warning("runs of a stopped gateway process marked interrupted", runs=swept)

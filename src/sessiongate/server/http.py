@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -26,6 +27,8 @@ from sessiongate.tools.sessions import HistoryArgs, ListArgs
 __all__ = ["http_routes", "ok", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.http")
+
+READY_DEADLINE_SECONDS = 2.0
 
 
 def ok(result: Any) -> JSONResponse:
@@ -130,12 +133,29 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready while the store answers and can write, within a short deadline.
+
+    An unauthenticated caller learns ready / not-ready and nothing more; with the
+    token, a not-ready answer carries the store's error.
+    """
     gateway: Gateway = request.app.state.gateway
     try:
-        sessions = await gateway.store.count_sessions()
-    except StoreUnavailableError as exc:
-        return session_gate_error_response(exc)
-    return JSONResponse({"ok": True, "status": "ready", "sessions": sessions})
+        async with asyncio.timeout(READY_DEADLINE_SECONDS):
+            await gateway.store.ping()
+    except (StoreUnavailableError, TimeoutError) as exc:
+        body: dict[str, Any] = {"ok": False, "status": "not-ready"}
+        if isinstance(exc, StoreUnavailableError) and _authorized(request):
+            body["error"] = exc.to_wire()["error"]
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"ok": True, "status": "ready"})
+
+
+def _authorized(request: Request) -> bool:
+    try:
+        check_token(request.app.state.token, _bearer(request))
+    except SessionGateError:
+        return False
+    return True
 
 
 async def metrics(request: Request) -> Response:
