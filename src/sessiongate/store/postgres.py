@@ -138,6 +138,12 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit(parts._replace(query=rest)), schema
 
 
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a connection at once, without a goodbye to a server that may not answer."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # the pool already took it back
+        conn.terminate()
+
+
 def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
     def done(task: asyncio.Task[Any]) -> None:
         tasks.discard(task)
@@ -263,7 +269,7 @@ class PostgresSessionStore:
             raise
         if not done:
             for conn in held:
-                conn.terminate()
+                _discard(conn)
             task.cancel()
             self._abandoned.add(task)
             task.add_done_callback(_forget(self._abandoned))
@@ -282,11 +288,11 @@ class PostgresSessionStore:
         try:
             return await fn(conn)
         except asyncio.CancelledError:
-            conn.terminate()  # never reuse a connection in an unknown state
+            _discard(conn)  # never reuse a connection in an unknown state
             raise
         except Exception as exc:
             if isinstance(exc, CONNECTION_LOST):
-                conn.terminate()
+                _discard(conn)
             raise self._fault(exc) from exc
         finally:
             await pool.release(conn)
@@ -535,7 +541,7 @@ class PostgresSessionStore:
             async with asyncio.timeout(self.timeout):
                 await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 1))", key)
         except (asyncio.CancelledError, Exception):
-            conn.terminate()
+            _discard(conn)
             raise
 
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
