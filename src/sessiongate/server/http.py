@@ -135,19 +135,22 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready while the store answers and can write, within a short deadline.
 
-    An unauthenticated caller learns ready / not-ready and nothing more; with the
-    token, a not-ready answer carries the store's error.
+    An unauthenticated caller learns ready / not-ready and nothing more; a caller
+    with the token also gets the store's error, or the session count (a full
+    count is not cheap, so anonymous probes never pay for it).
     """
     gateway: Gateway = request.app.state.gateway
+    operator = _authorized(request)
     try:
         async with asyncio.timeout(READY_DEADLINE_SECONDS):
             await gateway.store.ping()
+            detail = {"sessions": await gateway.store.count_sessions()} if operator else {}
     except (StoreUnavailableError, TimeoutError) as exc:
         body: dict[str, Any] = {"ok": False, "status": "not-ready"}
-        if isinstance(exc, StoreUnavailableError) and _authorized(request):
+        if isinstance(exc, StoreUnavailableError) and operator:
             body["error"] = exc.to_wire()["error"]
         return JSONResponse(body, status_code=503)
-    return JSONResponse({"ok": True, "status": "ready"})
+    return JSONResponse({"ok": True, "status": "ready", **detail})
 
 
 def _authorized(request: Request) -> bool:
