@@ -53,7 +53,7 @@ __all__ = [
     "store_timeout",
 ]
 
-ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair")
+ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair", "imported")
 STATUSES = ("active", "archived", "quarantined")
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 DEFAULT_TIMEOUT_SECONDS = 5.0
