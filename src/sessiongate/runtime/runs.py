@@ -12,17 +12,20 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from sessiongate.errors import StoreTimeoutError, StoreUnavailableError
+from sessiongate.errors import (
+    RunFailedError,
+    RunInterruptedError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
+from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller
-from sessiongate.runtime.base import Runtime, Turn
-from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord
-
-if TYPE_CHECKING:
-    from sessiongate.gateway import Gateway
+from sessiongate.runtime.base import InvokeTool, Runtime, Turn
+from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord, SessionStore
 
 __all__ = ["RunEvent", "RunManager"]
 
@@ -57,8 +60,17 @@ class _Lane:
 class RunManager:
     """Accepts messages for sessions, runs them lane by lane, and reports their events."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        store: SessionStore,
+        metrics: GatewayMetrics,
+        runtime_for: Callable[[str], Runtime],
+        invoke_tool: InvokeTool,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.runtime_for = runtime_for
+        self.invoke_tool = invoke_tool
         self._lanes: dict[str, _Lane] = {}
         self._listeners: dict[str, set[Listener]] = {}
         self._active: set[asyncio.Task[None]] = set()
@@ -96,7 +108,7 @@ class RunManager:
         """Share this process's run events with the other processes on the same store."""
         self._relay = asyncio.Queue()
         try:
-            await self.gateway.store.listen_events(self.deliver)
+            await self.store.listen_events(self.deliver)
         except StoreUnavailableError as exc:  # the janitor's sweep listens again later
             log.warning("not listening to other processes yet", error=exc.message)
         while True:
@@ -104,7 +116,7 @@ class RunManager:
             while not self._relay.empty() and len(batch) < RELAY_BATCH:
                 batch.append(self._relay.get_nowait())
             try:
-                await self.gateway.store.publish_events(batch)
+                await self.store.publish_events(batch)
             except StoreUnavailableError as exc:
                 log.warning("run event not shared with other processes", error=exc.message)
 
@@ -141,7 +153,7 @@ class RunManager:
         caller: Caller,
         origin: dict[str, Any] | None = None,
     ) -> _Run:
-        store = self.gateway.store
+        store = self.store
         run_id = str(uuid.uuid4())
         lane = self._lanes.setdefault(session.key, _Lane())
         async with lane.intake:  # sequence order == run order
@@ -175,8 +187,8 @@ class RunManager:
             del self._lanes[key]
 
     async def _execute(self, run: _Run) -> None:
-        store = self.gateway.store
-        runtime = self.gateway.runtime_for(run.session.agent_id)
+        store = self.store
+        runtime = self.runtime_for(run.session.agent_id)
         started = time.perf_counter()
         self._publish("run.started", run, agentId=run.session.agent_id)
         run_id = run.record.run_id
@@ -186,27 +198,28 @@ class RunManager:
         except asyncio.CancelledError:
             with contextlib.suppress(StoreUnavailableError):  # close() interrupts it anyway
                 await store.finish_run(run_id, "interrupted", "gateway stopped")
-            self._settle(run, {"status": "error", "error": {"code": "RUN_INTERRUPTED"}})
+            stopped = RunInterruptedError("the gateway stopped during this run")
+            self._settle(run, {"status": "error", "error": stopped.to_wire()["error"]})
             raise
         except Exception as exc:  # a runtime's failure is recorded, never fatal to the gateway
             log.warning("run failed", run_id=run_id, error=repr(exc))
             failure = repr(exc)[:2000]
             await self._record_end(run_id, lambda: store.finish_run(run_id, "failed", failure))
-            error = {"code": "RUN_FAILED", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+            error = RunFailedError(f"{type(exc).__name__}: {exc}"[:2000]).to_wire()["error"]
             outcome: dict[str, Any] = {"status": "error", "error": error}
             self._publish("run.failed", run, error=error)
         else:
             outcome = await self._complete(run, reply)
         elapsed = time.perf_counter() - started
-        self.gateway.metrics.observe_run(runtime.name, outcome["status"], elapsed)
+        self.metrics.observe_run(runtime.name, outcome["status"], elapsed)
         self._settle(run, outcome)
 
     async def _complete(self, run: _Run, reply: str) -> dict[str, Any]:
-        store, key, run_id = self.gateway.store, run.session.key, run.record.run_id
+        store, key, run_id = self.store, run.session.key, run.record.run_id
         if await self._record_end(run_id, lambda: store.complete_run(key, run_id, reply)):
             self._publish("run.completed", run, reply=reply)
             return {"status": "ok", "reply": reply}
-        error = {"code": "STORE_UNAVAILABLE", "message": "the reply could not be stored"}
+        error = StoreUnavailableError("the run's reply could not be stored").to_wire()["error"]
         self._publish("run.failed", run, error=error)
         return {"status": "error", "error": error}
 
@@ -235,7 +248,7 @@ class RunManager:
     async def _ended(self, run_id: str) -> bool | None:
         """Whether the run's end is stored (None: the store cannot tell now)."""
         try:
-            run = await self.gateway.store.find_run(run_id)
+            run = await self.store.find_run(run_id)
         except StoreUnavailableError:
             return None
         return run is not None and run.status != "running"
@@ -248,7 +261,7 @@ class RunManager:
             if ended is None:
                 continue  # the store is still away: next sweep
             if not ended:
-                await self.gateway.store.finish_run(run_id, "interrupted", UNRECORDED)
+                await self.store.finish_run(run_id, "interrupted", UNRECORDED)
                 marked += 1
             self._unrecorded.discard(run_id)
         return marked
@@ -256,11 +269,9 @@ class RunManager:
     async def _reply(self, runtime: Runtime, run: _Run) -> str:
         prior: list[MessageRecord] = []
         if runtime.uses_history:  # echo and webhook answer from the message alone
-            history = await self.gateway.store.history(
-                run.session.key, limit=HISTORY_WINDOW, before=None
-            )
+            history = await self.store.history(run.session.key, limit=HISTORY_WINDOW, before=None)
             prior = [m for m in history if m.run_id != run.record.run_id]
-        turn = Turn(self.gateway, run.session, run.record.run_id, run.message, prior)
+        turn = Turn(self.invoke_tool, run.session, run.record.run_id, run.message, prior)
 
         async def emit(delta: str) -> None:
             self._publish("run.delta", run, delta=delta)
@@ -281,4 +292,4 @@ class RunManager:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
-        await self.gateway.store.interrupt_running(own=True)
+        await self.store.interrupt_running(own=True)
