@@ -24,10 +24,22 @@ def log_level(configured: str = "warning") -> str:
     return os.environ.get("SESSIONGATE_LOG_LEVEL", configured).lower()
 
 
-def _stderr_logger(*args: object) -> structlog.PrintLogger:
-    # sys.stderr looked up per logger, not bound once: a host that swaps it (a test runner
-    # calling the CLI in-process) must not leave loggers writing to a closed stream
-    return structlog.PrintLogger(sys.stderr)
+class _StderrLogger:
+    """Writes each rendered line to the current sys.stderr (looked up per line, not bound
+    once: a host that swaps it, like a test runner calling the CLI in-process, must not
+    leave loggers writing to a closed stream)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+_STDERR = _StderrLogger()
+
+
+def _stderr_logger(*args: object) -> _StderrLogger:
+    return _STDERR
 
 
 def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
@@ -49,5 +61,5 @@ def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=_stderr_logger,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # a filtered-out level then costs a no-op call
     )
