@@ -97,6 +97,9 @@ class _Requests:
     def resolve(self, session_key: str) -> _Call:
         return self._get(f"/v1/sessions/{_quote(session_key)}")
 
+    def status(self) -> _Call:
+        return _Call("GET", "/v1/status")
+
     def send(
         self, session_key: str, message: str, timeout_seconds: float, create_on_miss: bool | None
     ) -> _Call:
@@ -176,7 +179,7 @@ class AsyncSessionGateClient:
 
     async def status(self) -> dict[str, Any]:
         """What the gateway runs: version, pid, store, session count, createOnMiss per agent."""
-        return await self._request("GET", "/v1/status")
+        return await self._do(self._requests.status())
 
     async def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         """Invoke a tool by name (POST /tools/invoke)."""
@@ -267,7 +270,8 @@ class SessionGateClient:
         return _result(response)
 
     def status(self) -> dict[str, Any]:
-        return dict(self._run(self._client.status()))
+        """What the gateway runs: version, pid, store, session count, createOnMiss per agent."""
+        return self._do(self._requests.status())
 
     def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         """Invoke a tool by name (POST /tools/invoke)."""
