@@ -72,6 +72,7 @@ class Gateway:
             await store.close()
             raise
         if serving:
+            await store.mark_serving()
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
             gateway._background.append(asyncio.create_task(gateway._sweep_orphaned_runs()))
