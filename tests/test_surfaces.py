@@ -315,3 +315,20 @@ def test_wire_codes_live_only_in_errors_py() -> None:
         codes = found & (set(ERRORS_BY_CODE) | {"HTTP_ERROR"})
         assert not codes, f"{path.relative_to(root)} spells wire codes {sorted(codes)}"
         assert not re.search(r'"code":\s*"', path.read_text(encoding="utf-8")), path
+
+
+def test_surfaces_reach_only_the_gateway_and_tools_runtimes_only_narrow_parts() -> None:
+    """Surfaces never touch the store or the resolver; runtimes, tools and channels never
+    import the gateway (they get the narrow pieces they use: no import cycle)."""
+    import re
+    from pathlib import Path
+
+    import sessiongate
+
+    root = Path(sessiongate.__file__).parent
+    for path in (root / "server").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(?<!sessiongate)\.(store|resolver)\b", text), path.name
+    narrow = [*(root / "runtime").glob("*.py"), *(root / "tools").glob("*.py")]
+    for path in [*narrow, root / "channels.py"]:
+        assert "sessiongate.gateway" not in path.read_text(encoding="utf-8"), path.name
