@@ -121,7 +121,8 @@ class Gateway:
         )
         defaults = self.config.agents.defaults
         prompt = agent.system_prompt or defaults.system_prompt
-        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds)
+        offered = self.config.gateway.tools.allow
+        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
         """The runtime that answers for this agent."""
