@@ -215,7 +215,7 @@ async def status(request: Request) -> Response:
             "version": __version__,
             "pid": os.getpid(),
             "store": describe_store(config.storage_url),
-            "sessions": await gateway.store.count_sessions(),
+            "sessions": await gateway.count_sessions(),
             "createOnMiss": {
                 agent.id: default if agent.sessions.create_on_miss is None
                 else agent.sessions.create_on_miss
