@@ -98,12 +98,17 @@ class GatewayToolsConfig(_Model):
     )
 
 
+class GatewayCompatConfig(_Model):
+    openclaw: bool = False
+
+
 class GatewayConfig(_Model):
     port: int = Field(default=18789, ge=0, le=65535)
     bind: str = "loopback"
     auth: AuthConfig = Field(default_factory=AuthConfig)
     sessions: GatewaySessionsConfig = Field(default_factory=GatewaySessionsConfig)
     tools: GatewayToolsConfig = Field(default_factory=GatewayToolsConfig)
+    compat: GatewayCompatConfig = Field(default_factory=GatewayCompatConfig)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     @field_validator("bind")

@@ -11,9 +11,11 @@ The tree::
     ├── ForbiddenError                FORBIDDEN              403
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
     ├── AgentNotFoundError            AGENT_NOT_FOUND        404
+    ├── ToolNotFoundError             TOOL_NOT_FOUND         404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
+    ├── RunFailedError                RUN_FAILED             502
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
     └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
 
@@ -35,11 +37,13 @@ __all__ = [
     "InvalidRequestError",
     "InvalidSessionKeyError",
     "PayloadTooLargeError",
+    "RunFailedError",
     "RunTimeoutError",
     "SessionGateError",
     "SessionMovedError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "ToolNotFoundError",
     "UnauthorizedError",
     "error_from_wire",
 ]
@@ -111,6 +115,11 @@ class AgentNotFoundError(SessionGateError):
     http_status = 404
 
 
+class ToolNotFoundError(SessionGateError):
+    code = "TOOL_NOT_FOUND"
+    http_status = 404
+
+
 class ConflictError(SessionGateError):
     code = "CONFLICT"
     http_status = 409
@@ -127,6 +136,13 @@ class RunTimeoutError(SessionGateError):
     code = "RUN_TIMEOUT"
     http_status = 504
     retryable = True
+
+
+class RunFailedError(SessionGateError):
+    """The runtime failed on a run whose caller waited for its reply (the message is kept)."""
+
+    code = "RUN_FAILED"
+    http_status = 502
 
 
 class StoreUnavailableError(SessionGateError):
