@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from starlette.routing import Route
 from websockets.asyncio.client import connect
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.server.http import http_routes
+from sessiongate.server.openclaw_ws import OPENCLAW_METHODS
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
@@ -60,6 +62,32 @@ def ws_probe(method: str, params: dict[str, Any]) -> Probe:
     return probe
 
 
+def openclaw_probe(method: str, params: dict[str, Any]) -> Probe:
+    """OpenClaw's protocol on `/`, as its CLI speaks it (challenge, connect, one request)."""
+
+    async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
+        async with connect("ws" + gw.url.removeprefix("http") + "/") as ws:
+            assert json.loads(await ws.recv())["event"] == "connect.challenge"
+            hello = {
+                "minProtocol": 3,
+                "maxProtocol": 3,
+                "role": "operator",
+                "scopes": ["operator.write"],
+                "auth": {"token": gw.token},
+            }
+            await ws.send(
+                json.dumps({"type": "req", "id": "c", "method": "connect", "params": hello})
+            )
+            assert json.loads(await ws.recv())["ok"]
+            frame = {"type": "req", "id": "1", "method": method, "params": params}
+            await ws.send(json.dumps(frame))
+            answer = json.loads(await ws.recv())
+        assert set(answer.get("error", {})) <= {"code", "message", "details", "retryable"}
+        return {"status": 404 if not answer["ok"] else 200, **answer}
+
+    return probe
+
+
 def http_probe(path: str) -> Probe:
     async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
         response = await http.get(path, headers={"x-session-key": CALLER})
@@ -89,6 +117,15 @@ WS_PROBES: dict[str, list[Probe]] = {
     "sessions.subscribe": [ws_probe("sessions.subscribe", {"sessionKey": INCIDENT_KEY})],
     "tools.invoke": [ws_probe("tools.invoke", {"tool": "sessions_send", "args": SEND})],
 }
+OPENCLAW_PROBES: dict[str, list[Probe]] = {
+    "agent": [
+        openclaw_probe("agent", {**SEND, "idempotencyKey": "k"}),
+        openclaw_probe("agent", {"agentId": "atlas", **SEND, "timeout": 5, "deliver": False}),
+    ],
+    "chat.send": [openclaw_probe("chat.send", {**SEND, "idempotencyKey": "k"})],
+    "chat.history": [openclaw_probe("chat.history", {"sessionKey": INCIDENT_KEY, "limit": 2})],
+    "sessions.resolve": [openclaw_probe("sessions.resolve", {"key": INCIDENT_KEY})],
+}
 HTTP_PROBES: dict[str, list[Probe]] = {
     "/tools/invoke": TOOL_PROBES["sessions_send"],
     "/v1/sessions/{key:path}": [http_probe(f"/v1/sessions/{INCIDENT_KEY}")],
@@ -97,22 +134,30 @@ HTTP_PROBES: dict[str, list[Probe]] = {
 # Routes that take no session address, or create from a message's own origin by design.
 HTTP_EXEMPT = {"/v1/sessions", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"}
 WS_EXEMPT = {"sessions.list", "sessions.unsubscribe"}  # no address / only drops a subscription
+OPENCLAW_EXEMPT = {"health", "sessions.list"}  # no address
 
 
 def test_every_addressing_entry_point_has_a_probe() -> None:
     addressing_tools = {name for name, spec in TOOLS.items() if spec.addresses_session}
     assert addressing_tools == set(TOOL_PROBES)
     assert set(METHODS) - WS_EXEMPT == set(WS_PROBES)
+    assert set(OPENCLAW_METHODS) - OPENCLAW_EXEMPT == set(OPENCLAW_PROBES)
     paths = {r.path for r in http_routes() if isinstance(r, Route)}
     assert paths - HTTP_EXEMPT == set(HTTP_PROBES)
 
 
+@pytest.mark.parametrize("openclaw_compat", [False, True])
 async def test_each_entry_point_refuses_the_incident_key_and_creates_nothing(
-    serve: Serve, config_factory: ConfigFactory
+    serve: Serve, config_factory: ConfigFactory, openclaw_compat: bool
 ) -> None:
-    config = config_factory(gateway__sessions={"createOnMiss": False})
+    config = config_factory(
+        gateway__sessions={"createOnMiss": False}, gateway__compat={"openclaw": openclaw_compat}
+    )
     probes = [
-        p for table in (TOOL_PROBES, WS_PROBES, HTTP_PROBES) for ps in table.values() for p in ps
+        p
+        for table in (TOOL_PROBES, WS_PROBES, OPENCLAW_PROBES, HTTP_PROBES)
+        for ps in table.values()
+        for p in ps
     ]
     async with serve(config) as gw:
         headers = {"authorization": f"Bearer {gw.token}"}

@@ -259,10 +259,12 @@ async def agent_turn(ws: ClientConnection, rid: str, params: dict[str, Any]) -> 
 async def test_agent_streams_openclaw_events_in_order(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
-    async with serve(config_factory()) as gw:
-        async with await openclaw_client(gw, ["operator.write"]) as ws:
-            params = {"agentId": "peggy", "message": "yo", "timeout": 30, "deliver": False}
-            final = await agent_turn(ws, "1", {**params, "idempotencyKey": "run-1"})
+    async with (
+        serve(config_factory()) as gw,
+        await openclaw_client(gw, ["operator.write"]) as ws,
+    ):
+        params = {"agentId": "peggy", "message": "yo", "timeout": 30, "deliver": False}
+        final = await agent_turn(ws, "1", {**params, "idempotencyKey": "run-1"})
     assert final["payload"]["runId"] == "run-1"
     shapes = [
         (e["event"], e["payload"].get("stream") or e["payload"]["state"]) for e in final["events"]
@@ -383,9 +385,11 @@ async def test_ticks_keep_a_quiet_connection_alive(
     serve: Serve, config_factory: ConfigFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(openclaw_ws, "TICK_INTERVAL_MS", 50)
-    async with serve(config_factory()) as gw:
-        async with await openclaw_client(gw, ["operator.read"]) as ws:
-            ticks = [await recv(ws) for _ in range(2)]
+    async with (
+        serve(config_factory()) as gw,
+        await openclaw_client(gw, ["operator.read"]) as ws,
+    ):
+        ticks = [await recv(ws) for _ in range(2)]
     assert [t["event"] for t in ticks] == ["tick", "tick"]
     assert ticks[0]["seq"] < ticks[1]["seq"]
     assert isinstance(ticks[0]["payload"]["ts"], int)
