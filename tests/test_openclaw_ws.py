@@ -393,3 +393,13 @@ async def test_ticks_keep_a_quiet_connection_alive(
     assert [t["event"] for t in ticks] == ["tick", "tick"]
     assert ticks[0]["seq"] < ticks[1]["seq"]
     assert isinstance(ticks[0]["payload"]["ts"], int)
+
+
+async def test_a_client_that_never_connects_is_closed_by_the_connect_deadline(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(gateway__limits={"connectTimeoutSeconds": 0.2})
+    async with serve(config) as gw, connect(openclaw_url(gw)) as ws:
+        assert (await recv(ws))["event"] == "connect.challenge"
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()

@@ -36,6 +36,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token
+from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT
 from sessiongate.server.openclaw_wire import (
     PROTOCOL,
     READ,
@@ -69,7 +70,6 @@ __all__ = ["OPENCLAW_METHODS", "openclaw_websocket_endpoint"]
 log = structlog.get_logger("sessiongate.openclaw")
 
 TICK_INTERVAL_MS = 30_000
-HANDSHAKE_SECONDS = 10.0
 CHAT_STREAM_SECONDS = 600.0  # how long chat.send forwards its run's events at most
 ENTRY_POINT = "openclaw"
 
@@ -85,14 +85,11 @@ class OpenClawConnection(Connection):
         frame = {"type": "res", "id": request_id, "ok": False, "error": error_object(error)}
         await self.send(frame)
 
-    def spawn(self, request: RequestFrame) -> None:
-        self._track(asyncio.create_task(self._answer_openclaw(request)))
-
     def background(self, work: Awaitable[None]) -> None:
         """Run `work` for as long as the connection is open."""
         self._track(asyncio.ensure_future(work))
 
-    async def _answer_openclaw(self, request: RequestFrame) -> None:
+    async def _answer(self, request: RequestFrame) -> None:
         try:
             scope, handler = _method(request.method)
             if scope not in self.scopes:
@@ -102,6 +99,8 @@ class OpenClawConnection(Connection):
             await self.fail(request.id, exc)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away while we answered
+        finally:
+            self.budget.finish_request()
 
     @property
     def operator(self) -> Caller:
@@ -354,14 +353,15 @@ async def _handshake(conn: OpenClawConnection) -> bool:
     nonce = str(uuid.uuid4())
     challenge = {"nonce": nonce, "ts": now_ms()}
     await conn.send({"type": "event", "event": "connect.challenge", "payload": challenge})
+    connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     text = None
     try:
-        async with asyncio.timeout(HANDSHAKE_SECONDS):
-            text = await _receive_text(conn.websocket)
+        text = await _receive_text(conn.websocket, connect_by)
         request = _parse_frame(text or "", conn.gateway.config.gateway.max_body_bytes)
         params = _check_connect(conn, request)
     except TimeoutError:
-        await conn.websocket.close(POLICY_VIOLATION, "no connect request in time")
+        conn.gateway.metrics.shed("connect_timeout")
+        await conn.websocket.close(*CLOSE_CONNECT_TIMEOUT)
         return False
     except SessionGateError as exc:
         await conn.fail(_frame_id(text or ""), exc)
@@ -399,7 +399,7 @@ async def _serve(conn: OpenClawConnection) -> None:
         if request.method == "connect":
             await conn.fail(request.id, InvalidRequestError("already connected"))
         else:
-            conn.spawn(request)
+            await conn.dispatch(request)
 
 
 async def openclaw_websocket_endpoint(websocket: WebSocket) -> None:
