@@ -23,3 +23,13 @@ def test_benchmark_command_smoke_run(tmp_path: Path) -> None:
     assert {"resolver", "scaling", "e2e", "throughput", "rss_with_store"} <= set(results)
     assert (tmp_path / "latency_vs_sessions-smoke.png").stat().st_size > 0
     assert (ROOT / "benchmarks" / "README.md").read_text() == readme
+
+
+def test_openclaw_protocol_benchmark_smoke_run() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.openclaw_protocol", "--count", "4", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "OpenClaw-dialect turn / native turn" in result.stdout

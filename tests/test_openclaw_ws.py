@@ -8,6 +8,7 @@ and checks that each answer carries every field the recorded OpenClaw answer had
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.resolver import Caller
 from sessiongate.server import openclaw_ws
 
-from .conftest import INCIDENT_KEY
+from .conftest import INCIDENT_KEY, postgres_schema
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -403,3 +404,25 @@ async def test_a_client_that_never_connects_is_closed_by_the_connect_deadline(
         assert (await recv(ws))["event"] == "connect.challenge"
         with pytest.raises(ConnectionClosed):
             await ws.recv()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_repeat_after_a_restart_returns_the_stored_run(
+    serve: Serve, config_factory: ConfigFactory, backend: str
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        overrides: dict[str, Any] = {}
+        if backend == "postgres":
+            overrides["storage"] = {"url": await stack.enter_async_context(postgres_schema())}
+        config = config_factory(**overrides)
+        params = {"sessionKey": "main", "message": "once", "idempotencyKey": "restart"}
+        finals = []
+        for _ in range(2):  # two gateway lifetimes on one store
+            async with serve(config) as gw, await openclaw_client(gw, ["operator.write"]) as ws:
+                finals.append(await agent_turn(ws, "1", params))
+                history = await gw.gateway.store.history("agent:atlas:main")
+        assert [f["payload"]["runId"] for f in finals] == ["restart", "restart"]
+        assert finals[1]["payload"]["result"]["payloads"] == [
+            {"text": "echo: once", "mediaUrl": None}
+        ]
+        assert [m.content for m in history] == ["once", "echo: once"]

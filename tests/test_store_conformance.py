@@ -6,7 +6,12 @@ import asyncio
 
 import pytest
 
-from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
+from sessiongate.errors import (
+    ConflictError,
+    InvalidRequestError,
+    SessionMovedError,
+    SessionNotFoundError,
+)
 from sessiongate.store import MemorySessionStore, NewSession, Provenance, SessionStore
 
 
@@ -131,6 +136,17 @@ async def test_accept_and_complete_write_message_and_run_together(store: Session
         await store.accept_message("agent:atlas:ghost", "hi", run_id="r2")
     assert await store.find_run("r2") is None
     assert await store.count_sessions() == 1
+
+
+async def test_a_run_id_is_accepted_once(store: SessionStore) -> None:
+    """Idempotent sends rely on it: a second message under a run id stores nothing."""
+    await store.ensure(new("agent:atlas:main"))
+    await store.accept_message("agent:atlas:main", "hi", run_id="once")
+    with pytest.raises(ConflictError):
+        await store.accept_message("agent:atlas:main", "hi again", run_id="once")
+    assert [m.content for m in await store.history("agent:atlas:main")] == ["hi"]
+    await store.accept_message("agent:atlas:main", "next", run_id="other")
+    assert [m.seq for m in await store.history("agent:atlas:main")] == [1, 2]
 
 
 async def test_import_keeps_a_session_exactly_and_skips_existing_keys(store: SessionStore) -> None:

@@ -138,19 +138,31 @@ class RunManager:
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._by_id[run_id] = done
         try:
-            record = await self.gateway.store.find_run(run_id)
-            if record is not None:  # sent before (by an earlier process, or finished here)
-                outcome = await self._outcome_of(record)
-                del self._by_id[run_id]
-                done.set_result(outcome)
-                return {**outcome, "duplicate": True}
             run = await self._accept(session, message, caller, None, run_id, done)
-        except Exception as exc:  # a concurrent repeat of this send gets the same error
-            self._by_id.pop(run_id, None)
+        except Exception as exc:
+            del self._by_id[run_id]
+            return {**await self._repeated(run_id, done, exc), "duplicate": True}
+        return await _wait(run.done, wait_seconds, run_id, session.key)
+
+    async def _repeated(
+        self, run_id: str, done: asyncio.Future[dict[str, Any]], error: Exception
+    ) -> dict[str, Any]:
+        """After the store refused to accept a run: its outcome if a run with this id exists
+        (sent before this process started, or already finished here), else `error`.
+
+        Concurrent repeats of the send waiting on `done` get the same answer.
+        """
+        try:
+            record = await self.gateway.store.find_run(run_id)
+            if record is None:
+                raise error
+            outcome = await self._outcome_of(record)
+        except Exception as exc:
             done.set_exception(exc)
             done.add_done_callback(lambda future: future.exception())
             raise
-        return await _wait(run.done, wait_seconds, run_id, session.key)
+        done.set_result(outcome)
+        return outcome
 
     async def _outcome_of(self, record: RunRecord) -> dict[str, Any]:
         """What a send of this (stored) run answered, or would answer now."""

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import ConflictError, StoreUnavailableError
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
@@ -400,9 +400,12 @@ class PostgresSessionStore:
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
-        message = await self._append(
-            key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
-        )
+        try:
+            message = await self._append(
+                key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
+            )
+        except asyncpg.UniqueViolationError as exc:  # the run id is taken: nothing was stored
+            raise ConflictError(f"run {run_id} exists", details={"runId": run_id}) from exc
         return message, RunRecord(run_id, key, "running", message.created_at, None, None)
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:

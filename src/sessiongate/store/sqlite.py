@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import ConflictError, StoreUnavailableError
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
@@ -330,7 +330,10 @@ class SqliteSessionStore:
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
-        return await self._call_write(self._accept, key, content, run_id, dict(meta or {}))
+        try:
+            return await self._call_write(self._accept, key, content, run_id, dict(meta or {}))
+        except sqlite3.IntegrityError as exc:  # the run id is taken: nothing was stored
+            raise ConflictError(f"run {run_id} exists", details={"runId": run_id}) from exc
 
     def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
         message = self._append(db, key, "assistant", reply, run_id, {}, None)
