@@ -30,6 +30,7 @@ _ERROR_TYPES = {
     404: "not_found",
     409: "conflict",
     413: "payload_too_large",
+    429: "too_many_requests",
 }
 
 
