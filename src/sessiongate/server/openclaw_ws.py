@@ -36,7 +36,6 @@ from sessiongate.gateway import Gateway
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token
-from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT
 from sessiongate.server.openclaw_wire import (
     PROTOCOL,
     READ,
@@ -62,6 +61,8 @@ from sessiongate.server.ws import (
     _frame_id,
     _parse_frame,
     _receive_text,
+    receive_request,
+    serve_connection,
 )
 from sessiongate.tools.base import validate_args
 
@@ -89,18 +90,11 @@ class OpenClawConnection(Connection):
         """Run `work` for as long as the connection is open."""
         self._track(asyncio.ensure_future(work))
 
-    async def _answer(self, request: RequestFrame) -> None:
-        try:
-            scope, handler = _method(request.method)
-            if scope not in self.scopes:
-                raise _missing_scope(scope, self.scopes)
-            await self.respond(request.id, await handler(self, request))
-        except SessionGateError as exc:
-            await self.fail(request.id, exc)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the client went away while we answered
-        finally:
-            self.budget.finish_request()
+    async def handle(self, request: RequestFrame) -> dict[str, Any]:
+        scope, handler = _method(request.method)
+        if scope not in self.scopes:
+            raise _missing_scope(scope, self.scopes)
+        return await handler(self, request)
 
     @property
     def operator(self) -> Caller:
@@ -359,10 +353,6 @@ async def _handshake(conn: OpenClawConnection) -> bool:
         text = await _receive_text(conn.websocket, connect_by)
         request = _parse_frame(text or "", conn.gateway.config.gateway.max_body_bytes)
         params = _check_connect(conn, request)
-    except TimeoutError:
-        conn.gateway.metrics.shed("connect_timeout")
-        await conn.websocket.close(*CLOSE_CONNECT_TIMEOUT)
-        return False
     except SessionGateError as exc:
         await conn.fail(_frame_id(text or ""), exc)
         await conn.websocket.close(POLICY_VIOLATION, exc.code)
@@ -385,30 +375,12 @@ async def _serve(conn: OpenClawConnection) -> None:
     if not await _handshake(conn):
         return
     conn.background(_tick(conn))
-    limit = conn.gateway.config.gateway.max_body_bytes
     while True:
-        text = await _receive_text(conn.websocket)
-        if text is None:
-            await conn.fail(None, InvalidRequestError("binary frames are not supported"))
-            continue
-        try:
-            request = _parse_frame(text, limit)
-        except SessionGateError as exc:
-            await conn.fail(_frame_id(text), exc)
-            continue
-        if request.method == "connect":
-            await conn.fail(request.id, InvalidRequestError("already connected"))
-        else:
-            await conn.dispatch(request)
+        request = await receive_request(conn)
+        if request is not None:
+            await conn.take(request)
 
 
 async def openclaw_websocket_endpoint(websocket: WebSocket) -> None:
     """Serve one OpenClaw client until it leaves."""
-    await websocket.accept()
-    conn = OpenClawConnection(websocket, websocket.app.state.gateway)
-    try:
-        await _serve(conn)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        await conn.close()
+    await serve_connection(OpenClawConnection(websocket, websocket.app.state.gateway), _serve)

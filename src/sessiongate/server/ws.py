@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import Field
@@ -69,6 +69,7 @@ class InvokeParams(ToolArgs):
 
 
 Handler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any]]]
+C = TypeVar("C", bound="Connection")
 
 
 class Connection:
@@ -116,6 +117,13 @@ class Connection:
         self._seq += 1
         await self.send({"type": "event", "event": event, "payload": payload, "seq": self._seq})
 
+    async def take(self, request: RequestFrame) -> None:
+        """Handle a request once connected (a second `connect` is refused)."""
+        if request.method == "connect":
+            await self.fail(request.id, InvalidRequestError("already connected"))
+        else:
+            await self.dispatch(request)
+
     async def dispatch(self, request: RequestFrame) -> None:
         """Answer `request` concurrently, unless the connection has too many in flight."""
         refusal = self.budget.start_request()
@@ -137,16 +145,20 @@ class Connection:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await self.event(name, payload)
 
-    async def _answer(self, request: RequestFrame) -> None:
+    async def handle(self, request: RequestFrame) -> dict[str, Any]:
+        """The payload that answers `request` (a protocol's methods)."""
         assert self.caller is not None
+        handler = METHODS.get(request.method)
+        if handler is None:
+            raise InvalidRequestError(
+                f"unknown method {request.method!r}",
+                details={"methods": sorted(METHODS)},
+            )
+        return await handler(self, request.params)
+
+    async def _answer(self, request: RequestFrame) -> None:
         try:
-            handler = METHODS.get(request.method)
-            if handler is None:
-                raise InvalidRequestError(
-                    f"unknown method {request.method!r}",
-                    details={"methods": sorted(METHODS)},
-                )
-            await self.respond(request.id, await handler(self, request.params))
+            await self.respond(request.id, await self.handle(request))
         except SessionGateError as exc:
             await self.fail(request.id, exc)
         except (WebSocketDisconnect, RuntimeError):
@@ -293,6 +305,20 @@ async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> 
     return message.get("text")
 
 
+async def receive_request(conn: Connection, deadline: float | None = None) -> RequestFrame | None:
+    """The next well-formed request; a binary or malformed frame is answered with an error
+    (the connection stays open) and gives None."""
+    text = await _receive_text(conn.websocket, deadline)
+    if text is None:
+        await conn.fail(None, InvalidRequestError("binary frames are not supported"))
+        return None
+    try:
+        return _parse_frame(text, conn.gateway.config.gateway.max_body_bytes)
+    except SessionGateError as exc:
+        await conn.fail(_frame_id(text), exc)
+        return None
+
+
 async def _handshake(conn: Connection, request: RequestFrame) -> bool:
     """Answer the first request; only a valid `connect` opens the connection."""
     try:
@@ -315,38 +341,34 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
 
 
 async def _serve(conn: Connection) -> None:
-    limit = conn.gateway.config.gateway.max_body_bytes
     connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     while True:
-        text = await _receive_text(conn.websocket, connect_by if conn.caller is None else None)
-        if text is None:
-            await conn.fail(None, InvalidRequestError("binary frames are not supported"))
-            continue
-        try:
-            request = _parse_frame(text, limit)
-        except SessionGateError as exc:
-            await conn.fail(_frame_id(text), exc)
+        request = await receive_request(conn, connect_by if conn.caller is None else None)
+        if request is None:
             continue
         if conn.caller is None:
             if not await _handshake(conn, request):
                 return
-        elif request.method == "connect":
-            await conn.fail(request.id, InvalidRequestError("already connected"))
         else:
-            await conn.dispatch(request)
+            await conn.take(request)
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    """Serve one WebSocket connection until the client leaves."""
-    await websocket.accept()
-    conn = Connection(websocket, websocket.app.state.gateway)
+async def serve_connection(conn: C, serve: Callable[[C], Awaitable[None]]) -> None:
+    """Accept the socket and `serve` it until the client leaves (or misses its connect
+    deadline: `serve` lets the TimeoutError of `receive_request` out)."""
+    await conn.websocket.accept()
     try:
-        await _serve(conn)
+        await serve(conn)
     except WebSocketDisconnect:
         pass
     except TimeoutError:
         conn.gateway.metrics.shed("connect_timeout")
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await websocket.close(*CLOSE_CONNECT_TIMEOUT)
+            await conn.websocket.close(*CLOSE_CONNECT_TIMEOUT)
     finally:
         await conn.close()
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Serve one WebSocket connection until the client leaves."""
+    await serve_connection(Connection(websocket, websocket.app.state.gateway), _serve)
