@@ -1,7 +1,7 @@
 """OpenClaw's gateway protocol on the WebSocket at `/`, driven the way OpenClaw's CLI drives it.
 
 The replay test sends the client side of a recording of the real CLI
-(fixtures/openclaw-2026.5.7/cli-frames.jsonl) to a real gateway on a loopback port
+(tests/fixtures/openclaw-2026.5.7/cli-frames.jsonl) to a real gateway on a loopback port
 and checks that each answer carries every field the recorded OpenClaw answer had
 (save the ones documented as not served) and no error key the CLI would choke on.
 """
@@ -28,7 +28,7 @@ from .conftest import INCIDENT_KEY, postgres_schema
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
-FIXTURE = Path("/work/shared/fixtures/openclaw-2026.5.7/cli-frames.jsonl")
+FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "cli-frames.jsonl"
 ERROR_KEYS = {"code", "message", "details", "retryable", "retryAfterMs"}
 # Fields of OpenClaw's answers that sessiongate does not serve (docs/migrating-from-openclaw.md).
 NOT_SERVED = {
