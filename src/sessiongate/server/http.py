@@ -41,7 +41,9 @@ def session_gate_error_response(error: SessionGateError) -> JSONResponse:
 
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
-    check_token(request.app.state.token, _bearer(request))
+    token = _bearer(request)
+    check_token(request.app.state.token, token)
+    request.app.state.rate_limiter.charge(token)
     return gateway
 
 

@@ -323,6 +323,7 @@ def _check_connect(conn: OpenClawConnection, request: RequestFrame) -> ConnectPa
             details={"role": params.role},
         )
     check_token(conn.websocket.app.state.token, params.auth.token)
+    conn.budget.credential = params.auth.token  # the per-token request rate counts here too
     return params
 
 
