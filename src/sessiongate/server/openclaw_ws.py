@@ -56,11 +56,10 @@ from sessiongate.server.openclaw_wire import (
 )
 from sessiongate.server.ws import (
     POLICY_VIOLATION,
+    ClientGone,
     Connection,
     RequestFrame,
-    _frame_id,
-    _parse_frame,
-    _receive_text,
+    answering,
     receive_request,
     serve_connection,
 )
@@ -127,7 +126,7 @@ def _missing_scope(scope: str, granted: frozenset[str]) -> ForbiddenError:
 async def _health(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
     started = time.perf_counter()
     config = conn.gateway.config
-    count = await conn.gateway.store.count_sessions()
+    count = await conn.gateway.count_sessions()
     default = config.default_agent.id
     return {
         "ok": True,
@@ -197,7 +196,7 @@ async def _chat_send(conn: OpenClawConnection, request: RequestFrame) -> dict[st
         try:
             async with asyncio.timeout(CHAT_STREAM_SECONDS):
                 await _stream(conn, events, frames, accepted["runId"])
-        except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        except (TimeoutError, ClientGone):
             pass
         finally:
             unsubscribe()
@@ -344,19 +343,27 @@ def _hello(conn: OpenClawConnection, params: ConnectParams) -> dict[str, Any]:
 
 
 async def _handshake(conn: OpenClawConnection) -> bool:
-    """Challenge, then answer the client's `connect`; only a valid one opens the connection."""
-    nonce = str(uuid.uuid4())
-    challenge = {"nonce": nonce, "ts": now_ms()}
+    """Challenge, then answer the client's `connect`; only a valid one opens the connection
+    (anything else is answered and the connection closed)."""
+    challenge = {"nonce": str(uuid.uuid4()), "ts": now_ms()}
     await conn.send({"type": "event", "event": "connect.challenge", "payload": challenge})
     connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
-    text = None
+    request = await receive_request(conn, connect_by)
+    opened = False
+    if request is not None:
+        async with answering(conn, request.id, "connect"):
+            opened = await _open(conn, request)
+    if not opened:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await conn.websocket.close(POLICY_VIOLATION, "connect refused")
+    return opened
+
+
+async def _open(conn: OpenClawConnection, request: RequestFrame) -> bool:
     try:
-        text = await _receive_text(conn.websocket, connect_by)
-        request = _parse_frame(text or "", conn.gateway.config.gateway.max_body_bytes)
         params = _check_connect(conn, request)
     except SessionGateError as exc:
-        await conn.fail(_frame_id(text or ""), exc)
-        await conn.websocket.close(POLICY_VIOLATION, exc.code)
+        await conn.fail(request.id, exc)
         return False
     conn.caller = Caller(None, ENTRY_POINT)
     conn.scopes = frozenset(g for s in params.scopes for g in SCOPE_GRANTS.get(s, ()))
@@ -366,7 +373,7 @@ async def _handshake(conn: OpenClawConnection) -> bool:
 
 async def _tick(conn: OpenClawConnection) -> None:
     """OpenClaw's client closes after two tick intervals of silence: keep talking."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+    with contextlib.suppress(ClientGone):
         while True:
             await asyncio.sleep(TICK_INTERVAL_MS / 1000)
             await conn.event("tick", {"ts": now_ms()})
@@ -379,7 +386,7 @@ async def _serve(conn: OpenClawConnection) -> None:
     while True:
         request = await receive_request(conn)
         if request is not None:
-            await conn.take(request)
+            await conn.dispatch(request)
 
 
 async def openclaw_websocket_endpoint(websocket: WebSocket) -> None:
