@@ -12,6 +12,7 @@ The tree::
     ├── ForbiddenError                FORBIDDEN              403
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
     │   └── AgentNotFoundError        AGENT_NOT_FOUND        404
+    ├── ToolNotFoundError             TOOL_NOT_FOUND         404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
@@ -82,6 +83,7 @@ __all__ = [
     "StoreUnavailableError",
     "TooManyConnectionsError",
     "TooManyRequestsError",
+    "ToolNotFoundError",
     "UnauthorizedError",
     "error_for_http_status",
     "error_from_wire",
@@ -159,6 +161,11 @@ class AgentNotFoundError(SessionNotFoundError):
     """The key names an agent that is not configured: no session of it can exist."""
 
     code = "AGENT_NOT_FOUND"
+    http_status = 404
+
+
+class ToolNotFoundError(SessionGateError):
+    code = "TOOL_NOT_FOUND"
     http_status = 404
 
 
