@@ -96,7 +96,8 @@ HTTP_PROBES: dict[str, list[Probe]] = {
 }
 # Routes that take no session address, or create from a message's own origin by design.
 HTTP_EXEMPT = {"/v1/sessions", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"}
-WS_EXEMPT = {"sessions.list", "sessions.unsubscribe"}  # no address / only drops a subscription
+# no address / only drops a subscription / streams the audit log
+WS_EXEMPT = {"sessions.list", "sessions.unsubscribe", "audit.subscribe"}
 
 
 def test_every_addressing_entry_point_has_a_probe() -> None:

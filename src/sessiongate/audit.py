@@ -7,7 +7,9 @@ counted (``sessiongate_audit_write_failures``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,19 @@ class AuditLog:
         self.backups = backups
         self._pending: list[str] = []
         self._writer: asyncio.Task[None] | None = None
+        self._listeners: set[Callable[[dict[str, Any]], None]] = set()
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `listener` (which must not block) with each event recorded from now on."""
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
 
     async def record(self, event: dict[str, Any]) -> None:
         """Queue one event for writing; never raises, never waits for the disk."""
-        self._pending.append(json.dumps({"time": iso(now()), **event}, separators=(",", ":")))
+        stamped = {"time": iso(now()), **event}
+        self._pending.append(json.dumps(stamped, separators=(",", ":")))
+        for listener in list(self._listeners):
+            listener(stamped)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
 
@@ -75,6 +86,27 @@ class AuditLog:
             if older.exists():
                 older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    async def recent(self, tail_bytes: int = 1_048_576) -> list[dict[str, Any]]:
+        """The events in the last `tail_bytes` of the current file, newest first."""
+        return await asyncio.to_thread(self._recent, tail_bytes)
+
+    def _recent(self, tail_bytes: int) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as file:
+                size = file.seek(0, 2)
+                file.seek(max(0, size - tail_bytes))
+                chunk = file.read()
+        except FileNotFoundError:
+            return []
+        lines = chunk.decode("utf-8", "replace").splitlines()
+        if size > tail_bytes:
+            lines = lines[1:]  # the first line was cut by the seek
+        events = []
+        for line in reversed(lines):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
 
     def read(self) -> list[dict[str, Any]]:
         """Every event in the current file (oldest first)."""

@@ -7,6 +7,7 @@ none of them touches the store or resolves keys on its own.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -39,6 +40,7 @@ class Gateway:
     def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
         self.config = config
         self.store = store
+        self.started_at = time.time()
         self.metrics = GatewayMetrics()
         audit = config.audit
         self.audit = AuditLog(config.audit_path, self.metrics, audit.max_bytes, audit.backups)
@@ -157,3 +159,12 @@ class Gateway:
                 details={"requestedLabel": label, "agentId": agent_id, "suggestions": []},
             )
         return record.key
+
+    async def session_counts(self) -> dict[str, int]:
+        """How many sessions each origin created (startup, address, spawn, …)."""
+        return await self.store.count_by_origin()
+
+    async def aliases_of(self, reference: str, caller: Caller) -> list[str]:
+        """The keys that redirect to the session `reference` names (read: never creates)."""
+        key = (await self.show_session(reference, caller)).key
+        return await self.store.aliases_of(key)

@@ -21,6 +21,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
+from sessiongate.server.ui import ui_routes
 from sessiongate.server.ws import websocket_endpoint
 
 __all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
@@ -67,7 +68,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             await opened.close(SHUTDOWN_GRACE_SECONDS)
 
     app = Starlette(
-        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint)],
+        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint), *ui_routes()],
         lifespan=lifespan,
         exception_handlers={
             SessionGateError: _gateway_error,

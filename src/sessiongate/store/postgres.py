@@ -120,6 +120,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
         """,
     ),
+    (2, "CREATE INDEX sessions_by_alias ON sessions (alias_of) WHERE alias_of IS NOT NULL"),
 ]
 
 UNAVAILABLE = (
@@ -532,6 +533,16 @@ class PostgresSessionStore:
 
     async def count_sessions(self) -> int:
         return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
+
+    async def count_by_origin(self) -> dict[str, int]:
+        sql = "SELECT origin, count(*) FROM sessions GROUP BY origin"
+        rows = await self._run(lambda c: c.fetch(sql))
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def aliases_of(self, key: str) -> list[str]:
+        sql = "SELECT key FROM sessions WHERE alias_of = $1 ORDER BY key"
+        rows = await self._run(lambda c: c.fetch(sql, key))
+        return [row[0] for row in rows]
 
     async def close(self) -> None:
         for pool in (self._pool, self._lane_pool):

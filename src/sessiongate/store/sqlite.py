@@ -41,7 +41,7 @@ __all__ = ["SqliteSessionStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -84,7 +84,10 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
 """
 # Each entry upgrades a file from the version before it.
-UPGRADES = {2: "ALTER TABLE runs ADD COLUMN owner TEXT"}
+UPGRADES = {
+    2: "ALTER TABLE runs ADD COLUMN owner TEXT",
+    3: "CREATE INDEX sessions_by_alias ON sessions (alias_of) WHERE alias_of IS NOT NULL",
+}
 
 
 def sqlite_path(url: str) -> Path:
@@ -406,6 +409,22 @@ class SqliteSessionStore:
 
     async def count_sessions(self) -> int:
         return await self._call(self._count)
+
+    def _count_by_origin(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT origin, count(*) FROM sessions GROUP BY origin")
+        return {origin: int(count) for origin, count in rows.fetchall()}
+
+    async def count_by_origin(self) -> dict[str, int]:
+        return await self._call(self._count_by_origin)
+
+    def _aliases_of(self, key: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT key FROM sessions WHERE alias_of = ? ORDER BY key", (key,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    async def aliases_of(self, key: str) -> list[str]:
+        return await self._call(self._aliases_of, key)
 
     def _close(self) -> None:
         if self._conn is not None:
