@@ -41,6 +41,7 @@ class AuditLog:
         self.max_bytes = max_bytes
         self.backups = backups
         self._pending: list[str] = []
+        self._writing: list[str] = []
         self._writer: asyncio.Task[None] | None = None
         self._listeners: set[Callable[[dict[str, Any]], None]] = set()
 
@@ -61,12 +62,15 @@ class AuditLog:
     async def _drain(self) -> None:
         await asyncio.sleep(BATCH_WINDOW_SECONDS)  # let a burst of events share one write
         while self._pending:
-            lines, self._pending = self._pending, []
+            self._writing, self._pending = self._pending, []
+            lines = self._writing
             try:
                 await asyncio.to_thread(self._append, "".join(f"{line}\n" for line in lines))
             except OSError as exc:
                 self.metrics.audit_failures.inc(len(lines))
                 log.error("audit write failed", path=str(self.path), error=str(exc))
+            finally:
+                self._writing = []
 
     async def flush(self) -> None:
         """Wait until every queued event is on disk (or counted as failed)."""
@@ -88,10 +92,19 @@ class AuditLog:
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
 
     async def recent(self, tail_bytes: int = 1_048_576) -> list[dict[str, Any]]:
-        """The events in the last `tail_bytes` of the current file, newest first."""
-        return await asyncio.to_thread(self._recent, tail_bytes)
+        """The events in the last `tail_bytes` of the current file and those still queued
+        for it, newest first."""
+        queued = [*self._writing, *self._pending]
+        written = await asyncio.to_thread(self._tail, tail_bytes)
+        on_disk = set(written[-len(queued) :]) if queued else set()
+        lines = written + [line for line in queued if line not in on_disk]
+        events = []
+        for line in reversed(lines):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
 
-    def _recent(self, tail_bytes: int) -> list[dict[str, Any]]:
+    def _tail(self, tail_bytes: int) -> list[str]:
         try:
             with self.path.open("rb") as file:
                 size = file.seek(0, 2)
@@ -100,13 +113,7 @@ class AuditLog:
         except FileNotFoundError:
             return []
         lines = chunk.decode("utf-8", "replace").splitlines()
-        if size > tail_bytes:
-            lines = lines[1:]  # the first line was cut by the seek
-        events = []
-        for line in reversed(lines):
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-        return events
+        return lines[1:] if size > tail_bytes else lines  # the first line was cut by the seek
 
     def read(self) -> list[dict[str, Any]]:
         """Every event in the current file (oldest first)."""
