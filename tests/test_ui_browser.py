@@ -102,7 +102,7 @@ def screenshots(tmp_path: Path) -> Path:
 async def signed_in(gw: RunningGateway, viewport: dict[str, int] = DESKTOP) -> AsyncIterator[Page]:
     """A browser page signed in to the gateway; fails the test on any console error."""
     async with chromium() as browser:
-        context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        context = await browser.new_context(viewport=viewport, reduced_motion="reduce")  # type: ignore[arg-type]
         page = await context.new_page()
         console = Console(page)
         await page.goto(gw.url + "/")
@@ -144,7 +144,6 @@ async def test_sign_in_refuses_a_wrong_token_and_sets_a_strict_cookie(
         cookie = (await page.context.cookies())[0]
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
         assert gw.token not in await page.content()
-        await page.screenshot(path=screenshots / "overview.png", full_page=True)
         await page.get_by_role("button", name="Sign out").click()
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         await page.goto(gw.url + "/ui/sessions")
@@ -236,6 +235,10 @@ async def test_a_phantom_is_listed_by_doctor_and_repaired_from_the_page(
         assert len(after) == len(before) + len(phantom)
         await page.goto(gw.url + "/ui/sessions/agent:atlas:main")
         await expect(page.get_by_text(INCIDENT_KEY).first).to_be_visible()  # aliased here
+        await page.screenshot(path=screenshots / "session-repaired.png", full_page=True)
+        await page.get_by_role("link", name="Overview").click()
+        await expect(page.get_by_text("0 phantom(s), 0 split brain(s)")).to_be_visible()
+        await page.screenshot(path=screenshots / "overview.png", full_page=True)
 
 
 async def test_a_refusal_by_another_client_appears_in_the_audit_view_live(
@@ -277,6 +280,7 @@ async def test_a_session_view_shows_new_messages_live(
         messages = page.locator("#transcript li")
         await expect(messages).to_have_count(2)
         await expect(messages.first).to_contain_text("ping from elsewhere")
+        await expect(page.locator("#message-count")).to_have_text("2 message(s)")
         await page.screenshot(path=screenshots / "session.png", full_page=True)
 
 

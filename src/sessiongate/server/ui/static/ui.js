@@ -71,6 +71,9 @@
     });
     const empty = document.getElementById("no-messages");
     if (empty && transcript.children.length) empty.hidden = true;
+    const newest = transcript.querySelector("li[data-seq]:last-child");
+    const count = document.getElementById("message-count");
+    if (newest && count) count.textContent = newest.dataset.seq + " message(s)";
   }
 
   function eventAgent(event) {
@@ -103,8 +106,15 @@
     pill.className = "pill d-" + event.decision;
     pill.textContent = event.decision;
     row.appendChild(document.createElement("td")).appendChild(pill);
-    cell(row, event.requestedKey || event.sessionKey, true);
-    cell(row, event.canonicalKey, true);
+    const requested = event.requestedKey || event.sessionKey;
+    const keyCell = cell(row, requested, true);
+    if (event.canonicalKey && event.canonicalKey !== requested) {
+      const moved = document.createElement("div");
+      moved.className = "moved";
+      moved.append("→ ");
+      moved.appendChild(document.createElement("code")).textContent = event.canonicalKey;
+      keyCell.appendChild(moved);
+    }
     const caller = event.caller
       ? (event.caller.sessionKey || "operator") + " via " + event.caller.entryPoint : "doctor";
     cell(row, caller);
