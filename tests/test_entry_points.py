@@ -8,6 +8,7 @@ through the resolver.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.server.http import http_routes
+from sessiongate.server.ui import page_routes
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
@@ -68,6 +70,30 @@ def http_probe(path: str) -> Probe:
     return probe
 
 
+def page_answer(response: httpx.Response) -> dict[str, Any]:
+    """The refusal a page shows, read back from its data attributes."""
+    found = re.search(r'data-code="([^"]*)" data-canonical-key="([^"]*)"', response.text)
+    assert found, response.text[:2000]
+    error = {"code": found[1], "details": {"canonicalKey": found[2]}}
+    return {"status": response.status_code, "error": error}
+
+
+def page_probe(path: str, form: dict[str, str] | None = None) -> Probe:
+    """GET a control-page view, or (with `form`) post a form with the page's CSRF token."""
+
+    async def probe(gw: Any, _: httpx.AsyncClient) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=gw.url) as http:
+            await http.post("/ui/signin", data={"token": gw.token})  # the page's cookie
+            if form is None:
+                return page_answer(await http.get(path))
+            page = (await http.get("/ui/send")).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf, page
+            return page_answer(await http.post(path, data={**form, "csrf": csrf[1]}))
+
+    return probe
+
+
 SEND = {"sessionKey": INCIDENT_KEY, "message": "hi"}
 TOOL_PROBES: dict[str, list[Probe]] = {
     "sessions_send": [
@@ -94,6 +120,19 @@ HTTP_PROBES: dict[str, list[Probe]] = {
     "/v1/sessions/{key:path}": [http_probe(f"/v1/sessions/{INCIDENT_KEY}")],
     "/v1/sessions/{key:path}/messages": [http_probe(f"/v1/sessions/{INCIDENT_KEY}/messages")],
 }
+PAGE_FORM = {"caller": CALLER, "sessionKey": INCIDENT_KEY, "message": "hi"}
+PAGE_PROBES: dict[str, list[Probe]] = {
+    "/send": [
+        page_probe("/ui/send", {**PAGE_FORM, "mustExist": "on"}),
+        page_probe("/ui/send", PAGE_FORM),  # create-on-miss from the page, refused by config
+    ],
+    "/doctor/repair": [page_probe("/ui/doctor/repair", {"sessionKey": INCIDENT_KEY})],
+    "/doctor/plan": [page_probe(f"/ui/doctor/plan?sessionKey={INCIDENT_KEY}")],
+    "/sessions/{key:path}": [page_probe(f"/ui/sessions/{INCIDENT_KEY}")],
+    "/messages": [page_probe(f"/ui/messages?key={INCIDENT_KEY}")],
+}
+# Views that take no session address; signing in and out.
+PAGE_EXEMPT = {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"}
 # Routes that take no session address, or create from a message's own origin by design.
 HTTP_EXEMPT = {"/v1/sessions", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"}
 # no address / only drops a subscription / streams the audit log
@@ -106,6 +145,8 @@ def test_every_addressing_entry_point_has_a_probe() -> None:
     assert set(METHODS) - WS_EXEMPT == set(WS_PROBES)
     paths = {r.path for r in http_routes() if isinstance(r, Route)}
     assert paths - HTTP_EXEMPT == set(HTTP_PROBES)
+    pages = {r.path for r in page_routes()}
+    assert pages - PAGE_EXEMPT == set(PAGE_PROBES)
 
 
 async def test_each_entry_point_refuses_the_incident_key_and_creates_nothing(
@@ -113,7 +154,10 @@ async def test_each_entry_point_refuses_the_incident_key_and_creates_nothing(
 ) -> None:
     config = config_factory(gateway__sessions={"createOnMiss": False})
     probes = [
-        p for table in (TOOL_PROBES, WS_PROBES, HTTP_PROBES) for ps in table.values() for p in ps
+        p
+        for table in (TOOL_PROBES, WS_PROBES, HTTP_PROBES, PAGE_PROBES)
+        for ps in table.values()
+        for p in ps
     ]
     async with serve(config) as gw:
         headers = {"authorization": f"Bearer {gw.token}"}

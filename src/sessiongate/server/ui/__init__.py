@@ -25,7 +25,7 @@ from sessiongate.server.ui.views import (
     signout,
 )
 
-__all__ = ["ui_routes"]
+__all__ = ["page_routes", "ui_routes"]
 
 
 def page_routes() -> list[Route]:
