@@ -141,7 +141,7 @@ async def test_refusals_from_the_page_are_pages_not_tracebacks(
                         "caller": "agent:ghost:main",
                         "sessionKey": "main",
                         "message": "x",
-                    },  # fmt: skip
+                    },
                 ),
                 404,
                 "AGENT_NOT_FOUND",

@@ -117,8 +117,11 @@ async def refuse_over_http(gw: RunningGateway) -> None:
     """Another client (not the page) sends to the incident key and is refused."""
     headers = {"authorization": f"Bearer {gw.token}"}
     async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
-        body = {"tool": "sessions_send", "args": {"sessionKey": INCIDENT_KEY, "message": "hi"},
-                "sessionKey": "agent:peggy:main"}  # fmt: skip
+        body = {
+            "tool": "sessions_send",
+            "args": {"sessionKey": INCIDENT_KEY, "message": "hi"},
+            "sessionKey": "agent:peggy:main",
+        }
         response = await http.post("/tools/invoke", json=body)
     assert response.status_code == 404
 
@@ -274,8 +277,10 @@ async def test_a_session_view_shows_new_messages_live(
         await expect(page.locator("#live-status")).to_have_text("live")
         headers = {"authorization": f"Bearer {gw.token}"}
         async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
-            body = {"tool": "sessions_send",
-                    "args": {"sessionKey": "agent:atlas:main", "message": "ping from elsewhere"}}  # fmt: skip
+            body = {
+                "tool": "sessions_send",
+                "args": {"sessionKey": "agent:atlas:main", "message": "ping from elsewhere"},
+            }
             assert (await http.post("/tools/invoke", json=body)).status_code == 200
         messages = page.locator("#transcript li")
         await expect(messages).to_have_count(2)

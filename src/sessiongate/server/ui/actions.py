@@ -30,12 +30,22 @@ def _callers(request: Request) -> list[str]:
 @page
 async def send_form(request: Request, signed: Signed) -> Response:
     q = request.query_params
-    fields = {"caller": q.get("caller", ""), "sessionKey": q.get("sessionKey", ""),
-              "message": "", "mustExist": True}  # fmt: skip
+    fields = {
+        "caller": q.get("caller", ""),
+        "sessionKey": q.get("sessionKey", ""),
+        "message": "",
+        "mustExist": True,
+    }
     return render(
-        request, "send.html", csrf=signed.csrf, title="Send", fields=fields,
-        callers=_callers(request), result=None, error=None,
-    )  # fmt: skip
+        request,
+        "send.html",
+        csrf=signed.csrf,
+        title="Send",
+        fields=fields,
+        callers=_callers(request),
+        result=None,
+        error=None,
+    )
 
 
 @action
@@ -49,8 +59,11 @@ async def send(request: Request, signed: Signed, form: dict[str, str]) -> Respon
         "message": form.get("message", ""),
         "mustExist": form.get("mustExist") == "on",
     }
-    args: dict[str, Any] = {"sessionKey": fields["sessionKey"], "message": fields["message"],
-                            "timeoutSeconds": SEND_TIMEOUT_SECONDS}  # fmt: skip
+    args: dict[str, Any] = {
+        "sessionKey": fields["sessionKey"],
+        "message": fields["message"],
+        "timeoutSeconds": SEND_TIMEOUT_SECONDS,
+    }
     if fields["mustExist"]:
         args["createOnMiss"] = False
     result, error, status = None, None, 200
@@ -61,9 +74,16 @@ async def send(request: Request, signed: Signed, form: dict[str, str]) -> Respon
     except SessionGateError as exc:
         error, status = exc.to_wire()["error"], exc.http_status
     return render(
-        request, "send.html", status, csrf=signed.csrf, title="Send", fields=fields,
-        callers=_callers(request), result=result, error=error,
-    )  # fmt: skip
+        request,
+        "send.html",
+        status,
+        csrf=signed.csrf,
+        title="Send",
+        fields=fields,
+        callers=_callers(request),
+        result=result,
+        error=error,
+    )
 
 
 @page
@@ -77,9 +97,13 @@ async def doctor_view(request: Request, signed: Signed) -> Response:
             await gateway.show_session(finding.session_key, OPERATOR)
         ).session.to_wire()
     return render(
-        request, "doctor.html", csrf=signed.csrf, title="Doctor", findings=findings,
+        request,
+        "doctor.html",
+        csrf=signed.csrf,
+        title="Doctor",
+        findings=findings,
         evidence=evidence,
-    )  # fmt: skip
+    )
 
 
 async def _finding_for(request: Request, reference: str) -> Finding:
@@ -111,6 +135,11 @@ async def doctor_repair(request: Request, signed: Signed, form: dict[str, str]) 
     results = await repair(gateway, [finding])
     remaining = (await doctor_scan(request)).findings
     return render(
-        request, "doctor_result.html", csrf=signed.csrf, title="Repaired", results=results,
-        remaining=remaining, finding=finding,
-    )  # fmt: skip
+        request,
+        "doctor_result.html",
+        csrf=signed.csrf,
+        title="Repaired",
+        results=results,
+        remaining=remaining,
+        finding=finding,
+    )

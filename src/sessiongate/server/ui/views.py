@@ -72,9 +72,13 @@ async def signin(request: Request) -> Response:
             "token. It is gateway.auth.token, or the gateway.token file in the state dir."
         )
         return render(
-            request, "signin.html", exc.http_status, title="Sign in", next=next_target,
+            request,
+            "signin.html",
+            exc.http_status,
+            title="Sign in",
+            next=next_target,
             problem=problem,
-        )  # fmt: skip
+        )
     value, _ = issue_ui_cookie(request.app.state.token)
     response = RedirectResponse(next_target, 303)
     set_cookie(response, request, value)
@@ -99,8 +103,9 @@ def _agent_policies(config: SessionGateConfig) -> list[dict[str, Any]]:
             for rule in config.gateway.sessions.rules
             if rule.match.startswith(("*", "agent:*", f"agent:{agent.id}:"))
         ]
-        rows.append({"agent": agent.id, "mode": decision.mode.value, "rule": decision.rule,
-                     "rules": rules})  # fmt: skip
+        rows.append(
+            {"agent": agent.id, "mode": decision.mode.value, "rule": decision.rule, "rules": rules}
+        )
     return rows
 
 
@@ -175,8 +180,9 @@ class SessionFilter:
     def of(cls, request: Request) -> SessionFilter:
         q = request.query_params
         text = q.get("q", "").strip().lower()
-        return cls(q.get("agent") or None, q.get("kind") or None, q.get("origin") or None,
-                   text or None)  # fmt: skip
+        return cls(
+            q.get("agent") or None, q.get("kind") or None, q.get("origin") or None, text or None
+        )
 
     def keeps(self, session: dict[str, Any]) -> bool:
         if self.origin and session["origin"] != self.origin:
@@ -190,8 +196,13 @@ class SessionFilter:
         return bool(self.origin or self.text)
 
     def query(self, cursor: str | None = None) -> str:
-        fields = {"agent": self.agent, "kind": self.kind, "origin": self.origin, "q": self.text,
-                  "cursor": cursor}  # fmt: skip
+        fields = {
+            "agent": self.agent,
+            "kind": self.kind,
+            "origin": self.origin,
+            "q": self.text,
+            "cursor": cursor,
+        }
         return urlencode({k: v for k, v in fields.items() if v})
 
 
