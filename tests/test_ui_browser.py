@@ -113,6 +113,16 @@ async def signed_in(gw: RunningGateway, viewport: dict[str, int] = DESKTOP) -> A
         assert console.errors == []
 
 
+async def send_from_the_page(page: Page, message: str, must_exist: bool) -> None:
+    """peggy addresses the incident key from the Send view."""
+    await page.get_by_role("link", name="Send").click()
+    await page.get_by_label("As caller").fill("agent:peggy:main")
+    await page.get_by_label("To session key").fill(INCIDENT_KEY)
+    await page.get_by_label("Message").fill(message)
+    await page.get_by_label("Must exist").set_checked(must_exist)
+    await page.get_by_role("button", name="Send", exact=True).click()
+
+
 async def refuse_over_http(gw: RunningGateway) -> None:
     """Another client (not the page) sends to the incident key and is refused."""
     headers = {"authorization": f"Bearer {gw.token}"}
@@ -176,11 +186,7 @@ async def test_a_refusal_offers_the_suggestion_and_its_button_delivers(
 ) -> None:
     config = config_factory(gateway__sessions={"createOnMiss": False})
     async with serve(config) as gw, signed_in(gw) as page:
-        await page.get_by_role("link", name="Send").click()
-        await page.get_by_label("As caller").fill("agent:peggy:main")
-        await page.get_by_label("To session key").fill(INCIDENT_KEY)
-        await page.get_by_label("Message").fill("status of the deploy?")
-        await page.get_by_role("button", name="Send", exact=True).click()
+        await send_from_the_page(page, "status of the deploy?", must_exist=True)
         refusal = page.locator("section.error")
         await expect(refusal).to_contain_text("SESSION_NOT_FOUND")
         await expect(refusal).to_contain_text(INCIDENT_KEY)
@@ -198,12 +204,7 @@ async def test_a_phantom_is_listed_by_doctor_and_repaired_from_the_page(
 ) -> None:
     config = config_factory(gateway__sessions={"createOnMiss": True})
     async with serve(config) as gw, signed_in(gw) as page:
-        await page.get_by_role("link", name="Send").click()
-        await page.get_by_label("As caller").fill("agent:peggy:main")
-        await page.get_by_label("To session key").fill(INCIDENT_KEY)
-        await page.get_by_label("Message").fill("where do I write?")
-        await page.get_by_label("Must exist").uncheck()
-        await page.get_by_role("button", name="Send", exact=True).click()
+        await send_from_the_page(page, "where do I write?", must_exist=False)
         await expect(page.locator("section.result.ok")).to_contain_text(INCIDENT_KEY)
         store = gw.gateway.store
         phantom = await store.history(INCIDENT_KEY)

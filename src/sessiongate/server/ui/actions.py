@@ -23,8 +23,26 @@ __all__ = ["doctor_plan", "doctor_repair", "doctor_view", "send", "send_form"]
 SEND_TIMEOUT_SECONDS = 15
 
 
-def _callers(request: Request) -> list[str]:
-    return [f"agent:{a.id}:main" for a in gateway_of(request).config.agents.entries]
+def _send_page(
+    request: Request,
+    signed: Signed,
+    fields: dict[str, Any],
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    callers = [f"agent:{a.id}:main" for a in gateway_of(request).config.agents.entries]
+    return render(
+        request,
+        "send.html",
+        status,
+        csrf=signed.csrf,
+        title="Send",
+        fields=fields,
+        callers=callers,
+        result=result,
+        error=error,
+    )
 
 
 @page
@@ -36,16 +54,7 @@ async def send_form(request: Request, signed: Signed) -> Response:
         "message": "",
         "mustExist": True,
     }
-    return render(
-        request,
-        "send.html",
-        csrf=signed.csrf,
-        title="Send",
-        fields=fields,
-        callers=_callers(request),
-        result=None,
-        error=None,
-    )
+    return _send_page(request, signed, fields)
 
 
 @action
@@ -73,17 +82,7 @@ async def send(request: Request, signed: Signed, form: dict[str, str]) -> Respon
         result = await gateway.invoke("sessions_send", args, caller, allowed)
     except SessionGateError as exc:
         error, status = exc.to_wire()["error"], exc.http_status
-    return render(
-        request,
-        "send.html",
-        status,
-        csrf=signed.csrf,
-        title="Send",
-        fields=fields,
-        callers=_callers(request),
-        result=result,
-        error=error,
-    )
+    return _send_page(request, signed, fields, result, error, status)
 
 
 @page
