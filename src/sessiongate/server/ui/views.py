@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -24,14 +24,15 @@ from sessiongate.resolver import Caller
 from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
+from sessiongate.store.base import ORIGINS
+from sessiongate.tools.sessions import Kind
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
 
 OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
-KINDS = ("main", "direct", "group", "channel", "subagent", "cron", "hook")
-ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair")
+KINDS = get_args(Kind)
 DECISIONS = ("rejected", "warned", "created", "not-found", "repaired")
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
