@@ -113,6 +113,8 @@ class LimitsConfig(_Model):
     ping_timeout_seconds: float = Field(default=20.0, gt=0, le=3600)
     max_in_flight_per_connection: int = Field(default=16, ge=1, le=10_000)
     max_queued_bytes_per_connection: int = Field(default=8_388_608, ge=65_536)
+    requests_per_second_per_token: float | None = Field(default=None, gt=0)
+    request_burst_per_token: int = Field(default=100, ge=1)
 
 
 class GatewayConfig(_Model):

@@ -37,6 +37,7 @@ SUGGESTION_CACHE_SECONDS = 2.0
 KNOWN_SESSIONS = 10_000
 MEMO_SIZE = 10_000
 STARTUP_BATCH = 256
+STARTUP_PAGE = 5000
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
@@ -85,8 +86,13 @@ def _shared_start(a: str, b: str) -> int:
 
 
 class Intent(StrEnum):
+    """What a reference names. Only an address may ever be created (by the policy);
+    a miss of any other is SessionNotFoundError in every mode."""
+
     ADDRESS = "address"  # send to it: a miss goes to the create-on-miss policy
-    READ = "read"  # look at it: a miss is always SessionNotFoundError
+    PARENT = "parent"  # a spawn's parent
+    OWN = "own"  # the caller's own session (who is speaking)
+    READ = "read"  # look at it (show, history, resolve, subscribe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +180,24 @@ class Resolver:
 
     async def ensure_startup_sessions(self) -> int:
         """Create each configured agent's main session; return how many were new."""
-        agents = self.config.agents.entries
+        existing = await self._existing_mains()
+        agents = [a for a in self.config.agents.entries if main_key(a.id) not in existing]
         created = 0
         for start in range(0, len(agents), STARTUP_BATCH):  # concurrent: the store groups them
             batch = agents[start : start + STARTUP_BATCH]
             created += sum(await asyncio.gather(*(self._create_main(a.id) for a in batch)))
         return created
+
+    async def _existing_mains(self) -> set[str]:
+        """Keys of the main sessions already stored (one listing instead of one call each)."""
+        found: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.store.list_sessions(kind="main", limit=STARTUP_PAGE, cursor=cursor)
+            found.update(s.key for s in page.sessions)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     async def _create_main(self, agent_id: str) -> bool:
         provenance = Provenance("startup", "startup")
@@ -220,7 +238,7 @@ class Resolver:
             self.metrics.resolved("hit")
             self._remember(record)
             return Resolution(record, reference, key.text, "hit", None, lints)
-        if intent is Intent.READ:
+        if intent is not Intent.ADDRESS:
             raise await self._not_found(reference, key, caller, None, list(lints), "not-found")
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:

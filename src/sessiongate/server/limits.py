@@ -11,7 +11,9 @@ uvicorn provides the keep-alive idle timeout and the WebSocket keep-alive pings
   and the connection is closed, before any byte of its request is read;
 - per WebSocket connection (`WsBudget`): requests in flight (beyond:
   ``TOO_MANY_REQUESTS``, no work done) and bytes queued for a slow reader
-  (beyond: close ``1013 SEND_QUEUE_FULL``).
+  (beyond: close ``1013 SEND_QUEUE_FULL``);
+- optionally, a request rate per token over HTTP and WebSocket together
+  (`RateLimiter`, a token bucket; beyond: ``TOO_MANY_REQUESTS``).
 
 The total cap never exceeds the process's file-descriptor limit minus a
 reserve, so the store, the audit log and a legitimate client always find a
@@ -21,8 +23,10 @@ descriptor.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import resource
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -31,13 +35,19 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from sessiongate.config import LimitsConfig
-from sessiongate.errors import TooManyRequestsError
+from sessiongate.errors import (
+    RequestTimeoutError,
+    SessionGateError,
+    TooManyConnectionsError,
+    TooManyRequestsError,
+)
 from sessiongate.metrics import GatewayMetrics
 
 __all__ = [
     "CLOSE_CONNECT_TIMEOUT",
     "CLOSE_SEND_QUEUE_FULL",
     "ConnectionGuard",
+    "RateLimiter",
     "WsBudget",
     "effective_max_connections",
     "guarded_protocols",
@@ -103,11 +113,10 @@ class ConnectionGuard:
             del self.by_client[client]
 
 
-def _plain_response(status: int, phrase: str, code: str, message: str) -> bytes:
-    error = {"code": code, "type": "HTTPError", "message": message, "details": {}}
-    body = json.dumps({"ok": False, "error": {**error, "retryable": status == 503}}).encode()
+def _plain_response(phrase: str, error: SessionGateError) -> bytes:
+    body = json.dumps(error.to_wire()).encode()
     head = (
-        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {error.http_status} {phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -126,7 +135,7 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         refusal = self.guard.admit(self._host)
         self._admitted = refusal is None
         if refusal is not None:
-            response = _plain_response(503, "Service Unavailable", "TOO_MANY_CONNECTIONS", refusal)
+            response = _plain_response("Service Unavailable", TooManyConnectionsError(refusal))
             transport.write(response)
             transport.close()
             return
@@ -195,9 +204,7 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         self.guard.shed("request_timeout")
         if self.cycle is None or not self.cycle.response_started:
             message = "the request was not received in time"
-            self.transport.write(
-                _plain_response(408, "Request Timeout", "REQUEST_TIMEOUT", message)
-            )
+            self.transport.write(_plain_response("Request Timeout", RequestTimeoutError(message)))
         self.transport.close()
 
 
@@ -234,13 +241,20 @@ def guarded_protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], t
 class WsBudget:
     """What one WebSocket connection may hold: requests in flight, bytes queued to send."""
 
-    def __init__(self, limits: LimitsConfig) -> None:
+    def __init__(self, limits: LimitsConfig, rate: RateLimiter | None = None) -> None:
         self.limits = limits
+        self.rate = rate
+        self.credential: str | None = None  # the token the connection authenticated with
         self.in_flight = 0
         self.queued_bytes = 0
 
     def start_request(self) -> TooManyRequestsError | None:
         """Count a request in; or the refusal to answer it with (nothing counted then)."""
+        if self.rate is not None and self.credential is not None:
+            try:
+                self.rate.charge(self.credential)
+            except TooManyRequestsError as exc:
+                return exc
         limit = self.limits.max_in_flight_per_connection
         if self.in_flight >= limit:
             return TooManyRequestsError(
@@ -263,3 +277,31 @@ class WsBudget:
 
     def sent(self, size: int) -> None:
         self.queued_bytes -= size
+
+
+class RateLimiter:
+    """Requests per second per token (a token bucket each), HTTP and WebSocket alike."""
+
+    def __init__(self, limits: LimitsConfig) -> None:
+        self.rate = limits.requests_per_second_per_token
+        self.burst = float(limits.request_burst_per_token)
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # credential digest → level, time
+
+    def charge(self, credential: str) -> None:
+        """Count one request of this credential; TooManyRequestsError when over its rate."""
+        if self.rate is None:
+            return
+        key = hashlib.sha256(credential.encode()).digest()  # no secret kept in memory as is
+        now = time.monotonic()
+        level, then = self._buckets.get(key, (self.burst, now))
+        level = min(self.burst, level + (now - then) * self.rate)
+        if level < 1.0:
+            self._buckets[key] = (level, now)
+            raise TooManyRequestsError(
+                f"over {self.rate:g} requests per second for this token",
+                details={
+                    "retryAfterSeconds": round((1.0 - level) / self.rate, 3),
+                    "setting": "gateway.limits.requestsPerSecondPerToken",
+                },
+            )
+        self._buckets[key] = (level - 1.0, now)

@@ -78,8 +78,7 @@ async def send(request: Request, signed: Signed, form: dict[str, str]) -> Respon
     result, error, status = None, None, 200
     try:
         caller = await gateway.caller_for(caller_key or None, "ui")
-        allowed = gateway.config.gateway.tools.allow
-        result = await gateway.invoke("sessions_send", args, caller, allowed)
+        result = await gateway.invoke("sessions_send", args, caller)
     except SessionGateError as exc:
         error, status = exc.to_wire()["error"], exc.http_status
     return _send_page(request, signed, fields, result, error, status)
