@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from sessiongate.errors import StoreUnavailableError
+from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     MessageRecord,
@@ -79,55 +80,6 @@ COMPLETE_RUN = """, r AS (
     UPDATE runs SET status = 'completed', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
-
-MIGRATIONS: list[tuple[int, str]] = [
-    (
-        1,
-        """
-        CREATE TABLE sessions (
-            id BIGSERIAL PRIMARY KEY,
-            key TEXT NOT NULL UNIQUE,
-            agent_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'active',
-            label TEXT,
-            alias_of TEXT,
-            origin TEXT NOT NULL,
-            entry_point TEXT,
-            caller_key TEXT,
-            parent_key TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            updated_at DOUBLE PRECISION NOT NULL,
-            last_seq BIGINT NOT NULL DEFAULT 0
-        );
-        CREATE INDEX sessions_by_agent ON sessions (agent_id, id);
-        CREATE INDEX sessions_by_agent_kind ON sessions (agent_id, kind, id);
-        CREATE INDEX sessions_by_kind ON sessions (kind, id);
-        CREATE INDEX sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
-        CREATE TABLE messages (
-            session_key TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            role TEXT NOT NULL,
-            content TEXT NOT NULL,
-            run_id TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            meta TEXT,
-            PRIMARY KEY (session_key, seq)
-        );
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            session_key TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            finished_at DOUBLE PRECISION,
-            error TEXT,
-            owner TEXT
-        );
-        CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
-        """,
-    ),
-    (2, "CREATE INDEX sessions_by_alias ON sessions (alias_of) WHERE alias_of IS NOT NULL"),
-]
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -230,12 +182,12 @@ class PostgresSessionStore:
                 done = {
                     r[0] for r in await conn.fetch("SELECT version FROM sessiongate_migrations")
                 }
-                for version, sql in MIGRATIONS:
-                    if version not in done:
-                        await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
-                        )
+                for version, statements in schema.pending(done, "postgresql"):
+                    for statement in statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
+                    )
         finally:
             await conn.close()
 
