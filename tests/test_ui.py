@@ -32,8 +32,10 @@ async def test_root_redirects_and_views_need_sign_in(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
     async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
-        root = await http.get("/")
+        root = await http.get("/", headers={"accept": "text/html,application/xhtml+xml"})
         assert root.status_code == 303 and root.headers["location"] == "/ui/"
+        not_a_browser = await http.get("/")
+        assert not_a_browser.json()["error"]["code"] == "ROUTE_NOT_FOUND"
         view = await http.get("/ui/sessions?agent=atlas")
         assert view.status_code == 303
         assert view.headers["location"] == "/ui/signin?next=/ui/sessions%3Fagent%3Datlas"

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, get_args
 from urllib.parse import urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -50,7 +51,10 @@ def _next_target(raw: str | None) -> str:
 
 
 async def root(request: Request) -> Response:
-    """`GET /` from a browser: the control page."""
+    """`GET /` from a browser (it accepts HTML): the control page. Any other client gets
+    the usual wire-form 404."""
+    if "text/html" not in request.headers.get("accept", ""):
+        raise HTTPException(404, "Not Found")
     return RedirectResponse(f"{PREFIX}/", 303)
 
 
