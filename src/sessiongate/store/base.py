@@ -338,6 +338,12 @@ class SessionCatalog(Protocol):
     async def count_sessions(self) -> int:
         """How many sessions are stored."""
 
+    async def count_by_origin(self) -> dict[str, int]:
+        """How many sessions each origin created (startup, address, spawn, …)."""
+
+    async def aliases_of(self, key: str) -> list[str]:
+        """The keys whose alias redirects to `key`, sorted."""
+
 
 @runtime_checkable
 class RunLedger(Protocol):
@@ -395,11 +401,11 @@ class SessionStore(SessionCatalog, RunLedger, Coordination, Protocol):
     async def ping(self) -> None:
         """Prove, within a short deadline, that the store answers and can write; else raise."""
 
-    async def count_by_origin(self) -> dict[str, int]:
-        """How many sessions each origin created (startup, address, spawn, …)."""
+    async def mark_serving(self) -> None:
+        """Let others see that a gateway serves from this store (until close)."""
 
-    async def aliases_of(self, key: str) -> list[str]:
-        """The keys whose alias redirects to `key`, sorted."""
+    async def served_elsewhere(self) -> bool:
+        """Whether another process serves a gateway from this store right now."""
 
     async def close(self) -> None:
         """Release connections and threads."""
