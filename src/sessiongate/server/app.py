@@ -23,6 +23,7 @@ from sessiongate.errors import SessionGateError, error_for_http_status
 from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
+from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
 from sessiongate.server.ui import ui_routes
 from sessiongate.server.ws import websocket_endpoint
 
@@ -69,7 +70,12 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             await opened.close(SHUTDOWN_GRACE_SECONDS)
 
     app = Starlette(
-        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint), *ui_routes()],
+        routes=[
+            *http_routes(),
+            WebSocketRoute("/ws", websocket_endpoint),
+            WebSocketRoute("/", openclaw_websocket_endpoint),  # OpenClaw's CLI connects here
+            *ui_routes(),  # the control page; a browser's GET / goes there
+        ],
         lifespan=lifespan,
         exception_handlers={
             SessionGateError: _gateway_error,
