@@ -307,7 +307,7 @@ class Resolver:
             return True
         if visibility == "self" or record is None:
             return False
-        return await self._spawned_by(record, str(caller.session_key))
+        return self._spawned_by(record, str(caller.session_key))
 
     async def may_see(self, caller: Caller, record: SessionRecord) -> bool:
         """Whether `caller` may see this stored session."""
@@ -330,15 +330,11 @@ class Resolver:
             return False
         return any(fnmatch.fnmatchcase(agent_id, pattern) for pattern in a2a.allow)
 
-    async def _spawned_by(self, record: SessionRecord, ancestor: str) -> bool:
-        current: SessionRecord | None = record
-        for _ in range(MAX_TREE_DEPTH):
-            if current is None or current.provenance.parent_key is None:
-                return False
-            if current.provenance.parent_key == ancestor:
-                return True
-            current = await self.store.find(current.provenance.parent_key)
-        return False
+    @staticmethod
+    def _spawned_by(record: SessionRecord, ancestor: str) -> bool:
+        """Whether `ancestor` spawned `record`, however deeply: one test on the stored chain,
+        so a hidden session deep in a tree is refused as fast as a missing key."""
+        return ancestor in record.provenance.ancestors
 
     def _agent_not_found(
         self, reference: str, agent_id: str, key: SessionKey | None
@@ -448,13 +444,15 @@ class Resolver:
         )
 
     async def create_child(
-        self, agent_id: str, parent_key: str | None, caller: Caller, label: str | None
+        self, agent_id: str, parent: SessionRecord | None, caller: Caller, label: str | None
     ) -> SessionRecord:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
             raise self._agent_not_found(agent_id, agent_id, None)
         key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
-        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key)
+        parent_key = parent.key if parent else None
+        chain = (parent.key, *parent.provenance.ancestors) if parent else ()
+        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key, chain)
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)

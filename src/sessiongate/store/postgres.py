@@ -40,6 +40,7 @@ from sessiongate.store.memory import missing, moved
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
+    dump_ancestors,
     dump_meta,
     message_from_row,
     session_from_row,
@@ -118,6 +119,26 @@ MIGRATIONS: list[tuple[int, str]] = [
             owner TEXT
         );
         CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
+        """,
+    ),
+    (
+        2,
+        # The spawn chain of each session (parent first), so visibility is one lookup;
+        # sessions spawned before get theirs by walking each chain up once.
+        """
+        ALTER TABLE sessions ADD COLUMN ancestors TEXT;
+        WITH RECURSIVE up(key, cur, path, depth) AS (
+            SELECT key, parent_key, jsonb_build_array(parent_key), 1
+            FROM sessions WHERE parent_key IS NOT NULL
+            UNION ALL
+            SELECT up.key, p.parent_key, up.path || to_jsonb(p.parent_key), up.depth + 1
+            FROM up JOIN sessions p ON p.key = up.cur
+            WHERE p.parent_key IS NOT NULL AND up.depth < 256
+        ), complete AS (
+            SELECT DISTINCT ON (key) key, path FROM up ORDER BY key, depth DESC
+        )
+        UPDATE sessions SET ancestors = complete.path::text
+        FROM complete WHERE complete.key = sessions.key;
         """,
     ),
 ]
@@ -268,11 +289,12 @@ class PostgresSessionStore:
         stamp, p = now(), new.provenance
         insert = (
             "INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            " parent_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+            " parent_key, created_at, updated_at, ancestors)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
             f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}"
         )
         args = (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
-                p.caller_key, p.parent_key, stamp)  # fmt: skip
+                p.caller_key, p.parent_key, stamp, dump_ancestors(p.ancestors))  # fmt: skip
 
         async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
             row = await conn.fetchrow(insert, *args)
@@ -474,12 +496,13 @@ class PostgresSessionStore:
         async def insert(conn: asyncpg.Connection) -> bool:
             status = await conn.execute(
                 "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq,"
+                " ancestors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 " ON CONFLICT (key) DO NOTHING",
                 session.key, session.agent_id, session.kind, session.status, session.label,
                 session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
                 session.created_at, session.updated_at, session.last_seq,
+                dump_ancestors(p.ancestors),
             )  # fmt: skip
             if status.endswith(" 0"):
                 return False

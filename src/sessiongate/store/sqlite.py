@@ -29,6 +29,7 @@ from sessiongate.store.memory import missing, moved
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
+    dump_ancestors,
     dump_meta,
     local_owner,
     message_from_row,
@@ -41,7 +42,7 @@ __all__ = ["SqliteSessionStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -84,7 +85,24 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
 """
 # Each entry upgrades a file from the version before it.
-UPGRADES = {2: "ALTER TABLE runs ADD COLUMN owner TEXT"}
+UPGRADES: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE runs ADD COLUMN owner TEXT",),
+    3: (
+        "ALTER TABLE sessions ADD COLUMN ancestors TEXT",
+        # Sessions spawned before: walk each one's chain up once, keep the complete walk.
+        """WITH RECURSIVE up(key, cur, path, depth) AS (
+            SELECT key, parent_key, json_array(parent_key), 1
+            FROM sessions WHERE parent_key IS NOT NULL
+            UNION ALL
+            SELECT up.key, p.parent_key, json_insert(up.path, '$[#]', p.parent_key), up.depth + 1
+            FROM up JOIN sessions p ON p.key = up.cur
+            WHERE p.parent_key IS NOT NULL AND up.depth < 256
+        )
+        UPDATE sessions SET ancestors = (
+            SELECT path FROM up WHERE up.key = sessions.key ORDER BY depth DESC LIMIT 1
+        ) WHERE parent_key IS NOT NULL""",
+    ),
+}
 
 
 def sqlite_path(url: str) -> Path:
@@ -126,7 +144,8 @@ class SqliteSessionStore:
                     conn.execute(statement)
             version = 1
         for upgrade in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute(UPGRADES[upgrade])
+            for statement in UPGRADES[upgrade]:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
         self._conn = conn
@@ -180,7 +199,8 @@ class SqliteSessionStore:
         p = new.provenance
         row = db.execute(
             f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            f" parent_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" parent_key, ancestors, created_at, updated_at)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}",
             (
                 new.key,
@@ -191,6 +211,7 @@ class SqliteSessionStore:
                 p.entry_point,
                 p.caller_key,
                 p.parent_key,
+                dump_ancestors(p.ancestors),
                 stamp,
                 stamp,
             ),
@@ -380,11 +401,12 @@ class SqliteSessionStore:
         p = session.provenance
         inserted = db.execute(
             "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq, ancestors)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
             (session.key, session.agent_id, session.kind, session.status, session.label,
              session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
-             session.created_at, session.updated_at, session.last_seq),
+             session.created_at, session.updated_at, session.last_seq,
+             dump_ancestors(p.ancestors)),
         ).rowcount  # fmt: skip
         if not inserted:
             return False

@@ -122,9 +122,7 @@ async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> dict[str, Any]:
             ctx, args.session_key, None, lambda s: gateway.runs.start(s, args.task, ctx.caller)
         )
         return {"status": "accepted", "childSessionKey": named.key, "runId": run.run_id}
-    child = await gateway.resolver.create_child(
-        args.agent_id, parent.key if parent else None, ctx.caller, args.label
-    )
+    child = await gateway.resolver.create_child(args.agent_id, parent, ctx.caller, args.label)
     run = await gateway.runs.start(child, args.task, ctx.caller)
     return {"status": "accepted", "childSessionKey": child.key, "runId": run.run_id}
 
