@@ -307,7 +307,7 @@ class Resolver:
             return True
         if visibility == "self" or record is None:
             return False
-        return self._spawned_by(record, str(caller.session_key))
+        return await self._spawned_by(record, str(caller.session_key))
 
     async def may_see(self, caller: Caller, record: SessionRecord) -> bool:
         """Whether `caller` may see this stored session."""
@@ -330,11 +330,23 @@ class Resolver:
             return False
         return any(fnmatch.fnmatchcase(agent_id, pattern) for pattern in a2a.allow)
 
-    @staticmethod
-    def _spawned_by(record: SessionRecord, ancestor: str) -> bool:
+    async def _spawned_by(self, record: SessionRecord, ancestor: str) -> bool:
         """Whether `ancestor` spawned `record`, however deeply: one test on the stored chain,
         so a hidden session deep in a tree is refused as fast as a missing key."""
-        return ancestor in record.provenance.ancestors
+        chain = record.provenance.ancestors
+        if chain or record.provenance.parent_key is None:
+            return ancestor in chain
+        return await self._walk_up(record, ancestor)  # imported with a parent but no chain
+
+    async def _walk_up(self, record: SessionRecord, ancestor: str) -> bool:
+        current: SessionRecord | None = record
+        for _ in range(MAX_TREE_DEPTH):
+            if current is None or current.provenance.parent_key is None:
+                return False
+            if current.provenance.parent_key == ancestor:
+                return True
+            current = await self.store.find(current.provenance.parent_key)
+        return False
 
     def _agent_not_found(
         self, reference: str, agent_id: str, key: SessionKey | None
@@ -451,7 +463,8 @@ class Resolver:
             raise self._agent_not_found(agent_id, agent_id, None)
         key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
         parent_key = parent.key if parent else None
-        chain = (parent.key, *parent.provenance.ancestors) if parent else ()
+        # nearest first, as deep as visibility reaches: a long chain costs no more storage
+        chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()
         provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key, chain)
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
