@@ -46,6 +46,17 @@ def _rows() -> list[tuple[str, str | None]]:
     return [(key, CHAIN[i - 1] if i else None) for i, key in enumerate(CHAIN)]
 
 
+async def assert_chains_backfilled(store: SessionStore) -> None:
+    """The store, opened on data written before chains were stored, knows every chain."""
+    try:
+        deep = await store.find(CHAIN[-1])
+        root = await store.find(CHAIN[0])
+    finally:
+        await store.close()
+    assert deep is not None and deep.provenance.ancestors == tuple(reversed(CHAIN[:-1]))
+    assert root is not None and root.provenance.ancestors == ()
+
+
 async def test_a_sqlite_file_from_before_gets_its_chains(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
@@ -59,14 +70,7 @@ async def test_a_sqlite_file_from_before_gets_its_chains(tmp_path: Path) -> None
     db.execute("PRAGMA user_version = 2")
     db.commit()
     db.close()
-    store = await SqliteSessionStore.open(path)
-    try:
-        deep = await store.find(CHAIN[-1])
-        root = await store.find(CHAIN[0])
-    finally:
-        await store.close()
-    assert deep is not None and deep.provenance.ancestors == tuple(reversed(CHAIN[:-1]))
-    assert root is not None and root.provenance.ancestors == ()
+    await assert_chains_backfilled(await SqliteSessionStore.open(path))
 
 
 async def test_a_postgres_schema_from_before_gets_its_chains() -> None:
@@ -89,14 +93,7 @@ async def test_a_postgres_schema_from_before_gets_its_chains() -> None:
             )
         finally:
             await conn.close()
-        store = await open_store(url)
-        try:
-            deep = await store.find(CHAIN[-1])
-            root = await store.find(CHAIN[0])
-        finally:
-            await store.close()
-    assert deep is not None and deep.provenance.ancestors == tuple(reversed(CHAIN[:-1]))
-    assert root is not None and root.provenance.ancestors == ()
+        await assert_chains_backfilled(await open_store(url))
 
 
 async def test_tree_visibility_reaches_any_depth_and_no_further(
