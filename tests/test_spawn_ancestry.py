@@ -15,11 +15,12 @@ import asyncpg
 from sessiongate.config import SessionGateConfig
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
 from sessiongate.store.base import NewSession, Provenance
-from sessiongate.store.postgres import MIGRATIONS
-from sessiongate.store.sqlite import SCHEMA
+from sessiongate.store.schema import pending
 
 from .conftest import POSTGRES_URL, postgres_schema
 from .test_http import client_for, invoke
+
+BEFORE_CHAINS = 3  # the last schema version without sessions.ancestors
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -60,14 +61,16 @@ async def assert_chains_backfilled(store: SessionStore) -> None:
 async def test_a_sqlite_file_from_before_gets_its_chains(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA)
-    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    for version, statements in pending((), "sqlite"):
+        if version <= BEFORE_CHAINS:
+            for statement in statements:
+                db.execute(statement)
     db.executemany(
         "INSERT INTO sessions (key, agent_id, kind, origin, parent_key, created_at, updated_at)"
         " VALUES (?, 'atlas', 'subagent', 'spawn', ?, 0, 0)",
         _rows(),
     )
-    db.execute("PRAGMA user_version = 2")
+    db.execute(f"PRAGMA user_version = {BEFORE_CHAINS}")
     db.commit()
     db.close()
     await assert_chains_backfilled(await SqliteSessionStore.open(path))
@@ -84,8 +87,13 @@ async def test_a_postgres_schema_from_before_gets_its_chains() -> None:
                 "CREATE TABLE sessiongate_migrations (version INT PRIMARY KEY,"
                 " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
-            await conn.execute(MIGRATIONS[0][1])
-            await conn.execute("INSERT INTO sessiongate_migrations (version) VALUES (1)")
+            for version, statements in pending((), "postgresql"):
+                if version <= BEFORE_CHAINS:
+                    for statement in statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
+                    )
             await conn.executemany(
                 "INSERT INTO sessions (key, agent_id, kind, origin, parent_key, created_at,"
                 " updated_at) VALUES ($1, 'atlas', 'subagent', 'spawn', $2, 0, 0)",

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from sessiongate.errors import StoreUnavailableError
+from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     MessageRecord,
@@ -80,74 +81,6 @@ COMPLETE_RUN = """, r AS (
     UPDATE runs SET status = 'completed', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
-
-MIGRATIONS: list[tuple[int, str]] = [
-    (
-        1,
-        """
-        CREATE TABLE sessions (
-            id BIGSERIAL PRIMARY KEY,
-            key TEXT NOT NULL UNIQUE,
-            agent_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'active',
-            label TEXT,
-            alias_of TEXT,
-            origin TEXT NOT NULL,
-            entry_point TEXT,
-            caller_key TEXT,
-            parent_key TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            updated_at DOUBLE PRECISION NOT NULL,
-            last_seq BIGINT NOT NULL DEFAULT 0
-        );
-        CREATE INDEX sessions_by_agent ON sessions (agent_id, id);
-        CREATE INDEX sessions_by_agent_kind ON sessions (agent_id, kind, id);
-        CREATE INDEX sessions_by_kind ON sessions (kind, id);
-        CREATE INDEX sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
-        CREATE TABLE messages (
-            session_key TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            role TEXT NOT NULL,
-            content TEXT NOT NULL,
-            run_id TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            meta TEXT,
-            PRIMARY KEY (session_key, seq)
-        );
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            session_key TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            finished_at DOUBLE PRECISION,
-            error TEXT,
-            owner TEXT
-        );
-        CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
-        """,
-    ),
-    (
-        2,
-        # The spawn chain of each session (parent first), so visibility is one lookup;
-        # sessions spawned before get theirs by walking each chain up once.
-        """
-        ALTER TABLE sessions ADD COLUMN ancestors TEXT;
-        WITH RECURSIVE up(key, cur, path, depth) AS (
-            SELECT key, parent_key, jsonb_build_array(parent_key), 1
-            FROM sessions WHERE parent_key IS NOT NULL
-            UNION ALL
-            SELECT up.key, p.parent_key, up.path || to_jsonb(p.parent_key), up.depth + 1
-            FROM up JOIN sessions p ON p.key = up.cur
-            WHERE p.parent_key IS NOT NULL AND up.depth < 256
-        ), complete AS (
-            SELECT DISTINCT ON (key) key, path FROM up ORDER BY key, depth DESC
-        )
-        UPDATE sessions SET ancestors = complete.path::text
-        FROM complete WHERE complete.key = sessions.key;
-        """,
-    ),
-]
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -250,12 +183,12 @@ class PostgresSessionStore:
                 done = {
                     r[0] for r in await conn.fetch("SELECT version FROM sessiongate_migrations")
                 }
-                for version, sql in MIGRATIONS:
-                    if version not in done:
-                        await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
-                        )
+                for version, statements in schema.pending(done, "postgresql"):
+                    for statement in statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
+                    )
         finally:
             await conn.close()
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sessiongate.errors import InvalidRequestError, SessionGateError, StoreUnavailableError
 from sessiongate.private_files import touch_private
+from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_SEQ,
@@ -53,67 +54,22 @@ __all__ = ["SqliteSessionStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    agent_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active',
-    label TEXT,
-    alias_of TEXT,
-    origin TEXT NOT NULL,
-    entry_point TEXT,
-    caller_key TEXT,
-    parent_key TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_by_agent ON sessions (agent_id, id);
-CREATE INDEX IF NOT EXISTS sessions_by_agent_kind ON sessions (agent_id, kind, id);
-CREATE INDEX IF NOT EXISTS sessions_by_kind ON sessions (kind, id);
-CREATE INDEX IF NOT EXISTS sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
-CREATE TABLE IF NOT EXISTS messages (
-    session_key TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    run_id TEXT,
-    created_at REAL NOT NULL,
-    meta TEXT,
-    PRIMARY KEY (session_key, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    session_key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
-"""
-# Each entry upgrades a file from the version before it.
-UPGRADES: dict[int, tuple[str, ...]] = {
-    2: ("ALTER TABLE runs ADD COLUMN owner TEXT",),
-    3: (
-        "ALTER TABLE sessions ADD COLUMN ancestors TEXT",
-        # Sessions spawned before: walk each one's chain up once, keep the complete walk.
-        """WITH RECURSIVE up(key, cur, path, depth) AS (
-            SELECT key, parent_key, json_array(parent_key), 1
-            FROM sessions WHERE parent_key IS NOT NULL
-            UNION ALL
-            SELECT up.key, p.parent_key, json_insert(up.path, '$[#]', p.parent_key), up.depth + 1
-            FROM up JOIN sessions p ON p.key = up.cur
-            WHERE p.parent_key IS NOT NULL AND up.depth < 256
-        )
-        UPDATE sessions SET ancestors = (
-            SELECT path FROM up WHERE up.key = sessions.key ORDER BY depth DESC LIMIT 1
-        ) WHERE parent_key IS NOT NULL""",
-    ),
-}
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the pending migrations in one transaction; the version is PRAGMA user_version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        steps = schema.pending(range(1, version + 1), "sqlite")
+        for _, statements in steps:
+            for statement in statements:
+                conn.execute(statement)
+        if steps:
+            conn.execute(f"PRAGMA user_version = {steps[-1][0]}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def sqlite_path(url: str) -> Path:
@@ -158,18 +114,11 @@ class SqliteSessionStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -32000")  # 32 MB of pages: hot index paths stay hot
-        conn.execute("BEGIN IMMEDIATE")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            version = 1
-        for upgrade in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in UPGRADES[upgrade]:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+        try:
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
