@@ -20,7 +20,7 @@ from sessiongate.store.schema import pending
 from .conftest import POSTGRES_URL, postgres_schema
 from .test_http import client_for, invoke
 
-BEFORE_CHAINS = 3  # the last schema version without sessions.ancestors
+BEFORE_CHAINS = 4  # the last schema version without sessions.ancestors
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

@@ -112,6 +112,7 @@ INDEXES = (
     Index("sessions_by_kind", "sessions", ("kind", "id")),
     Index("sessions_by_label", "sessions", ("label", "id"), where="label IS NOT NULL"),
     Index("runs_running", "runs", ("owner",), where="status = 'running'"),
+    Index("sessions_by_alias", "sessions", ("alias_of",), where="alias_of IS NOT NULL"),
 )
 
 
@@ -203,6 +204,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
+        "the sessions an alias redirects to a key (the control page's session view)",
+        sqlite=(
+            "CREATE INDEX sessions_by_alias ON sessions (alias_of) WHERE alias_of IS NOT NULL",
+        ),
+    ),
+    Migration(
+        5,
         "sessions store their spawn chain, so tree visibility is one lookup at any depth;"
         " sessions spawned before get theirs by walking each chain up once",
         sqlite=(
