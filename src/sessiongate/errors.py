@@ -14,6 +14,7 @@ The tree::
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
+    ├── InternalError                 INTERNAL_ERROR         500
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
     └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
 
@@ -32,6 +33,7 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "GatewayUnreachableError",
+    "InternalError",
     "InvalidRequestError",
     "InvalidSessionKeyError",
     "PayloadTooLargeError",
@@ -127,6 +129,20 @@ class RunTimeoutError(SessionGateError):
     code = "RUN_TIMEOUT"
     http_status = 504
     retryable = True
+
+
+class InternalError(SessionGateError):
+    """An unexpected failure caught at a surface's edge; `details.requestId` finds it in the log."""
+
+    code = "INTERNAL_ERROR"
+    http_status = 500
+
+    @classmethod
+    def for_request(cls, request_id: str | None) -> InternalError:
+        return cls(
+            "the gateway failed on this request; its log has the details under this request id",
+            details={"requestId": request_id},
+        )
 
 
 class StoreUnavailableError(SessionGateError):

@@ -15,12 +15,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
+from sessiongate.server.mcp import McpEndpoint
 from sessiongate.server.ws import websocket_endpoint
 
 __all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
@@ -56,18 +57,20 @@ def _wire_error(code: str, message: str, status: int) -> JSONResponse:
 def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = None) -> Starlette:
     """The gateway as an ASGI app; the lifespan opens the `Gateway` (unless given one) and
     closes it on shutdown."""
+    mcp = McpEndpoint()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         opened = gateway or await Gateway.open(config)
         app.state.gateway = opened
         try:
-            yield
+            async with mcp.serving(opened):
+                yield
         finally:
             await opened.close(SHUTDOWN_GRACE_SECONDS)
 
     app = Starlette(
-        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint)],
+        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint), Route("/mcp", mcp)],
         lifespan=lifespan,
         exception_handlers={
             SessionGateError: _gateway_error,

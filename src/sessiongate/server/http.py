@@ -23,7 +23,7 @@ from sessiongate.server.auth import check_token
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
 
-__all__ = ["http_routes", "ok", "session_gate_error_response"]
+__all__ = ["bearer_token", "http_routes", "ok", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.http")
 
@@ -40,11 +40,12 @@ def session_gate_error_response(error: SessionGateError) -> JSONResponse:
 
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
-    check_token(request.app.state.token, _bearer(request))
+    check_token(request.app.state.token, bearer_token(request))
     return gateway
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if any."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
