@@ -193,7 +193,11 @@ class _Handlers:
         self, ctx: Context, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        args = {"sessionKey": _key_of(uri), "limit": TRANSCRIPT_MESSAGES}
+        try:
+            key = _key_of(uri)
+        except InvalidRequestError as exc:
+            raise _protocol_error(exc) from None
+        args = {"sessionKey": key, "limit": TRANSCRIPT_MESSAGES}
         history = await self._resource_call(ctx, "sessions_history", args)
         contents = types.TextResourceContents(
             uri=uri, mime_type="application/json", text=_compact(history)
