@@ -26,6 +26,7 @@ EXPECTED_PUBLIC = {
     "SessionKind",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "__version__",
     "canonical_session_key",
@@ -62,8 +63,10 @@ def test_codes_and_statuses_are_stable() -> None:
         "STORE_UNAVAILABLE": 503,
         "CONFIG_INVALID": 400,
         "PAYLOAD_TOO_LARGE": 413,
+        "TOO_MANY_REQUESTS": 429,
     }
     assert {c: ERRORS_BY_CODE[c].http_status for c in expected} == expected
     assert ERRORS_BY_CODE["STORE_UNAVAILABLE"].retryable is True
+    assert ERRORS_BY_CODE["TOO_MANY_REQUESTS"].retryable is True
     assert "SessionNotFoundError" in (errors.__doc__ or "")
     assert SessionNotFoundError("x").to_wire()["error"]["retryable"] is False

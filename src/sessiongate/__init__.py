@@ -15,6 +15,7 @@ from sessiongate.errors import (
     SessionGateError,
     SessionNotFoundError,
     StoreUnavailableError,
+    TooManyRequestsError,
     UnauthorizedError,
 )
 from sessiongate.keys import SessionKey, SessionKind, canonical_session_key, parse_session_key
@@ -43,6 +44,7 @@ __all__ = [
     "SessionKind",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "__version__",
     "canonical_session_key",

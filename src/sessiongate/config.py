@@ -34,6 +34,7 @@ __all__ = [
     "AgentConfig",
     "CreateOnMissSetting",
     "GatewayConfig",
+    "LimitsConfig",
     "SessionGateConfig",
     "default_config_path",
     "load_config",
@@ -98,6 +99,21 @@ class GatewayToolsConfig(_Model):
     )
 
 
+class LimitsConfig(_Model):
+    """Budgets that keep one client (authenticated or not) from exhausting the gateway."""
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    max_connections: int = Field(default=1000, ge=1)
+    max_connections_per_client: int = Field(default=256, ge=1)
+    ping_interval_seconds: float = Field(default=20.0, gt=0, le=3600)
+    ping_timeout_seconds: float = Field(default=20.0, gt=0, le=3600)
+    max_in_flight_per_connection: int = Field(default=16, ge=1, le=10_000)
+    max_queued_bytes_per_connection: int = Field(default=8_388_608, ge=65_536)
+
+
 class GatewayConfig(_Model):
     port: int = Field(default=18789, ge=0, le=65535)
     bind: str = "loopback"
@@ -105,6 +121,7 @@ class GatewayConfig(_Model):
     sessions: GatewaySessionsConfig = Field(default_factory=GatewaySessionsConfig)
     tools: GatewayToolsConfig = Field(default_factory=GatewayToolsConfig)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @field_validator("bind")
     @classmethod

@@ -13,6 +13,7 @@ The tree::
     ├── AgentNotFoundError            AGENT_NOT_FOUND        404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
+    ├── TooManyRequestsError          TOO_MANY_REQUESTS      429 (retryable)
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
     ├── InternalError                 INTERNAL_ERROR         500
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
@@ -42,6 +43,7 @@ __all__ = [
     "SessionMovedError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "error_from_wire",
 ]
@@ -122,6 +124,14 @@ class SessionMovedError(ConflictError):
     """The session was redirected (aliased) between resolving it and storing a message in it."""
 
     code = "SESSION_MOVED"
+    retryable = True
+
+
+class TooManyRequestsError(SessionGateError):
+    """A connection or caller is over its budget; nothing was done, retry later."""
+
+    code = "TOO_MANY_REQUESTS"
+    http_status = 429
     retryable = True
 
 

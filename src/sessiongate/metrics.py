@@ -34,6 +34,12 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
         )
+        self.connections_shed = Counter(
+            "sessiongate_connections_shed",
+            "Connections refused or closed for exceeding a budget (gateway.limits), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.audit_failures = Counter(
             "sessiongate_audit_write_failures",
             "Audit lines that could not be written",
@@ -48,6 +54,10 @@ class GatewayMetrics:
     def created(self, origin: str) -> None:
         """Count one session created, by origin."""
         self._child(self.sessions_created, origin).inc()
+
+    def shed(self, reason: str) -> None:
+        """Count one connection refused or closed over a budget (gateway.limits)."""
+        self._child(self.connections_shed, reason).inc()
 
     def observe_run(self, runtime: str, status: str, seconds: float) -> None:
         """Record one run's latency."""

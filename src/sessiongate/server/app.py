@@ -13,7 +13,7 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -21,6 +21,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
+from sessiongate.server.limits import ConnectionGuard, guarded_protocols
 from sessiongate.server.mcp import McpEndpoint
 from sessiongate.server.ws import websocket_endpoint
 
@@ -44,6 +45,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _wire_error(code, message, exc.status_code)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left (or was cut off by a body deadline): nobody reads this answer."""
+    return Response(status_code=400)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", path=request.url.path, error=repr(exc))
     return _wire_error("INTERNAL_ERROR", "the gateway failed on this request; see its log", 500)
@@ -63,6 +69,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         opened = gateway or await Gateway.open(config)
         app.state.gateway = opened
+        app.state.connection_guard.metrics = opened.metrics
         try:
             async with mcp.serving(opened):
                 yield
@@ -75,22 +82,31 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
         exception_handlers={
             SessionGateError: _gateway_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _unexpected_error,
         },
     )
     app.state.token = token
+    app.state.connection_guard = ConnectionGuard(config.gateway.limits)
     return app
 
 
 def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None) -> uvicorn.Config:
+    limits = config.gateway.limits
+    http_protocol, ws_protocol = guarded_protocols(app.state.connection_guard)
     return uvicorn.Config(
         app,
         host=config.gateway.host,
         port=config.gateway.port if port is None else port,
         log_level="warning",
         lifespan="on",
+        http=http_protocol,
+        ws=ws_protocol,
         ws_max_size=4 * config.gateway.max_body_bytes,
         ws_per_message_deflate=False,  # small JSON frames: compression costs more than it saves
+        ws_ping_interval=limits.ping_interval_seconds,
+        ws_ping_timeout=limits.ping_timeout_seconds,
+        timeout_keep_alive=limits.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_SECONDS),
     )
 

@@ -29,6 +29,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.resolver import Caller, Intent
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token
+from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.tools.base import ToolArgs, validate_args
 
 __all__ = ["websocket_endpoint"]
@@ -81,10 +82,28 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscriptions: dict[str, Callable[[], None]] = {}
+        self.budget = WsBudget(gateway.config.gateway.limits)
+        self.dropped = False
 
     async def send(self, frame: dict[str, Any]) -> None:
-        async with self._send_lock:
-            await self.websocket.send_text(json.dumps(frame, separators=(",", ":")))
+        text = json.dumps(frame, separators=(",", ":"))
+        if not self.budget.queue(len(text)):
+            await self._drop_slow_reader()
+            raise WebSocketDisconnect(CLOSE_SEND_QUEUE_FULL[0])
+        try:
+            async with self._send_lock:
+                await self.websocket.send_text(text)
+        finally:
+            self.budget.sent(len(text))
+
+    async def _drop_slow_reader(self) -> None:
+        """Close a connection whose reader fell too far behind (once)."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.gateway.metrics.shed("send_queue_full")
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.websocket.close(*CLOSE_SEND_QUEUE_FULL)
 
     async def respond(self, request_id: Any, payload: dict[str, Any]) -> None:
         await self.send({"type": "res", "id": request_id, "ok": True, "payload": payload})
@@ -97,7 +116,12 @@ class Connection:
         self._seq += 1
         await self.send({"type": "event", "event": event, "payload": payload, "seq": self._seq})
 
-    def spawn(self, request: RequestFrame) -> None:
+    async def dispatch(self, request: RequestFrame) -> None:
+        """Answer `request` concurrently, unless the connection has too many in flight."""
+        refusal = self.budget.start_request()
+        if refusal is not None:
+            await self.fail(request.id, refusal)
+            return
         self._track(asyncio.create_task(self._answer(request)))
 
     def _track(self, task: asyncio.Task[None]) -> None:
@@ -127,6 +151,8 @@ class Connection:
             await self.fail(request.id, exc)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away while we answered
+        finally:
+            self.budget.finish_request()
 
     async def close(self) -> None:
         for unsubscribe in self.subscriptions.values():
@@ -258,8 +284,10 @@ def _frame_id(text: str) -> Any:
     return raw.get("id") if isinstance(raw, dict) else None
 
 
-async def _receive_text(websocket: WebSocket) -> str | None:
-    message = await websocket.receive()
+async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> str | None:
+    """The next text frame (None for a binary one); before `connect`, by the connect deadline."""
+    async with asyncio.timeout_at(deadline):
+        message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
     return message.get("text")
@@ -288,8 +316,9 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
 
 async def _serve(conn: Connection) -> None:
     limit = conn.gateway.config.gateway.max_body_bytes
+    connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     while True:
-        text = await _receive_text(conn.websocket)
+        text = await _receive_text(conn.websocket, connect_by if conn.caller is None else None)
         if text is None:
             await conn.fail(None, InvalidRequestError("binary frames are not supported"))
             continue
@@ -304,7 +333,7 @@ async def _serve(conn: Connection) -> None:
         elif request.method == "connect":
             await conn.fail(request.id, InvalidRequestError("already connected"))
         else:
-            conn.spawn(request)
+            await conn.dispatch(request)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -315,5 +344,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _serve(conn)
     except WebSocketDisconnect:
         pass
+    except TimeoutError:
+        conn.gateway.metrics.shed("connect_timeout")
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(*CLOSE_CONNECT_TIMEOUT)
     finally:
         await conn.close()

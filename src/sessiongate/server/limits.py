@@ -1,0 +1,265 @@
+"""Connection budgets: what one client may hold of the gateway, before or after it authenticates.
+
+uvicorn provides the keep-alive idle timeout and the WebSocket keep-alive pings
+(configured in `app.py`). What it lacks is implemented here, once:
+
+- a deadline for receiving a request's headers (from the connection's start or
+  the end of the previous response) and one for its body, so slowloris
+  connections are closed (``408``);
+- a cap on open connections, in total and per client address, checked as a
+  connection is accepted: beyond it the client gets ``503`` with a JSON error
+  and the connection is closed, before any byte of its request is read;
+- per WebSocket connection (`WsBudget`): requests in flight (beyond:
+  ``TOO_MANY_REQUESTS``, no work done) and bytes queued for a slow reader
+  (beyond: close ``1013 SEND_QUEUE_FULL``).
+
+The total cap never exceeds the process's file-descriptor limit minus a
+reserve, so the store, the audit log and a legitimate client always find a
+descriptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+from collections import Counter
+from typing import Any, ClassVar
+
+import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from sessiongate.config import LimitsConfig
+from sessiongate.errors import TooManyRequestsError
+from sessiongate.metrics import GatewayMetrics
+
+__all__ = [
+    "CLOSE_CONNECT_TIMEOUT",
+    "CLOSE_SEND_QUEUE_FULL",
+    "ConnectionGuard",
+    "WsBudget",
+    "effective_max_connections",
+    "guarded_protocols",
+]
+
+log = structlog.get_logger("sessiongate.limits")
+
+FD_RESERVE = 64  # descriptors kept for the store, the audit log, outbound HTTP and logs
+MAX_HEADER_BYTES = 65_536  # request line plus headers; nothing legitimate comes close
+CLOSE_CONNECT_TIMEOUT = (1008, "CONNECT_TIMEOUT")
+CLOSE_SEND_QUEUE_FULL = (1013, "SEND_QUEUE_FULL")
+SLOW_READER_CLOSE_GRACE_SECONDS = 10.0  # as uvicorn's close timeout
+
+
+def effective_max_connections(configured: int) -> int:
+    """`configured`, lowered to what the file-descriptor limit can hold with a reserve."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, soft - FD_RESERVE))
+
+
+class ConnectionGuard:
+    """Counts open connections, in total and per client address, for one server."""
+
+    def __init__(self, limits: LimitsConfig) -> None:
+        self.limits = limits
+        self.max_total = effective_max_connections(limits.max_connections)
+        if self.max_total < limits.max_connections:
+            log.warning(
+                "gateway.limits.maxConnections lowered to fit the file-descriptor limit",
+                configured=limits.max_connections,
+                effective=self.max_total,
+            )
+        self.total = 0
+        self.by_client: Counter[str] = Counter()
+        self.metrics: GatewayMetrics | None = None  # set once the gateway is open
+
+    def shed(self, reason: str) -> None:
+        """Count a connection refused or closed over a budget."""
+        if self.metrics is not None:
+            self.metrics.shed(reason)
+
+    def admit(self, client: str) -> str | None:
+        """Count a new connection; or the reason it is refused (nothing is counted then)."""
+        if self.total >= self.max_total:
+            self.shed("max_connections")
+            return f"the gateway holds its maximum of {self.max_total} connections"
+        if self.by_client[client] >= self.limits.max_connections_per_client:
+            self.shed("max_connections_per_client")
+            return (
+                f"this client address holds its maximum of "
+                f"{self.limits.max_connections_per_client} connections"
+            )
+        self.total += 1
+        self.by_client[client] += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.total -= 1
+        self.by_client[client] -= 1
+        if self.by_client[client] <= 0:
+            del self.by_client[client]
+
+
+def _plain_response(status: int, phrase: str, code: str, message: str) -> bytes:
+    error = {"code": code, "type": "HTTPError", "message": message, "details": {}}
+    body = json.dumps({"ok": False, "error": {**error, "retryable": status == 503}}).encode()
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with admission, header/body deadlines and a header cap."""
+
+    guard: ClassVar[ConnectionGuard]
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+        self._host = self.client[0] if self.client else "unknown"
+        refusal = self.guard.admit(self._host)
+        self._admitted = refusal is None
+        if refusal is not None:
+            response = _plain_response(503, "Service Unavailable", "TOO_MANY_CONNECTIONS", refusal)
+            transport.write(response)
+            transport.close()
+            return
+        self._arm(self.guard.limits.header_timeout_seconds)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._admitted:
+            self._admitted = False
+            self.guard.release(self._host)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._admitted:
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._header_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise ValueError("request headers too large")  # the parser answers 400 and closes
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self.guard.limits.body_timeout_seconds)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.cycle.response_complete:
+            self._arm(self.guard.limits.header_timeout_seconds)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the WebSocket endpoint has its own deadline for `connect`
+        self._admitted = False  # the WebSocket protocol releases the connection
+        super().handle_websocket_upgrade()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        """Too slow to send a request's headers or body: 408, then close."""
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        self.guard.shed("request_timeout")
+        if self.cycle is None or not self.cycle.response_started:
+            message = "the request was not received in time"
+            self.transport.write(
+                _plain_response(408, "Request Timeout", "REQUEST_TIMEOUT", message)
+            )
+        self.transport.close()
+
+
+class _GuardedWsProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol that releases its connection and can drop a slow reader."""
+
+    guard: ClassVar[ConnectionGuard]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.release(self.client[0] if self.client else "unknown")
+        super().connection_lost(exc)
+
+    async def send(self, message: Any) -> None:
+        """A close while the peer is not reading is written past the full buffer, and the
+        connection is dropped shortly after (the peer would never read its way to it)."""
+        paused = not self.writable.is_set()
+        if message["type"] == "websocket.close" and paused and not self.close_sent:
+            self.conn.send_close(message.get("code", 1000), message.get("reason") or "")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": message.get("code")})
+            self.loop.call_later(SLOW_READER_CLOSE_GRACE_SECONDS, self.transport.abort)
+            return
+        await super().send(message)
+
+
+def guarded_protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], type[Any]]:
+    """The HTTP and WebSocket protocol classes for a uvicorn server, bound to `guard`."""
+    http = type("GuardedHttpProtocol", (_GuardedHttpProtocol,), {"guard": guard})
+    ws = type("GuardedWsProtocol", (_GuardedWsProtocol,), {"guard": guard})
+    return http, ws
+
+
+class WsBudget:
+    """What one WebSocket connection may hold: requests in flight, bytes queued to send."""
+
+    def __init__(self, limits: LimitsConfig) -> None:
+        self.limits = limits
+        self.in_flight = 0
+        self.queued_bytes = 0
+
+    def start_request(self) -> TooManyRequestsError | None:
+        """Count a request in; or the refusal to answer it with (nothing counted then)."""
+        limit = self.limits.max_in_flight_per_connection
+        if self.in_flight >= limit:
+            return TooManyRequestsError(
+                f"{limit} requests already in flight on this connection; wait for their "
+                "answers before sending more",
+                details={"limit": limit, "setting": "gateway.limits.maxInFlightPerConnection"},
+            )
+        self.in_flight += 1
+        return None
+
+    def finish_request(self) -> None:
+        self.in_flight -= 1
+
+    def queue(self, size: int) -> bool:
+        """Count `size` bytes as waiting to be sent; False when that passes the cap."""
+        if self.queued_bytes + size > self.limits.max_queued_bytes_per_connection:
+            return False
+        self.queued_bytes += size
+        return True
+
+    def sent(self, size: int) -> None:
+        self.queued_bytes -= size
