@@ -125,6 +125,9 @@ async def gateway_client(
         httpx2.AsyncClient(headers=headers, timeout=UPSTREAM_TIMEOUT) as http,
         Client(streamable_http_client(endpoint, http_client=http), mode=mode, cache=None) as client,
     ):
+        # The SDK checks each tool result against the tool's listing and lists the
+        # tools again for every call of a tool it has not seen listed: list once.
+        await client.list_tools()
         yield client
 
 

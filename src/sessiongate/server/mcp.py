@@ -22,6 +22,7 @@ Everything goes through `Gateway.invoke`, like every other surface.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
@@ -74,18 +75,29 @@ INSTRUCTIONS = (
 )
 
 
+@functools.cache
+def _input_schema(name: str) -> dict[str, Any] | None:
+    """A tool's argument schema (built once: pydantic takes milliseconds to build one)."""
+    spec = TOOLS.get(name)
+    return spec.json_schema() if spec is not None else None
+
+
+def _no_param_headers(name: str) -> None:
+    """No tool maps an argument to an ``Mcp-Param-*`` header: nothing for the SDK to check.
+
+    (Without this hook the SDK would list the tools on every 2026-07-28 call to find out.)
+    """
+    return None
+
+
 def tool_definitions(allowed: list[str] | None) -> list[types.Tool]:
     """The tools this gateway offers, from the one registry (argument schemas included)."""
     return [
-        types.Tool(name=spec.name, description=spec.description, input_schema=spec.json_schema())
-        for spec in TOOLS.values()
-        if allowed is None or spec.name in allowed
+        types.Tool(name=name, description=spec.description, input_schema=spec_schema)
+        for name, spec in TOOLS.items()
+        if (spec_schema := _input_schema(name)) is not None
+        if allowed is None or name in allowed
     ]
-
-
-def _input_schema(name: str) -> dict[str, Any] | None:
-    spec = TOOLS.get(name)
-    return spec.json_schema() if spec is not None else None
 
 
 def _compact(data: Any) -> str:
@@ -233,7 +245,7 @@ def build_mcp_server(gateway: Gateway) -> Server[Any]:
         "sessiongate",
         version=__version__,
         instructions=INSTRUCTIONS,
-        get_tool_input_schema=_input_schema,
+        get_tool_input_schema=_no_param_headers,
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
         on_list_resources=handlers.list_resources,
