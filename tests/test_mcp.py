@@ -139,7 +139,7 @@ async def test_no_token_is_401_and_a_wrong_one_too(
         assert refused.value.subgroup(MCPError) is not None
 
 
-def test_stdio_without_a_token_exits_1_and_keeps_stdout_clean(tmp_path: Any) -> None:
+def test_stdio_without_a_gateway_exits_1_and_keeps_stdout_clean() -> None:
     command = [sys.executable, "-m", "sessiongate", "mcp", "--url", "http://127.0.0.1:9"]
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 1
@@ -147,17 +147,22 @@ def test_stdio_without_a_token_exits_1_and_keeps_stdout_clean(tmp_path: Any) -> 
     assert "GATEWAY_UNREACHABLE" in done.stderr
 
 
-async def test_stdio_with_a_wrong_token_says_so_on_stderr(
-    serve: Serve, config_factory: ConfigFactory
+@pytest.mark.parametrize(
+    ("token", "args", "code"),
+    [("wrong", [], "UNAUTHORIZED"), (None, ["--session-key", INCIDENT_KEY], "SESSION_NOT_FOUND")],
+)
+async def test_stdio_refuses_to_start_with_one_line_on_stderr(
+    serve: Serve, config_factory: ConfigFactory, token: str | None, args: list[str], code: str
 ) -> None:
     async with serve(config_factory()) as gw:
-        params = stdio_params(gw, token="wrong")
+        params = stdio_params(gw, *args, token=token)
         process = await asyncio.create_subprocess_exec(
             params.command, *params.args, env=params.env, stdin=DEVNULL, stdout=PIPE, stderr=PIPE
         )
         stdout, stderr = await process.communicate()
+        assert await gw.gateway.store.count_sessions() == 2
     assert (process.returncode, stdout) == (1, b"")
-    assert b"UNAUTHORIZED" in stderr
+    assert stderr.decode().startswith(f"error [{code}]")
 
 
 async def test_caller_header_sets_visibility_for_tools_and_resources(
