@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,20 @@ async def postgres_reachable() -> bool:
         return False
     await conn.close()
     return True
+
+
+@asynccontextmanager
+async def postgres_schema(prefix: str) -> AsyncIterator[str]:
+    """A postgresql:// URL with a schema of its own, dropped afterwards."""
+    import asyncpg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
 
 
 def uvicorn_command(app: str, port: int) -> list[str]:

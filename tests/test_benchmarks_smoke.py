@@ -23,3 +23,18 @@ def test_benchmark_command_smoke_run(tmp_path: Path) -> None:
     assert {"resolver", "scaling", "e2e", "throughput", "rss_with_store"} <= set(results)
     assert (tmp_path / "latency_vs_sessions-smoke.png").stat().st_size > 0
     assert (ROOT / "benchmarks" / "README.md").read_text() == readme
+
+
+def test_abuse_suite_smoke_run(tmp_path: Path) -> None:
+    """benchmarks.abuse runs end to end; only outcomes are checked, never timings."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.abuse", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads((tmp_path / "abuse-smoke.json").read_text())
+    assert {r["budgets"] for r in figures["connections"]} == {True, False}
+    budgeted = next(r for r in figures["flood"] if r["budgets"])
+    assert budgeted["reads_outcomes"].get("TOO_MANY_REQUESTS", 0) > 0
+    assert figures["paging"]["empty_pages_with_cursor"] == 0

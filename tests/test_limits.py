@@ -236,3 +236,24 @@ async def test_a_reader_that_does_not_read_is_closed_with_send_queue_full(
         except ConnectionClosed:
             pass
         assert (ws.close_code, ws.close_reason) == (1013, "SEND_QUEUE_FULL")
+
+
+async def test_a_token_over_its_request_rate_gets_too_many_requests(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    limits = {"requestsPerSecondPerToken": 0.001, "requestBurstPerToken": 3}
+    async with serve(config_factory(gateway__limits=limits)) as gw:
+        headers = {"authorization": f"Bearer {gw.token}"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as client:
+            statuses = [(await client.get("/v1/sessions")).status_code for _ in range(3)]
+            assert statuses == [200, 200, 200]
+            over = await client.get("/v1/sessions")
+            assert over.status_code == 429
+            error = over.json()["error"]
+            assert error["code"] == "TOO_MANY_REQUESTS" and error["retryable"] is True
+            assert error["details"]["retryAfterSeconds"] > 0
+            assert (await client.get("/healthz")).status_code == 200  # probes are not charged
+        ws = await connected(gw)  # the same token's bucket is empty on WebSocket too
+        answer = await request(ws, 1, "sessions.list")
+        assert answer["error"]["code"] == "TOO_MANY_REQUESTS"
+        await ws.close()

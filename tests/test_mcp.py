@@ -212,3 +212,18 @@ async def test_bad_calls_are_structured_tool_errors(
             await client.read_resource("https://example.org/x")
         assert refused.value.data["error"]["code"] == "INVALID_REQUEST"
         assert await gw.gateway.store.count_sessions() == 2
+
+
+async def test_mcp_shares_the_token_request_rate(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    limits = {"requestsPerSecondPerToken": 0.001, "requestBurstPerToken": 2}
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with serve(config_factory(gateway__limits=limits)) as gw:
+        headers = {"authorization": f"Bearer {gw.token}"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+            assert (await http.get("/v1/sessions")).status_code == 200
+            assert (await http.get("/v1/sessions")).status_code == 200
+            over = await http.post("/mcp", json=request)  # the bucket HTTP emptied
+            assert over.status_code == 429
+            assert over.json()["error"]["code"] == "TOO_MANY_REQUESTS"

@@ -508,6 +508,11 @@ def demo(as_json: JsonOption = False) -> None:
         render_report(report, Console())
 
 
+from sessiongate.cli_import import import_app  # noqa: E402  (it uses the helpers above)
+
+app.add_typer(import_app, name="import")
+
+
 def main() -> None:
     """Entry point of the `sessiongate` script."""
     app()

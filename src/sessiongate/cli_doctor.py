@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.doctor import Finding, RepairResult, repair, scan
@@ -52,10 +52,23 @@ async def _scan_with_progress(gateway: Gateway, err: Console) -> list[Finding]:
 
 
 def _findings_table(findings: list[Finding]) -> Table:
-    table = Table("kind", "session", "why", "proposed fix", title="findings")
+    fold = [
+        Column(name, overflow="fold") for name in ("session", "why", "evidence", "proposed fix")
+    ]
+    table = Table("kind", *fold, title="findings")
     for f in findings:
-        table.add_row(f.kind, f.session_key, f.reason, f.fix)
+        table.add_row(f.kind, f.session_key, f.reason, _evidence_text(f.evidence), f.fix)
     return table
+
+
+def _evidence_text(evidence: dict[str, Any]) -> str:
+    if not evidence:
+        return ""
+    lines = [f"created by {evidence['createdBy']}"]
+    if "firstMessage" in evidence:
+        at = str(evidence.get("firstMessageAt") or "")[:19].replace("T", " ")
+        lines.append(f"first message {at}: {evidence['firstMessage']!r}")
+    return "\n".join(lines)
 
 
 def _print_report(

@@ -8,6 +8,7 @@ reported at once, one ``- dotted.path: what is wrong (got …)`` line each.
 
 from __future__ import annotations
 
+import collections
 import functools
 import ipaddress
 import json
@@ -112,6 +113,8 @@ class LimitsConfig(_Model):
     ping_timeout_seconds: float = Field(default=20.0, gt=0, le=3600)
     max_in_flight_per_connection: int = Field(default=16, ge=1, le=10_000)
     max_queued_bytes_per_connection: int = Field(default=8_388_608, ge=65_536)
+    requests_per_second_per_token: float | None = Field(default=None, gt=0)
+    request_burst_per_token: int = Field(default=100, ge=1)
 
 
 class GatewayConfig(_Model):
@@ -238,8 +241,8 @@ class AgentsConfig(_Model):
     @field_validator("entries")
     @classmethod
     def _unique(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
-        ids = [a.id for a in agents]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        counts = collections.Counter(a.id for a in agents)
+        duplicates = sorted(i for i, n in counts.items() if n > 1)
         if duplicates:
             raise ValueError(f"duplicate agent ids: {', '.join(duplicates)}")
         if sum(a.default for a in agents) > 1:
@@ -298,6 +301,19 @@ class SessionGateConfig(_Model):
     def _agents_by_id(self) -> dict[str, AgentConfig]:
         return {agent.id: agent for agent in self.agents.entries}
 
+    @functools.cached_property
+    def agent_ids(self) -> list[str]:
+        """Every configured agent id, in config order."""
+        return list(self._agents_by_id)
+
+    def agent_index(self, agent_id: str) -> int | None:
+        """The position of this agent in agents.list (for messages naming its setting)."""
+        return self._agent_indexes.get(agent_id)
+
+    @functools.cached_property
+    def _agent_indexes(self) -> dict[str, int]:
+        return {agent.id: i for i, agent in enumerate(self.agents.entries)}
+
     @property
     def storage_url(self) -> str:
         """storage.url, or SQLite under the state dir when unset."""
@@ -310,6 +326,7 @@ class SessionGateConfig(_Model):
         return Path(raw).expanduser()
 
 
+SECRET_KEYS = frozenset({"token", "apiKey", "api_key", "headers"})  # never echoed in errors
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -340,6 +357,8 @@ def _format_error(error: Any) -> str:
         return f"- {loc}: unknown key"
     if error["type"] == "missing":
         return f"- {loc}: required"
+    if SECRET_KEYS.intersection(str(part) for part in error["loc"]):
+        return f"- {loc}: {message} (value not shown: it is a secret)"
     got = json.dumps(error.get("input"), default=str)
     if len(got) > 80:
         got = got[:77] + "..."

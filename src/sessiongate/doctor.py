@@ -1,7 +1,11 @@
 """`sessiongate doctor`: find phantom sessions and split brains, and repair them without loss.
 
-A **phantom** is a session created by addressing (origin ``address``) whose key
-today's configuration would never produce (it trips a lint). A **split-brain
+A **phantom** is a session created by addressing (origin ``address``) or
+imported from another system (origin ``imported``, e.g. OpenClaw's phantoms)
+whose key today's configuration would never produce (it trips a lint, such as
+a direct-message key for an agent whose ``dmScope`` is ``main``). Each comes
+with its evidence: the first message, when it arrived, and who sent it (the
+sending session and tool when it carries one, else the channel). A **split-brain
 candidate** is two active conversation sessions (main / direct) of one agent
 that took messages from the same peer in overlapping time windows.
 
@@ -13,19 +17,23 @@ phantom's key to the canonical session. Repair is idempotent.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sessiongate.gateway import Gateway
 from sessiongate.keys import main_key
 from sessiongate.lints import lint_session_key
-from sessiongate.store.base import MessageRecord, SessionRecord
+from sessiongate.store.base import MessageRecord, SessionRecord, iso
 
 __all__ = ["Finding", "RepairResult", "repair", "scan"]
 
 CONVERSATION_KINDS = ("main", "direct")
+PHANTOM_ORIGINS = ("address", "imported")
+EXCERPT = 120
+INTER_SESSION_HEADER = "[Inter-session message]"
 PAGE = 500
 Progress = Callable[[SessionRecord], None]
 
@@ -41,6 +49,7 @@ class Finding:
     canonical_key: str | None
     messages: int
     related: tuple[str, ...] = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fixable(self) -> bool:
@@ -66,6 +75,7 @@ class Finding:
             "related": list(self.related),
             "fixable": self.fixable,
             "fix": self.fix,
+            "evidence": self.evidence,
         }
 
 
@@ -97,7 +107,7 @@ async def active_sessions(gateway: Gateway) -> AsyncIterator[SessionRecord]:
 
 
 def _phantom(gateway: Gateway, session: SessionRecord) -> Finding | None:
-    if session.provenance.origin != "address":
+    if session.provenance.origin not in PHANTOM_ORIGINS:
         return None
     lints = lint_session_key(gateway.resolver.parse(session.key), gateway.config)
     if not lints:
@@ -108,6 +118,40 @@ def _phantom(gateway: Gateway, session: SessionRecord) -> Finding | None:
     return Finding(
         "phantom", session.key, session.agent_id, lints[0].message, target, session.last_seq
     )
+
+
+async def _with_evidence(gateway: Gateway, finding: Finding, session: SessionRecord) -> Finding:
+    """The finding with its first message, its time and who sent it."""
+    first = await gateway.store.history(session.key, limit=1, before=2)
+    evidence: dict[str, Any] = {"origin": session.provenance.origin,
+                                "createdAt": iso(session.created_at)}  # fmt: skip
+    if first:
+        evidence.update(_first_message_evidence(first[0]))
+    sender = evidence.get("sender") or session.provenance.caller_key
+    if sender:
+        evidence["sender"] = sender
+        evidence["createdBy"] = f"{sender} via {evidence.get('tool') or 'an address'}"
+    else:
+        channel = evidence.get("channel") or session.provenance.entry_point or "unknown"
+        evidence["createdBy"] = f"an operator or script addressing the key (channel {channel})"
+    return dataclasses.replace(finding, evidence=evidence)
+
+
+def _first_message_evidence(message: MessageRecord) -> dict[str, Any]:
+    text = message.content
+    if text.startswith(INTER_SESSION_HEADER):  # OpenClaw's envelope: the words are on line 3
+        text = text.split("\n", 2)[-1]
+    found: dict[str, Any] = {
+        "firstMessage": text[:EXCERPT],
+        "firstMessageAt": iso(message.created_at),
+    }
+    caller = message.meta.get("caller")
+    if caller:
+        found["sender"] = caller
+        found["tool"] = message.meta.get("entryPoint")
+    if message.meta.get("channel"):
+        found["channel"] = message.meta["channel"]
+    return found
 
 
 async def _peer_windows(gateway: Gateway, session: SessionRecord) -> dict[str, tuple[float, float]]:
@@ -174,7 +218,7 @@ async def scan(gateway: Gateway, progress: Progress | None = None) -> list[Findi
         if progress:
             progress(session)
         if phantom := _phantom(gateway, session):
-            findings.append(phantom)
+            findings.append(await _with_evidence(gateway, phantom, session))
         if session.kind in CONVERSATION_KINDS:
             conversations.append(session)
     phantoms = {f.session_key for f in findings}

@@ -7,6 +7,8 @@ none of them touches the store or resolves keys on its own.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from sessiongate.audit import AuditLog
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import InvalidRequestError, SessionNotFoundError, StoreUnavailableError
 from sessiongate.metrics import GatewayMetrics
+from sessiongate.paging import CursorSigner, VisibleListing
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
@@ -43,6 +46,7 @@ class Gateway:
         audit = config.audit
         self.audit = AuditLog(config.audit_path, self.metrics, audit.max_bytes, audit.backups)
         self.resolver = Resolver(config, store, self.metrics, self.audit)
+        self.cursors = CursorSigner(config.gateway.auth.token)
         self.runs = RunManager(self)
         self.http = httpx.AsyncClient()
         self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
@@ -137,14 +141,21 @@ class Gateway:
         limit: int = 50,
         cursor: str | None = None,
     ) -> SessionPage:
-        """A page of the sessions `caller` may see, newest first."""
-        page = await self.store.list_sessions(
-            agent_id=agent_id, kind=kind, limit=limit, cursor=cursor
-        )
-        if caller.is_operator:
-            return page
-        visible = [s for s in page.sessions if await self.resolver.may_see(caller, s)]
-        return SessionPage(visible, page.next_cursor)
+        """A page of the sessions `caller` may see, newest first.
+
+        The cursor is sealed to the caller's view (`paging.py`); it is given only
+        when a further row the caller may see exists, so paging reveals nothing of
+        rows it may not see.
+        """
+        view = json.dumps([caller.session_key, agent_id, kind])
+        may_see = None if caller.is_operator else functools.partial(self.resolver.may_see, caller)
+        listing = VisibleListing(self.store, may_see, kind)
+        scope = self.resolver.only_visible_agent(caller)
+        if scope is not None and agent_id not in (None, scope):
+            return SessionPage([], None)  # nothing of another agent is visible
+        position = self.cursors.open(cursor, view)
+        page = await listing.page(agent_id or scope, limit, position)
+        return SessionPage(page.sessions, self.cursors.seal(page.next_cursor, view))
 
     async def key_for_label(self, label: str, agent_id: str | None, caller: Caller) -> str:
         """The key of the newest active session with this label (sessions_send by label)."""

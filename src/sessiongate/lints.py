@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.keys import SessionKey, SessionKind, direct_key_for
 
-__all__ = ["KeyLint", "lint_session_key"]
+__all__ = ["KeyLint", "agent_hint", "closest_agents", "lint_session_key"]
+
+MAX_AGENT_SUGGESTIONS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +25,27 @@ class KeyLint:
 def _unknown_agent(key: SessionKey, config: SessionGateConfig) -> KeyLint | None:
     if key.agent_id is None or config.agent(key.agent_id) is not None:
         return None
-    known = ", ".join(a.id for a in config.agents.entries)
     return KeyLint(
-        "UNKNOWN_AGENT", f"agent {key.agent_id!r} is not configured (agents.list has {known})"
+        "UNKNOWN_AGENT",
+        f"agent {key.agent_id!r} is not configured; {agent_hint(config, key.agent_id)}",
     )
+
+
+def closest_agents(config: SessionGateConfig, agent_id: str) -> list[str]:
+    """The few configured agent ids that look like `agent_id` (never the whole list)."""
+    ids = config.agent_ids
+    return difflib.get_close_matches(agent_id, ids, n=MAX_AGENT_SUGGESTIONS, cutoff=0.6)
+
+
+def agent_hint(config: SessionGateConfig, agent_id: str) -> str:
+    """``did you mean atlas?`` — or how many agents there are, when none is close."""
+    close = closest_agents(config, agent_id)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    count = len(config.agent_ids)
+    if count <= MAX_AGENT_SUGGESTIONS:
+        return f"agents.list has {', '.join(config.agent_ids)}"
+    return f"none of the {count} agents in agents.list is close"
 
 
 def _dm_scope_mismatch(key: SessionKey, config: SessionGateConfig) -> KeyLint | None:

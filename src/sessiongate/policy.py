@@ -51,10 +51,11 @@ def _configured(config: SessionGateConfig, key: str, agent_id: str) -> PolicyDec
         if fnmatch.fnmatchcase(key, rule.match.lower()):
             mode = CreateOnMissPolicy.of(rule.create_on_miss)
             return PolicyDecision(mode, f"gateway.sessions.rules[{index}] ({rule.match})")
-    for index, agent in enumerate(config.agents.entries):
-        if agent.id == agent_id and agent.sessions.create_on_miss is not None:
-            mode = CreateOnMissPolicy.of(agent.sessions.create_on_miss)
-            return PolicyDecision(mode, f"agents.list[{index}].sessions.createOnMiss")
+    agent = config.agent(agent_id)
+    if agent is not None and agent.sessions.create_on_miss is not None:
+        mode = CreateOnMissPolicy.of(agent.sessions.create_on_miss)
+        position = config.agent_index(agent_id)
+        return PolicyDecision(mode, f"agents.list[{position}].sessions.createOnMiss")
     mode = CreateOnMissPolicy.of(config.gateway.sessions.create_on_miss)
     return PolicyDecision(mode, "gateway.sessions.createOnMiss")
 

@@ -8,6 +8,7 @@ written before the policy has decided.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import fnmatch
 import time
@@ -21,7 +22,7 @@ from sessiongate.audit import AuditLog
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
 from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_key
-from sessiongate.lints import KeyLint, lint_session_key
+from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
 from sessiongate.store.base import NewSession, Provenance, SessionRecord, SessionStore
@@ -35,6 +36,8 @@ SUGGESTION_POOL = 100
 SUGGESTION_CACHE_SECONDS = 2.0
 KNOWN_SESSIONS = 10_000
 MEMO_SIZE = 10_000
+STARTUP_BATCH = 256
+STARTUP_PAGE = 5000
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
@@ -172,11 +175,28 @@ class Resolver:
 
     async def ensure_startup_sessions(self) -> int:
         """Create each configured agent's main session; return how many were new."""
+        existing = await self._existing_mains()
+        agents = [a for a in self.config.agents.entries if main_key(a.id) not in existing]
         created = 0
-        for agent in self.config.agents.entries:
-            new = NewSession(main_key(agent.id), agent.id, "main", Provenance("startup", "startup"))
-            created += await self._create(new)
+        for start in range(0, len(agents), STARTUP_BATCH):  # concurrent: the store groups them
+            batch = agents[start : start + STARTUP_BATCH]
+            created += sum(await asyncio.gather(*(self._create_main(a.id) for a in batch)))
         return created
+
+    async def _existing_mains(self) -> set[str]:
+        """Keys of the main sessions already stored (one listing instead of one call each)."""
+        found: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.store.list_sessions(kind="main", limit=STARTUP_PAGE, cursor=cursor)
+            found.update(s.key for s in page.sessions)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def _create_main(self, agent_id: str) -> bool:
+        provenance = Provenance("startup", "startup")
+        return await self._create(NewSession(main_key(agent_id), agent_id, "main", provenance))
 
     async def _create(self, new: NewSession) -> bool:
         _, created = await self.store.ensure(new)
@@ -294,6 +314,16 @@ class Resolver:
         key = self.parse(record.key)
         return await self._may_see(caller, key, record.agent_id, record)
 
+    def only_visible_agent(self, caller: Caller) -> str | None:
+        """The one agent whose sessions `caller` may see; None for an operator or when
+        agent-to-agent visibility may open other agents."""
+        if caller.is_operator:
+            return None
+        a2a = self.config.tools.agent_to_agent
+        if self.config.tools.sessions.visibility == "all" and a2a.enabled:
+            return None
+        return caller.agent_id
+
     def _cross_agent_allowed(self, agent_id: str) -> bool:
         a2a = self.config.tools.agent_to_agent
         if self.config.tools.sessions.visibility != "all" or not a2a.enabled:
@@ -313,13 +343,13 @@ class Resolver:
     def _agent_not_found(
         self, reference: str, agent_id: str, key: SessionKey | None
     ) -> AgentNotFoundError:
-        known = ", ".join(a.id for a in self.config.agents.entries)
         return AgentNotFoundError(
-            f"no agent {agent_id!r}: configured agents are {known}",
+            f"no agent {agent_id!r}: {agent_hint(self.config, agent_id)}",
             details={
                 "requestedKey": reference,
                 "canonicalKey": key.text if key else None,
                 "agentId": agent_id,
+                "suggestions": closest_agents(self.config, agent_id),
             },
         )
 

@@ -21,7 +21,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
-from sessiongate.server.limits import ConnectionGuard, guarded_protocols
+from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp import McpEndpoint
 from sessiongate.server.ws import websocket_endpoint
 
@@ -88,6 +88,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
     )
     app.state.token = token
     app.state.connection_guard = ConnectionGuard(config.gateway.limits)
+    app.state.rate_limiter = RateLimiter(config.gateway.limits)
     return app
 
 

@@ -40,7 +40,9 @@ def session_gate_error_response(error: SessionGateError) -> JSONResponse:
 
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
-    check_token(request.app.state.token, bearer_token(request))
+    token = bearer_token(request)
+    check_token(request.app.state.token, token)
+    request.app.state.rate_limiter.charge(token)
     return gateway
 
 
@@ -131,12 +133,21 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready or not; only a caller with the token learns the session count or the failure."""
     gateway: Gateway = request.app.state.gateway
+    try:
+        check_token(request.app.state.token, bearer_token(request))
+        operator = True
+    except SessionGateError:
+        operator = False
     try:
         sessions = await gateway.store.count_sessions()
     except StoreUnavailableError as exc:
-        return session_gate_error_response(exc)
-    return JSONResponse({"ok": True, "status": "ready", "sessions": sessions})
+        if operator:
+            return session_gate_error_response(exc)
+        return JSONResponse({"ok": False, "status": "not-ready"}, status_code=503)
+    detail = {"sessions": sessions} if operator else {}
+    return JSONResponse({"ok": True, "status": "ready", **detail})
 
 
 async def metrics(request: Request) -> Response:

@@ -11,7 +11,9 @@ uvicorn provides the keep-alive idle timeout and the WebSocket keep-alive pings
   and the connection is closed, before any byte of its request is read;
 - per WebSocket connection (`WsBudget`): requests in flight (beyond:
   ``TOO_MANY_REQUESTS``, no work done) and bytes queued for a slow reader
-  (beyond: close ``1013 SEND_QUEUE_FULL``).
+  (beyond: close ``1013 SEND_QUEUE_FULL``);
+- optionally, a request rate per token over HTTP and WebSocket together
+  (`RateLimiter`, a token bucket; beyond: ``TOO_MANY_REQUESTS``).
 
 The total cap never exceeds the process's file-descriptor limit minus a
 reserve, so the store, the audit log and a legitimate client always find a
@@ -21,8 +23,10 @@ descriptor.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import resource
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -38,6 +42,7 @@ __all__ = [
     "CLOSE_CONNECT_TIMEOUT",
     "CLOSE_SEND_QUEUE_FULL",
     "ConnectionGuard",
+    "RateLimiter",
     "WsBudget",
     "effective_max_connections",
     "guarded_protocols",
@@ -234,13 +239,20 @@ def guarded_protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], t
 class WsBudget:
     """What one WebSocket connection may hold: requests in flight, bytes queued to send."""
 
-    def __init__(self, limits: LimitsConfig) -> None:
+    def __init__(self, limits: LimitsConfig, rate: RateLimiter | None = None) -> None:
         self.limits = limits
+        self.rate = rate
+        self.credential: str | None = None  # the token the connection authenticated with
         self.in_flight = 0
         self.queued_bytes = 0
 
     def start_request(self) -> TooManyRequestsError | None:
         """Count a request in; or the refusal to answer it with (nothing counted then)."""
+        if self.rate is not None and self.credential is not None:
+            try:
+                self.rate.charge(self.credential)
+            except TooManyRequestsError as exc:
+                return exc
         limit = self.limits.max_in_flight_per_connection
         if self.in_flight >= limit:
             return TooManyRequestsError(
@@ -263,3 +275,31 @@ class WsBudget:
 
     def sent(self, size: int) -> None:
         self.queued_bytes -= size
+
+
+class RateLimiter:
+    """Requests per second per token (a token bucket each), HTTP and WebSocket alike."""
+
+    def __init__(self, limits: LimitsConfig) -> None:
+        self.rate = limits.requests_per_second_per_token
+        self.burst = float(limits.request_burst_per_token)
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # credential digest → level, time
+
+    def charge(self, credential: str) -> None:
+        """Count one request of this credential; TooManyRequestsError when over its rate."""
+        if self.rate is None:
+            return
+        key = hashlib.sha256(credential.encode()).digest()  # no secret kept in memory as is
+        now = time.monotonic()
+        level, then = self._buckets.get(key, (self.burst, now))
+        level = min(self.burst, level + (now - then) * self.rate)
+        if level < 1.0:
+            self._buckets[key] = (level, now)
+            raise TooManyRequestsError(
+                f"over {self.rate:g} requests per second for this token",
+                details={
+                    "retryAfterSeconds": round((1.0 - level) / self.rate, 3),
+                    "setting": "gateway.limits.requestsPerSecondPerToken",
+                },
+            )
+        self._buckets[key] = (level - 1.0, now)

@@ -282,10 +282,13 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            check_token(request.app.state.token, bearer_token(request))
-        except UnauthorizedError as exc:
+            token = bearer_token(request)
+            check_token(request.app.state.token, token)
+            request.app.state.rate_limiter.charge(token)
+        except SessionGateError as exc:  # unauthorized, or over the token's request rate
             response = session_gate_error_response(exc)
-            response.headers["www-authenticate"] = "Bearer"
+            if isinstance(exc, UnauthorizedError):
+                response.headers["www-authenticate"] = "Bearer"
             await response(scope, receive, send)
             return
         if self._manager is None:

@@ -82,7 +82,7 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscriptions: dict[str, Callable[[], None]] = {}
-        self.budget = WsBudget(gateway.config.gateway.limits)
+        self.budget = WsBudget(gateway.config.gateway.limits, websocket.app.state.rate_limiter)
         self.dropped = False
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -305,6 +305,7 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
             )
         params = validate_args(ConnectParams, request.params, "connect")
         check_token(conn.websocket.app.state.token, params.token)
+        conn.budget.credential = params.token
         conn.caller = await conn.gateway.caller_for(params.session_key, "ws")
     except SessionGateError as exc:
         await conn.fail(request.id, exc)

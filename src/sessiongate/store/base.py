@@ -25,7 +25,7 @@ __all__ = [
     "now",
 ]
 
-ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair")
+ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair", "imported")
 STATUSES = ("active", "archived", "quarantined")
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 

@@ -1,0 +1,109 @@
+"""`sessiongate import openclaw`: bring an OpenClaw store over, with progress and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sessiongate.cli import ConfigOption, JsonOption, emit_json, err, guarded, out, run
+from sessiongate.config import SessionGateConfig, load_config
+from sessiongate.openclaw.importer import ImportReport, OpenClawImporter
+from sessiongate.store import MemorySessionStore, SessionStore, open_store
+from sessiongate.store.sqlite import sqlite_path
+
+__all__ = ["import_app"]
+
+import_app = typer.Typer(help="Bring sessions over from another system.", no_args_is_help=True)
+
+
+@import_app.command("openclaw")
+def import_openclaw(
+    state_dir: Annotated[
+        Path, typer.Argument(help="OpenClaw state dir (the folder that holds agents/).")
+    ] = Path("~/.openclaw"),
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Only this agent's sessions.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and count everything; write nothing.")
+    ] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import OpenClaw's sessions and transcripts into the configured store (re-runnable).
+
+    Never writes to the OpenClaw folder. Damaged transcripts are reported by path and
+    line and skipped; exit 1 when anything was skipped, 0 otherwise.
+    """
+    with guarded(as_json):
+        config = load_config(config_path)
+        report = run(_import(config, state_dir.expanduser(), agent, dry_run, as_json))
+    if as_json:
+        emit_json({"ok": True, "result": report.to_wire()})
+    else:
+        print_report(report, config.storage_url, out)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+async def _import(
+    config: SessionGateConfig, state_dir: Path, agent: str | None, dry_run: bool, quiet: bool
+) -> ImportReport:
+    store = await _open_target(config.storage_url, dry_run)
+    columns = (TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    try:
+        with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+            task = progress.add_task("OpenClaw sessions", total=None)
+            importer = OpenClawImporter(
+                store,
+                config,
+                dry_run=dry_run,
+                started=lambda total: progress.update(task, total=total),
+                advance=lambda agent_id: progress.update(task, advance=1, description=agent_id),
+            )
+            return await importer.run(state_dir, agent)
+    finally:
+        await store.close()
+
+
+async def _open_target(url: str, dry_run: bool) -> SessionStore:
+    """The configured store; for a dry run into a SQLite file that does not exist, none at all."""
+    if dry_run and url.startswith("sqlite:///") and not sqlite_path(url).exists():
+        return MemorySessionStore()
+    return await open_store(url)
+
+
+def print_report(report: ImportReport, target: str, console: Console) -> None:
+    """The summary table, then every problem and orphan."""
+    verb = "would import" if report.dry_run else "imported"
+    table = Table(
+        "agent", "index entries", "new sessions", "updated", "already there", "skipped",
+        f"messages {verb}", title=f"{report.state_dir} → {target}",
+    )  # fmt: skip
+    for agent, tally in report.agents.items():
+        table.add_row(agent, *(str(v) for v in tally.to_wire().values()))
+    console.print(table)
+    for p in report.problems:  # one line each, so a path stays whole for copy and grep
+        session = f" ({p.session_key})" if p.session_key else ""
+        console.print(f"[red]skipped[/] {p.where}{session}: {p.reason}", highlight=False)
+    for orphan in report.orphans:
+        console.print(f"[yellow]not imported[/] {orphan}: no index entry points to it",
+                      highlight=False)  # fmt: skip
+    if report.sidecars_ignored:
+        console.print(
+            f"{report.sidecars_ignored} sidecar file(s) ignored (trajectories, checkpoints)"
+        )
+    console.print(
+        f"{report.messages} message(s) {verb} in {report.seconds:.2f}s "
+        f"({report.messages_per_second:,.0f}/s); {len(report.problems)} problem(s)"
+    )
+    if report.problems:
+        console.print(
+            "fix the files named above and run the import again: nothing is imported twice"
+        )

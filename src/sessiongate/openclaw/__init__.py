@@ -1,0 +1,1 @@
+"""Coming over from OpenClaw: read its session store (and speak its protocols)."""
