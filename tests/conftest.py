@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,49 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+class _LoopErrors(logging.Handler):
+    """Collects what the event loop logs as errors: "Task exception was never retrieved",
+    exceptions in callbacks, "Task was destroyed but it is pending"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self.reported = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def unreported(self) -> list[str]:
+        new = self.records[self.reported :]
+        self.reported = len(self.records)
+        return [self.format(r) for r in new]
+
+
+LOOP_ERRORS = _LoopErrors()
+LOOP_ERRORS.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+logging.getLogger("asyncio").addHandler(LOOP_ERRORS)
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_errors() -> Iterator[None]:
+    """Fail a test during which the event loop logged an error (an un-retrieved task
+    exception, a failing callback): such a failure would otherwise pass unseen."""
+    LOOP_ERRORS.unreported()
+    yield
+    errors = LOOP_ERRORS.unreported()
+    if errors:
+        pytest.fail("the event loop logged errors:\n" + "\n\n".join(errors), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Tasks collected only at the end (reference cycles) still fail the run."""
+    gc.collect()
+    errors = LOOP_ERRORS.unreported()
+    if errors:
+        print("\nthe event loop logged errors after the tests:\n" + "\n\n".join(errors))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own state dir; nothing touches ~/.sessiongate."""
@@ -37,8 +82,8 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def make_config(tmp_path: Path, **overrides: Any) -> SessionGateConfig:
-    """Two echo agents (atlas default, peggy) that may message each other, on SQLite."""
+def config_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The raw data of `make_config` (e.g. to write a config file for the CLI)."""
     data: dict[str, Any] = {
         "session": {"dmScope": "main"},
         "storage": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
@@ -55,7 +100,12 @@ def make_config(tmp_path: Path, **overrides: Any) -> SessionGateConfig:
         for name in parents:
             node = node.setdefault(name, {})
         node[leaf] = value
-    return parse_config(data, "test")
+    return data
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> SessionGateConfig:
+    """Two echo agents (atlas default, peggy) that may message each other, on SQLite."""
+    return parse_config(config_data(tmp_path, **overrides), "test")
 
 
 @pytest.fixture

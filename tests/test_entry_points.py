@@ -1,183 +1,366 @@
-"""Every entry point that addresses a session refuses the incident key under a strict config.
+"""Every entry point that takes a session reference, under every createOnMiss mode.
 
-The registries are enumerated, so a new tool, WebSocket method, HTTP route or
-MCP method that addresses a session fails this test until it is added here —
-and proven to go through the resolver.
+The surfaces are enumerated (tools, WebSocket methods, HTTP routes, CLI
+commands, MCP methods and tools), so a new entry point that takes a session reference fails
+`test_every_entry_point_taking_a_session_reference_has_a_probe` until it has a
+probe here. Each probe states the intent of the reference it sends:
+
+- ``address``: the session a message goes to — the only kind the policy may
+  create: under ``false`` it is refused (SESSION_NOT_FOUND, nothing created);
+  under ``true`` / ``"warn"`` the call succeeds and exactly that key appears;
+- ``parent`` (a spawn's parent), ``own`` (the caller's own session), ``read``:
+  SESSION_NOT_FOUND in every mode, and nothing at all is created.
+
+Adding a surface (MCP, the control page, another protocol): add an enumerator to
+`SURFACES` (the names of its entry points that take a session reference), any
+entry points that take none to `EXEMPT`, and a list of `Probe`s per entry point to
+`PROBES` — a probe is an intent and ``async (ctx, key) -> answer`` where the
+answer is the wire form (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
+import pytest
+import typer.main
 from mcp.shared.exceptions import MCPError
 from starlette.routing import Route
+from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 
-from sessiongate.config import SessionGateConfig
+from sessiongate.cli import app as cli_app
+from sessiongate.config import parse_config
 from sessiongate.mcp_bridge import gateway_client
 from sessiongate.server.http import http_routes
 from sessiongate.server.mcp import build_mcp_server, transcript_uri
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
-from .conftest import INCIDENT_KEY
+from .conftest import config_data
 
-ConfigFactory = Callable[..., SessionGateConfig]
-Serve = Callable[[SessionGateConfig], Any]
-Probe = Callable[[Any, httpx.AsyncClient], Awaitable[dict[str, Any]]]
-
+Intent = Literal["address", "parent", "own", "read"]
 CALLER = "agent:peggy:main"
 
 
-def tool_probe(tool: str, args: dict[str, Any]) -> Probe:
-    async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
-        body = {"tool": tool, "args": args, "sessionKey": CALLER}
-        response = await http.post("/tools/invoke", json=body)
-        return {"status": response.status_code, **response.json()}
-
-    return probe
+@dataclass(frozen=True)
+class Context:
+    gw: Any
+    http: httpx.AsyncClient
+    config_path: Path
 
 
-def ws_probe(method: str, params: dict[str, Any]) -> Probe:
-    async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
-        async with connect(gw.ws_url) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "req",
-                        "id": 0,
-                        "method": "connect",
-                        "params": {"token": gw.token, "sessionKey": CALLER},
-                    }
-                )
+Call = Callable[[Context, str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Probe:
+    intent: Intent
+    call: Call
+
+
+# ---------------------------------------------------------------- how each surface is called
+
+
+def tool(name: str, intent: Intent, args: Callable[[str], dict[str, Any]]) -> Probe:
+    """A tool called over POST /tools/invoke by peggy's main session."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        body = {"tool": name, "args": args(key), "sessionKey": CALLER}
+        return dict((await ctx.http.post("/tools/invoke", json=body)).json())
+
+    return Probe(intent, call)
+
+
+def ws(method: str, intent: Intent, params: Callable[[str], dict[str, Any]]) -> Probe:
+    """A WebSocket method called after connecting as peggy's main session."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with connect(ctx.gw.ws_url) as socket:
+            hello = {"token": ctx.gw.token, "sessionKey": CALLER}
+            await socket.send(
+                json.dumps({"type": "req", "id": 0, "method": "connect", "params": hello})
             )
-            assert json.loads(await ws.recv())["ok"]
-            frame = {"type": "req", "id": 1, "method": method, "params": params}
-            await ws.send(json.dumps(frame))
-            answer = json.loads(await ws.recv())
-        return {"status": 404 if not answer["ok"] else 200, **answer}
+            assert json.loads(await socket.recv())["ok"]
+            frame = {"type": "req", "id": 1, "method": method, "params": params(key)}
+            await socket.send(json.dumps(frame))
+            while True:
+                answer = json.loads(await socket.recv())
+                if answer["type"] == "res" and answer["id"] == 1:
+                    return dict(answer)
 
-    return probe
-
-
-def http_probe(path: str) -> Probe:
-    async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
-        response = await http.get(path, headers={"x-session-key": CALLER})
-        return {"status": response.status_code, **response.json()}
-
-    return probe
+    return Probe(intent, call)
 
 
-def mcp_tool_probe(tool: str, args: dict[str, Any], caller: str = CALLER) -> Probe:
-    async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
-        async with gateway_client(gw.url, gw.token, caller) as client:
-            result = await client.call_tool(tool, args)
-        return {"status": 404 if result.is_error else 200, **(result.structured_content or {})}
+def ws_connect_as_own() -> Probe:
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with connect(ctx.gw.ws_url) as socket:
+            hello = {"token": ctx.gw.token, "sessionKey": key}
+            await socket.send(
+                json.dumps({"type": "req", "id": 0, "method": "connect", "params": hello})
+            )
+            return dict(json.loads(await socket.recv()))
 
-    return probe
+    return Probe("own", call)
 
 
-def mcp_resource_probe(uri: str) -> Probe:
-    async def probe(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
-        async with gateway_client(gw.url, gw.token, CALLER) as client:
+def http_get(path: Callable[[str], str], intent: Intent, own: Callable[[str], str]) -> Probe:
+    """A GET with an X-Session-Key header (the caller's own session)."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        response = await ctx.http.get(path(key), headers={"x-session-key": own(key)})
+        return dict(response.json())
+
+    return Probe(intent, call)
+
+
+def http_invoke_as_own() -> Probe:
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        body = {"tool": "sessions_list", "args": {}, "sessionKey": key}
+        return dict((await ctx.http.post("/tools/invoke", json=body)).json())
+
+    return Probe("own", call)
+
+
+def cli(intent: Intent, argv: Callable[[str], list[str]], *, remote: bool = True) -> Probe:
+    """A CLI command run in-process (in a thread: it runs its own event loop), with --json."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        args = [*argv(key), "--json", "--config", str(ctx.config_path)]
+        if remote:
+            args += ["--url", ctx.gw.url, "--token", ctx.gw.token]
+        result = await asyncio.to_thread(CliRunner().invoke, cli_app, args)
+        return dict(json.loads(result.stdout))
+
+    return Probe(intent, call)
+
+
+def mcp_tool(name: str, intent: Intent, args: Callable[[str], dict[str, Any]]) -> Probe:
+    """A tool called with the MCP SDK's client over /mcp, as peggy's main session."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with gateway_client(ctx.gw.url, ctx.gw.token, CALLER) as client:
+            result = await client.call_tool(name, args(key))
+        wire = result.structured_content or {}
+        return wire if result.is_error else {"ok": True, "result": wire}
+
+    return Probe(intent, call)
+
+
+def mcp_as_own() -> Probe:
+    """The X-Session-Key header: the session an MCP client speaks as."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with gateway_client(ctx.gw.url, ctx.gw.token, key) as client:
+            result = await client.call_tool("sessions_list", {})
+        return dict(result.structured_content or {})
+
+    return Probe("own", call)
+
+
+def mcp_read_resource() -> Probe:
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with gateway_client(ctx.gw.url, ctx.gw.token, CALLER) as client:
             try:
-                await client.read_resource(uri)
+                await client.read_resource(transcript_uri(key))
             except MCPError as exc:
-                return {"status": 404, **exc.data}
-        return {"status": 200}
+                return dict(exc.data)
+        return {"ok": True}
 
-    return probe
+    return Probe("read", call)
 
 
-SEND = {"sessionKey": INCIDENT_KEY, "message": "hi"}
-TOOL_PROBES: dict[str, list[Probe]] = {
-    "sessions_send": [
-        tool_probe("sessions_send", SEND),
-        tool_probe("sessions_send", {**SEND, "createOnMiss": True}),
+def cli_mcp_as_own() -> Probe:
+    """`sessiongate mcp --session-key KEY`: refused at start, the wire error on stderr."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        args = ["mcp", "--session-key", key, "--json", "--url", ctx.gw.url, "--token", ctx.gw.token]
+        result = await asyncio.to_thread(CliRunner().invoke, cli_app, args)
+        assert result.stdout == "", "sessiongate mcp's stdout carries only the protocol"
+        return dict(json.loads(result.stderr))
+
+    return Probe("own", call)
+
+
+def own(key: str) -> str:
+    return key
+
+
+def caller(key: str) -> str:
+    return CALLER
+
+
+# ---------------------------------------------------------------- the registry
+
+SEND: Callable[[str], dict[str, Any]] = lambda key: {  # noqa: E731
+    "sessionKey": key,
+    "message": "hi",
+    "timeoutSeconds": 0,
+}
+SPAWN_NAMED: Callable[[str], dict[str, Any]] = lambda key: {  # noqa: E731
+    "agentId": "atlas",
+    "task": "t",
+    "sessionKey": key,
+}
+SPAWN_UNDER: Callable[[str], dict[str, Any]] = lambda key: {  # noqa: E731
+    "agentId": "atlas",
+    "task": "t",
+    "parentSessionKey": key,
+}
+SEND_TOOL = tool("sessions_send", "address", SEND)
+
+PROBES: dict[tuple[str, str], list[Probe]] = {
+    ("tool", "sessions_send"): [
+        SEND_TOOL,
+        tool("sessions_send", "address", lambda k: {**SEND(k), "createOnMiss": True}),
     ],
-    "sessions_spawn": [
-        tool_probe("sessions_spawn", {"agentId": "atlas", "task": "t", "sessionKey": INCIDENT_KEY}),
-        tool_probe(
-            "sessions_spawn", {"agentId": "atlas", "task": "t", "parentSessionKey": INCIDENT_KEY}
-        ),
+    ("tool", "sessions_spawn"): [
+        tool("sessions_spawn", "address", SPAWN_NAMED),
+        tool("sessions_spawn", "parent", SPAWN_UNDER),
     ],
-    "sessions_history": [tool_probe("sessions_history", {"sessionKey": INCIDENT_KEY})],
-}
-WS_PROBES: dict[str, list[Probe]] = {
-    "agent": [ws_probe("agent", SEND)],
-    "sessions.history": [ws_probe("sessions.history", {"sessionKey": INCIDENT_KEY})],
-    "sessions.resolve": [ws_probe("sessions.resolve", {"sessionKey": INCIDENT_KEY})],
-    "sessions.subscribe": [ws_probe("sessions.subscribe", {"sessionKey": INCIDENT_KEY})],
-    "tools.invoke": [ws_probe("tools.invoke", {"tool": "sessions_send", "args": SEND})],
-}
-HTTP_PROBES: dict[str, list[Probe]] = {
-    "/tools/invoke": TOOL_PROBES["sessions_send"],
-    "/v1/sessions/{key:path}": [http_probe(f"/v1/sessions/{INCIDENT_KEY}")],
-    "/v1/sessions/{key:path}/messages": [http_probe(f"/v1/sessions/{INCIDENT_KEY}/messages")],
-}
-MCP_TOOL_PROBES: dict[str, list[Probe]] = {
-    "sessions_send": [mcp_tool_probe("sessions_send", SEND)],
-    "sessions_spawn": [
-        mcp_tool_probe(
-            "sessions_spawn", {"agentId": "atlas", "task": "t", "sessionKey": INCIDENT_KEY}
-        ),
-        mcp_tool_probe(
-            "sessions_spawn", {"agentId": "atlas", "task": "t", "parentSessionKey": INCIDENT_KEY}
-        ),
+    ("tool", "sessions_history"): [tool("sessions_history", "read", lambda k: {"sessionKey": k})],
+    ("ws", "connect"): [ws_connect_as_own()],
+    ("ws", "agent"): [ws("agent", "address", SEND)],
+    ("ws", "sessions.history"): [ws("sessions.history", "read", lambda k: {"sessionKey": k})],
+    ("ws", "sessions.resolve"): [ws("sessions.resolve", "read", lambda k: {"sessionKey": k})],
+    ("ws", "sessions.subscribe"): [ws("sessions.subscribe", "read", lambda k: {"sessionKey": k})],
+    ("ws", "tools.invoke"): [
+        ws("tools.invoke", "address", lambda k: {"tool": "sessions_send", "args": SEND(k)}),
+        ws("tools.invoke", "parent", lambda k: {"tool": "sessions_spawn", "args": SPAWN_UNDER(k)}),
     ],
-    "sessions_history": [mcp_tool_probe("sessions_history", {"sessionKey": INCIDENT_KEY})],
-}
-MCP_PROBES: dict[str, list[Probe]] = {
-    "tools/call": [
-        *(p for ps in MCP_TOOL_PROBES.values() for p in ps),
-        mcp_tool_probe("sessions_list", {}, caller=INCIDENT_KEY),  # the X-Session-Key header
+    ("http", "/tools/invoke"): [SEND_TOOL, http_invoke_as_own()],
+    ("http", "/v1/sessions"): [http_get(lambda k: "/v1/sessions", "own", own)],
+    ("http", "/v1/sessions/{key:path}"): [
+        http_get(lambda k: f"/v1/sessions/{k}", "read", caller),
+        http_get(lambda k: "/v1/sessions/main", "own", own),
     ],
-    "resources/read": [mcp_resource_probe(transcript_uri(INCIDENT_KEY))],
+    ("http", "/v1/sessions/{key:path}/messages"): [
+        http_get(lambda k: f"/v1/sessions/{k}/messages", "read", caller),
+        http_get(lambda k: "/v1/sessions/main/messages", "own", own),
+    ],
+    ("cli", "send"): [cli("address", lambda k: ["send", k, "hi", "--timeout", "0"])],
+    ("cli", "spawn"): [cli("parent", lambda k: ["spawn", "atlas", "t", "--parent", k])],
+    ("cli", "sessions history"): [cli("read", lambda k: ["sessions", "history", k])],
+    ("cli", "sessions show"): [cli("read", lambda k: ["sessions", "show", k], remote=False)],
+    ("cli", "mcp"): [cli_mcp_as_own()],
+    ("mcp", "tools/call sessions_send"): [mcp_tool("sessions_send", "address", SEND)],
+    ("mcp", "tools/call sessions_spawn"): [
+        mcp_tool("sessions_spawn", "address", SPAWN_NAMED),
+        mcp_tool("sessions_spawn", "parent", SPAWN_UNDER),
+    ],
+    ("mcp", "tools/call sessions_history"): [
+        mcp_tool("sessions_history", "read", lambda k: {"sessionKey": k}),
+    ],
+    ("mcp", "resources/read"): [mcp_read_resource()],
+    ("mcp", "X-Session-Key"): [mcp_as_own()],
+}  # fmt: skip
+
+# Entry points that take no session reference, or create from a message's own origin by design.
+EXEMPT: dict[str, set[str]] = {
+    "tool": set(),
+    "ws": {"sessions.list", "sessions.unsubscribe"},  # no reference / only drops a subscription
+    "http": {"/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"},
+    "cli": {"sessions create"},  # creates on purpose (origin "cli")
+    # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
+    "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
 }
-# Routes that take no session address, or create from a message's own origin by design.
-HTTP_EXEMPT = {"/v1/sessions", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"}
-WS_EXEMPT = {"sessions.list", "sessions.unsubscribe"}  # no address / only drops a subscription
-# MCP methods without an address (listing honours the caller's visibility; tested in test_mcp).
-MCP_EXEMPT = {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"}
+
+# ---------------------------------------------------------------- enumerating the surfaces
+
+CLI_REFERENCE_PARAMS = {"key", "parent", "session_key", "session"}
 
 
-def test_every_addressing_entry_point_has_a_probe() -> None:
-    addressing_tools = {name for name, spec in TOOLS.items() if spec.addresses_session}
-    assert addressing_tools == set(TOOL_PROBES) == set(MCP_TOOL_PROBES)
-    assert set(METHODS) - WS_EXEMPT == set(WS_PROBES)
-    paths = {r.path for r in http_routes() if isinstance(r, Route)}
-    assert paths - HTTP_EXEMPT == set(HTTP_PROBES)
+def _cli_commands(command: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf commands by their full name ("sessions show"); typer groups have `commands`."""
+    if hasattr(command, "commands"):
+        found: dict[str, Any] = {}
+        for name, sub in command.commands.items():
+            found.update(_cli_commands(sub, f"{prefix} {name}".strip()))
+        return found
+    return {prefix: command}
 
 
-async def test_every_addressing_mcp_method_has_a_probe(
-    serve: Serve, config_factory: ConfigFactory
+def cli_entry_points() -> set[str]:
+    """CLI commands with a parameter that names a session."""
+    commands = _cli_commands(typer.main.get_command(cli_app))
+    return {
+        name
+        for name, command in commands.items()
+        if any(p.name in CLI_REFERENCE_PARAMS for p in command.params)
+    }
+
+
+def mcp_entry_points() -> set[str]:
+    """The MCP methods served, each addressing tool as its own `tools/call`, and the header."""
+    server = build_mcp_server(None)  # type: ignore[arg-type]  # listing needs no gateway
+    served = set(server._request_handlers) - {"tools/call"}
+    tools = {f"tools/call {name}" for name, spec in TOOLS.items() if spec.addresses_session}
+    return served | tools | {"X-Session-Key"}
+
+
+SURFACES: dict[str, Callable[[], set[str]]] = {
+    "tool": lambda: {name for name, spec in TOOLS.items() if spec.addresses_session},
+    "ws": lambda: {"connect", *METHODS},
+    "http": lambda: {r.path for r in http_routes() if isinstance(r, Route)},
+    "cli": cli_entry_points,
+    "mcp": mcp_entry_points,
+}
+
+
+def test_every_entry_point_taking_a_session_reference_has_a_probe() -> None:
+    for surface, enumerate_entry_points in SURFACES.items():
+        wanted = enumerate_entry_points() - EXEMPT[surface]
+        probed = {name for s, name in PROBES if s == surface}
+        assert wanted == probed, f"{surface}: unprobed {wanted - probed}, stale {probed - wanted}"
+    assert {surface for surface, _ in PROBES} <= set(SURFACES)
+
+
+# ---------------------------------------------------------------- every probe, every mode
+
+
+async def _session_keys(gw: Any) -> set[str]:
+    page = await gw.gateway.store.list_sessions(limit=500)
+    return {s.key for s in page.sessions}
+
+
+def _check(probe: Probe, mode: Any, key: str, answer: dict[str, Any], created: set[str]) -> None:
+    if probe.intent == "address" and mode is not False:
+        assert answer["ok"] is True, answer
+        assert created == {key}, created
+        return
+    assert answer["ok"] is False, answer
+    assert answer["error"]["code"] == "SESSION_NOT_FOUND", answer
+    assert answer["error"]["details"]["canonicalKey"] == key, answer
+    assert created == set(), created
+
+
+@pytest.mark.parametrize("mode", [True, False, "warn"], ids=["true", "false", "warn"])
+async def test_each_probe_creates_only_what_its_intent_allows(
+    serve: Any, tmp_path: Path, mode: Any
 ) -> None:
-    async with serve(config_factory()) as gw:
-        served = set(build_mcp_server(gw.gateway)._request_handlers)
-    assert served - MCP_EXEMPT == set(MCP_PROBES)
-
-
-async def test_each_entry_point_refuses_the_incident_key_and_creates_nothing(
-    serve: Serve, config_factory: ConfigFactory
-) -> None:
-    config = config_factory(gateway__sessions={"createOnMiss": False})
-    probes = [
-        p
-        for table in (TOOL_PROBES, WS_PROBES, HTTP_PROBES, MCP_PROBES)
-        for ps in table.values()
-        for p in ps
-    ]
-    async with serve(config) as gw:
+    data = config_data(tmp_path, gateway__sessions={"createOnMiss": mode})
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(data), encoding="utf-8")
+    numbers = itertools.count(6596143250)
+    async with serve(parse_config(data, "test")) as gw:
         headers = {"authorization": f"Bearer {gw.token}"}
         async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
-            for probe in probes:
-                answer = await probe(gw, http)
-                assert answer["status"] == 404, answer
-                assert answer["error"]["code"] == "SESSION_NOT_FOUND", answer
-                assert answer["error"]["details"]["canonicalKey"] == INCIDENT_KEY
-            assert await gw.gateway.store.count_sessions() == 2
-            runs = await gw.gateway.store.history("agent:atlas:main")
-            assert runs == []
+            ctx = Context(gw, http, config_path)
+            for (surface, name), probes in PROBES.items():
+                for probe in probes:
+                    # the incident's shape: a direct key atlas never uses (dmScope main)
+                    key = f"agent:atlas:telegram:atlas:direct:{next(numbers)}"
+                    before = await _session_keys(gw)
+                    answer = await probe.call(ctx, key)
+                    created = await _session_keys(gw) - before
+                    try:
+                        _check(probe, mode, key, answer, created)
+                    except AssertionError as exc:
+                        raise AssertionError(f"{surface} {name} ({probe.intent}): {exc}") from None

@@ -298,3 +298,55 @@ def test_import_benchmark_runs(tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "import openclaw: 30 sessions" in result.stdout
+
+
+def add_session(folder: Path, key: str, entry: dict[str, Any], texts: list[str]) -> None:
+    """Add an index entry and its transcript (user messages without provenance) to a store copy."""
+    session_id = str(uuid.uuid4())
+    lines = [{"type": "session", "version": 3, "id": session_id,
+              "timestamp": "2026-11-25T14:30:00.000Z", "cwd": "/home/oc"}]  # fmt: skip
+    for n, text in enumerate(texts):
+        message = {"role": "user", "content": [{"type": "text", "text": text}],
+                   "timestamp": 1795617000000 + n * 1000}  # fmt: skip
+        lines.append({"type": "message", "id": f"e{n}", "parentId": None,
+                      "timestamp": "2026-11-25T14:30:00.000Z", "message": message})  # fmt: skip
+    (folder / f"{session_id}.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8"
+    )
+    index_path = folder / "sessions.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index[key] = {**entry, "sessionId": session_id, "sessionFile": f"/elsewhere/{session_id}.jsonl"}
+    index_path.write_text(json.dumps(index), encoding="utf-8")
+
+
+def test_a_phantom_an_operator_made_shows_its_channel_and_first_message(tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    shutil.copytree(FIXTURE, state)
+    folder = state / "agents" / "atlas" / "sessions"
+    add_session(folder, "Agent:Atlas:Direct:42", {"channel": "telegram"}, ["status?", "hello"])
+    add_session(folder, "agent:atlas:cron:nightly", {"label": "nightly"}, ["run the report"])
+    index = json.loads((folder / "sessions.json").read_text(encoding="utf-8"))
+    (folder / "sessions.json").write_text(
+        json.dumps({**index, "agent:atlas:cron:odd": 7}), encoding="utf-8"
+    )
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+
+    report = as_json(import_store(config, state))["result"]
+    assert [p["sessionKey"] for p in report["problems"]] == ["agent:atlas:cron:odd"]
+    assert "not a session entry" in report["problems"][0]["reason"]
+    assert report["agents"]["atlas"]["imported"] == 7
+
+    findings = {f["sessionKey"]: f for f in as_json(sessiongate("doctor", "-c", str(config),
+                                                                "--json"))["findings"]}  # fmt: skip
+    assert set(findings) == PHANTOMS | {"agent:atlas:direct:42"}  # the cron session is reachable
+    evidence = findings["agent:atlas:direct:42"]["evidence"]
+    assert "sender" not in evidence
+    assert evidence["channel"] == "telegram"
+    assert "operator or script" in evidence["createdBy"]
+    assert "telegram" in evidence["createdBy"]
+    assert evidence["firstMessage"] == "status?"
+    assert evidence["firstMessageAt"].startswith("2026-11-25T14:30:00")
+    text = sessiongate("doctor", "-c", str(config))
+    assert "first message 2026-11-25 14:30:00: 'status?'" in text.stdout
+    assert "agent:peggy:main" in text.stdout
+    assert "sessions_send" in text.stdout

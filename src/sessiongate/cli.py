@@ -305,7 +305,7 @@ def sessions_create(
     async def create() -> dict[str, Any]:
         gateway = await _local_gateway(config_path)
         try:
-            record, created = await gateway.resolver.ensure_origin_session(key, "cli", "cli", label)
+            record, created = await gateway.create_session(key, "cli", "cli", label)
             return {**record.to_wire(), "created": created}
         finally:
             await gateway.close()

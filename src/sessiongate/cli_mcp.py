@@ -9,6 +9,7 @@ Nothing but protocol goes to stdout; logs and start-up errors go to stderr.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -73,6 +74,10 @@ def mcp_stdio(
     config_path: Annotated[
         Path | None, typer.Option("--config", "-c", help="Config file naming the gateway.")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="A start-up error as its wire JSON (on stderr, like logs)."),
+    ] = False,
 ) -> None:
     """Speak MCP on stdin/stdout (for clients configured with a command), via the gateway."""
     _log_to_stderr()
@@ -80,7 +85,10 @@ def mcp_stdio(
         address, secret = _address(config_path, url, token)
         asyncio.run(_preflight(address, secret, session_key))
     except SessionGateError as exc:
-        err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        if as_json:
+            print(json.dumps(exc.to_wire()), file=sys.stderr)
+        else:
+            err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
     from sessiongate.mcp_bridge import bridge_stdio
 

@@ -13,8 +13,14 @@ The tree::
     ├── AgentNotFoundError            AGENT_NOT_FOUND        404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
+    ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
+    ├── MethodNotAllowedError         METHOD_NOT_ALLOWED     405
     ├── TooManyRequestsError          TOO_MANY_REQUESTS      429 (retryable)
+    ├── TooManyConnectionsError       TOO_MANY_CONNECTIONS   503 (retryable)
+    ├── RequestTimeoutError           REQUEST_TIMEOUT        408
     ├── RunTimeoutError               RUN_TIMEOUT            504 (retryable)
+    ├── RunFailedError                RUN_FAILED             502
+    ├── RunInterruptedError           RUN_INTERRUPTED        503 (retryable)
     ├── InternalError                 INTERNAL_ERROR         500
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
     └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
@@ -22,6 +28,28 @@ The tree::
 The wire form, shared by HTTP, WebSocket, LLM tool results and ``--json``::
 
     {"ok": false, "error": {"code", "type", "message", "details", "retryable"}}
+
+Where the less obvious codes come from:
+
+- ``INVALID_REQUEST``: any input the wire models refuse before work starts — a
+  body that is not JSON, JSON nested deeper than `MAX_JSON_DEPTH` (see
+  `sessiongate.wire`), a string that is not valid Unicode (a lone surrogate) or
+  holds NUL, ``NaN``/``Infinity``, a number out of its argument's range.
+  ``details.problems`` names each argument.
+- ``INTERNAL_ERROR``: the one catch-all at each surface's edge (HTTP route,
+  WebSocket request, LLM tool call) turned an unexpected exception into this;
+  ``details.requestId`` is also in the server log next to the traceback, which
+  never goes on the wire. The connection stays usable.
+- ``RUN_FAILED`` / ``RUN_INTERRUPTED``: not raised to a caller; they are the
+  ``error`` of a run's result (``{"status": "error", "error": {...}}``) and of the
+  ``run.failed`` event: the runtime raised, or the gateway stopped mid-run. The
+  inbound message stays stored either way.
+- ``RUN_TIMEOUT``: a send that outlives its wait is *not* an error: the message
+  is stored and its run goes on, so ``sessions_send`` answers
+  ``{"status": "timeout", "runId", "sessionKey"}`` (retrying would send the
+  message twice; read the reply later from the history by ``runId``).
+  `RunTimeoutError` is what the Python client raises for that result when asked
+  to (``send(..., raise_on_timeout=True)``), carrying ``runId`` and ``sessionKey``.
 """
 
 from __future__ import annotations
@@ -37,14 +65,21 @@ __all__ = [
     "InternalError",
     "InvalidRequestError",
     "InvalidSessionKeyError",
+    "MethodNotAllowedError",
     "PayloadTooLargeError",
+    "RequestTimeoutError",
+    "RouteNotFoundError",
+    "RunFailedError",
+    "RunInterruptedError",
     "RunTimeoutError",
     "SessionGateError",
     "SessionMovedError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TooManyConnectionsError",
     "TooManyRequestsError",
     "UnauthorizedError",
+    "error_for_http_status",
     "error_from_wire",
 ]
 
@@ -141,6 +176,47 @@ class RunTimeoutError(SessionGateError):
     retryable = True
 
 
+class TooManyConnectionsError(SessionGateError):
+    """The gateway (or this address) holds as many connections as it may; answered before
+    the request is read, then the connection is closed."""
+
+    code = "TOO_MANY_CONNECTIONS"
+    http_status = 503
+    retryable = True
+
+
+class RequestTimeoutError(SessionGateError):
+    """The request's headers or body did not arrive in time."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+
+
+class RouteNotFoundError(SessionGateError):
+    code = "ROUTE_NOT_FOUND"
+    http_status = 404
+
+
+class MethodNotAllowedError(SessionGateError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+
+class RunFailedError(SessionGateError):
+    """A run's runtime raised; the `error` of its result, not raised to the sender."""
+
+    code = "RUN_FAILED"
+    http_status = 502
+
+
+class RunInterruptedError(SessionGateError):
+    """The gateway stopped while the run was in flight."""
+
+    code = "RUN_INTERRUPTED"
+    http_status = 503
+    retryable = True
+
+
 class InternalError(SessionGateError):
     """An unexpected failure caught at a surface's edge; `details.requestId` finds it in the log."""
 
@@ -180,6 +256,17 @@ def _all_error_types() -> dict[str, type[SessionGateError]]:
 
 
 ERRORS_BY_CODE: dict[str, type[SessionGateError]] = _all_error_types()
+
+
+def error_for_http_status(status: int, message: str) -> SessionGateError:
+    """The error for a status the HTTP framework decided (no route, wrong method, …)."""
+    if status == 404:
+        return RouteNotFoundError(message)
+    if status == 405:
+        return MethodNotAllowedError(message)
+    if 400 <= status < 500:
+        return InvalidRequestError(message, details={"status": status})
+    return InternalError(message, details={"status": status})
 
 
 def error_from_wire(body: dict[str, Any]) -> SessionGateError:

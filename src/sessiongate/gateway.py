@@ -1,7 +1,13 @@
 """The gateway core: configuration, store, resolver, runs and runtimes, wired once.
 
-Every surface (HTTP, WebSocket, CLI, LLM tool calls) talks to a `Gateway`;
-none of them touches the store or resolves keys on its own.
+Every surface (HTTP, WebSocket, CLI, LLM tool calls, MCP, the control page)
+talks to a `Gateway`, and mostly through one method, `Gateway.invoke`; none of
+them touches the store or resolves keys on its own. The rules — the tool
+allow-list (`gateway.tools.allow`), visibility, agent-to-agent and
+create-on-miss — are decided on this path (the last three by the resolver it
+calls), whatever the surface. A surface's job is to translate wire ↔ call, to
+build the `Caller` (`caller_for`), and to keep one catch-all
+(`sessiongate.catchall.internal_error`) at its edge.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,16 +24,16 @@ from openai import AsyncOpenAI
 
 from sessiongate.audit import AuditLog
 from sessiongate.config import AgentConfig, SessionGateConfig
-from sessiongate.errors import InvalidRequestError, SessionNotFoundError, StoreUnavailableError
+from sessiongate.errors import StoreUnavailableError
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.paging import CursorSigner, VisibleListing
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.llm import LlmRuntime
-from sessiongate.runtime.runs import RunManager
+from sessiongate.runtime.runs import Listener, RunManager
 from sessiongate.runtime.webhook import WebhookRuntime
-from sessiongate.store import SessionPage, SessionStore, open_store
+from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
 from sessiongate.tools import ToolContext, get_tool
 
 __all__ = ["Gateway"]
@@ -47,7 +54,7 @@ class Gateway:
         self.audit = AuditLog(config.audit_path, self.metrics, audit.max_bytes, audit.backups)
         self.resolver = Resolver(config, store, self.metrics, self.audit)
         self.cursors = CursorSigner(config.gateway.auth.token)
-        self.runs = RunManager(self)
+        self.runs = RunManager(store, self.metrics, self.runtime_for, self.invoke)
         self.http = httpx.AsyncClient()
         self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
         self._background: list[asyncio.Task[None]] = []
@@ -88,6 +95,8 @@ class Gateway:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.runs.close(grace_seconds)
         await self.audit.flush()
+        for runtime in self._runtimes.values():
+            await runtime.close()
         await self.http.aclose()
         await self.store.close()
 
@@ -113,24 +122,43 @@ class Gateway:
         """The runtime that answers for this agent."""
         return self._runtimes[agent_id]
 
-    async def invoke(
-        self, tool: Any, args: Any, caller: Caller, allowed: list[str] | None = None
-    ) -> dict[str, Any]:
-        """Run a tool by name for `caller` (the single path HTTP, WS and the CLI share)."""
-        spec = get_tool(tool, allowed)
-        return await spec.invoke(ToolContext(self, caller), args)
+    async def invoke(self, tool: str, args: Any, caller: Caller) -> dict[str, Any]:
+        """Run tool `tool` with raw wire `args` for `caller`: the one path every surface shares.
+
+        `tool` is a name from `sessiongate.tools.TOOLS` (``sessions_send``,
+        ``sessions_spawn``, ``sessions_list``, ``sessions_history``); `args` is the
+        tool's camelCase argument object as it came off the wire (validated here by
+        the tool's model); `caller` is who speaks (`caller_for` builds it from an
+        optional own-session key and the surface's name). Returns the tool's result
+        object; raises a `SessionGateError` — ``INVALID_REQUEST`` for a bad tool name
+        or arguments, ``FORBIDDEN`` for a tool outside `gateway.tools.allow`,
+        ``SESSION_NOT_FOUND`` for a reference the resolver refuses, …
+        """
+        spec = get_tool(tool, self.config.gateway.tools.allow)
+        context = ToolContext(self.resolver, self.store, self.runs, self.list_sessions, caller)
+        return await spec.invoke(context, args)
 
     async def caller_for(self, session_key: str | None, entry_point: str) -> Caller:
-        """The caller an optional own-session key stands for; that session must exist."""
+        """The caller an optional own-session key stands for; that session must exist
+        (it is never created: SessionNotFoundError otherwise)."""
         if session_key is None:
             return Caller(None, entry_point)
         operator = Caller(None, entry_point)
-        own = await self.resolver.resolve(session_key, operator, Intent.READ)
+        own = await self.resolver.resolve(session_key, operator, Intent.OWN)
         return Caller(own.key, entry_point)
 
     async def show_session(self, reference: str, caller: Caller) -> Resolution:
-        """Resolve a session for reading (never creates)."""
+        """Resolve a session for reading (never creates); allowed with ``sessions_history``."""
+        get_tool("sessions_history", self.config.gateway.tools.allow)
         return await self.resolver.resolve(reference, caller, Intent.READ)
+
+    async def subscribe(
+        self, reference: str, caller: Caller, listener: Listener
+    ) -> tuple[str, Callable[[], None]]:
+        """Stream the run events of a session `caller` may read (as ``sessions_history``):
+        its canonical key and the unsubscribe function."""
+        key = (await self.show_session(reference, caller)).key
+        return key, self.runs.subscribe(key, listener)
 
     async def list_sessions(
         self,
@@ -157,14 +185,16 @@ class Gateway:
         page = await listing.page(agent_id or scope, limit, position)
         return SessionPage(page.sessions, self.cursors.seal(page.next_cursor, view))
 
-    async def key_for_label(self, label: str, agent_id: str | None, caller: Caller) -> str:
-        """The key of the newest active session with this label (sessions_send by label)."""
-        if not label.strip():
-            raise InvalidRequestError("label must not be empty", details={"argument": "label"})
-        record = await self.store.find_by_label(label, agent_id)
-        if record is None or not await self.resolver.may_see(caller, record):
-            raise SessionNotFoundError(
-                f"no session labelled {label!r}",
-                details={"requestedLabel": label, "agentId": agent_id, "suggestions": []},
-            )
-        return record.key
+    def canonical_key(self, reference: str) -> str:
+        """The canonical text of a key (pure: no lookup, no rule applied)."""
+        return self.resolver.parse(reference).text
+
+    async def create_session(
+        self, reference: str, origin: str, entry_point: str, label: str | None = None
+    ) -> tuple[SessionRecord, bool]:
+        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
+        return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+
+    async def count_sessions(self) -> int:
+        """How many sessions the store holds (readiness: the store answers)."""
+        return await self.store.count_sessions()

@@ -86,8 +86,13 @@ def _shared_start(a: str, b: str) -> int:
 
 
 class Intent(StrEnum):
+    """What a reference names. Only an address may ever be created (by the policy);
+    a miss of any other is SessionNotFoundError in every mode."""
+
     ADDRESS = "address"  # send to it: a miss goes to the create-on-miss policy
-    READ = "read"  # look at it: a miss is always SessionNotFoundError
+    PARENT = "parent"  # a spawn's parent
+    OWN = "own"  # the caller's own session (who is speaking)
+    READ = "read"  # look at it (show, history, resolve, subscribe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +238,7 @@ class Resolver:
             self.metrics.resolved("hit")
             self._remember(record)
             return Resolution(record, reference, key.text, "hit", None, lints)
-        if intent is Intent.READ:
+        if intent is not Intent.ADDRESS:
             raise await self._not_found(reference, key, caller, None, list(lints), "not-found")
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:

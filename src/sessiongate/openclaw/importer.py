@@ -126,7 +126,7 @@ class _Planned:
 class _AgentIndex:
     agent_id: str
     sessions_dir: Path
-    entries: dict[str, dict[str, Any]]
+    entries: dict[str, Any]
     referenced: set[Path] = field(default_factory=set)
 
 
@@ -204,7 +204,7 @@ class OpenClawImporter:
         self,
         index: _AgentIndex,
         raw_key: str,
-        entry: dict[str, Any],
+        entry: Any,
         tally: AgentTally,
         report: ImportReport,
     ) -> None:
@@ -219,9 +219,14 @@ class OpenClawImporter:
             report.problems.append(ImportProblem(path, None, exc.message, raw_key))
             tally.skipped += 1
             return
-        await self._write(planned, tally)
+        try:
+            await self._write(planned, tally)
+        except InvalidRequestError as exc:  # text the store cannot hold (e.g. a NUL character)
+            reason = f"not stored: {exc.message}"
+            report.problems.append(ImportProblem(str(planned.transcript), None, reason, raw_key))
+            tally.skipped += 1
 
-    def _plan(self, index: _AgentIndex, raw_key: str, entry: dict[str, Any]) -> _Planned:
+    def _plan(self, index: _AgentIndex, raw_key: str, entry: Any) -> _Planned:
         """Read one entry's transcript and build its session (in a worker thread)."""
         key = parse_session_key(raw_key, index.agent_id)
         agent_id = key.agent_id or index.agent_id
@@ -229,6 +234,9 @@ class OpenClawImporter:
             path = index.sessions_dir / "sessions.json"
             raise OpenClawFileError(path, None, f"the key names agent {agent_id!r}, "
                                     "which is not in agents.list")  # fmt: skip
+        if not isinstance(entry, dict):
+            path = index.sessions_dir / "sessions.json"
+            raise OpenClawFileError(path, None, "not a session entry: expected a JSON object")
         transcript = locate_transcript(index.sessions_dir, entry)
         index.referenced.add(transcript.resolve())
         messages = read_transcript(transcript, _channel(entry))

@@ -72,7 +72,7 @@ def agent_dirs(state_dir: Path) -> dict[str, Path]:
     return {d.name: d / "sessions" for d in sorted(agents.iterdir()) if (d / "sessions").is_dir()}
 
 
-def read_index(sessions_dir: Path) -> dict[str, dict[str, Any]]:
+def read_index(sessions_dir: Path) -> dict[str, Any]:
     """The entries of ``sessions.json`` by key, as written (keys not yet canonical)."""
     path = sessions_dir / INDEX_NAME
     try:
@@ -84,7 +84,7 @@ def read_index(sessions_dir: Path) -> dict[str, dict[str, Any]]:
         raise OpenClawFileError(path, line, f"not valid JSON ({_why(exc)})") from None
     if not isinstance(data, dict):
         raise OpenClawFileError(path, 1, "not a session index: expected a JSON object")
-    return {k: v for k, v in data.items() if isinstance(v, dict)}
+    return data
 
 
 def _why(exc: Exception) -> str:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
+from sessiongate.resolver import Caller
 from sessiongate.store.base import MessageRecord, SessionRecord
 
-if TYPE_CHECKING:
-    from sessiongate.gateway import Gateway
-
-__all__ = ["Emit", "Runtime", "Turn"]
+__all__ = ["Emit", "InvokeTool", "Runtime", "Turn"]
 
 Emit = Callable[[str], Awaitable[None]]
+InvokeTool = Callable[[str, Any, Caller], Awaitable[dict[str, Any]]]
+"""The gateway's one invoke path, as a runtime sees it: (tool, raw args, caller) → result."""
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One run: the session, the inbound message, and the transcript before it."""
+    """One run: the session, the inbound message, the transcript before it, and the
+    gateway's invoke path for the tools the runtime calls."""
 
-    gateway: Gateway
+    invoke_tool: InvokeTool
     session: SessionRecord
     run_id: str
     message: str
@@ -33,4 +34,8 @@ class Runtime(Protocol):
 
     async def run(self, turn: Turn, emit: Emit) -> str:
         """Produce the reply; `emit` streams partial text (run.delta events)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the runtime holds (its own HTTP client), when the gateway closes."""
         ...

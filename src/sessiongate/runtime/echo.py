@@ -15,3 +15,6 @@ class EchoRuntime:
         reply = f"echo: {turn.message}"
         await emit(reply)
         return reply
+
+    async def close(self) -> None:
+        return None

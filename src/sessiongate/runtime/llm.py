@@ -13,10 +13,13 @@ from typing import Any
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from sessiongate.errors import InvalidRequestError, SessionGateError
+from sessiongate.catchall import internal_error
+from sessiongate.errors import SessionGateError
+from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.runtime.base import Emit, Turn
-from sessiongate.tools import TOOLS, ToolContext, get_tool
+from sessiongate.tools import TOOLS
+from sessiongate.wire import decode_json
 
 __all__ = ["LlmRuntime"]
 
@@ -75,6 +78,11 @@ class LlmRuntime:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
         raise RuntimeError(f"model made more than {self.max_tool_rounds} rounds of tool calls")
 
+    async def close(self) -> None:
+        # unclosed, the SDK's client closes itself on garbage collection, from whatever
+        # event loop is running then (not the one its connections belong to)
+        await self.client.close()
+
     async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         # The SDK's post() sends our already-JSON-shaped body as is; chat.completions.create()
         # would first walk it against its TypedDicts, which profiled at ~10 ms per turn.
@@ -82,23 +90,17 @@ class LlmRuntime:
         return await self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
     async def _call_tool(self, turn: Turn, name: str, raw_arguments: str) -> str:
+        """One tool call of the model: the LLM surface's edge (its one catch-all)."""
+        begin_request()
         caller = Caller(turn.session.key, "llm")
         try:
-            spec = get_tool(name)
-            arguments = _parse_arguments(name, raw_arguments)
+            arguments = decode_json(raw_arguments or "{}", f"{name} arguments")
             result: dict[str, Any] = {
                 "ok": True,
-                "result": await spec.invoke(ToolContext(turn.gateway, caller), arguments),
+                "result": await turn.invoke_tool(name, arguments, caller),
             }
         except SessionGateError as exc:
             result = exc.to_wire()
+        except Exception as exc:
+            result = internal_error(exc, "llm", name).to_wire()
         return json.dumps(result)
-
-
-def _parse_arguments(name: str, raw: str) -> Any:
-    try:
-        return json.loads(raw or "{}")
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"{name}: arguments are not valid JSON: {exc}", details={"tool": name}
-        ) from None

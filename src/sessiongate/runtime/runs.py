@@ -11,17 +11,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import RunFailedError, RunInterruptedError, StoreUnavailableError
+from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller
-from sessiongate.runtime.base import Runtime, Turn
-from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord
-
-if TYPE_CHECKING:
-    from sessiongate.gateway import Gateway
+from sessiongate.runtime.base import InvokeTool, Runtime, Turn
+from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord, SessionStore
 
 __all__ = ["RunEvent", "RunManager"]
 
@@ -54,8 +52,17 @@ class _Lane:
 class RunManager:
     """Accepts messages for sessions, runs them lane by lane, and reports their events."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        store: SessionStore,
+        metrics: GatewayMetrics,
+        runtime_for: Callable[[str], Runtime],
+        invoke_tool: InvokeTool,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.runtime_for = runtime_for
+        self.invoke_tool = invoke_tool
         self._lanes: dict[str, _Lane] = {}
         self._listeners: dict[str, set[Listener]] = {}
         self._active: set[asyncio.Task[None]] = set()
@@ -91,13 +98,13 @@ class RunManager:
     async def relay_events(self) -> None:
         """Share this process's run events with the other processes on the same store."""
         self._relay = asyncio.Queue()
-        await self.gateway.store.listen_events(self.deliver)
+        await self.store.listen_events(self.deliver)
         while True:
             batch = [await self._relay.get()]
             while not self._relay.empty() and len(batch) < RELAY_BATCH:
                 batch.append(self._relay.get_nowait())
             try:
-                await self.gateway.store.publish_events(batch)
+                await self.store.publish_events(batch)
             except StoreUnavailableError as exc:
                 log.warning("run event not shared with other processes", error=exc.message)
 
@@ -134,7 +141,7 @@ class RunManager:
         caller: Caller,
         origin: dict[str, Any] | None = None,
     ) -> _Run:
-        store = self.gateway.store
+        store = self.store
         run_id = str(uuid.uuid4())
         lane = self._lanes.setdefault(session.key, _Lane())
         async with lane.intake:  # sequence order == run order
@@ -168,8 +175,8 @@ class RunManager:
             del self._lanes[key]
 
     async def _execute(self, run: _Run) -> None:
-        store = self.gateway.store
-        runtime = self.gateway.runtime_for(run.session.agent_id)
+        store = self.store
+        runtime = self.runtime_for(run.session.agent_id)
         started = time.perf_counter()
         self._publish("run.started", run, agentId=run.session.agent_id)
         try:
@@ -180,26 +187,25 @@ class RunManager:
             self._publish("run.completed", run, reply=reply)
         except asyncio.CancelledError:
             await store.finish_run(run.record.run_id, "interrupted", "gateway stopped")
-            self._settle(run, {"status": "error", "error": {"code": "RUN_INTERRUPTED"}})
+            stopped = RunInterruptedError("the gateway stopped during this run")
+            self._settle(run, {"status": "error", "error": stopped.to_wire()["error"]})
             raise
         except Exception as exc:  # a runtime's failure is recorded, never fatal to the gateway
             log.warning("run failed", run_id=run.record.run_id, error=repr(exc))
             await store.finish_run(run.record.run_id, "failed", repr(exc)[:2000])
-            error = {"code": "RUN_FAILED", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+            error = RunFailedError(f"{type(exc).__name__}: {exc}"[:2000]).to_wire()["error"]
             outcome = {"status": "error", "error": error}
             self._publish("run.failed", run, error=error)
         elapsed = time.perf_counter() - started
-        self.gateway.metrics.observe_run(runtime.name, outcome["status"], elapsed)
+        self.metrics.observe_run(runtime.name, outcome["status"], elapsed)
         self._settle(run, outcome)
 
     async def _reply(self, runtime: Runtime, run: _Run) -> str:
         prior: list[MessageRecord] = []
         if runtime.uses_history:  # echo and webhook answer from the message alone
-            history = await self.gateway.store.history(
-                run.session.key, limit=HISTORY_WINDOW, before=None
-            )
+            history = await self.store.history(run.session.key, limit=HISTORY_WINDOW, before=None)
             prior = [m for m in history if m.run_id != run.record.run_id]
-        turn = Turn(self.gateway, run.session, run.record.run_id, run.message, prior)
+        turn = Turn(self.invoke_tool, run.session, run.record.run_id, run.message, prior)
 
         async def emit(delta: str) -> None:
             self._publish("run.delta", run, delta=delta)
@@ -220,4 +226,4 @@ class RunManager:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
-        await self.gateway.store.interrupt_running(own=True)
+        await self.store.interrupt_running(own=True)

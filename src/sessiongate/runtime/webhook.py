@@ -43,6 +43,9 @@ class WebhookRuntime:
         await emit(reply)
         return reply
 
+    async def close(self) -> None:
+        return None  # the HTTP client is the gateway's, closed by it
+
 
 def _reply_of(response: httpx.Response) -> str:
     if not response.headers.get("content-type", "").startswith("application/json"):

@@ -14,11 +14,12 @@ import uvloop
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
+from sessiongate.catchall import internal_error
 from sessiongate.config import SessionGateConfig
-from sessiongate.errors import SessionGateError
+from sessiongate.errors import SessionGateError, error_for_http_status
 from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
@@ -30,7 +31,6 @@ __all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
 log = structlog.get_logger("sessiongate.server")
 
 SHUTDOWN_GRACE_SECONDS = 10.0
-_HTTP_CODES = {404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -40,9 +40,8 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return _wire_error(code, message, exc.status_code)
+    return session_gate_error_response(error_for_http_status(exc.status_code, message))
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -51,13 +50,8 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error", path=request.url.path, error=repr(exc))
-    return _wire_error("INTERNAL_ERROR", "the gateway failed on this request; see its log", 500)
-
-
-def _wire_error(code: str, message: str, status: int) -> JSONResponse:
-    error = {"code": code, "type": "HTTPError", "message": message, "details": {}}
-    return JSONResponse({"ok": False, "error": {**error, "retryable": False}}, status)
+    where = f"{request.method} {request.url.path}"
+    return session_gate_error_response(internal_error(exc, "http", where))
 
 
 def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = None) -> Starlette:

@@ -1,8 +1,14 @@
-"""HTTP surface: /tools/invoke, /v1/sessions…, health and metrics."""
+"""HTTP surface: /tools/invoke, /v1/sessions…, health and metrics.
+
+Each route translates HTTP ↔ a `Gateway` call and nothing else; `_edge` is the
+surface's one catch-all (typed errors → their wire form and status, anything
+else → ``INTERNAL_ERROR`` with the request id that the log shows with the traceback).
+"""
 
 from __future__ import annotations
 
-import json
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -11,17 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sessiongate.catchall import internal_error
 from sessiongate.channels import receive_inbound
-from sessiongate.errors import (
-    InvalidRequestError,
-    PayloadTooLargeError,
-    SessionGateError,
-    StoreUnavailableError,
-)
+from sessiongate.errors import PayloadTooLargeError, SessionGateError, StoreUnavailableError
 from sessiongate.gateway import Gateway
+from sessiongate.request_ids import begin_request, current_request_id
+from sessiongate.resolver import Caller
 from sessiongate.server.auth import check_token
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
+from sessiongate.wire import check_text, decode_json, query_int
 
 __all__ = ["bearer_token", "http_routes", "ok", "session_gate_error_response"]
 
@@ -36,6 +41,27 @@ def ok(result: Any) -> JSONResponse:
 def session_gate_error_response(error: SessionGateError) -> JSONResponse:
     """An error in its one wire form, with its HTTP status."""
     return JSONResponse(error.to_wire(), status_code=error.http_status)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _edge(endpoint: Endpoint) -> Endpoint:
+    """Wrap a route in the HTTP surface's one catch-all."""
+
+    @functools.wraps(endpoint)
+    async def answer(request: Request) -> Response:
+        if current_request_id() is None:
+            begin_request()
+        try:
+            return await endpoint(request)
+        except SessionGateError as exc:
+            return session_gate_error_response(exc)
+        except Exception as exc:
+            where = f"{request.method} {request.url.path}"
+            return session_gate_error_response(internal_error(exc, "http", where))
+
+    return answer
 
 
 def _gateway(request: Request) -> Gateway:
@@ -58,13 +84,7 @@ async def _json_body(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    body = await _read_body(request, limit, declared)
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(
-            f"body is not valid JSON: {exc}", details={"hint": "send a JSON object"}
-        ) from None
+    return decode_json(await _read_body(request, limit, declared))
 
 
 async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
@@ -88,44 +108,63 @@ async def tools_invoke(request: Request) -> Response:
     gateway = _gateway(request)
     body = validate_args(InvokeBody, await _json_body(request), "/tools/invoke")
     caller = await gateway.caller_for(body.session_key, "http")
-    allowed = gateway.config.gateway.tools.allow
-    return ok(await gateway.invoke(body.tool, body.args, caller, allowed))
+    return ok(await gateway.invoke(body.tool, body.args, caller))
 
 
 def _query_args(request: Request) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for name, value in request.query_params.items():
-        args[name] = int(value) if value.isdigit() and name in ("limit", "before") else value
+        check_text(name, "query")
+        check_text(value, "query")
+        args[name] = query_int(value) if name in ("limit", "before") else value
     return args
+
+
+def _path_key(request: Request) -> str:
+    key: str = request.path_params["key"]
+    check_text(key, "path")
+    return key
+
+
+async def _header_caller(request: Request, gateway: Gateway) -> Caller:
+    """The caller named by the optional X-Session-Key header (its own session)."""
+    own = request.headers.get("x-session-key")
+    if own is not None:
+        check_text(own, "x-session-key")
+    return await gateway.caller_for(own, "http")
 
 
 async def list_sessions(request: Request) -> Response:
     gateway = _gateway(request)
     args = validate_args(ListArgs, _query_args(request), "GET /v1/sessions")
-    caller = await gateway.caller_for(request.headers.get("x-session-key"), "http")
-    return ok(await gateway.invoke("sessions_list", args.model_dump(by_alias=True), caller))
+    caller = await _header_caller(request, gateway)
+    wire = args.model_dump(by_alias=True, exclude_none=True)
+    return ok(await gateway.invoke("sessions_list", wire, caller))
 
 
 async def show_session(request: Request) -> Response:
     gateway = _gateway(request)
-    caller = await gateway.caller_for(request.headers.get("x-session-key"), "http")
-    resolution = await gateway.show_session(request.path_params["key"], caller)
+    key = _path_key(request)
+    caller = await _header_caller(request, gateway)
+    resolution = await gateway.show_session(key, caller)
     return ok({**resolution.session.to_wire(), "requestedKey": resolution.requested_key})
 
 
 async def session_messages(request: Request) -> Response:
     gateway = _gateway(request)
-    raw = {**_query_args(request), "sessionKey": request.path_params["key"]}
+    raw = {**_query_args(request), "sessionKey": _path_key(request)}
     args = validate_args(HistoryArgs, raw, "GET /v1/sessions/{key}/messages")
-    caller = await gateway.caller_for(request.headers.get("x-session-key"), "http")
+    caller = await _header_caller(request, gateway)
     wire = args.model_dump(by_alias=True, exclude_none=True)
     return ok(await gateway.invoke("sessions_history", wire, caller))
 
 
 async def channel_inbound(request: Request) -> Response:
     gateway = _gateway(request)
+    channel: str = request.path_params["channel"]
+    check_text(channel, "path")
     body = await _json_body(request)
-    return ok(await receive_inbound(gateway, request.path_params["channel"], body))
+    return ok(await receive_inbound(gateway, channel, body))
 
 
 async def healthz(request: Request) -> Response:
@@ -141,7 +180,7 @@ async def readyz(request: Request) -> Response:
     except SessionGateError:
         operator = False
     try:
-        sessions = await gateway.store.count_sessions()
+        sessions = await gateway.count_sessions()
     except StoreUnavailableError as exc:
         if operator:
             return session_gate_error_response(exc)
@@ -158,12 +197,12 @@ async def metrics(request: Request) -> Response:
 def http_routes() -> list[Route]:
     """Every HTTP route; each one that addresses a session goes through the resolver."""
     return [
-        Route("/tools/invoke", tools_invoke, methods=["POST"]),
-        Route("/v1/sessions", list_sessions, methods=["GET"]),
-        Route("/v1/sessions/{key:path}/messages", session_messages, methods=["GET"]),
-        Route("/v1/sessions/{key:path}", show_session, methods=["GET"]),
-        Route("/v1/channels/{channel}/inbound", channel_inbound, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/tools/invoke", _edge(tools_invoke), methods=["POST"]),
+        Route("/v1/sessions", _edge(list_sessions), methods=["GET"]),
+        Route("/v1/sessions/{key:path}/messages", _edge(session_messages), methods=["GET"]),
+        Route("/v1/sessions/{key:path}", _edge(show_session), methods=["GET"]),
+        Route("/v1/channels/{channel}/inbound", _edge(channel_inbound), methods=["POST"]),
+        Route("/healthz", _edge(healthz), methods=["GET"]),
+        Route("/readyz", _edge(readyz), methods=["GET"]),
+        Route("/metrics", _edge(metrics), methods=["GET"]),
     ]

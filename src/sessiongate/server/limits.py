@@ -35,7 +35,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from sessiongate.config import LimitsConfig
-from sessiongate.errors import TooManyRequestsError
+from sessiongate.errors import (
+    RequestTimeoutError,
+    SessionGateError,
+    TooManyConnectionsError,
+    TooManyRequestsError,
+)
 from sessiongate.metrics import GatewayMetrics
 
 __all__ = [
@@ -108,11 +113,10 @@ class ConnectionGuard:
             del self.by_client[client]
 
 
-def _plain_response(status: int, phrase: str, code: str, message: str) -> bytes:
-    error = {"code": code, "type": "HTTPError", "message": message, "details": {}}
-    body = json.dumps({"ok": False, "error": {**error, "retryable": status == 503}}).encode()
+def _plain_response(phrase: str, error: SessionGateError) -> bytes:
+    body = json.dumps(error.to_wire()).encode()
     head = (
-        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {error.http_status} {phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -131,7 +135,7 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         refusal = self.guard.admit(self._host)
         self._admitted = refusal is None
         if refusal is not None:
-            response = _plain_response(503, "Service Unavailable", "TOO_MANY_CONNECTIONS", refusal)
+            response = _plain_response("Service Unavailable", TooManyConnectionsError(refusal))
             transport.write(response)
             transport.close()
             return
@@ -200,9 +204,7 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         self.guard.shed("request_timeout")
         if self.cycle is None or not self.cycle.response_started:
             message = "the request was not received in time"
-            self.transport.write(
-                _plain_response(408, "Request Timeout", "REQUEST_TIMEOUT", message)
-            )
+            self.transport.write(_plain_response("Request Timeout", RequestTimeoutError(message)))
         self.transport.close()
 
 

@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import mcp_types as types
-import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -38,12 +37,8 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from sessiongate import __version__
-from sessiongate.errors import (
-    InternalError,
-    InvalidRequestError,
-    SessionGateError,
-    UnauthorizedError,
-)
+from sessiongate.catchall import internal_error
+from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
 from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
@@ -60,8 +55,6 @@ __all__ = [
     "tool_error",
     "transcript_uri",
 ]
-
-log = structlog.get_logger("sessiongate.mcp")
 
 ENTRY_POINT = "mcp"
 SESSION_HEADER = "x-session-key"
@@ -153,7 +146,6 @@ class _Handlers:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.allowed = gateway.config.gateway.tools.allow
 
     async def _caller(self, ctx: Context) -> Caller:
         request = ctx.request
@@ -161,24 +153,25 @@ class _Handlers:
         return await self.gateway.caller_for(key or None, ENTRY_POINT)
 
     async def _invoke(self, ctx: Context, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.gateway.invoke(tool, dict(args), await self._caller(ctx), self.allowed)
+        return await self.gateway.invoke(tool, dict(args), await self._caller(ctx))
 
     async def list_tools(
         self, ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tool_definitions(self.allowed))
+        return types.ListToolsResult(
+            tools=tool_definitions(self.gateway.config.gateway.tools.allow)
+        )
 
     async def call_tool(
         self, ctx: Context, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        request_id = begin_request()
+        begin_request()
         try:
             return tool_result(await self._invoke(ctx, params.name, params.arguments or {}))
         except SessionGateError as exc:
             return tool_error(exc)
-        except Exception:  # the one catch-all at this surface's edge
-            log.exception("mcp tool call failed", tool=params.name, request_id=request_id)
-            return tool_error(InternalError.for_request(request_id))
+        except Exception as exc:  # the one catch-all at this surface's edge
+            return tool_error(internal_error(exc, ENTRY_POINT, f"tools/call {params.name}"))
 
     async def list_resources(
         self, ctx: Context, params: types.PaginatedRequestParams | None
@@ -217,14 +210,15 @@ class _Handlers:
         return types.ReadResourceResult(contents=[contents])
 
     async def _resource_call(self, ctx: Context, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        request_id = begin_request()
+        begin_request()
         try:
             return await self._invoke(ctx, tool, args)
         except SessionGateError as exc:
             raise _protocol_error(exc) from None
-        except Exception:  # the one catch-all at this surface's edge
-            log.exception("mcp resource request failed", tool=tool, request_id=request_id)
-            raise _protocol_error(InternalError.for_request(request_id)) from None
+        except Exception as exc:  # the one catch-all at this surface's edge
+            raise _protocol_error(
+                internal_error(exc, ENTRY_POINT, f"resources via {tool}")
+            ) from None
 
 
 def _transcript_resource(session: dict[str, Any]) -> types.Resource:

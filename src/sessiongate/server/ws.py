@@ -4,6 +4,11 @@ Frames: ``{type: "req", id, method, params}`` → ``{type: "res", id, ok, payloa
 server events ``{type: "event", event, payload, seq}``. The first request must be
 ``connect {token, sessionKey?}``. A malformed frame gets an error ``res`` and the
 connection stays open; requests run concurrently, each answered by its id.
+
+Every request frame is answered: `_answering` is the surface's one catch-all
+(typed errors → their wire form; anything else → ``INTERNAL_ERROR`` with the
+request id that the log shows next to the traceback). Frames are decoded by
+`sessiongate.wire.decode_json` (depth, Unicode, NUL) before authentication.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -19,6 +24,7 @@ from pydantic import Field
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sessiongate import __version__
+from sessiongate.catchall import internal_error
 from sessiongate.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -26,11 +32,13 @@ from sessiongate.errors import (
     UnauthorizedError,
 )
 from sessiongate.gateway import Gateway
-from sessiongate.resolver import Caller, Intent
+from sessiongate.request_ids import begin_request
+from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.tools.base import ToolArgs, validate_args
+from sessiongate.wire import check_json, check_text, load_json
 
 __all__ = ["websocket_endpoint"]
 
@@ -38,6 +46,11 @@ log = structlog.get_logger("sessiongate.ws")
 
 POLICY_VIOLATION = 1008
 FINAL_EVENTS = ("run.completed", "run.failed")
+MAX_ECHOED_ID = 128  # a frame id longer than this is not echoed in an error
+
+
+class _Gone(Exception):
+    """The client went away while we answered (nothing left to answer)."""
 
 
 class RequestFrame(ToolArgs):
@@ -89,10 +102,12 @@ class Connection:
         text = json.dumps(frame, separators=(",", ":"))
         if not self.budget.queue(len(text)):
             await self._drop_slow_reader()
-            raise WebSocketDisconnect(CLOSE_SEND_QUEUE_FULL[0])
+            raise _Gone(CLOSE_SEND_QUEUE_FULL[0])
         try:
             async with self._send_lock:
                 await self.websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise _Gone from exc
         finally:
             self.budget.sent(len(text))
 
@@ -134,23 +149,21 @@ class Connection:
         self._track(asyncio.create_task(self._send_event(event["event"], payload)))
 
     async def _send_event(self, name: str, payload: dict[str, Any]) -> None:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        with contextlib.suppress(_Gone):
             await self.event(name, payload)
 
     async def _answer(self, request: RequestFrame) -> None:
-        assert self.caller is not None
         try:
-            handler = METHODS.get(request.method)
-            if handler is None:
-                raise InvalidRequestError(
-                    f"unknown method {request.method!r}",
-                    details={"methods": sorted(METHODS)},
-                )
-            await self.respond(request.id, await handler(self, request.params))
-        except SessionGateError as exc:
-            await self.fail(request.id, exc)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the client went away while we answered
+            async with _answering(self, request.id, request.method):
+                if request.method == "connect":
+                    raise InvalidRequestError("already connected")
+                handler = METHODS.get(request.method)
+                if handler is None:
+                    raise InvalidRequestError(
+                        f"unknown method {request.method!r}",
+                        details={"methods": sorted(METHODS)},
+                    )
+                await self.respond(request.id, await handler(self, request.params))
         finally:
             self.budget.finish_request()
 
@@ -160,6 +173,23 @@ class Connection:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _answering(conn: Connection, request_id: Any, where: str) -> AsyncIterator[None]:
+    """The WebSocket surface's one catch-all: whatever happens, request `request_id` is
+    answered (unless the client has gone) and the connection stays usable."""
+    begin_request()
+    try:
+        yield
+    except _Gone:
+        pass
+    except SessionGateError as exc:
+        with contextlib.suppress(_Gone):
+            await conn.fail(request_id, exc)
+    except Exception as exc:
+        with contextlib.suppress(_Gone):
+            await conn.fail(request_id, internal_error(exc, "ws", where))
 
 
 async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +234,7 @@ async def _stream_run(
 async def _resolve(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     args = validate_args(ResolveParams, params, "sessions.resolve")
     assert conn.caller is not None
-    resolution = await conn.gateway.resolver.resolve(args.session_key, conn.caller, Intent.READ)
+    resolution = await conn.gateway.show_session(args.session_key, conn.caller)
     return {
         "session": resolution.session.to_wire(),
         "requestedKey": resolution.requested_key,
@@ -217,16 +247,18 @@ async def _subscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]
     """Stream the run events of one session — from this process and every other one."""
     args = validate_args(ResolveParams, params, "sessions.subscribe")
     assert conn.caller is not None
-    key = (await conn.gateway.resolver.resolve(args.session_key, conn.caller, Intent.READ)).key
-    if key not in conn.subscriptions:
-        conn.subscriptions[key] = conn.gateway.runs.subscribe(key, conn.forward)
+    key, unsubscribe = await conn.gateway.subscribe(args.session_key, conn.caller, conn.forward)
+    if key in conn.subscriptions:
+        unsubscribe()
+    else:
+        conn.subscriptions[key] = unsubscribe
     return {"sessionKey": key, "subscribed": sorted(conn.subscriptions)}
 
 
 async def _unsubscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     args = validate_args(ResolveParams, params, "sessions.unsubscribe")
     assert conn.caller is not None
-    key = conn.gateway.resolver.parse(args.session_key).text
+    key = conn.gateway.canonical_key(args.session_key)
     unsubscribe = conn.subscriptions.pop(key, None)
     if unsubscribe is None:
         raise InvalidRequestError(
@@ -247,8 +279,7 @@ def _tool_method(tool: str) -> Handler:
 async def _invoke(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     args = validate_args(InvokeParams, params, "tools.invoke")
     assert conn.caller is not None
-    allowed = conn.gateway.config.gateway.tools.allow
-    return await conn.gateway.invoke(args.tool, args.args, conn.caller, allowed)
+    return await conn.gateway.invoke(args.tool, args.args, conn.caller)
 
 
 METHODS: dict[str, Handler] = {
@@ -263,25 +294,39 @@ METHODS: dict[str, Handler] = {
 
 
 def _parse_frame(text: str, limit: int) -> RequestFrame:
-    if len(text.encode()) > limit:
-        raise PayloadTooLargeError(f"frame over {limit} bytes", details={"limit": limit})
+    """The request in a frame; `_BadFrame` (with the id to answer) when there is none."""
+    raw: Any = None
     try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequestError(
-            f"frame is not valid JSON: {exc}",
-            details={"hint": 'send {"type":"req","id":1,"method":"...","params":{}}'},
-        ) from None
-    return validate_args(RequestFrame, raw, "frame")
+        if len(text.encode()) > limit:
+            raise PayloadTooLargeError(f"frame over {limit} bytes", details={"limit": limit})
+        raw = load_json(text, "frame")
+        check_json(raw, "frame")
+        return validate_args(RequestFrame, raw, "frame")
+    except SessionGateError as exc:
+        exc.details.setdefault("hint", 'send {"type":"req","id":1,"method":"...","params":{}}')
+        raise _BadFrame(_echo_id(raw), exc) from None
 
 
-def _frame_id(text: str) -> Any:
-    """Best-effort id of a frame that failed validation, so the client can match the error."""
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        return None
-    return raw.get("id") if isinstance(raw, dict) else None
+class _BadFrame(Exception):
+    def __init__(self, frame_id: Any, error: SessionGateError) -> None:
+        super().__init__(error.message)
+        self.frame_id = frame_id
+        self.error = error
+
+
+def _echo_id(raw: Any) -> Any:
+    """The id of a frame that failed validation, so the client can match the error
+    (only a plain string or integer: anything else is not echoed)."""
+    frame_id = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(frame_id, str) and len(frame_id) <= MAX_ECHOED_ID:
+        try:
+            check_text(frame_id, "id")
+        except InvalidRequestError:
+            return None
+        return frame_id
+    if isinstance(frame_id, int) and not isinstance(frame_id, bool):
+        return frame_id
+    return None
 
 
 async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> str | None:
@@ -294,7 +339,8 @@ async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> 
 
 
 async def _handshake(conn: Connection, request: RequestFrame) -> bool:
-    """Answer the first request; only a valid `connect` opens the connection."""
+    """Answer the first request; only a valid `connect` opens the connection (a refused
+    one is answered and closed; an unexpected failure reaches the catch-all)."""
     try:
         if request.method != "connect":
             raise UnauthorizedError(
@@ -325,16 +371,17 @@ async def _serve(conn: Connection) -> None:
             continue
         try:
             request = _parse_frame(text, limit)
-        except SessionGateError as exc:
-            await conn.fail(_frame_id(text), exc)
+        except _BadFrame as bad:
+            await conn.fail(bad.frame_id, bad.error)
             continue
-        if conn.caller is None:
-            if not await _handshake(conn, request):
-                return
-        elif request.method == "connect":
-            await conn.fail(request.id, InvalidRequestError("already connected"))
-        else:
+        if conn.caller is not None:
             await conn.dispatch(request)
+            continue
+        opened: bool | None = None
+        async with _answering(conn, request.id, "connect"):
+            opened = await _handshake(conn, request)
+        if opened is False:
+            return
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -343,7 +390,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn = Connection(websocket, websocket.app.state.gateway)
     try:
         await _serve(conn)
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, _Gone):
         pass
     except TimeoutError:
         conn.gateway.metrics.shed("connect_timeout")

@@ -159,7 +159,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
     try:
-        if not cursor.startswith("s"):
+        if not cursor.startswith("s") or len(cursor) > 16:  # row ids fit in 63 bits
             raise ValueError(cursor)
         return int(cursor[1:], 16)
     except ValueError:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from sessiongate.errors import ForbiddenError, InvalidRequestError
-from sessiongate.resolver import Caller
-
-if TYPE_CHECKING:
-    from sessiongate.gateway import Gateway
+from sessiongate.resolver import Caller, Resolver
+from sessiongate.runtime.runs import RunManager
+from sessiongate.store.base import SessionPage, SessionStore
 
 __all__ = ["ToolArgs", "ToolContext", "ToolSpec", "validate_args"]
 
 A = TypeVar("A", bound="ToolArgs")
+ListSessions = Callable[..., Awaitable[SessionPage]]
+"""The gateway's listing for a caller: (caller, *, agent_id, kind, limit, cursor) → page."""
 
 
 class ToolArgs(BaseModel):
@@ -30,7 +31,14 @@ class ToolArgs(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    gateway: Gateway
+    """What a tool works with: every session reference goes through `resolver` (with its
+    intent); `store` is for reads of sessions already resolved; `runs` accepts messages;
+    `list_sessions` pages through what the caller may see (sealed cursors)."""
+
+    resolver: Resolver
+    store: SessionStore
+    runs: RunManager
+    list_sessions: ListSessions
     caller: Caller
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from sessiongate.errors import InvalidRequestError, SessionMovedError
+from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
 from sessiongate.resolver import Intent, Resolution
 from sessiongate.store.base import SessionRecord
 from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
@@ -15,6 +15,8 @@ from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
 __all__ = ["SESSION_TOOLS"]
 
 T = TypeVar("T")
+
+MAX_SEQ = 2**63 - 1  # the largest sequence number any store can hold
 
 Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "hook"]
 
@@ -29,7 +31,7 @@ class ListArgs(ToolArgs):
 class HistoryArgs(ToolArgs):
     session_key: str
     limit: int = Field(default=50, ge=1, le=1000)
-    before: int | None = Field(default=None, ge=1)
+    before: int | None = Field(default=None, ge=1, le=MAX_SEQ)
 
 
 class SendArgs(ToolArgs):
@@ -56,15 +58,15 @@ class SpawnArgs(ToolArgs):
 
 
 async def sessions_list(ctx: ToolContext, args: ListArgs) -> dict[str, Any]:
-    page = await ctx.gateway.list_sessions(
+    page = await ctx.list_sessions(
         ctx.caller, agent_id=args.agent_id, kind=args.kind, limit=args.limit, cursor=args.cursor
     )
     return {"sessions": [s.to_wire() for s in page.sessions], "nextCursor": page.next_cursor}
 
 
 async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> dict[str, Any]:
-    resolution = await ctx.gateway.resolver.resolve(args.session_key, ctx.caller, Intent.READ)
-    messages = await ctx.gateway.store.history(resolution.key, limit=args.limit, before=args.before)
+    resolution = await ctx.resolver.resolve(args.session_key, ctx.caller, Intent.READ)
+    messages = await ctx.store.history(resolution.key, limit=args.limit, before=args.before)
     return {"sessionKey": resolution.key, "messages": [m.to_wire() for m in messages]}
 
 
@@ -80,7 +82,7 @@ async def _address(
     in another process); storing refuses with SessionMovedError and the address is
     resolved once more, now following the alias.
     """
-    resolver = ctx.gateway.resolver
+    resolver = ctx.resolver
     resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, create_on_miss)
     try:
         return resolution, await deliver(resolution.session)
@@ -90,20 +92,29 @@ async def _address(
         return resolution, await deliver(resolution.session)
 
 
+async def _key_for_label(ctx: ToolContext, label: str, agent_id: str | None) -> str:
+    """The key of the newest active session with this label (sessions_send by label)."""
+    if not label.strip():
+        raise InvalidRequestError("label must not be empty", details={"argument": "label"})
+    record = await ctx.store.find_by_label(label, agent_id)
+    if record is None or not await ctx.resolver.may_see(ctx.caller, record):
+        raise SessionNotFoundError(
+            f"no session labelled {label!r}",
+            details={"requestedLabel": label, "agentId": agent_id, "suggestions": []},
+        )
+    return record.key
+
+
 async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
     reference = args.session_key
     if reference is None:
         assert args.label is not None
-        reference = await ctx.gateway.key_for_label(args.label, args.agent_id, ctx.caller)
+        reference = await _key_for_label(ctx, args.label, args.agent_id)
     elif args.agent_id is not None:
-        raise InvalidRequestError(
-            "sessions_send: agentId narrows a label; with sessionKey leave it out",
-            details={"problems": ["agentId: only with label"]},
-        )
-    runs = ctx.gateway.runs
+        _refuse_disagreement("sessions_send", "agentId", "narrows a label")
 
     def deliver(session: SessionRecord) -> Awaitable[dict[str, Any]]:
-        return runs.send(session, args.message, ctx.caller, args.timeout_seconds)
+        return ctx.runs.send(session, args.message, ctx.caller, args.timeout_seconds)
 
     resolution, result = await _address(ctx, reference, args.create_on_miss, deliver)
     if resolution.warnings:
@@ -111,21 +122,47 @@ async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
     return result
 
 
+def _refuse_disagreement(tool: str, argument: str, why: str) -> None:
+    raise InvalidRequestError(
+        f"{tool}: {argument} {why}; with sessionKey leave it out",
+        details={"tool": tool, "problems": [f"{argument}: not with sessionKey ({why})"]},
+    )
+
+
+def _check_named_spawn(ctx: ToolContext, args: SpawnArgs, session_key: str) -> None:
+    """A spawn into a named session: agentId must be that key's agent; label and parent
+    describe a fresh child only, so they are refused rather than ignored."""
+    if args.label is not None:
+        _refuse_disagreement("sessions_spawn", "label", "names a fresh child")
+    if args.parent_session_key is not None:
+        _refuse_disagreement("sessions_spawn", "parentSessionKey", "is a fresh child's parent")
+    key = ctx.resolver.parse(session_key)
+    key_agent = key.agent_id or ctx.resolver.default_agent_id
+    if key_agent != args.agent_id:
+        raise InvalidRequestError(
+            f"sessions_spawn: agentId {args.agent_id!r} disagrees with sessionKey {key.text!r} "
+            f"(agent {key_agent!r})",
+            details={
+                "tool": "sessions_spawn",
+                "problems": [f"agentId: {args.agent_id!r} is not the agent of sessionKey"],
+                "canonicalKey": key.text,
+            },
+        )
+
+
 async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> dict[str, Any]:
-    gateway = ctx.gateway
-    parent_ref = args.parent_session_key or ctx.caller.session_key
-    parent = None
-    if parent_ref is not None:
-        parent = (await gateway.resolver.resolve(parent_ref, ctx.caller, Intent.ADDRESS)).session
     if args.session_key is not None:
+        _check_named_spawn(ctx, args, args.session_key)
         named, run = await _address(
-            ctx, args.session_key, None, lambda s: gateway.runs.start(s, args.task, ctx.caller)
+            ctx, args.session_key, None, lambda s: ctx.runs.start(s, args.task, ctx.caller)
         )
         return {"status": "accepted", "childSessionKey": named.key, "runId": run.run_id}
-    child = await gateway.resolver.create_child(
-        args.agent_id, parent.key if parent else None, ctx.caller, args.label
-    )
-    run = await gateway.runs.start(child, args.task, ctx.caller)
+    parent_ref = args.parent_session_key or ctx.caller.session_key
+    parent_key = None
+    if parent_ref is not None:
+        parent_key = (await ctx.resolver.resolve(parent_ref, ctx.caller, Intent.PARENT)).key
+    child = await ctx.resolver.create_child(args.agent_id, parent_key, ctx.caller, args.label)
+    run = await ctx.runs.start(child, args.task, ctx.caller)
     return {"status": "accepted", "childSessionKey": child.key, "runId": run.run_id}
 
 

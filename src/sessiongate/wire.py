@@ -1,0 +1,104 @@
+"""Decoding what arrives on the wire: JSON that every later step can handle.
+
+Every surface reads request bodies and frames through `decode_json`, before
+authentication and before any work. What it refuses is an `InvalidRequestError`
+(HTTP 400) naming the problem:
+
+- text that is not JSON, or bytes that are not UTF-8;
+- nesting deeper than `MAX_JSON_DEPTH` (32) objects/arrays — sessiongate's own
+  requests nest three levels; the limit keeps a hostile body from exhausting
+  the recursion of the JSON parser and of every step after it;
+- ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, though Python accepts them);
+- a string (value or object key) that is not valid Unicode — a lone surrogate
+  such as ``"\\ud800"`` — or that holds NUL (no store keeps it as text).
+
+Numbers are ranged by each argument's model (`tools/`): integers beyond what
+the argument allows are refused there, never passed to a store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sessiongate.errors import InvalidRequestError
+
+__all__ = ["MAX_JSON_DEPTH", "check_json", "check_text", "decode_json", "load_json", "query_int"]
+
+MAX_JSON_DEPTH = 32
+_MAX_QUERY_DIGITS = 18  # below 2**63: an integer every store can hold
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidRequestError(
+        f"{name} is not a JSON number", details={"problems": [f"(body): {name} is not allowed"]}
+    )
+
+
+def decode_json(data: bytes | str, what: str = "body") -> Any:
+    """Parse JSON from the wire and check its depth and strings (see the module docstring)."""
+    value = load_json(data, what)
+    check_json(value, what)
+    return value
+
+
+def load_json(data: bytes | str, what: str = "body") -> Any:
+    """Only parse (the first half of `decode_json`): not yet checked."""
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _too_deep(what) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(
+            f"{what} is not valid JSON: {exc}", details={"hint": "send a JSON object"}
+        ) from None
+
+
+def _too_deep(what: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{what} nests deeper than {MAX_JSON_DEPTH} levels",
+        details={"limit": MAX_JSON_DEPTH, "problems": [f"({what}): nested too deep"]},
+    )
+
+
+def check_json(value: Any, what: str) -> None:
+    """Walk the decoded tree once, iteratively: depth and every string."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, str):
+            check_text(node, what)
+        elif isinstance(node, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise _too_deep(what)
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    check_text(key, what)
+                    pending.append((item, depth + 1))
+            else:
+                pending.extend((item, depth + 1) for item in node)
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse a string that is not valid Unicode (a lone surrogate) or that holds NUL."""
+    if "\x00" in text:
+        raise _bad_text(what, "holds NUL (\\u0000)")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _bad_text(what, "is not valid Unicode (lone surrogate)") from None
+
+
+def _bad_text(what: str, problem: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"a string in {what} {problem}", details={"problems": [f"({what}): a string {problem}"]}
+    )
+
+
+def query_int(value: str) -> int | str:
+    """A query parameter as an int when it is plain ASCII digits, else as given
+    (the argument's model then refuses it by name)."""
+    if value.isascii() and value.isdigit() and len(value) <= _MAX_QUERY_DIGITS:
+        return int(value)
+    return value
