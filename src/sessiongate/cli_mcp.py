@@ -48,7 +48,9 @@ def _address(
 
 
 def _log_to_stderr() -> None:
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    # Through the logging module, whose last-resort handler writes to sys.stderr as it is
+    # at each record (a test runner swaps it), never to stdout.
+    structlog.configure(logger_factory=structlog.stdlib.LoggerFactory())
 
 
 def mcp_stdio(
