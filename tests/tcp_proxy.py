@@ -1,4 +1,8 @@
-"""A loopback TCP proxy that a test can cut and restore (a database that goes away)."""
+"""A loopback TCP proxy that a test can cut, freeze and restore.
+
+cut: a database that goes away (connections reset); freeze: one that stops
+answering while every connection stays open (packets dropped, not refused).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ class TcpProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(
@@ -32,6 +38,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -45,6 +52,13 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+
+    def freeze(self) -> None:
+        """Keep every connection open (and accept new ones) but forward nothing."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     async def restore(self) -> None:
         await self.start()

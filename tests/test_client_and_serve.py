@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import (
     GatewayUnreachableError,
     InvalidSessionKeyError,
+    RunTimeoutError,
     SessionNotFoundError,
     UnauthorizedError,
 )
@@ -29,6 +31,7 @@ from sessiongate.store import SqliteSessionStore
 
 from .conftest import INCIDENT_KEY, upstream
 from .test_runtimes import webhook_app, webhook_config
+from .threaded import gateway_in_thread
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -69,17 +72,38 @@ async def test_must_exist_guards_a_permissive_gateway(
         assert (await client.send("MAIN", "ok", must_exist=True))["status"] == "ok"
 
 
-async def test_sync_client_against_a_served_gateway(
-    serve: Serve, config_factory: ConfigFactory
+async def test_sync_client_works_in_a_thread_whose_event_loop_is_running(
+    config_factory: ConfigFactory,
 ) -> None:
-    async with serve(config_factory()) as gw:
+    asyncio.get_running_loop()  # this test's own loop runs here, as in a notebook
+    with gateway_in_thread(config_factory()) as threaded:
+        gw = threaded.running
+        with SessionGateClient(gw.url, gw.token, session_key="agent:peggy:main") as client:
+            assert (
+                client.send("main", "from a running loop")["reply"] == "echo: from a running loop"
+            )
+            assert client.resolve("MAIN")["key"] == "agent:atlas:main"
+            assert [m["role"] for m in client.history("main")["messages"]] == ["user", "assistant"]
+            assert client.spawn("atlas", "t", label="w")["status"] == "accepted"
+            assert client.list_sessions(agent_id="atlas", limit=10)["sessions"]
+            with pytest.raises(SessionNotFoundError):
+                client.send(INCIDENT_KEY, "hi", must_exist=True)
+            with pytest.raises(RunTimeoutError) as info:
+                client.send("agent:peggy:main", "slow", timeout_seconds=1e-9, raise_on_timeout=True)
+            assert info.value.details["runId"]
+        assert INCIDENT_KEY not in threaded.session_keys()
 
-        def use_sync_client() -> dict[str, Any]:
-            with SessionGateClient(gw.url, gw.token) as client:
-                return client.send("main", "from a thread")
 
-        result = await asyncio.to_thread(use_sync_client)
-        assert result["reply"] == "echo: from a thread"
+def test_the_sync_client_has_the_async_clients_signatures() -> None:
+    public = [n for n in vars(AsyncSessionGateClient) if not n.startswith("_")]
+    assert {"send", "spawn", "history", "list_sessions", "resolve", "invoke"} <= set(public)
+    for name in public:
+        if name == "aclose":
+            continue
+        asynchronous = inspect.signature(getattr(AsyncSessionGateClient, name))
+        blocking = inspect.signature(getattr(SessionGateClient, name))
+        assert asynchronous == blocking, name
+    assert inspect.signature(AsyncSessionGateClient) == inspect.signature(SessionGateClient)
 
 
 def test_client_reports_an_unreachable_gateway() -> None:

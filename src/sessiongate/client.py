@@ -1,24 +1,51 @@
-"""Python client for a running gateway: async core, thin sync wrapper, typed errors.
+"""Python client for a running gateway: async and sync, typed errors.
+
+`AsyncSessionGateClient` (on `httpx.AsyncClient`) and `SessionGateClient` (on
+`httpx.Client`, no event loop of its own, so it also works in a thread whose
+event loop is running, e.g. a notebook) have the same methods with the same
+signatures; each request is built once, by the functions below, and only sent
+by the one client or the other.
 
 Errors arrive as the same exception classes the gateway raises (see `errors.py`).
 `must_exist=True` is a caller-side guard for gateways you do not control: it
 checks the session resolves before sending, and asks the gateway not to create.
+A send that outlives its wait answers ``{"status": "timeout", "runId", ...}``
+(the message is stored and its run goes on); ``raise_on_timeout=True`` raises
+`RunTimeoutError` with ``runId`` and ``sessionKey`` in its details instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 import urllib.parse
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
-from sessiongate.errors import GatewayUnreachableError, SessionGateError, error_from_wire
+from sessiongate.errors import (
+    GatewayUnreachableError,
+    RunTimeoutError,
+    SessionGateError,
+    error_from_wire,
+)
 
 __all__ = ["AsyncSessionGateClient", "SessionGateClient"]
 
-T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:18789"
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One HTTP request to the gateway, built once for both clients."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def options(self) -> dict[str, Any]:
+        return {"params": self.params, "json": self.json, "headers": self.headers}
 
 
 def _result(response: httpx.Response) -> dict[str, Any]:
@@ -35,6 +62,85 @@ def _result(response: httpx.Response) -> dict[str, Any]:
     return result
 
 
+def _unreachable(url: str, exc: httpx.TransportError) -> GatewayUnreachableError:
+    return GatewayUnreachableError(
+        f"no gateway answers at {url}: {exc}",
+        details={"url": url, "hint": "start one with `sessiongate serve`"},
+    )
+
+
+def _quote(key: str) -> str:
+    return urllib.parse.quote(key, safe=":")
+
+
+class _Requests:
+    """Builds each request of the API (shared by the async and the sync client)."""
+
+    def __init__(self, url: str, token: str | None, session_key: str | None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.session_key = session_key
+
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> _Call:
+        own = {"x-session-key": self.session_key} if self.session_key else {}
+        return _Call("GET", path, params=params, headers=own)
+
+    def invoke(self, tool: str, args: dict[str, Any]) -> _Call:
+        body: dict[str, Any] = {"tool": tool, "args": args}
+        if self.session_key:
+            body["sessionKey"] = self.session_key
+        return _Call("POST", "/tools/invoke", json=body)
+
+    def resolve(self, session_key: str) -> _Call:
+        return self._get(f"/v1/sessions/{_quote(session_key)}")
+
+    def send(
+        self, session_key: str, message: str, timeout_seconds: float, create_on_miss: bool | None
+    ) -> _Call:
+        args: dict[str, Any] = {
+            "sessionKey": session_key,
+            "message": message,
+            "timeoutSeconds": timeout_seconds,
+        }
+        if create_on_miss is not None:
+            args["createOnMiss"] = create_on_miss
+        return self.invoke("sessions_send", args)
+
+    def spawn(
+        self, agent_id: str, task: str, label: str | None, parent_session_key: str | None
+    ) -> _Call:
+        args: dict[str, Any] = {"agentId": agent_id, "task": task}
+        if label is not None:
+            args["label"] = label
+        if parent_session_key is not None:
+            args["parentSessionKey"] = parent_session_key
+        return self.invoke("sessions_spawn", args)
+
+    def list_sessions(
+        self, agent_id: str | None, kind: str | None, limit: int, cursor: str | None
+    ) -> _Call:
+        params = {"agentId": agent_id, "kind": kind, "limit": limit, "cursor": cursor}
+        return self._get("/v1/sessions", {k: v for k, v in params.items() if v is not None})
+
+    def history(self, session_key: str, limit: int, before: int | None) -> _Call:
+        query: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            query["before"] = before
+        return self._get(f"/v1/sessions/{_quote(session_key)}/messages", query)
+
+
+def _sent(result: dict[str, Any], raise_on_timeout: bool) -> dict[str, Any]:
+    if raise_on_timeout and result.get("status") == "timeout":
+        raise RunTimeoutError(
+            f"no reply within the wait; run {result.get('runId')} goes on (message stored)",
+            details={"runId": result.get("runId"), "sessionKey": result.get("sessionKey")},
+        )
+    return result
+
+
 class AsyncSessionGateClient:
     """Talks to a gateway over HTTP; `session_key` is the caller's own session, if any."""
 
@@ -46,9 +152,10 @@ class AsyncSessionGateClient:
         session_key: str | None = None,
         timeout: float = 60.0,
     ) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.url = url.rstrip("/")
+        self._requests = _Requests(url, token, session_key)
+        self.url = self._requests.url
         self.session_key = session_key
+        headers = self._requests.headers()
         self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
 
     async def __aenter__(self) -> AsyncSessionGateClient:
@@ -60,28 +167,20 @@ class AsyncSessionGateClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        if self.session_key:
-            kwargs.setdefault("headers", {})["x-session-key"] = self.session_key
+    async def _do(self, call: _Call) -> dict[str, Any]:
         try:
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._http.request(call.method, call.path, **call.options())
         except httpx.TransportError as exc:
-            raise GatewayUnreachableError(
-                f"no gateway answers at {self.url}: {exc}",
-                details={"url": self.url, "hint": "start one with `sessiongate serve`"},
-            ) from None
+            raise _unreachable(self.url, exc) from None
         return _result(response)
 
     async def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         """Invoke a tool by name (POST /tools/invoke)."""
-        body: dict[str, Any] = {"tool": tool, "args": args}
-        if self.session_key:
-            body["sessionKey"] = self.session_key
-        return await self._request("POST", "/tools/invoke", json=body)
+        return await self._do(self._requests.invoke(tool, args))
 
     async def resolve(self, session_key: str) -> dict[str, Any]:
         """The session a key resolves to; SessionNotFoundError if none (never creates)."""
-        return await self._request("GET", f"/v1/sessions/{_quote(session_key)}")
+        return await self._do(self._requests.resolve(session_key))
 
     async def send(
         self,
@@ -91,19 +190,14 @@ class AsyncSessionGateClient:
         timeout_seconds: float = 30,
         create_on_miss: bool | None = None,
         must_exist: bool = False,
+        raise_on_timeout: bool = False,
     ) -> dict[str, Any]:
         """sessions_send; with `must_exist`, refuse (SessionNotFoundError) unknown keys."""
         if must_exist:
             await self.resolve(session_key)
             create_on_miss = False
-        args: dict[str, Any] = {
-            "sessionKey": session_key,
-            "message": message,
-            "timeoutSeconds": timeout_seconds,
-        }
-        if create_on_miss is not None:
-            args["createOnMiss"] = create_on_miss
-        return await self.invoke("sessions_send", args)
+        call = self._requests.send(session_key, message, timeout_seconds, create_on_miss)
+        return _sent(await self._do(call), raise_on_timeout)
 
     async def spawn(
         self,
@@ -114,12 +208,7 @@ class AsyncSessionGateClient:
         parent_session_key: str | None = None,
     ) -> dict[str, Any]:
         """sessions_spawn: a fresh sub-agent session running `task`; returns at once."""
-        args: dict[str, Any] = {"agentId": agent_id, "task": task}
-        if label is not None:
-            args["label"] = label
-        if parent_session_key is not None:
-            args["parentSessionKey"] = parent_session_key
-        return await self.invoke("sessions_spawn", args)
+        return await self._do(self._requests.spawn(agent_id, task, label, parent_session_key))
 
     async def list_sessions(
         self,
@@ -130,27 +219,18 @@ class AsyncSessionGateClient:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """A page of sessions, newest first, with `nextCursor`."""
-        params = {"agentId": agent_id, "kind": kind, "limit": limit, "cursor": cursor}
-        query = {k: v for k, v in params.items() if v is not None}
-        return await self._request("GET", "/v1/sessions", params=query)
+        return await self._do(self._requests.list_sessions(agent_id, kind, limit, cursor))
 
     async def history(
         self, session_key: str, *, limit: int = 50, before: int | None = None
     ) -> dict[str, Any]:
         """A session's transcript (oldest first) up to `limit` messages before `before`."""
-        query: dict[str, Any] = {"limit": limit}
-        if before is not None:
-            query["before"] = before
-        path = f"/v1/sessions/{_quote(session_key)}/messages"
-        return await self._request("GET", path, params=query)
-
-
-def _quote(key: str) -> str:
-    return urllib.parse.quote(key, safe=":")
+        return await self._do(self._requests.history(session_key, limit, before))
 
 
 class SessionGateClient:
-    """The blocking twin of `AsyncSessionGateClient` (same methods, same errors)."""
+    """The blocking twin of `AsyncSessionGateClient` on `httpx.Client`: same methods, same
+    signatures, same errors; no event loop of its own."""
 
     def __init__(
         self,
@@ -160,8 +240,11 @@ class SessionGateClient:
         session_key: str | None = None,
         timeout: float = 60.0,
     ) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._client = AsyncSessionGateClient(url, token, session_key=session_key, timeout=timeout)
+        self._requests = _Requests(url, token, session_key)
+        self.url = self._requests.url
+        self.session_key = session_key
+        headers = self._requests.headers()
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def __enter__(self) -> SessionGateClient:
         return self
@@ -169,27 +252,65 @@ class SessionGateClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, awaitable: Any) -> Any:
-        return self._loop.run_until_complete(awaitable)
-
     def close(self) -> None:
-        self._run(self._client.aclose())
-        self._loop.close()
+        self._http.close()
+
+    def _do(self, call: _Call) -> dict[str, Any]:
+        try:
+            response = self._http.request(call.method, call.path, **call.options())
+        except httpx.TransportError as exc:
+            raise _unreachable(self.url, exc) from None
+        return _result(response)
 
     def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._run(self._client.invoke(tool, args)))
+        """Invoke a tool by name (POST /tools/invoke)."""
+        return self._do(self._requests.invoke(tool, args))
 
     def resolve(self, session_key: str) -> dict[str, Any]:
-        return dict(self._run(self._client.resolve(session_key)))
+        """The session a key resolves to; SessionNotFoundError if none (never creates)."""
+        return self._do(self._requests.resolve(session_key))
 
-    def send(self, session_key: str, message: str, **options: Any) -> dict[str, Any]:
-        return dict(self._run(self._client.send(session_key, message, **options)))
+    def send(
+        self,
+        session_key: str,
+        message: str,
+        *,
+        timeout_seconds: float = 30,
+        create_on_miss: bool | None = None,
+        must_exist: bool = False,
+        raise_on_timeout: bool = False,
+    ) -> dict[str, Any]:
+        """sessions_send; with `must_exist`, refuse (SessionNotFoundError) unknown keys."""
+        if must_exist:
+            self.resolve(session_key)
+            create_on_miss = False
+        call = self._requests.send(session_key, message, timeout_seconds, create_on_miss)
+        return _sent(self._do(call), raise_on_timeout)
 
-    def spawn(self, agent_id: str, task: str, **options: Any) -> dict[str, Any]:
-        return dict(self._run(self._client.spawn(agent_id, task, **options)))
+    def spawn(
+        self,
+        agent_id: str,
+        task: str,
+        *,
+        label: str | None = None,
+        parent_session_key: str | None = None,
+    ) -> dict[str, Any]:
+        """sessions_spawn: a fresh sub-agent session running `task`; returns at once."""
+        return self._do(self._requests.spawn(agent_id, task, label, parent_session_key))
 
-    def list_sessions(self, **options: Any) -> dict[str, Any]:
-        return dict(self._run(self._client.list_sessions(**options)))
+    def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of sessions, newest first, with `nextCursor`."""
+        return self._do(self._requests.list_sessions(agent_id, kind, limit, cursor))
 
-    def history(self, session_key: str, **options: Any) -> dict[str, Any]:
-        return dict(self._run(self._client.history(session_key, **options)))
+    def history(
+        self, session_key: str, *, limit: int = 50, before: int | None = None
+    ) -> dict[str, Any]:
+        """A session's transcript (oldest first) up to `limit` messages before `before`."""
+        return self._do(self._requests.history(session_key, limit, before))

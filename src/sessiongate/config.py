@@ -153,18 +153,55 @@ class SessionConfig(_Model):
 
 
 class StorageConfig(_Model):
-    url: str = ""
+    url: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if value == "" or value == "memory://":
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
             return value
-        if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            return value
-        raise ValueError(
-            "expected sqlite:///relative.db, sqlite:////absolute.db, postgresql://… or memory://"
+        problem = storage_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def storage_url_problem(url: str) -> str | None:
+    """Why `url` is not a store URL (None when it is one)."""
+    if url.strip() == "":
+        return (
+            "is empty (an unset environment variable?); leave storage.url out to use "
+            "the state dir's state.db"
         )
+    if url != url.strip():
+        return "has spaces around it"
+    if url == "memory://":
+        return None
+    if url.startswith("sqlite:"):
+        return _sqlite_url_problem(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres_url_problem(url)
+    return "expected sqlite:///relative.db, sqlite:////absolute.db, postgresql://… or memory://"
+
+
+def _sqlite_url_problem(url: str) -> str | None:
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:////"):
+        return (
+            "a SQLite URL names a file after three slashes: sqlite:///relative/path.db "
+            "(from the current folder) or sqlite:////absolute/path.db (four slashes)"
+        )
+    return None
+
+
+def _postgres_url_problem(url: str) -> str | None:
+    import urllib.parse
+
+    try:
+        _ = urllib.parse.urlsplit(url).port
+    except ValueError as exc:
+        return f"is not a valid postgresql:// URL ({exc})"
+    return None
 
 
 class AuditConfig(_Model):

@@ -23,6 +23,7 @@ The tree::
     ├── RunInterruptedError           RUN_INTERRUPTED        503 (retryable)
     ├── InternalError                 INTERNAL_ERROR         500
     ├── StoreUnavailableError         STORE_UNAVAILABLE      503 (retryable)
+    │   └── StoreTimeoutError         STORE_TIMEOUT          503 (retryable)
     └── GatewayUnreachableError       GATEWAY_UNREACHABLE    503 (retryable; client side)
 
 The wire form, shared by HTTP, WebSocket, LLM tool results and ``--json``::
@@ -75,6 +76,7 @@ __all__ = [
     "SessionGateError",
     "SessionMovedError",
     "SessionNotFoundError",
+    "StoreTimeoutError",
     "StoreUnavailableError",
     "TooManyConnectionsError",
     "TooManyRequestsError",
@@ -235,6 +237,12 @@ class StoreUnavailableError(SessionGateError):
     code = "STORE_UNAVAILABLE"
     http_status = 503
     retryable = True
+
+
+class StoreTimeoutError(StoreUnavailableError):
+    """A store call outlived storage.timeoutSeconds (a write may still have been stored)."""
+
+    code = "STORE_TIMEOUT"
 
 
 class GatewayUnreachableError(SessionGateError):

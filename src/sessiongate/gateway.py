@@ -66,7 +66,7 @@ class Gateway:
         A non-serving gateway (the CLI reading the store beside a running server)
         writes nothing on open.
         """
-        store = await open_store(config.storage_url)
+        store = await open_store(config.storage_url, config.storage.timeout_seconds)
         gateway = cls(config, store)
         if serving:
             await store.interrupt_running()
@@ -82,8 +82,12 @@ class Gateway:
             await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
             try:
                 swept = await self.store.interrupt_running()
+                swept += await self.runs.interrupt_unrecorded()
             except StoreUnavailableError as exc:
                 log.warning("orphaned-run sweep skipped", error=exc.message)
+                continue
+            except Exception:  # the janitor must outlive any one sweep
+                log.exception("orphaned-run sweep failed")
                 continue
             if swept:
                 log.warning("runs of a stopped gateway process marked interrupted", runs=swept)
@@ -196,5 +200,9 @@ class Gateway:
         return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
 
     async def count_sessions(self) -> int:
-        """How many sessions the store holds (readiness: the store answers)."""
+        """How many sessions the store holds (not cheap on a large store)."""
         return await self.store.count_sessions()
+
+    async def check_ready(self) -> None:
+        """Raise StoreUnavailableError unless the store answers and can write (cheap)."""
+        await self.store.ping()

@@ -7,15 +7,21 @@ acknowledged; a run that fails records the failure and keeps the message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from sessiongate.errors import RunFailedError, RunInterruptedError, StoreUnavailableError
+from sessiongate.errors import (
+    RunFailedError,
+    RunInterruptedError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller
 from sessiongate.runtime.base import InvokeTool, Runtime, Turn
@@ -27,6 +33,8 @@ log = structlog.get_logger("sessiongate.runs")
 
 HISTORY_WINDOW = 40
 RELAY_BATCH = 200
+END_RETRY_DELAYS = (0.2, 1.0)  # then the janitor marks the run interrupted (every ~2 s)
+UNRECORDED = "the run ended but its end could not be stored"
 
 RunEvent = dict[str, Any]
 Listener = Callable[[RunEvent], None]
@@ -67,6 +75,7 @@ class RunManager:
         self._listeners: dict[str, set[Listener]] = {}
         self._active: set[asyncio.Task[None]] = set()
         self._relay: asyncio.Queue[RunEvent] | None = None
+        self._unrecorded: set[str] = set()  # runs whose end the store did not take
 
     def subscribe(self, session_key: str, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each event of the runs of one session (from any process);
@@ -98,7 +107,10 @@ class RunManager:
     async def relay_events(self) -> None:
         """Share this process's run events with the other processes on the same store."""
         self._relay = asyncio.Queue()
-        await self.store.listen_events(self.deliver)
+        try:
+            await self.store.listen_events(self.deliver)
+        except StoreUnavailableError as exc:  # the janitor's sweep listens again later
+            log.warning("not listening to other processes yet", error=exc.message)
         while True:
             batch = [await self._relay.get()]
             while not self._relay.empty() and len(batch) < RELAY_BATCH:
@@ -179,26 +191,80 @@ class RunManager:
         runtime = self.runtime_for(run.session.agent_id)
         started = time.perf_counter()
         self._publish("run.started", run, agentId=run.session.agent_id)
+        run_id = run.record.run_id
         try:
             async with store.session_lock(run.session.key):
                 reply = await self._reply(runtime, run)
-            await store.complete_run(run.session.key, run.record.run_id, reply)
-            outcome: dict[str, Any] = {"status": "ok", "reply": reply}
-            self._publish("run.completed", run, reply=reply)
         except asyncio.CancelledError:
-            await store.finish_run(run.record.run_id, "interrupted", "gateway stopped")
+            with contextlib.suppress(StoreUnavailableError):  # close() interrupts it anyway
+                await store.finish_run(run_id, "interrupted", "gateway stopped")
             stopped = RunInterruptedError("the gateway stopped during this run")
             self._settle(run, {"status": "error", "error": stopped.to_wire()["error"]})
             raise
         except Exception as exc:  # a runtime's failure is recorded, never fatal to the gateway
-            log.warning("run failed", run_id=run.record.run_id, error=repr(exc))
-            await store.finish_run(run.record.run_id, "failed", repr(exc)[:2000])
+            log.warning("run failed", run_id=run_id, error=repr(exc))
+            failure = repr(exc)[:2000]
+            await self._record_end(run_id, lambda: store.finish_run(run_id, "failed", failure))
             error = RunFailedError(f"{type(exc).__name__}: {exc}"[:2000]).to_wire()["error"]
-            outcome = {"status": "error", "error": error}
+            outcome: dict[str, Any] = {"status": "error", "error": error}
             self._publish("run.failed", run, error=error)
+        else:
+            outcome = await self._complete(run, reply)
         elapsed = time.perf_counter() - started
         self.metrics.observe_run(runtime.name, outcome["status"], elapsed)
         self._settle(run, outcome)
+
+    async def _complete(self, run: _Run, reply: str) -> dict[str, Any]:
+        store, key, run_id = self.store, run.session.key, run.record.run_id
+        if await self._record_end(run_id, lambda: store.complete_run(key, run_id, reply)):
+            self._publish("run.completed", run, reply=reply)
+            return {"status": "ok", "reply": reply}
+        error = StoreUnavailableError("the run's reply could not be stored").to_wire()["error"]
+        self._publish("run.failed", run, error=error)
+        return {"status": "error", "error": error}
+
+    async def _record_end(self, run_id: str, write: Callable[[], Awaitable[Any]]) -> bool:
+        """Store a run's end, retrying briefly; else the janitor marks it interrupted."""
+        for delay in (*END_RETRY_DELAYS, None):
+            try:
+                await write()
+                return True
+            except StoreUnavailableError as exc:
+                log.warning("run end not stored", run_id=run_id, error=exc.message)
+                timed_out = isinstance(exc, StoreTimeoutError)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+            if timed_out:  # the write may have been stored after all: never store it twice
+                ended = await self._ended(run_id)
+                if ended is not False:
+                    return self._left_for_janitor(run_id) if ended is None else True
+        return self._left_for_janitor(run_id)
+
+    def _left_for_janitor(self, run_id: str) -> bool:
+        self._unrecorded.add(run_id)
+        return False
+
+    async def _ended(self, run_id: str) -> bool | None:
+        """Whether the run's end is stored (None: the store cannot tell now)."""
+        try:
+            run = await self.store.find_run(run_id)
+        except StoreUnavailableError:
+            return None
+        return run is not None and run.status != "running"
+
+    async def interrupt_unrecorded(self) -> int:
+        """Mark runs whose end could not be stored as interrupted; the janitor calls this."""
+        marked = 0
+        for run_id in list(self._unrecorded):
+            ended = await self._ended(run_id)
+            if ended is None:
+                continue  # the store is still away: next sweep
+            if not ended:
+                await self.store.finish_run(run_id, "interrupted", UNRECORDED)
+                marked += 1
+            self._unrecorded.discard(run_id)
+        return marked
 
     async def _reply(self, runtime: Runtime, run: _Run) -> str:
         prior: list[MessageRecord] = []

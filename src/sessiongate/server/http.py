@@ -7,6 +7,7 @@ else → ``INTERNAL_ERROR`` with the request id that the log shows with the trac
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,8 @@ from sessiongate.wire import check_text, decode_json, query_int
 __all__ = ["bearer_token", "http_routes", "ok", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.http")
+
+READY_DEADLINE_SECONDS = 2.0
 
 
 def ok(result: Any) -> JSONResponse:
@@ -172,21 +175,32 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready or not; only a caller with the token learns the session count or the failure."""
+    """Ready while the store answers and can write, within a short deadline.
+
+    An unauthenticated caller learns ready / not-ready and nothing more; a caller
+    with the token also gets the store's error, or the session count (a full
+    count is not cheap, so anonymous probes never pay for it).
+    """
     gateway: Gateway = request.app.state.gateway
+    operator = _authorized(request)
+    try:
+        async with asyncio.timeout(READY_DEADLINE_SECONDS):
+            await gateway.check_ready()
+            detail = {"sessions": await gateway.count_sessions()} if operator else {}
+    except (StoreUnavailableError, TimeoutError) as exc:
+        body: dict[str, Any] = {"ok": False, "status": "not-ready"}
+        if isinstance(exc, StoreUnavailableError) and operator:
+            body["error"] = exc.to_wire()["error"]
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"ok": True, "status": "ready", **detail})
+
+
+def _authorized(request: Request) -> bool:
     try:
         check_token(request.app.state.token, bearer_token(request))
-        operator = True
     except SessionGateError:
-        operator = False
-    try:
-        sessions = await gateway.count_sessions()
-    except StoreUnavailableError as exc:
-        if operator:
-            return session_gate_error_response(exc)
-        return JSONResponse({"ok": False, "status": "not-ready"}, status_code=503)
-    detail = {"sessions": sessions} if operator else {}
-    return JSONResponse({"ok": True, "status": "ready", **detail})
+        return False
+    return True
 
 
 async def metrics(request: Request) -> Response:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from sessiongate.errors import ConfigError
 from sessiongate.store.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    Coordination,
     MessageRecord,
     NewSession,
     Provenance,
+    RunLedger,
     RunRecord,
+    SessionCatalog,
     SessionPage,
     SessionRecord,
     SessionStore,
@@ -16,11 +20,14 @@ from sessiongate.store.memory import MemorySessionStore
 from sessiongate.store.sqlite import SqliteSessionStore, sqlite_path
 
 __all__ = [
+    "Coordination",
     "MemorySessionStore",
     "MessageRecord",
     "NewSession",
     "Provenance",
+    "RunLedger",
     "RunRecord",
+    "SessionCatalog",
     "SessionPage",
     "SessionRecord",
     "SessionStore",
@@ -29,16 +36,19 @@ __all__ = [
 ]
 
 
-async def open_store(url: str) -> SessionStore:
-    """Open the store a `storage.url` names (sqlite:///…, postgresql://…, memory://)."""
+async def open_store(url: str, deadline: float = DEFAULT_TIMEOUT_SECONDS) -> SessionStore:
+    """Open the store a `storage.url` names (sqlite:///…, postgresql://…, memory://).
+
+    `deadline` bounds every call, in seconds (storage.timeoutSeconds).
+    """
     if url == "memory://":
         return MemorySessionStore()
     if url.startswith("sqlite:///"):
-        return await SqliteSessionStore.open(sqlite_path(url))
+        return await SqliteSessionStore.open(sqlite_path(url), deadline)
     if url.startswith(("postgresql://", "postgres://")):
         from sessiongate.store.postgres import PostgresSessionStore
 
-        return await PostgresSessionStore.open(url)
+        return await PostgresSessionStore.open(url, deadline)
     raise ConfigError(
         f"unsupported storage.url {url!r}", details={"problems": [f"storage.url: {url}"]}
     )

@@ -1,4 +1,16 @@
-"""The `SessionStore` protocol and the records it stores."""
+"""The store protocols, the records they hold, and the rules every backend shares.
+
+Three narrow protocols, one per concern, each handed to the parts that use it:
+
+- `SessionCatalog`: sessions and their transcripts (the resolver needs only this);
+- `RunLedger`: the bookkeeping of runs (accepted, completed, failed, interrupted);
+- `Coordination`: what several gateway processes on one store share (locks, events).
+
+`SessionStore` is all three plus opening concerns (`shared`, `ping`, `close`):
+what a backend implements. Rules every backend applies the same way live here:
+text a backend cannot store is refused (`check_text`), numbers are clamped into
+the range every backend can hold, and store faults become typed errors.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +21,44 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sessiongate.errors import InvalidRequestError
+from sessiongate.errors import (
+    InvalidRequestError,
+    SessionMovedError,
+    SessionNotFoundError,
+    StoreTimeoutError,
+)
 
 __all__ = [
+    "Coordination",
     "MessageRecord",
     "NewSession",
     "Provenance",
+    "RunLedger",
     "RunRecord",
+    "SessionCatalog",
     "SessionPage",
     "SessionRecord",
     "SessionStore",
+    "check_import",
+    "check_message",
+    "check_new_session",
+    "check_text",
+    "clamp_seq",
     "decode_cursor",
     "encode_cursor",
     "iso",
+    "missing",
+    "moved",
     "now",
+    "store_timeout",
 ]
 
 ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair", "imported")
 STATUSES = ("active", "archived", "quarantined")
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+DEFAULT_TIMEOUT_SECONDS = 5.0
+MAX_SEQ = 2**62  # beyond any sequence number or row id; every backend holds it (int64)
+MAX_INDEXED_BYTES = 1024  # keys, labels, ids: PostgreSQL's btree refuses entries over ~2700
 
 
 def now() -> float:
@@ -169,11 +200,95 @@ def decode_cursor(cursor: str | None) -> int | None:
         ) from None
 
 
-@runtime_checkable
-class SessionStore(Protocol):
-    """Sessions, their transcripts and runs. Every method is atomic on its own."""
+def clamp_seq(value: int | None) -> int | None:
+    """A sequence bound every backend can hold (a larger one means "no bound")."""
+    return None if value is None else max(0, min(value, MAX_SEQ))
 
-    shared: bool  # whether several gateway processes may serve from this store at once
+
+def check_text(argument: str, value: str | None, *, indexed: bool = False) -> None:
+    """Refuse text some backend cannot store, identically on every backend.
+
+    NUL characters (PostgreSQL text cannot hold them), unpaired surrogates (not
+    UTF-8) and, for indexed columns, values over MAX_INDEXED_BYTES.
+    """
+    if value is None:
+        return
+    problem = None
+    if "\x00" in value:
+        problem = "contains a NUL character"
+    elif not value.isascii():
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            problem, size = "contains an unpaired surrogate (not UTF-8 text)", 0
+        if indexed and size > MAX_INDEXED_BYTES:
+            problem = f"is longer than {MAX_INDEXED_BYTES} bytes"
+    elif indexed and len(value) > MAX_INDEXED_BYTES:
+        problem = f"is longer than {MAX_INDEXED_BYTES} bytes"
+    if problem is not None:
+        raise InvalidRequestError(
+            f"{argument} {problem}; sessiongate does not store such text",
+            details={"argument": argument},
+        )
+
+
+def check_new_session(new: NewSession | SessionRecord) -> None:
+    """Apply `check_text` to everything a new (or imported) session stores."""
+    for argument, value in (("sessionKey", new.key), ("agentId", new.agent_id),
+                            ("kind", new.kind), ("label", new.label)):  # fmt: skip
+        check_text(argument, value, indexed=True)
+    p = new.provenance
+    for argument, value in (("origin", p.origin), ("entryPoint", p.entry_point),
+                            ("callerSessionKey", p.caller_key),
+                            ("parentSessionKey", p.parent_key)):  # fmt: skip
+        check_text(argument, value)
+
+
+def check_message(key: str, role: str, content: str, run_id: str | None) -> None:
+    """Apply `check_text` to a message about to be appended."""
+    check_text("sessionKey", key, indexed=True)
+    check_text("role", role, indexed=True)
+    check_text("message", content)
+    check_text("runId", run_id, indexed=True)
+
+
+def check_import(session: SessionRecord, messages: list[MessageRecord]) -> None:
+    """Apply `check_text` to a session and transcript about to be imported."""
+    check_new_session(session)
+    check_text("aliasOf", session.alias_of, indexed=True)
+    for m in messages:
+        check_message(m.session_key, m.role, m.content, m.run_id)
+
+
+def missing(key: str) -> SessionNotFoundError:
+    """The error a store raises when asked to change a session that does not exist."""
+    return SessionNotFoundError(f"no session {key!r}", details={"requestedKey": key})
+
+
+def moved(key: str, target: str) -> SessionMovedError:
+    """The error for a message to a session that now redirects elsewhere."""
+    return SessionMovedError(
+        f"session {key!r} now redirects to {target!r}; address it again",
+        details={"requestedKey": key, "aliasOf": target},
+    )
+
+
+def store_timeout(store: str, seconds: float) -> StoreTimeoutError:
+    """The error for a store call that outlived its deadline."""
+    return StoreTimeoutError(
+        f"the {store} store did not answer within {seconds:g}s",
+        details={
+            "store": store,
+            "timeoutSeconds": seconds,
+            "hint": "retry; a write that timed out may still have been stored "
+            "(storage.timeoutSeconds sets the deadline)",
+        },
+    )
+
+
+@runtime_checkable
+class SessionCatalog(Protocol):
+    """Sessions and their transcripts. Every method is atomic on its own."""
 
     async def find(self, key: str) -> SessionRecord | None:
         """The session stored under this canonical key; None means it does not exist."""
@@ -217,11 +332,16 @@ class SessionStore(Protocol):
     async def set_status(self, key: str, status: str) -> None:
         """Mark a session active, archived or quarantined."""
 
-    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
-        """Record a run as running."""
+    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        """Insert a session and its transcript as they were (bulk import); False if present."""
 
-    async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        """Record a run's end: completed, failed or interrupted."""
+    async def count_sessions(self) -> int:
+        """How many sessions are stored."""
+
+
+@runtime_checkable
+class RunLedger(Protocol):
+    """Runs: accepted with their inbound message, ended with a reply or a failure."""
 
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
@@ -235,6 +355,12 @@ class SessionStore(Protocol):
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
         """Append a run's reply and mark the run completed, in one transaction."""
 
+    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
+        """Record a run as running."""
+
+    async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Record a run's end: completed, failed or interrupted."""
+
     async def find_run(self, run_id: str) -> RunRecord | None:
         """The run with this id; None means it does not exist."""
 
@@ -245,11 +371,13 @@ class SessionStore(Protocol):
         may have been killed); with `own`, on close, this store's own runs too.
         """
 
+
+@runtime_checkable
+class Coordination(Protocol):
+    """What the gateway processes sharing one store coordinate through it."""
+
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while a run of `key` executes: one run per session, across processes."""
-
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        """Insert a session and its transcript as they were (migration); False if present."""
 
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
         """Tell the other gateway processes sharing this store about run events, in order."""
@@ -257,8 +385,15 @@ class SessionStore(Protocol):
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Deliver run events published by other processes to `listener`."""
 
-    async def count_sessions(self) -> int:
-        """How many sessions are stored."""
+
+@runtime_checkable
+class SessionStore(SessionCatalog, RunLedger, Coordination, Protocol):
+    """A whole backend: the three protocols, plus what opening and probing it needs."""
+
+    shared: bool  # whether several gateway processes may serve from this store at once
+
+    async def ping(self) -> None:
+        """Prove, within a short deadline, that the store answers and can write; else raise."""
 
     async def close(self) -> None:
         """Release connections and threads."""

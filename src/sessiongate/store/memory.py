@@ -8,32 +8,25 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from sessiongate.errors import SessionMovedError, SessionNotFoundError
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
     RunRecord,
     SessionPage,
     SessionRecord,
+    check_import,
+    check_message,
+    check_new_session,
+    check_text,
+    clamp_seq,
     decode_cursor,
     encode_cursor,
+    missing,
+    moved,
     now,
 )
 
-__all__ = ["MemorySessionStore", "missing", "moved"]
-
-
-def missing(key: str) -> SessionNotFoundError:
-    """The error a store raises when asked to change a session that does not exist."""
-    return SessionNotFoundError(f"no session {key!r}", details={"requestedKey": key})
-
-
-def moved(key: str, target: str) -> SessionMovedError:
-    """The error for a message to a session that now redirects elsewhere."""
-    return SessionMovedError(
-        f"session {key!r} now redirects to {target!r}; address it again",
-        details={"requestedKey": key, "aliasOf": target},
-    )
+__all__ = ["MemorySessionStore"]
 
 
 class MemorySessionStore:
@@ -49,9 +42,11 @@ class MemorySessionStore:
         self._runs: dict[str, RunRecord] = {}
 
     async def find(self, key: str) -> SessionRecord | None:
+        check_text("sessionKey", key, indexed=True)
         return self._sessions.get(key)
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        check_text("label", label, indexed=True)
         for _, key in reversed(self._order):
             record = self._sessions[key]
             wanted_agent = agent_id is None or record.agent_id == agent_id
@@ -60,6 +55,7 @@ class MemorySessionStore:
         return None
 
     async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        check_new_session(new)
         existing = self._sessions.get(new.key)
         if existing is not None:
             return existing, False
@@ -116,6 +112,7 @@ class MemorySessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
+        check_message(key, role, content, run_id)
         record = self._sessions.get(key)
         if record is None:
             raise missing(key)
@@ -131,10 +128,12 @@ class MemorySessionStore:
         self, key: str, *, limit: int = 50, before: int | None = None
     ) -> list[MessageRecord]:
         messages = self._messages.get(key, [])
+        before = clamp_seq(before)
         end = len(messages) if before is None else max(0, min(before - 1, len(messages)))
         return messages[max(0, end - limit) : end]
 
     async def set_alias(self, key: str, target: str | None) -> None:
+        check_text("aliasOf", target, indexed=True)
         self._update(key, alias_of=target)
 
     async def set_status(self, key: str, status: str) -> None:
@@ -152,7 +151,9 @@ class MemorySessionStore:
         return run
 
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        run = self._runs[run_id]
+        run = self._runs.get(run_id)
+        if run is None:
+            return  # as on the SQL stores: ending an unknown run changes nothing
         self._runs[run_id] = dataclasses.replace(run, status=status, finished_at=now(), error=error)
 
     async def accept_message(
@@ -185,6 +186,7 @@ class MemorySessionStore:
         return contextlib.nullcontext()
 
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        check_import(session, messages)
         if session.key in self._sessions:
             return False
         row_id = len(self._order) + 1
@@ -202,6 +204,9 @@ class MemorySessionStore:
 
     async def count_sessions(self) -> int:
         return len(self._sessions)
+
+    async def ping(self) -> None:
+        """Memory always answers."""
 
     async def close(self) -> None:
         return None

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import urllib.parse
@@ -26,17 +27,26 @@ from typing import Any, TypeVar
 import asyncpg
 
 from sessiongate.errors import StoreUnavailableError
+from sessiongate.store import schema
 from sessiongate.store.base import (
+    DEFAULT_TIMEOUT_SECONDS,
     MessageRecord,
     NewSession,
     RunRecord,
     SessionPage,
     SessionRecord,
+    check_import,
+    check_message,
+    check_new_session,
+    check_text,
+    clamp_seq,
     decode_cursor,
     encode_cursor,
+    missing,
+    moved,
     now,
 )
-from sessiongate.store.memory import missing, moved
+from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
@@ -50,9 +60,6 @@ __all__ = ["PostgresSessionStore", "split_schema"]
 T = TypeVar("T")
 
 MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate process
-CONNECT_TIMEOUT_SECONDS = 3.0
-ACQUIRE_TIMEOUT_SECONDS = 5.0
-COMMAND_TIMEOUT_SECONDS = 10.0
 MAX_NOTIFY_BYTES = 7000
 
 APPEND = """
@@ -74,64 +81,6 @@ COMPLETE_RUN = """, r AS (
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
 
-MIGRATIONS: list[tuple[int, str]] = [
-    (
-        1,
-        """
-        CREATE TABLE sessions (
-            id BIGSERIAL PRIMARY KEY,
-            key TEXT NOT NULL UNIQUE,
-            agent_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'active',
-            label TEXT,
-            alias_of TEXT,
-            origin TEXT NOT NULL,
-            entry_point TEXT,
-            caller_key TEXT,
-            parent_key TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            updated_at DOUBLE PRECISION NOT NULL,
-            last_seq BIGINT NOT NULL DEFAULT 0
-        );
-        CREATE INDEX sessions_by_agent ON sessions (agent_id, id);
-        CREATE INDEX sessions_by_agent_kind ON sessions (agent_id, kind, id);
-        CREATE INDEX sessions_by_kind ON sessions (kind, id);
-        CREATE INDEX sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
-        CREATE TABLE messages (
-            session_key TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            role TEXT NOT NULL,
-            content TEXT NOT NULL,
-            run_id TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            meta TEXT,
-            PRIMARY KEY (session_key, seq)
-        );
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            session_key TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            finished_at DOUBLE PRECISION,
-            error TEXT,
-            owner TEXT
-        );
-        CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
-        """,
-    ),
-]
-
-UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
-
 
 def split_schema(url: str) -> tuple[str, str | None]:
     """Take sessiongate's own ``?schema=name`` out of a postgresql:// URL."""
@@ -142,15 +91,19 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit(parts._replace(query=rest)), schema
 
 
-def _unavailable(exc: BaseException) -> StoreUnavailableError:
-    return StoreUnavailableError(
-        f"PostgreSQL store is unavailable: {type(exc).__name__}: {exc}",
-        details={
-            "store": "postgresql",
-            "hint": "check that PostgreSQL runs and storage.url is right; a running gateway "
-            "retries on each request",
-        },
-    )
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a connection at once, without a goodbye to a server that may not answer."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # the pool already took it back
+        conn.terminate()
+
+
+def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: an abandoned call's failure is not news
+
+    return done
 
 
 class PostgresSessionStore:
@@ -158,46 +111,62 @@ class PostgresSessionStore:
 
     shared = True
 
-    def __init__(self, dsn: str, schema: str | None) -> None:
+    def __init__(self, dsn: str, schema: str | None, timeout: float) -> None:
         self.dsn = dsn
         self.schema = schema
+        self.timeout = timeout
+        self.where = describe_dsn(dsn)
         self.owner = f"pg:{uuid.uuid4()}"
         self._pool: asyncpg.Pool | None = None
         self._lane_pool: asyncpg.Pool | None = None
         self._owner_conn: asyncpg.Connection | None = None
         self._events_conn: asyncpg.Connection | None = None
         self._event_listener: Callable[[dict[str, Any]], None] | None = None
+        self._abandoned: set[asyncio.Task[Any]] = set()
 
     @classmethod
-    async def open(cls, url: str) -> PostgresSessionStore:
+    async def open(
+        cls, url: str, deadline: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> PostgresSessionStore:
         """Connect, create the schema if asked, migrate, and claim an owner id."""
         dsn, schema = split_schema(url)
-        store = cls(dsn, schema)
+        store = cls(dsn, schema, deadline)
         try:
             await store._migrate()
-            settings = {"search_path": schema} if schema else {}
-            store._pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=20, timeout=CONNECT_TIMEOUT_SECONDS,
-                command_timeout=COMMAND_TIMEOUT_SECONDS,
-                server_settings=settings,
-            )  # fmt: skip
-            store._lane_pool = await asyncpg.create_pool(
-                dsn, min_size=0, max_size=32, timeout=CONNECT_TIMEOUT_SECONDS,
-                command_timeout=COMMAND_TIMEOUT_SECONDS,
-                server_settings=settings,
-            )  # fmt: skip
-            await store._claim_owner()
-        except UNAVAILABLE as exc:
+            store._pool = await store._create_pool(min_size=1, max_size=20)
+            store._lane_pool = await store._create_pool(min_size=0, max_size=32)
+            await store._within_deadline(store._claim_owner())
+        except Exception as exc:
             await store.close()
-            raise _unavailable(exc) from exc
+            raise store._fault(exc) from exc
         return store
 
+    def _fault(self, exc: BaseException) -> Exception:
+        return translate(exc, self.where, self.timeout)
+
+    @property
+    def _settings(self) -> dict[str, str]:
+        return {"search_path": self.schema} if self.schema else {}
+
+    async def _create_pool(self, *, min_size: int, max_size: int) -> asyncpg.Pool:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            self.dsn, min_size=min_size, max_size=max_size, timeout=self.timeout,
+            command_timeout=self.timeout, server_settings=self._settings,
+        )  # fmt: skip
+        return pool
+
     async def _connect(self) -> asyncpg.Connection:
-        settings = {"search_path": self.schema} if self.schema else {}
         conn: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=settings
+            self.dsn, timeout=self.timeout, server_settings=self._settings
         )
         return conn
+
+    async def _within_deadline(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call
+        except Exception as exc:
+            raise self._fault(exc) from exc
 
     async def _migrate(self) -> None:
         conn = await self._connect()
@@ -213,12 +182,12 @@ class PostgresSessionStore:
                 done = {
                     r[0] for r in await conn.fetch("SELECT version FROM sessiongate_migrations")
                 }
-                for version, sql in MIGRATIONS:
-                    if version not in done:
-                        await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
-                        )
+                for version, statements in schema.pending(done, "postgresql"):
+                    for statement in statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO sessiongate_migrations (version) VALUES ($1)", version
+                    )
         finally:
             await conn.close()
 
@@ -230,33 +199,74 @@ class PostgresSessionStore:
             "SELECT pg_advisory_lock(hashtextextended($1, 0))", self.owner
         )
 
-    @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
-        if self._pool is None:
+    def _open_pool(self, pool: asyncpg.Pool | None) -> asyncpg.Pool:
+        if pool is None:
             raise StoreUnavailableError(
                 "PostgreSQL store is closed", details={"store": "postgresql"}
             )
-        try:
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                yield conn
-        except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+        return pool
 
     async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        async with self._conn() as conn:
+        """Run `fn` on a pooled connection; its answer or a typed error within the deadline.
+
+        The call runs as its own task: when the deadline passes, its connection is
+        closed at once (its statement may or may not have committed) and the caller
+        is answered without waiting for the network.
+        """
+        held: list[asyncpg.Connection] = []
+        task = asyncio.ensure_future(self._on_connection(fn, held))
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            for conn in held:
+                _discard(conn)
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(_forget(self._abandoned))
+            raise self._fault(TimeoutError())
+        return task.result()
+
+    async def _on_connection(
+        self, fn: Callable[[asyncpg.Connection], Awaitable[T]], held: list[asyncpg.Connection]
+    ) -> T:
+        pool = self._open_pool(self._pool)
+        try:
+            conn = await pool.acquire(timeout=self.timeout)
+        except Exception as exc:
+            raise self._fault(exc) from exc
+        held.append(conn)
+        try:
             return await fn(conn)
+        except asyncio.CancelledError:
+            _discard(conn)  # never reuse a connection in an unknown state
+            raise
+        except Exception as exc:
+            if isinstance(exc, CONNECTION_LOST):
+                _discard(conn)
+            raise self._fault(exc) from exc
+        finally:
+            await pool.release(conn)
 
     async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        async with self._conn() as conn, conn.transaction():
-            return await fn(conn)
+        async def in_transaction(conn: asyncpg.Connection) -> T:
+            async with conn.transaction():
+                return await fn(conn)
+
+        return await self._run(in_transaction)
 
     async def find(self, key: str) -> SessionRecord | None:
+        check_text("sessionKey", key, indexed=True)
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        check_text("label", label, indexed=True)
+        check_text("agentId", agent_id, indexed=True)
         sql = (
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
@@ -265,6 +275,7 @@ class PostgresSessionStore:
         return session_from_row(row) if row else None
 
     async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        check_new_session(new)
         stamp, p = now(), new.provenance
         insert = (
             "INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
@@ -349,6 +360,7 @@ class PostgresSessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
+        check_message(key, role, content, run_id)
         return await self._append(key, role, content, run_id, dict(meta or {}), created_at)
 
     async def history(
@@ -358,7 +370,8 @@ class PostgresSessionStore:
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1"
             " AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3"
         )
-        rows = await self._run(lambda c: c.fetch(sql, key, before, limit))
+        bound = clamp_seq(before)
+        rows = await self._run(lambda c: c.fetch(sql, key, bound, limit))
         return [message_from_row(r) for r in reversed(rows)]
 
     async def _update(self, key: str, column: str, value: Any) -> None:
@@ -368,6 +381,7 @@ class PostgresSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
+        check_text("aliasOf", target, indexed=True)
         await self._update(key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
@@ -400,12 +414,14 @@ class PostgresSessionStore:
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
+        check_message(key, "user", content, run_id)
         message = await self._append(
             key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
         )
         return message, RunRecord(run_id, key, "running", message.created_at, None, None)
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+        check_message(key, "assistant", reply, run_id)
         return await self._append(key, "assistant", reply, run_id, {}, run_change=COMPLETE_RUN)
 
     async def find_run(self, run_id: str) -> RunRecord | None:
@@ -419,15 +435,18 @@ class PostgresSessionStore:
         return RunRecord(*row) if row else None
 
     async def interrupt_running(self, *, own: bool = False) -> int:
-        async with self._conn() as conn:
-            await self._claim_owner()
-            await self._ensure_listening()
+        await self._within_deadline(self._claim_owner())
+        await self._ensure_listening()
+
+        async def sweep(conn: asyncpg.Connection) -> int:
             owners = await conn.fetch("SELECT DISTINCT owner FROM runs WHERE status = 'running'")
             total = 0
             for (owner,) in owners:
                 if owner != self.owner or own:
                     total += await self._interrupt_if_gone(conn, owner)
             return total
+
+        return await self._run(sweep)
 
     async def _interrupt_if_gone(self, conn: asyncpg.Connection, owner: str | None) -> int:
         mine = owner == self.owner
@@ -450,25 +469,36 @@ class PostgresSessionStore:
 
     @contextlib.asynccontextmanager
     async def session_lock(self, key: str) -> AsyncIterator[None]:
-        """Hold the cross-process lane of `key` (runs of one session never overlap)."""
-        if self._lane_pool is None:
-            raise StoreUnavailableError(
-                "PostgreSQL store is closed", details={"store": "postgresql"}
-            )
+        """Hold the cross-process lane of `key` (runs of one session never overlap).
+
+        Waiting for the lane has no deadline (another process's run may take long);
+        releasing it does: a connection that cannot release is closed, which
+        releases the lock on the server as well.
+        """
+        pool = self._open_pool(self._lane_pool)
+        conn = await self._within_deadline(pool.acquire(timeout=self.timeout))
         try:
-            conn = await self._lane_pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
-        except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        try:
-            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", key)
+            try:
+                await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", key)
+            except Exception as exc:
+                raise self._fault(exc) from exc
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 1))", key)
+                await self._unlock_lane(conn, key)
         finally:
-            await self._lane_pool.release(conn)
+            await pool.release(conn)
+
+    async def _unlock_lane(self, conn: asyncpg.Connection, key: str) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 1))", key)
+        except (asyncio.CancelledError, Exception):
+            _discard(conn)
+            raise
 
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        check_import(session, messages)
         p = session.provenance
 
         async def insert(conn: asyncpg.Connection) -> bool:
@@ -519,11 +549,9 @@ class PostgresSessionStore:
             return
         if self._events_conn is not None and not self._events_conn.is_closed():
             return
-        try:
-            self._events_conn = await self._connect()
-            await self._events_conn.add_listener(self._channel, self._on_notify)
-        except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+        conn = await self._within_deadline(self._connect())
+        self._events_conn = conn
+        await self._within_deadline(conn.add_listener(self._channel, self._on_notify))
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         message = json.loads(payload)
@@ -533,12 +561,28 @@ class PostgresSessionStore:
     async def count_sessions(self) -> int:
         return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
 
+    async def _close_pool(self, pool: asyncpg.Pool) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await pool.close()
+        except (TimeoutError, *CONNECTION_LOST):
+            pool.terminate()  # a silent server: do not wait for goodbyes
+
+    async def ping(self) -> None:
+        """A cheap round trip; a read-only server (a standby) cannot take writes."""
+        if await self._run(lambda c: c.fetchval("SELECT pg_is_in_recovery()")):
+            raise StoreUnavailableError(
+                f"PostgreSQL at {self.where} is read-only (a standby)",
+                details={"store": "postgresql", "hint": "point storage.url at the primary"},
+            )
+
     async def close(self) -> None:
+        for task in self._abandoned:
+            task.cancel()
         for pool in (self._pool, self._lane_pool):
             if pool is not None:
-                await pool.close()
+                await self._close_pool(pool)
         for conn in (self._owner_conn, self._events_conn):
             if conn is not None:
-                with contextlib.suppress(*UNAVAILABLE):
-                    await conn.close()
+                conn.terminate()  # closing politely could wait on a silent server
         self._pool = self._lane_pool = self._owner_conn = self._events_conn = None

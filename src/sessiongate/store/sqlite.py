@@ -8,24 +8,36 @@ writes) while the event loop stays free.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import InvalidRequestError, SessionGateError, StoreUnavailableError
+from sessiongate.private_files import touch_private
+from sessiongate.store import schema
 from sessiongate.store.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_SEQ,
     MessageRecord,
     NewSession,
     RunRecord,
     SessionPage,
     SessionRecord,
+    check_import,
+    check_message,
+    check_new_session,
+    check_text,
+    clamp_seq,
     decode_cursor,
     encode_cursor,
+    missing,
+    moved,
     now,
+    store_timeout,
 )
-from sessiongate.store.memory import missing, moved
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
@@ -41,50 +53,22 @@ __all__ = ["SqliteSessionStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    agent_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active',
-    label TEXT,
-    alias_of TEXT,
-    origin TEXT NOT NULL,
-    entry_point TEXT,
-    caller_key TEXT,
-    parent_key TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_by_agent ON sessions (agent_id, id);
-CREATE INDEX IF NOT EXISTS sessions_by_agent_kind ON sessions (agent_id, kind, id);
-CREATE INDEX IF NOT EXISTS sessions_by_kind ON sessions (kind, id);
-CREATE INDEX IF NOT EXISTS sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
-CREATE TABLE IF NOT EXISTS messages (
-    session_key TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    run_id TEXT,
-    created_at REAL NOT NULL,
-    meta TEXT,
-    PRIMARY KEY (session_key, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    session_key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
-"""
-# Each entry upgrades a file from the version before it.
-UPGRADES = {2: "ALTER TABLE runs ADD COLUMN owner TEXT"}
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the pending migrations in one transaction; the version is PRAGMA user_version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        steps = schema.pending(range(1, version + 1), "sqlite")
+        for _, statements in steps:
+            for statement in statements:
+                conn.execute(statement)
+        if steps:
+            conn.execute(f"PRAGMA user_version = {steps[-1][0]}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def sqlite_path(url: str) -> Path:
@@ -98,37 +82,42 @@ class SqliteSessionStore:
 
     shared = False
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.path = path
+        self.timeout = timeout
         self._thread = StoreThread("sessiongate-sqlite", lambda: self._db)
         self.owner = local_owner()
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteSessionStore:
-        """Open (creating the file and schema if needed)."""
-        store = cls(path)
-        await store._call(store._connect)
+    async def open(
+        cls, path: Path, deadline: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> SqliteSessionStore:
+        """Open (creating the file, 0600 in a 0700 folder, and the schema if needed)."""
+        store = cls(path, deadline)
+        try:
+            await store._call(store._connect)
+        except BaseException:
+            store._thread.stop()
+            raise
         return store
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            touch_private(self.path)  # SQLite gives its -wal and -shm files the same mode
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot create {self.path}: {exc}") from exc
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        # a writer waits for another process's lock only as long as its caller waits
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -32000")  # 32 MB of pages: hot index paths stay hot
-        conn.execute("BEGIN IMMEDIATE")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            version = 1
-        for upgrade in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute(UPGRADES[upgrade])
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+        try:
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -140,13 +129,32 @@ class SqliteSessionStore:
         return await self._guard(self._thread.write(fn, *args))
 
     async def _guard(self, call: Awaitable[T]) -> T:
+        """Await a store-thread call within the deadline; its faults become typed errors."""
         try:
-            result: T = await call
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"SQLite store {self.path} is unavailable: {exc}", details={"store": "sqlite"}
+            async with asyncio.timeout(self.timeout):
+                result: T = await call
+        except SessionGateError:
+            raise
+        except TimeoutError:
+            raise store_timeout("sqlite", self.timeout) from None
+        except (OverflowError, UnicodeError, sqlite3.DataError) as exc:
+            raise InvalidRequestError(
+                f"a value cannot be stored: {exc}", details={"store": "sqlite"}
             ) from exc
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
         return result
+
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
+        reason = str(exc) if self._thread.alive else "its thread has stopped"
+        return StoreUnavailableError(
+            f"SQLite store {self.path} is unavailable: {reason}",
+            details={
+                "store": "sqlite",
+                "reason": reason,
+                "hint": "check free disk space and the permissions of the state folder",
+            },
+        )
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -161,6 +169,7 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find(self, key: str) -> SessionRecord | None:
+        check_text("sessionKey", key, indexed=True)
         return await self._call(self._find, key)
 
     def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
@@ -173,6 +182,8 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        check_text("label", label, indexed=True)
+        check_text("agentId", agent_id, indexed=True)
         return await self._call(self._find_by_label, label, agent_id)
 
     def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
@@ -202,6 +213,7 @@ class SqliteSessionStore:
         return existing, False
 
     async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        check_new_session(new)
         return await self._call_write(self._ensure, new)
 
     def _list(
@@ -264,6 +276,7 @@ class SqliteSessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
+        check_message(key, role, content, run_id)
         return await self._call_write(
             self._append, key, role, content, run_id, dict(meta or {}), created_at
         )
@@ -272,7 +285,7 @@ class SqliteSessionStore:
         rows = self._db.execute(
             f"SELECT {MESSAGE_COLUMNS} FROM messages"
             " WHERE session_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (key, before if before is not None else 2**62, limit),
+            (key, MAX_SEQ if before is None else clamp_seq(before), limit),
         ).fetchall()
         return [message_from_row(r) for r in reversed(rows)]
 
@@ -289,6 +302,7 @@ class SqliteSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
+        check_text("aliasOf", target, indexed=True)
         await self._call_write(self._update, key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
@@ -330,6 +344,7 @@ class SqliteSessionStore:
     async def accept_message(
         self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
     ) -> tuple[MessageRecord, RunRecord]:
+        check_message(key, "user", content, run_id)
         return await self._call_write(self._accept, key, content, run_id, dict(meta or {}))
 
     def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
@@ -338,6 +353,7 @@ class SqliteSessionStore:
         return message
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+        check_message(key, "assistant", reply, run_id)
         return await self._call_write(self._complete, key, run_id, reply)
 
     def _find_run(self, run_id: str) -> RunRecord | None:
@@ -396,6 +412,7 @@ class SqliteSessionStore:
         return True
 
     async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+        check_import(session, messages)
         return await self._call_write(self._import, session, messages)
 
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
@@ -407,11 +424,21 @@ class SqliteSessionStore:
     async def count_sessions(self) -> int:
         return await self._call(self._count)
 
+    @staticmethod
+    def _probe(db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute(f"PRAGMA user_version = {int(version)}")  # a real page write, nothing changed
+
+    async def ping(self) -> None:
+        await self._call_write(self._probe)
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     async def close(self) -> None:
-        await self._call(self._close)
-        self._thread.stop()
+        try:
+            await self._call(self._close)
+        finally:
+            self._thread.stop()

@@ -6,6 +6,11 @@ transaction — each write inside its own savepoint, so one failing write does
 not undo the others. Under load many writes share one commit; alone, a write
 is its own transaction. Results go back to the event loop in one wake-up per
 batch.
+
+The thread never dies: when SQLite rolls a whole transaction back by itself
+(disk full, I/O error), every write of that transaction gets the error — none
+of them was stored — and the thread goes on with the next batch. A call whose
+caller stopped waiting (its deadline passed) is skipped if it has not started.
 """
 
 from __future__ import annotations
@@ -19,10 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import structlog
+
 __all__ = ["StoreThread"]
+
+log = structlog.get_logger("sessiongate.store")
 
 T = TypeVar("T")
 MAX_BATCH = 256
+STOP_WAIT_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -35,15 +45,25 @@ class _Job:
     result: Any = None
     error: BaseException | None = field(default=None)
 
+    @property
+    def abandoned(self) -> bool:
+        """Its caller stopped waiting (a deadline passed): do not start it."""
+        return self.future.cancelled()
+
 
 def _settle(jobs: list[_Job]) -> None:
     for job in jobs:
-        if job.future.cancelled():
+        if job.future.done():
             continue
         if job.error is not None:
             job.future.set_exception(job.error)
         else:
             job.future.set_result(job.result)
+
+
+def _fail(jobs: list[_Job], error: BaseException) -> None:
+    for job in jobs:
+        job.error, job.result = error, None
 
 
 class StoreThread:
@@ -54,6 +74,10 @@ class StoreThread:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the store thread."""
@@ -86,15 +110,23 @@ class StoreThread:
     def _work(self) -> None:
         while (first := self._jobs.get()) is not None:
             batch, stopping = self._take_batch(first)
-            self._execute(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
-            for job in batch:
-                by_loop.setdefault(job.loop, []).append(job)
-            for loop, jobs in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                    loop.call_soon_threadsafe(_settle, jobs)
+            try:
+                self._execute([job for job in batch if not job.abandoned])
+            except BaseException as exc:  # the thread must outlive any one batch
+                log.exception("SQLite store batch failed")
+                _fail(batch, exc)
+            self._hand_back(batch)
             if stopping:
                 return
+
+    @staticmethod
+    def _hand_back(batch: list[_Job]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in batch:
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(_settle, jobs)
 
     def _execute(self, batch: list[_Job]) -> None:
         index = 0
@@ -121,26 +153,43 @@ class StoreThread:
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
-            for job in jobs:
-                job.error = exc
+            _fail(jobs, exc)
             return
-        for job in jobs:
-            db.execute("SAVEPOINT job")
-            try:
-                job.result = job.fn(db, *job.args)
-                db.execute("RELEASE job")
-            except BaseException as exc:
-                job.error = exc
-                db.execute("ROLLBACK TO job")
-                db.execute("RELEASE job")
+        for done, job in enumerate(jobs):
+            if not self._run_write(db, job):  # the transaction is gone: nothing was stored
+                _fail(jobs[:done], job.error or sqlite3.OperationalError("rolled back"))
+                _fail(jobs[done + 1 :], job.error or sqlite3.OperationalError("rolled back"))
+                self._rollback(db)
+                return
         try:
             db.execute("COMMIT")
         except BaseException as exc:  # nothing in this transaction was stored
+            self._rollback(db)
+            _fail(jobs, exc)
+
+    @staticmethod
+    def _run_write(db: sqlite3.Connection, job: _Job) -> bool:
+        """Run one write in its own savepoint; False when the whole transaction was lost."""
+        try:
+            db.execute("SAVEPOINT job")
+            job.result = job.fn(db, *job.args)
+            db.execute("RELEASE job")
+            return True
+        except BaseException as exc:
+            job.error = exc
+        try:
+            db.execute("ROLLBACK TO job")
+            db.execute("RELEASE job")
+        except sqlite3.Error:  # SQLite rolled the transaction back by itself
+            return False
+        return db.in_transaction
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        if db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            for job in jobs:
-                job.error, job.result = exc, None
 
     def stop(self) -> None:
         self._jobs.put(None)
-        self._thread.join()
+        self._thread.join(STOP_WAIT_SECONDS)

@@ -1,0 +1,212 @@
+"""The one schema of the SQL stores: a description of the tables, and the migrations.
+
+`TABLES` and `INDEXES` say what every SQL backend holds once migrated; a test
+compares each backend's real tables, columns and indexes against them.
+`MIGRATIONS` is the one ordered list that gets a database there, with SQL per
+dialect where SQLite and PostgreSQL differ; `pending` picks what a database
+still needs. Each backend applies those in its own way of making it atomic
+(PostgreSQL: one transaction under an advisory lock; SQLite: one ``BEGIN
+IMMEDIATE`` transaction) and records the version (``sessiongate_migrations`` /
+``PRAGMA user_version``).
+
+To change the schema: append a `Migration` (never edit an applied one) and
+update the description beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["INDEXES", "MIGRATIONS", "TABLES", "Column", "Index", "Migration", "Table", "pending"]
+
+Dialect = Literal["sqlite", "postgresql"]
+ColumnType = Literal["id", "text", "integer", "real"]
+
+# how each logical column type is spelled, as the databases report it back
+TYPE_NAMES: dict[Dialect, dict[ColumnType, str]] = {
+    "sqlite": {"id": "INTEGER", "text": "TEXT", "integer": "INTEGER", "real": "REAL"},
+    "postgresql": {"id": "bigint", "text": "text", "integer": "bigint",
+                   "real": "double precision"},
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    unique: tuple[str, ...] = ()  # columns each unique on their own
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    where: str | None = None  # a partial index's predicate
+
+
+TABLES = (
+    Table(
+        "sessions",
+        (
+            Column("id", "id"),
+            Column("key", "text"),
+            Column("agent_id", "text"),
+            Column("kind", "text"),
+            Column("status", "text"),
+            Column("label", "text", nullable=True),
+            Column("alias_of", "text", nullable=True),
+            Column("origin", "text"),
+            Column("entry_point", "text", nullable=True),
+            Column("caller_key", "text", nullable=True),
+            Column("parent_key", "text", nullable=True),
+            Column("created_at", "real"),
+            Column("updated_at", "real"),
+            Column("last_seq", "integer"),
+        ),
+        primary_key=("id",),
+        unique=("key",),
+    ),
+    Table(
+        "messages",
+        (
+            Column("session_key", "text"),
+            Column("seq", "integer"),
+            Column("role", "text"),
+            Column("content", "text"),
+            Column("run_id", "text", nullable=True),
+            Column("created_at", "real"),
+            Column("meta", "text", nullable=True),
+        ),
+        primary_key=("session_key", "seq"),
+    ),
+    Table(
+        "runs",
+        (
+            Column("run_id", "text"),
+            Column("session_key", "text"),
+            Column("status", "text"),
+            Column("created_at", "real"),
+            Column("finished_at", "real", nullable=True),
+            Column("error", "text", nullable=True),
+            Column("owner", "text", nullable=True),
+        ),
+        primary_key=("run_id",),
+    ),
+)
+
+INDEXES = (
+    Index("sessions_by_agent", "sessions", ("agent_id", "id")),
+    Index("sessions_by_agent_kind", "sessions", ("agent_id", "kind", "id")),
+    Index("sessions_by_kind", "sessions", ("kind", "id")),
+    Index("sessions_by_label", "sessions", ("label", "id"), where="label IS NOT NULL"),
+    Index("runs_running", "runs", ("owner",), where="status = 'running'"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step; `postgresql` is None where it is the same SQL as `sqlite`."""
+
+    version: int
+    purpose: str
+    sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...] | None = None
+
+    def statements(self, dialect: Dialect) -> tuple[str, ...]:
+        if dialect == "postgresql" and self.postgresql is not None:
+            return self.postgresql
+        return self.sqlite
+
+
+_TABLES_V1 = """
+CREATE TABLE sessions (
+    id {id},
+    key TEXT NOT NULL UNIQUE,
+    agent_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    label TEXT,
+    alias_of TEXT,
+    origin TEXT NOT NULL,
+    entry_point TEXT,
+    caller_key TEXT,
+    parent_key TEXT,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    last_seq {int} NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_agent ON sessions (agent_id, id);
+CREATE INDEX sessions_by_agent_kind ON sessions (agent_id, kind, id);
+CREATE INDEX sessions_by_kind ON sessions (kind, id);
+CREATE INDEX sessions_by_label ON sessions (label, id) WHERE label IS NOT NULL;
+CREATE TABLE messages (
+    session_key TEXT NOT NULL,
+    seq {int} NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    run_id TEXT,
+    created_at {real} NOT NULL,
+    meta TEXT,
+    PRIMARY KEY (session_key, seq)
+){without_rowid};
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    session_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    finished_at {real},
+    error TEXT{owner}
+);
+CREATE INDEX runs_running ON runs ({running_column}) WHERE status = 'running'
+"""
+
+
+def _split(script: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in script.split(";") if s.strip())
+
+
+# PostgreSQL's first version already had runs.owner and indexed it (SQLite's did not)
+_V1_SQLITE = _split(_TABLES_V1.format(
+    id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL", int="INTEGER",
+    without_rowid=" WITHOUT ROWID", owner="", running_column="status"))  # fmt: skip
+_V1_POSTGRESQL = _split(_TABLES_V1.format(
+    id="BIGSERIAL PRIMARY KEY", real="DOUBLE PRECISION", int="BIGINT",
+    without_rowid="", owner=",\n    owner TEXT", running_column="owner"))  # fmt: skip
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "sessions, transcripts and runs", _V1_SQLITE, _V1_POSTGRESQL),
+    Migration(
+        2,
+        "runs remember the process that runs them",
+        sqlite=("ALTER TABLE runs ADD COLUMN owner TEXT",),
+        postgresql=("ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner TEXT",),
+    ),
+    Migration(
+        3,
+        "one runs_running index on both backends: running runs by owner",
+        sqlite=(
+            "DROP INDEX IF EXISTS runs_running",
+            "CREATE INDEX runs_running ON runs (owner) WHERE status = 'running'",
+        ),
+    ),
+)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version
+
+
+def pending(applied: Collection[int], dialect: Dialect) -> list[tuple[int, tuple[str, ...]]]:
+    """The migrations a database that has `applied` still needs, in order, as statements."""
+    return [(m.version, m.statements(dialect)) for m in MIGRATIONS if m.version not in applied]

@@ -1,0 +1,103 @@
+"""The `Coordination` contract (per-session locks, run events), over every backend.
+
+Two store instances on the same state stand for two gateway processes. A store
+that is `shared` (PostgreSQL) must exclude the other instance from a locked
+session and carry events between them in order; an unshared one (memory, SQLite:
+one serving process) must still let every lock be taken and every publish
+succeed, delivering nothing across instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
+from tests.conftest import STORE_KINDS, postgres_schema
+
+KEY, OTHER = "agent:atlas:main", "agent:peggy:main"
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[SessionStore, SessionStore]]:
+    """Two instances on one state: what two gateway processes would open."""
+    async with contextlib.AsyncExitStack() as stack:
+        stores: list[SessionStore] = []
+        url = None
+        if request.param == "postgres":
+            url = await stack.enter_async_context(postgres_schema())
+        for _ in range(2):
+            if request.param == "memory":
+                store: SessionStore = MemorySessionStore()
+            elif request.param == "sqlite":
+                store = await SqliteSessionStore.open(tmp_path / "shared.db")
+            else:
+                assert url is not None
+                store = await open_store(url)
+            stack.push_async_callback(store.close)
+            stores.append(store)
+        yield stores[0], stores[1]
+
+
+async def test_a_lock_is_taken_again_after_release_and_never_blocks_another_session(
+    pair: tuple[SessionStore, SessionStore],
+) -> None:
+    a, b = pair
+    for _ in range(2):
+        async with a.session_lock(KEY), asyncio.timeout(10), b.session_lock(OTHER):
+            pass
+    async with b.session_lock(KEY):
+        pass
+
+
+async def test_a_shared_store_lets_one_instance_at_a_time_hold_a_session(
+    pair: tuple[SessionStore, SessionStore],
+) -> None:
+    a, b = pair
+    assert a.shared == b.shared
+    if not a.shared:  # one serving process per store: its lanes already serialise runs
+        async with a.session_lock(KEY), b.session_lock(KEY):
+            return
+    order: list[str] = []
+
+    async def second() -> None:
+        async with b.session_lock(KEY):
+            order.append("b holds")
+
+    async with a.session_lock(KEY):
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.3)  # ample time for b to take the lock, were it free
+        order.append("a releases")
+    await asyncio.wait_for(waiting, 10)
+    assert order == ["a releases", "b holds"]
+
+
+async def test_events_reach_the_other_instances_in_order_and_never_echo(
+    pair: tuple[SessionStore, SessionStore],
+) -> None:
+    a, b = pair
+    heard_by_a: list[dict[str, Any]] = []
+    heard_by_b: list[dict[str, Any]] = []
+    await a.listen_events(heard_by_a.append)
+    await b.listen_events(heard_by_b.append)
+    events = [{"event": "run.delta", "sessionKey": KEY, "n": n} for n in range(5)]
+    await a.publish_events(events)
+    await a.publish_events([{"event": "run.completed", "sessionKey": KEY, "reply": "x" * 9000}])
+    if a.shared:
+        for _ in range(100):
+            if len(heard_by_b) == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert heard_by_b[:5] == events
+        assert heard_by_b[5]["truncated"] is True and "reply" not in heard_by_b[5]
+    else:
+        await asyncio.sleep(0.1)
+        assert heard_by_b == []
+    assert heard_by_a == []  # a process's own listeners already have its events

@@ -1,0 +1,58 @@
+"""The `RunLedger` contract (runs accepted, completed, failed, interrupted), over every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessiongate.errors import SessionMovedError, SessionNotFoundError
+from sessiongate.store import SessionStore
+from tests.test_store_conformance import new
+
+
+async def test_runs_are_recorded_and_interrupted(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await store.start_run("r1", "agent:atlas:main")
+    await store.start_run("r2", "agent:atlas:main")
+    await store.finish_run("r1", "completed")
+    assert await store.interrupt_running() == 0  # this process is alive: its runs go on
+    running = await store.find_run("r2")
+    assert running is not None and running.status == "running"
+    assert await store.interrupt_running(own=True) == 1
+    r1, r2 = await store.find_run("r1"), await store.find_run("r2")
+    assert r1 is not None and r1.status == "completed"
+    assert r2 is not None and r2.status == "interrupted"
+    assert await store.find_run("nope") is None
+
+
+async def test_accept_and_complete_write_message_and_run_together(store: SessionStore) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    message, run = await store.accept_message("agent:atlas:main", "hi", run_id="r1", meta={"a": 1})
+    assert (message.seq, message.role, run.status) == (1, "user", "running")
+    reply = await store.complete_run("agent:atlas:main", "r1", "echo: hi")
+    assert (reply.seq, reply.role, reply.run_id) == (2, "assistant", "r1")
+    finished = await store.find_run("r1")
+    assert finished is not None and finished.status == "completed"
+    with pytest.raises(SessionNotFoundError):
+        await store.accept_message("agent:atlas:ghost", "hi", run_id="r2")
+    assert await store.find_run("r2") is None
+    assert await store.count_sessions() == 1
+
+
+async def test_accepting_into_a_session_that_now_redirects_stores_nothing(
+    store: SessionStore,
+) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await store.ensure(new("agent:atlas:direct:1", kind="direct"))
+    await store.set_alias("agent:atlas:direct:1", "agent:atlas:main")
+    with pytest.raises(SessionMovedError) as info:
+        await store.accept_message("agent:atlas:direct:1", "hi", run_id="r1")
+    assert info.value.details["aliasOf"] == "agent:atlas:main"
+    assert await store.history("agent:atlas:direct:1") == []
+    assert await store.find_run("r1") is None
+    with pytest.raises(SessionNotFoundError):
+        await store.accept_message("agent:atlas:ghost", "hi", run_id="r2")
+
+
+async def test_ending_an_unknown_run_changes_nothing(store: SessionStore) -> None:
+    await store.finish_run("never-started", "failed", "x")
+    assert await store.find_run("never-started") is None
