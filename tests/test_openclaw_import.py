@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -350,3 +351,23 @@ def test_a_phantom_an_operator_made_shows_its_channel_and_first_message(tmp_path
     assert "first message 2026-11-25 14:30:00: 'status?'" in text.stdout
     assert "agent:peggy:main" in text.stdout
     assert "sessions_send" in text.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_text_a_store_cannot_hold_skips_that_session_only(
+    tmp_path: Path, backend: str
+) -> None:
+    state = tmp_path / "openclaw"
+    shutil.copytree(FIXTURE, state)
+    folder = state / "agents" / "atlas" / "sessions"
+    add_session(folder, "agent:atlas:cron:nul", {}, ["before\x00after"])
+    async with contextlib.AsyncExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+        if backend == "postgres":
+            url = await stack.enter_async_context(postgres_schema())
+        result = import_store(write_config(tmp_path, url), state)
+        assert result.returncode == 1
+        report = as_json(result)["result"]
+        assert [p["sessionKey"] for p in report["problems"]] == ["agent:atlas:cron:nul"]
+        assert "NUL" in report["problems"][0]["reason"]
+        assert report["agents"]["atlas"]["imported"] == 5

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from sessiongate.metrics import GatewayMetrics
+from sessiongate.private_files import make_private_dir
 from sessiongate.store.base import iso, now
 
 __all__ = ["AuditLog"]
@@ -63,10 +65,12 @@ class AuditLog:
             await asyncio.shield(self._writer)
 
     def _append(self, text: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         if self.backups and self.path.exists() and self.path.stat().st_size >= self.max_bytes:
             self._rotate()
-        with self.path.open("a", encoding="utf-8") as file:
+        # 0600, and never through a symlink (ELOOP): the audit goes where it is configured
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+        with os.fdopen(os.open(self.path, flags, 0o600), "a", encoding="utf-8") as file:
             file.write(text)
 
     def _rotate(self) -> None:

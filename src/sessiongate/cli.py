@@ -458,6 +458,9 @@ def audit_tail(
 def storage_migrate(
     source: Annotated[str, typer.Option("--from", help="Store to copy from (storage.url form).")],
     target: Annotated[str, typer.Option("--to", help="Store to copy into (storage.url form).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Copy even while a gateway serves from the source.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Copy every session and transcript, e.g. from SQLite to PostgreSQL (re-runnable)."""
@@ -472,7 +475,7 @@ def storage_migrate(
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("copying sessions", total=None)
             report = run(migrate(source, target, lambda n: progress.update(task, total=n),
-                                 lambda _: progress.advance(task)))  # fmt: skip
+                                 lambda _: progress.advance(task), force=force))  # fmt: skip
     if as_json:
         emit_json({"ok": True, "result": report.to_wire()})
         return

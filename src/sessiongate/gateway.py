@@ -69,6 +69,7 @@ class Gateway:
         store = await open_store(config.storage_url, config.storage.timeout_seconds)
         gateway = cls(config, store)
         if serving:
+            await store.mark_serving()
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
             gateway._background.append(asyncio.create_task(gateway._sweep_orphaned_runs()))

@@ -37,7 +37,7 @@ from sessiongate.openclaw.store_files import (
     read_index,
     read_transcript,
 )
-from sessiongate.store.base import MessageRecord, Provenance, SessionRecord, SessionStore, now
+from sessiongate.store.base import MessageRecord, Provenance, SessionCatalog, SessionRecord, now
 
 __all__ = ["ImportProblem", "ImportReport", "OpenClawImporter"]
 
@@ -135,7 +135,7 @@ class OpenClawImporter:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionCatalog,
         config: SessionGateConfig,
         *,
         dry_run: bool = False,

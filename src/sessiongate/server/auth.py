@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sessiongate.config import SessionGateConfig, state_dir
 from sessiongate.errors import ConfigError, UnauthorizedError
+from sessiongate.private_files import make_private_dir
 
 __all__ = ["check_token", "gateway_token", "token_file"]
 
@@ -32,7 +33,7 @@ def gateway_token(config: SessionGateConfig) -> tuple[str, bool]:
     path = token_file()
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), True
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:

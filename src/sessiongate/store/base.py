@@ -395,5 +395,11 @@ class SessionStore(SessionCatalog, RunLedger, Coordination, Protocol):
     async def ping(self) -> None:
         """Prove, within a short deadline, that the store answers and can write; else raise."""
 
+    async def mark_serving(self) -> None:
+        """Let others see that a gateway serves from this store (until close)."""
+
+    async def served_elsewhere(self) -> bool:
+        """Whether another process serves a gateway from this store right now."""
+
     async def close(self) -> None:
         """Release connections and threads."""

@@ -208,5 +208,11 @@ class MemorySessionStore:
     async def ping(self) -> None:
         """Memory always answers."""
 
+    async def mark_serving(self) -> None:
+        """No other process can see this store."""
+
+    async def served_elsewhere(self) -> bool:
+        return False
+
     async def close(self) -> None:
         return None

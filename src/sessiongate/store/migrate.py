@@ -10,12 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import structlog
+
+from sessiongate.errors import ConflictError, InvalidRequestError
 from sessiongate.store import SessionRecord, SessionStore, open_store
+from sessiongate.store.sqlite import sqlite_path
+
+log = structlog.get_logger("sessiongate.migrate")
+
+SLASHES = (
+    "sqlite:///relative/path.db is relative to the current folder ({cwd}); "
+    "sqlite:////absolute/path.db (four slashes) is absolute"
+)
 
 __all__ = ["MigrationReport", "migrate"]
 
 PAGE = 1000
+MIGRATION_DEADLINE_SECONDS = 120.0  # one call may copy a long transcript
 
 
 @dataclass(slots=True)
@@ -64,16 +77,49 @@ async def copy_sessions(
     return report
 
 
+def check_source(url: str) -> None:
+    """Refuse a SQLite source that does not exist (opening it would create an empty one)."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = sqlite_path(url)
+    if path.is_file():
+        return
+    hint = SLASHES.format(cwd=Path.cwd())
+    absolute = Path("/" + url.removeprefix("sqlite:///"))
+    if not path.is_absolute() and absolute.is_file():
+        hint = f"did you mean sqlite:///{absolute} (four slashes)? " + hint
+    raise InvalidRequestError(
+        f"no SQLite store at {path.absolute()}: nothing to copy (nothing was created)",
+        details={"argument": "from", "path": str(path.absolute()), "hint": hint},
+    )
+
+
+async def _refuse_if_served(source: SessionStore, url: str, force: bool) -> None:
+    if not await source.served_elsewhere():
+        return
+    if force:
+        log.warning("copying from a store a gateway is serving from", source=url)
+        return
+    raise ConflictError(
+        f"a gateway is serving from {url}: messages it stores during the copy would be missed",
+        details={"hint": "stop the gateway first, or pass --force to copy anyway"},
+    )
+
+
 async def migrate(
     source_url: str,
     target_url: str,
     started: Callable[[int], None] | None = None,
     progress: Callable[[SessionRecord], None] | None = None,
+    *,
+    force: bool = False,
 ) -> MigrationReport:
     """Open both stores and copy everything from `source_url` into `target_url`."""
-    source = await open_store(source_url)
+    check_source(source_url)
+    source = await open_store(source_url, MIGRATION_DEADLINE_SECONDS)
     try:
-        target = await open_store(target_url)
+        await _refuse_if_served(source, source_url, force)
+        target = await open_store(target_url, MIGRATION_DEADLINE_SECONDS)
         try:
             return await copy_sessions(source, target, started, progress)
         finally:

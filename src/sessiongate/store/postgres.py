@@ -568,6 +568,24 @@ class PostgresSessionStore:
         except (TimeoutError, *CONNECTION_LOST):
             pool.terminate()  # a silent server: do not wait for goodbyes
 
+    @property
+    def _serving_name(self) -> str:
+        return f"sessiongate serve {self.schema or 'public'}"[:63]
+
+    async def mark_serving(self) -> None:
+        """Name this gateway's owner connection so that others see it serves (pg_stat_activity)."""
+        conn = self._owner_conn
+        assert conn is not None
+        sql = "SELECT set_config('application_name', $1, false)"
+        await self._within_deadline(conn.execute(sql, self._serving_name))
+
+    async def served_elsewhere(self) -> bool:
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = $1 AND pid <> pg_backend_pid()"
+        )
+        return bool(await self._run(lambda c: c.fetchval(sql, self._serving_name)))
+
     async def ping(self) -> None:
         """A cheap round trip; a read-only server (a standby) cannot take writes."""
         if await self._run(lambda c: c.fetchval("SELECT pg_is_in_recovery()")):

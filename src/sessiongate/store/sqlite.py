@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -88,6 +90,7 @@ class SqliteSessionStore:
         self._thread = StoreThread("sessiongate-sqlite", lambda: self._db)
         self.owner = local_owner()
         self._conn: sqlite3.Connection | None = None
+        self._serving_fd: int | None = None
 
     @classmethod
     async def open(
@@ -432,6 +435,29 @@ class SqliteSessionStore:
     async def ping(self) -> None:
         await self._call_write(self._probe)
 
+    @property
+    def _serving_lock(self) -> Path:
+        return self.path.with_name(self.path.name + ".serving")
+
+    async def mark_serving(self) -> None:
+        """A shared lock on a file beside the database, held while this gateway serves."""
+        touch_private(self._serving_lock)
+        fd = os.open(self._serving_lock, os.O_RDONLY | os.O_NOFOLLOW)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a migration checks
+        self._serving_fd = fd
+
+    async def served_elsewhere(self) -> bool:
+        if self._serving_fd is not None or not self._serving_lock.exists():
+            return False
+        fd = os.open(self._serving_lock, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+        return False
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -442,3 +468,6 @@ class SqliteSessionStore:
             await self._call(self._close)
         finally:
             self._thread.stop()
+            if self._serving_fd is not None:
+                os.close(self._serving_fd)
+                self._serving_fd = None
