@@ -315,3 +315,57 @@ def test_wire_codes_live_only_in_errors_py() -> None:
         codes = found & (set(ERRORS_BY_CODE) | {"HTTP_ERROR"})
         assert not codes, f"{path.relative_to(root)} spells wire codes {sorted(codes)}"
         assert not re.search(r'"code":\s*"', path.read_text(encoding="utf-8")), path
+
+
+def test_surfaces_reach_only_the_gateway_and_tools_runtimes_only_narrow_parts() -> None:
+    """Surfaces never touch the store or the resolver; runtimes, tools and channels never
+    import the gateway (they get the narrow pieces they use: no import cycle)."""
+    import re
+    from pathlib import Path
+
+    import sessiongate
+
+    root = Path(sessiongate.__file__).parent
+    for path in (root / "server").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(?<!sessiongate)\.(store|resolver)\b", text), path.name
+    narrow = [*(root / "runtime").glob("*.py"), *(root / "tools").glob("*.py")]
+    for path in [*narrow, root / "channels.py"]:
+        assert "sessiongate.gateway" not in path.read_text(encoding="utf-8"), path.name
+
+
+async def test_llm_tool_calls_obey_the_allow_list(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from .conftest import upstream
+    from .test_runtimes import completion, tool_call
+
+    requests: list[dict[str, Any]] = []
+
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        requests.append(body)
+        results = [m for m in body["messages"] if m["role"] == "tool"]
+        if not results:
+            return completion(tool_call("c1", "sessions_history", {"sessionKey": "main"}))
+        return completion({"content": json.loads(results[-1]["content"])["error"]["code"]})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    async with upstream(app) as fake:
+        config = config_factory(
+            gateway__tools={"allow": ["sessions_send"]},
+            models={"providers": {"fake": {"baseUrl": f"{fake.url}/v1", "apiKey": "k"}}},
+            agents={"list": [{"id": "atlas", "default": True},
+                             {"id": "peggy", "model": "fake/m"}]},
+        )  # fmt: skip
+        async with serve(config) as gw, client(gw) as http:
+            status, body = await invoke(
+                http, "sessions_send", sessionKey="agent:peggy:main", message="read atlas"
+            )
+            assert status == 200 and body["result"]["reply"] == "FORBIDDEN", body
+    assert {t["function"]["name"] for t in requests[0]["tools"]} == {"sessions_send"}

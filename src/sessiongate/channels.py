@@ -7,16 +7,15 @@ A direct message lands where `session.dmScope` says; a group message in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
+from sessiongate.config import SessionGateConfig
 from sessiongate.keys import direct_key_for
-from sessiongate.resolver import Caller
+from sessiongate.resolver import Caller, Resolver
+from sessiongate.runtime.runs import RunManager
 from sessiongate.tools.base import ToolArgs, validate_args
-
-if TYPE_CHECKING:
-    from sessiongate.gateway import Gateway
 
 __all__ = ["InboundMessage", "receive_inbound"]
 
@@ -34,21 +33,23 @@ class InboundMessage(ToolArgs):
     timeout_seconds: float = Field(default=30, ge=0, le=600)
 
 
-def inbound_key(gateway: Gateway, channel: str, message: InboundMessage) -> str:
+def inbound_key(config: SessionGateConfig, channel: str, message: InboundMessage) -> str:
     """The session key an inbound message belongs to (validated by the key grammar later)."""
-    agent_id = message.agent_id or gateway.config.default_agent.id
+    agent_id = message.agent_id or config.default_agent.id
     peer = message.peer.id.strip().lower()
     if message.peer.kind == "group":
         return f"agent:{agent_id}:{channel}:group:{peer}"
-    scope = gateway.config.session.dm_scope
+    scope = config.session.dm_scope
     return direct_key_for(agent_id, scope, peer, channel.strip().lower(), message.account_id)
 
 
-async def receive_inbound(gateway: Gateway, channel: str, raw: Any) -> dict[str, Any]:
+async def receive_inbound(
+    resolver: Resolver, runs: RunManager, channel: str, raw: Any
+) -> dict[str, Any]:
     """Store and run one inbound message; create its session if this is its first."""
     message = validate_args(InboundMessage, raw, f"inbound {channel}")
-    key = inbound_key(gateway, channel, message)
-    session, created = await gateway.resolver.ensure_origin_session(key, "inbound", "channel")
+    key = inbound_key(resolver.config, channel, message)
+    session, created = await resolver.ensure_origin_session(key, "inbound", "channel")
     origin = {
         "channel": channel,
         "accountId": message.account_id,
@@ -56,5 +57,5 @@ async def receive_inbound(gateway: Gateway, channel: str, raw: Any) -> dict[str,
         "peerKind": message.peer.kind,
     }
     caller = Caller(None, "channel")
-    result = await gateway.runs.send(session, message.text, caller, message.timeout_seconds, origin)
+    result = await runs.send(session, message.text, caller, message.timeout_seconds, origin)
     return {**result, "created": created}

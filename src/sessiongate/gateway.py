@@ -23,6 +23,7 @@ import structlog
 from openai import AsyncOpenAI
 
 from sessiongate.audit import AuditLog
+from sessiongate.channels import receive_inbound
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import StoreUnavailableError
 from sessiongate.metrics import GatewayMetrics
@@ -121,7 +122,8 @@ class Gateway:
         )
         defaults = self.config.agents.defaults
         prompt = agent.system_prompt or defaults.system_prompt
-        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds)
+        offered = self.config.gateway.tools.allow
+        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
         """The runtime that answers for this agent."""
@@ -199,6 +201,10 @@ class Gateway:
     ) -> tuple[SessionRecord, bool]:
         """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
         return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+
+    async def receive_inbound(self, channel: str, raw: Any) -> dict[str, Any]:
+        """Store and run a channel's inbound message (its session comes from its origin)."""
+        return await receive_inbound(self.resolver, self.runs, channel, raw)
 
     async def count_sessions(self) -> int:
         """How many sessions the store holds (not cheap on a large store)."""

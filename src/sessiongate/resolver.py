@@ -25,7 +25,7 @@ from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_ke
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
-from sessiongate.store.base import NewSession, Provenance, SessionRecord, SessionStore
+from sessiongate.store.base import NewSession, Provenance, SessionCatalog, SessionRecord
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver"]
 
@@ -142,7 +142,7 @@ class Resolver:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionStore,
+        store: SessionCatalog,
         metrics: GatewayMetrics,
         audit: AuditLog | None = None,
     ) -> None:

@@ -8,6 +8,7 @@ suggestions and retry.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from openai import AsyncOpenAI
@@ -24,7 +25,7 @@ from sessiongate.wire import decode_json
 __all__ = ["LlmRuntime"]
 
 
-def _tool_definitions() -> list[dict[str, Any]]:
+def _tool_definitions(offered: Collection[str]) -> list[dict[str, Any]]:
     return [
         {
             "type": "function",
@@ -35,6 +36,7 @@ def _tool_definitions() -> list[dict[str, Any]]:
             },
         }
         for spec in TOOLS.values()
+        if spec.name in offered
     ]
 
 
@@ -54,13 +56,20 @@ class LlmRuntime:
     uses_history = True
 
     def __init__(
-        self, client: AsyncOpenAI, model: str, system_prompt: str, max_tool_rounds: int
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        system_prompt: str,
+        max_tool_rounds: int,
+        offered: Collection[str] = tuple(TOOLS),
     ) -> None:
+        """`offered`: the tools shown to the model (the gateway passes `gateway.tools.allow`;
+        a call to another is refused on the invoke path all the same)."""
         self.client = client
         self.model = model
         self.system_prompt = system_prompt
         self.max_tool_rounds = max_tool_rounds
-        self.tools = _tool_definitions()
+        self.tools = _tool_definitions(offered)
 
     async def run(self, turn: Turn, emit: Emit) -> str:
         messages = _transcript(turn, self.system_prompt)
@@ -86,7 +95,9 @@ class LlmRuntime:
     async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         # The SDK's post() sends our already-JSON-shaped body as is; chat.completions.create()
         # would first walk it against its TypedDicts, which profiled at ~10 ms per turn.
-        body = {"model": self.model, "messages": messages, "tools": self.tools}
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        if self.tools:
+            body["tools"] = self.tools
         return await self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
     async def _call_tool(self, turn: Turn, name: str, raw_arguments: str) -> str:

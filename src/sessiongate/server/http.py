@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessiongate.catchall import internal_error
-from sessiongate.channels import receive_inbound
 from sessiongate.errors import PayloadTooLargeError, SessionGateError, StoreUnavailableError
 from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request, current_request_id
@@ -167,7 +166,7 @@ async def channel_inbound(request: Request) -> Response:
     channel: str = request.path_params["channel"]
     check_text(channel, "path")
     body = await _json_body(request)
-    return ok(await receive_inbound(gateway, channel, body))
+    return ok(await gateway.receive_inbound(channel, body))
 
 
 async def healthz(request: Request) -> Response:
