@@ -38,3 +38,13 @@ def test_abuse_suite_smoke_run(tmp_path: Path) -> None:
     budgeted = next(r for r in figures["flood"] if r["budgets"])
     assert budgeted["reads_outcomes"].get("TOO_MANY_REQUESTS", 0) > 0
     assert figures["paging"]["empty_pages_with_cursor"] == 0
+
+
+def test_openclaw_protocol_benchmark_smoke_run() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.openclaw_protocol", "--count", "4", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "OpenClaw-dialect turn / native turn" in result.stdout

@@ -11,7 +11,7 @@ probe here. Each probe states the intent of the reference it sends:
 - ``parent`` (a spawn's parent), ``own`` (the caller's own session), ``read``:
   SESSION_NOT_FOUND in every mode, and nothing at all is created.
 
-Adding a surface (MCP, the control page, another protocol): add an enumerator to
+Adding a surface (MCP, the control page, another protocol — OpenClaw's is one): add an enumerator to
 `SURFACES` (the names of its entry points that take a session reference), any
 entry points that take none to `EXEMPT`, and a list of `Probe`s per entry point to
 `PROBES` — a probe is an intent and ``async (ctx, key) -> answer`` where the
@@ -41,6 +41,7 @@ from sessiongate.config import parse_config
 from sessiongate.mcp_bridge import gateway_client
 from sessiongate.server.http import http_routes
 from sessiongate.server.mcp import build_mcp_server, transcript_uri
+from sessiongate.server.openclaw_ws import OPENCLAW_METHODS
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
@@ -109,6 +110,33 @@ def ws_connect_as_own() -> Probe:
             return dict(json.loads(await socket.recv()))
 
     return Probe("own", call)
+
+
+def openclaw(method: str, intent: Intent, params: Callable[[str], dict[str, Any]]) -> Probe:
+    """OpenClaw's protocol on `/`, as its CLI speaks it: challenge, connect, one request
+    (for `agent`, the answer after `accepted`)."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with connect("ws" + ctx.gw.url.removeprefix("http") + "/") as socket:
+            assert json.loads(await socket.recv())["event"] == "connect.challenge"
+            hello = {"minProtocol": 3, "maxProtocol": 3, "role": "operator",
+                     "scopes": ["operator.write"], "auth": {"token": ctx.gw.token}}  # fmt: skip
+            await socket.send(
+                json.dumps({"type": "req", "id": "c", "method": "connect", "params": hello})
+            )
+            assert json.loads(await socket.recv())["ok"]
+            frame = {"type": "req", "id": "1", "method": method, "params": params(key)}
+            await socket.send(json.dumps(frame))
+            while True:
+                answer = json.loads(await socket.recv())
+                if answer["type"] != "res" or answer["id"] != "1":
+                    continue
+                if answer["ok"] and answer["payload"].get("status") == "accepted":
+                    continue  # `agent` answers twice: accepted, then the run's outcome
+                assert set(answer.get("error", {})) <= {"code", "message", "details", "retryable"}
+                return dict(answer)
+
+    return Probe(intent, call)
 
 
 def http_get(path: Callable[[str], str], intent: Intent, own: Callable[[str], str]) -> Probe:
@@ -235,6 +263,17 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         ws("tools.invoke", "address", lambda k: {"tool": "sessions_send", "args": SEND(k)}),
         ws("tools.invoke", "parent", lambda k: {"tool": "sessions_spawn", "args": SPAWN_UNDER(k)}),
     ],
+    ("openclaw", "agent"): [
+        openclaw("agent", "address", lambda k: {"sessionKey": k, "message": "hi",
+                                                "idempotencyKey": k, "timeout": 30}),
+    ],
+    ("openclaw", "chat.send"): [
+        openclaw("chat.send", "address", lambda k: {"sessionKey": k, "message": "hi"}),
+    ],
+    ("openclaw", "chat.history"): [
+        openclaw("chat.history", "read", lambda k: {"sessionKey": k, "limit": 2}),
+    ],
+    ("openclaw", "sessions.resolve"): [openclaw("sessions.resolve", "read", lambda k: {"key": k})],
     ("http", "/tools/invoke"): [SEND_TOOL, http_invoke_as_own()],
     ("http", "/v1/sessions"): [http_get(lambda k: "/v1/sessions", "own", own)],
     ("http", "/v1/sessions/{key:path}"): [
@@ -266,6 +305,7 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
 EXEMPT: dict[str, set[str]] = {
     "tool": set(),
     "ws": {"sessions.list", "sessions.unsubscribe"},  # no reference / only drops a subscription
+    "openclaw": {"connect", "health", "sessions.list"},  # token auth, no session reference
     "http": {"/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"},
     "cli": {"sessions create"},  # creates on purpose (origin "cli")
     # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
@@ -308,6 +348,7 @@ def mcp_entry_points() -> set[str]:
 SURFACES: dict[str, Callable[[], set[str]]] = {
     "tool": lambda: {name for name, spec in TOOLS.items() if spec.addresses_session},
     "ws": lambda: {"connect", *METHODS},
+    "openclaw": lambda: {"connect", *OPENCLAW_METHODS},
     "http": lambda: {r.path for r in http_routes() if isinstance(r, Route)},
     "cli": cli_entry_points,
     "mcp": mcp_entry_points,

@@ -145,7 +145,7 @@ async def test_unknown_tools_and_oversized_bodies(
     config = config_factory(gateway__maxBodyBytes=2048)
     async with serve(config) as gw, client_for(gw) as http:
         unknown = await invoke(http, "rm_rf", {})
-        assert unknown.json()["error"]["code"] in ("INVALID_REQUEST", "FORBIDDEN")
+        assert unknown.json()["error"]["code"] in ("TOOL_NOT_FOUND", "FORBIDDEN")
         assert "rm_rf" in unknown.json()["error"]["message"]
         big = await invoke(http, "sessions_send", {"sessionKey": "main", "message": "x" * 5000})
         assert big.status_code == 413

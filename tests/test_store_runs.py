@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessiongate.errors import SessionMovedError, SessionNotFoundError
+from sessiongate.errors import ConflictError, SessionMovedError, SessionNotFoundError
 from sessiongate.store import SessionStore
 from tests.test_store_conformance import new
 
@@ -56,3 +56,14 @@ async def test_accepting_into_a_session_that_now_redirects_stores_nothing(
 async def test_ending_an_unknown_run_changes_nothing(store: SessionStore) -> None:
     await store.finish_run("never-started", "failed", "x")
     assert await store.find_run("never-started") is None
+
+
+async def test_a_run_id_is_accepted_once(store: SessionStore) -> None:
+    """Idempotent sends rely on it: a second message under a run id stores nothing."""
+    await store.ensure(new("agent:atlas:main"))
+    await store.accept_message("agent:atlas:main", "hi", run_id="once")
+    with pytest.raises(ConflictError):
+        await store.accept_message("agent:atlas:main", "hi again", run_id="once")
+    assert [m.content for m in await store.history("agent:atlas:main")] == ["hi"]
+    await store.accept_message("agent:atlas:main", "next", run_id="other")
+    assert [m.seq for m in await store.history("agent:atlas:main")] == [1, 2]

@@ -100,6 +100,10 @@ class GatewayToolsConfig(_Model):
     )
 
 
+class GatewayCompatConfig(_Model):
+    openclaw: bool = False
+
+
 class LimitsConfig(_Model):
     """Budgets that keep one client (authenticated or not) from exhausting the gateway."""
 
@@ -123,6 +127,7 @@ class GatewayConfig(_Model):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     sessions: GatewaySessionsConfig = Field(default_factory=GatewaySessionsConfig)
     tools: GatewayToolsConfig = Field(default_factory=GatewayToolsConfig)
+    compat: GatewayCompatConfig = Field(default_factory=GatewayCompatConfig)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 

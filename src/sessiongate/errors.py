@@ -11,6 +11,7 @@ The tree::
     ├── ForbiddenError                FORBIDDEN              403
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
     ├── AgentNotFoundError            AGENT_NOT_FOUND        404
+    ├── ToolNotFoundError             TOOL_NOT_FOUND         404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
@@ -80,6 +81,7 @@ __all__ = [
     "StoreUnavailableError",
     "TooManyConnectionsError",
     "TooManyRequestsError",
+    "ToolNotFoundError",
     "UnauthorizedError",
     "error_for_http_status",
     "error_from_wire",
@@ -149,6 +151,11 @@ class SessionNotFoundError(SessionGateError):
 
 class AgentNotFoundError(SessionGateError):
     code = "AGENT_NOT_FOUND"
+    http_status = 404
+
+
+class ToolNotFoundError(SessionGateError):
+    code = "TOOL_NOT_FOUND"
     http_status = 404
 
 

@@ -137,9 +137,9 @@ class Gateway:
         tool's camelCase argument object as it came off the wire (validated here by
         the tool's model); `caller` is who speaks (`caller_for` builds it from an
         optional own-session key and the surface's name). Returns the tool's result
-        object; raises a `SessionGateError` — ``INVALID_REQUEST`` for a bad tool name
-        or arguments, ``FORBIDDEN`` for a tool outside `gateway.tools.allow`,
-        ``SESSION_NOT_FOUND`` for a reference the resolver refuses, …
+        object; raises a `SessionGateError` — ``TOOL_NOT_FOUND`` for an unknown tool,
+        ``INVALID_REQUEST`` for bad arguments, ``FORBIDDEN`` for a tool outside
+        `gateway.tools.allow`, ``SESSION_NOT_FOUND`` for a reference the resolver refuses, …
         """
         spec = get_tool(tool, self.config.gateway.tools.allow)
         context = ToolContext(self.resolver, self.store, self.runs, self.list_sessions, caller)

@@ -32,6 +32,7 @@ __all__ = ["RunEvent", "RunManager"]
 log = structlog.get_logger("sessiongate.runs")
 
 HISTORY_WINDOW = 40
+REPLY_LOOKBACK = 200  # messages searched for the reply of a repeated, finished run
 RELAY_BATCH = 200
 END_RETRY_DELAYS = (0.2, 1.0)  # then the janitor marks the run interrupted (every ~2 s)
 UNRECORDED = "the run ended but its end could not be stored"
@@ -75,6 +76,7 @@ class RunManager:
         self._listeners: dict[str, set[Listener]] = {}
         self._active: set[asyncio.Task[None]] = set()
         self._relay: asyncio.Queue[RunEvent] | None = None
+        self._by_id: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._unrecorded: set[str] = set()  # runs whose end the store did not take
 
     def subscribe(self, session_key: str, listener: Listener) -> Callable[[], None]:
@@ -137,14 +139,62 @@ class RunManager:
         `origin` (e.g. the channel and peer of an inbound message) is kept with the message.
         """
         run = await self._accept(session, message, caller, origin)
-        base = {"runId": run.record.run_id, "sessionKey": session.key}
-        if wait_seconds == 0:
-            return {"status": "accepted", **base}
+        return await _wait(run.done, wait_seconds, run.record.run_id, session.key)
+
+    async def send_once(
+        self,
+        session: SessionRecord,
+        message: str,
+        caller: Caller,
+        wait_seconds: float,
+        run_id: str,
+    ) -> dict[str, Any]:
+        """`send` under a caller-chosen run id: a repeated id answers with that run (in
+        flight here, or finished in the store) and never starts a second one."""
+        claimed = self._by_id.get(run_id)
+        if claimed is not None:
+            return {**await _wait(claimed, wait_seconds, run_id, session.key), "duplicate": True}
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._by_id[run_id] = done
         try:
-            async with asyncio.timeout(wait_seconds):
-                return await asyncio.shield(run.done)
-        except TimeoutError:
-            return {"status": "timeout", **base}
+            run = await self._accept(session, message, caller, None, run_id, done)
+        except Exception as exc:
+            del self._by_id[run_id]
+            return {**await self._repeated(run_id, done, exc), "duplicate": True}
+        return await _wait(run.done, wait_seconds, run_id, session.key)
+
+    async def _repeated(
+        self, run_id: str, done: asyncio.Future[dict[str, Any]], error: Exception
+    ) -> dict[str, Any]:
+        """After the store refused to accept a run: its outcome if a run with this id exists
+        (sent before this process started, or already finished here), else `error`.
+
+        Concurrent repeats of the send waiting on `done` get the same answer.
+        """
+        try:
+            record = await self.store.find_run(run_id)
+            if record is None:
+                raise error
+            outcome = await self._outcome_of(record)
+        except Exception as exc:
+            done.set_exception(exc)
+            done.add_done_callback(lambda future: future.exception())
+            raise
+        done.set_result(outcome)
+        return outcome
+
+    async def _outcome_of(self, record: RunRecord) -> dict[str, Any]:
+        """What a send of this (stored) run answered, or would answer now."""
+        base = {"runId": record.run_id, "sessionKey": record.session_key}
+        if record.status == "running":
+            return {"status": "accepted", **base}
+        if record.status != "completed":
+            failure = RunFailedError if record.status == "failed" else RunInterruptedError
+            error = failure(record.error or f"the run was {record.status}").to_wire()["error"]
+            return {"status": "error", "error": error, **base}
+        history = await self.store.history(record.session_key, limit=REPLY_LOOKBACK, before=None)
+        replies = [m.content for m in history if m.run_id == record.run_id and m.role != "user"]
+        return {"status": "ok", "reply": replies[-1] if replies else None, **base}
 
     async def _accept(
         self,
@@ -152,9 +202,11 @@ class RunManager:
         message: str,
         caller: Caller,
         origin: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        done: asyncio.Future[dict[str, Any]] | None = None,
     ) -> _Run:
         store = self.store
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         lane = self._lanes.setdefault(session.key, _Lane())
         async with lane.intake:  # sequence order == run order
             meta = {
@@ -171,6 +223,8 @@ class RunManager:
                     self._lanes.pop(session.key, None)
                 raise
             run = _Run(record, session, message)
+            if done is not None:
+                run.done = done
             lane.queue.put_nowait(run)
         if lane.worker is None or lane.worker.done():
             lane.worker = asyncio.create_task(self._drain(session.key, lane))
@@ -279,6 +333,8 @@ class RunManager:
         return await runtime.run(turn, emit)
 
     def _settle(self, run: _Run, outcome: dict[str, Any]) -> None:
+        if self._by_id.get(run.record.run_id) is run.done:  # finished: the store answers now
+            del self._by_id[run.record.run_id]
         if not run.done.done():
             run.done.set_result(
                 {"runId": run.record.run_id, "sessionKey": run.session.key, **outcome}
@@ -293,3 +349,17 @@ class RunManager:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         await self.store.interrupt_running(own=True)
+
+
+async def _wait(
+    done: asyncio.Future[dict[str, Any]], wait_seconds: float, run_id: str, session_key: str
+) -> dict[str, Any]:
+    """A run's outcome once it is known, or `accepted` / `timeout` after `wait_seconds`."""
+    base = {"runId": run_id, "sessionKey": session_key}
+    if wait_seconds == 0:
+        return {"status": "accepted", **base}
+    try:
+        async with asyncio.timeout(wait_seconds):
+            return await asyncio.shield(done)
+    except TimeoutError:
+        return {"status": "timeout", **base}

@@ -24,6 +24,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp import McpEndpoint
+from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
 from sessiongate.server.ws import websocket_endpoint
 
 __all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
@@ -71,7 +72,12 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             await opened.close(SHUTDOWN_GRACE_SECONDS)
 
     app = Starlette(
-        routes=[*http_routes(), WebSocketRoute("/ws", websocket_endpoint), Route("/mcp", mcp)],
+        routes=[
+            *http_routes(),
+            WebSocketRoute("/ws", websocket_endpoint),
+            WebSocketRoute("/", openclaw_websocket_endpoint),  # OpenClaw's CLI connects here
+            Route("/mcp", mcp),
+        ],
         lifespan=lifespan,
         exception_handlers={
             SessionGateError: _gateway_error,

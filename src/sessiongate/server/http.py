@@ -24,6 +24,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request, current_request_id
 from sessiongate.resolver import Caller
 from sessiongate.server.auth import check_token
+from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
 from sessiongate.wire import check_text, decode_json, query_int
@@ -104,13 +105,24 @@ class InvokeBody(ToolArgs):
     tool: str
     args: dict[str, Any] = {}
     session_key: str | None = None
+    action: str | None = None  # OpenClaw's request fields
+    dry_run: bool = False
 
 
 async def tools_invoke(request: Request) -> Response:
+    if request.app.state.gateway.config.gateway.compat.openclaw:
+        return await openclaw_envelope(_invoke_tool(request))
+    return ok(await _invoke_tool(request))
+
+
+async def _invoke_tool(request: Request) -> dict[str, Any]:
     gateway = _gateway(request)
     body = validate_args(InvokeBody, await _json_body(request), "/tools/invoke")
     caller = await gateway.caller_for(body.session_key, "http")
-    return ok(await gateway.invoke(body.tool, body.args, caller))
+    args = tool_args(body.tool, body.args, body.action)
+    if body.dry_run:
+        return dry_run(body.tool, args, gateway.config.gateway.tools.allow)
+    return await gateway.invoke(body.tool, args, caller)
 
 
 def _query_args(request: Request) -> dict[str, Any]:

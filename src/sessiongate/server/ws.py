@@ -5,7 +5,7 @@ server events ``{type: "event", event, payload, seq}``. The first request must b
 ``connect {token, sessionKey?}``. A malformed frame gets an error ``res`` and the
 connection stays open; requests run concurrently, each answered by its id.
 
-Every request frame is answered: `_answering` is the surface's one catch-all
+Every request frame is answered: `answering` is the surface's one catch-all
 (typed errors → their wire form; anything else → ``INTERNAL_ERROR`` with the
 request id that the log shows next to the traceback). Frames are decoded by
 `sessiongate.wire.decode_json` (depth, Unicode, NUL) before authentication.
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import Field
@@ -40,7 +40,15 @@ from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FU
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
 
-__all__ = ["websocket_endpoint"]
+__all__ = [
+    "ClientGone",
+    "Connection",
+    "RequestFrame",
+    "answering",
+    "receive_request",
+    "serve_connection",
+    "websocket_endpoint",
+]
 
 log = structlog.get_logger("sessiongate.ws")
 
@@ -49,7 +57,7 @@ FINAL_EVENTS = ("run.completed", "run.failed")
 MAX_ECHOED_ID = 128  # a frame id longer than this is not echoed in an error
 
 
-class _Gone(Exception):
+class ClientGone(Exception):
     """The client went away while we answered (nothing left to answer)."""
 
 
@@ -82,6 +90,7 @@ class InvokeParams(ToolArgs):
 
 
 Handler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any]]]
+C = TypeVar("C", bound="Connection")
 
 
 class Connection:
@@ -102,12 +111,12 @@ class Connection:
         text = json.dumps(frame, separators=(",", ":"))
         if not self.budget.queue(len(text)):
             await self._drop_slow_reader()
-            raise _Gone(CLOSE_SEND_QUEUE_FULL[0])
+            raise ClientGone(CLOSE_SEND_QUEUE_FULL[0])
         try:
             async with self._send_lock:
                 await self.websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            raise _Gone from exc
+            raise ClientGone from exc
         finally:
             self.budget.sent(len(text))
 
@@ -149,21 +158,25 @@ class Connection:
         self._track(asyncio.create_task(self._send_event(event["event"], payload)))
 
     async def _send_event(self, name: str, payload: dict[str, Any]) -> None:
-        with contextlib.suppress(_Gone):
+        with contextlib.suppress(ClientGone):
             await self.event(name, payload)
+
+    async def handle(self, request: RequestFrame) -> dict[str, Any]:
+        """The payload that answers `request` (this protocol's methods)."""
+        handler = METHODS.get(request.method)
+        if handler is None:
+            raise InvalidRequestError(
+                f"unknown method {request.method!r}",
+                details={"methods": sorted(METHODS)},
+            )
+        return await handler(self, request.params)
 
     async def _answer(self, request: RequestFrame) -> None:
         try:
-            async with _answering(self, request.id, request.method):
+            async with answering(self, request.id, request.method):
                 if request.method == "connect":
                     raise InvalidRequestError("already connected")
-                handler = METHODS.get(request.method)
-                if handler is None:
-                    raise InvalidRequestError(
-                        f"unknown method {request.method!r}",
-                        details={"methods": sorted(METHODS)},
-                    )
-                await self.respond(request.id, await handler(self, request.params))
+                await self.respond(request.id, await self.handle(request))
         finally:
             self.budget.finish_request()
 
@@ -176,19 +189,19 @@ class Connection:
 
 
 @contextlib.asynccontextmanager
-async def _answering(conn: Connection, request_id: Any, where: str) -> AsyncIterator[None]:
+async def answering(conn: Connection, request_id: Any, where: str) -> AsyncIterator[None]:
     """The WebSocket surface's one catch-all: whatever happens, request `request_id` is
     answered (unless the client has gone) and the connection stays usable."""
     begin_request()
     try:
         yield
-    except _Gone:
+    except ClientGone:
         pass
     except SessionGateError as exc:
-        with contextlib.suppress(_Gone):
+        with contextlib.suppress(ClientGone):
             await conn.fail(request_id, exc)
     except Exception as exc:
-        with contextlib.suppress(_Gone):
+        with contextlib.suppress(ClientGone):
             await conn.fail(request_id, internal_error(exc, "ws", where))
 
 
@@ -338,6 +351,20 @@ async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> 
     return message.get("text")
 
 
+async def receive_request(conn: Connection, deadline: float | None = None) -> RequestFrame | None:
+    """The next well-formed request; a binary or malformed frame is answered with an error
+    (the connection stays open) and gives None."""
+    text = await _receive_text(conn.websocket, deadline)
+    if text is None:
+        await conn.fail(None, InvalidRequestError("binary frames are not supported"))
+        return None
+    try:
+        return _parse_frame(text, conn.gateway.config.gateway.max_body_bytes)
+    except _BadFrame as bad:
+        await conn.fail(bad.frame_id, bad.error)
+        return None
+
+
 async def _handshake(conn: Connection, request: RequestFrame) -> bool:
     """Answer the first request; only a valid `connect` opens the connection (a refused
     one is answered and closed; an unexpected failure reaches the catch-all)."""
@@ -362,39 +389,37 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
 
 
 async def _serve(conn: Connection) -> None:
-    limit = conn.gateway.config.gateway.max_body_bytes
     connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     while True:
-        text = await _receive_text(conn.websocket, connect_by if conn.caller is None else None)
-        if text is None:
-            await conn.fail(None, InvalidRequestError("binary frames are not supported"))
-            continue
-        try:
-            request = _parse_frame(text, limit)
-        except _BadFrame as bad:
-            await conn.fail(bad.frame_id, bad.error)
+        request = await receive_request(conn, connect_by if conn.caller is None else None)
+        if request is None:
             continue
         if conn.caller is not None:
             await conn.dispatch(request)
             continue
         opened: bool | None = None
-        async with _answering(conn, request.id, "connect"):
+        async with answering(conn, request.id, "connect"):
             opened = await _handshake(conn, request)
         if opened is False:
             return
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    """Serve one WebSocket connection until the client leaves."""
-    await websocket.accept()
-    conn = Connection(websocket, websocket.app.state.gateway)
+async def serve_connection(conn: C, serve: Callable[[C], Awaitable[None]]) -> None:
+    """Accept the socket and `serve` it until the client leaves (or misses its connect
+    deadline: `serve` lets the TimeoutError of `receive_request` out)."""
+    await conn.websocket.accept()
     try:
-        await _serve(conn)
-    except (WebSocketDisconnect, _Gone):
+        await serve(conn)
+    except (WebSocketDisconnect, ClientGone):
         pass
     except TimeoutError:
         conn.gateway.metrics.shed("connect_timeout")
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await websocket.close(*CLOSE_CONNECT_TIMEOUT)
+            await conn.websocket.close(*CLOSE_CONNECT_TIMEOUT)
     finally:
         await conn.close()
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Serve one WebSocket connection until the client leaves."""
+    await serve_connection(Connection(websocket, websocket.app.state.gateway), _serve)

@@ -349,7 +349,7 @@ class RunLedger(Protocol):
         """Append an inbound (user) message and record its run as running, in one transaction.
 
         SessionMovedError if the session now redirects (an alias was added since it
-        was resolved); nothing is stored then.
+        was resolved); ConflictError if a run with this id exists. Nothing is stored then.
         """
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:

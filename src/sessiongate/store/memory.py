@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from sessiongate.errors import ConflictError
 from sessiongate.store.base import (
     MessageRecord,
     NewSession,
@@ -162,6 +163,8 @@ class MemorySessionStore:
         record = self._sessions.get(key)
         if record is not None and record.alias_of is not None:
             raise moved(key, record.alias_of)
+        if run_id in self._runs:  # as the SQL stores' primary key refuses it
+            raise ConflictError(f"run {run_id} exists", details={"runId": run_id})
         message = await self.append_message(key, "user", content, run_id=run_id, meta=meta)
         return message, await self.start_run(run_id, key)
 

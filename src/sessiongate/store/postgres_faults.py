@@ -13,7 +13,12 @@ import urllib.parse
 import asyncpg
 import asyncpg.exceptions._base as asyncpg_base
 
-from sessiongate.errors import InvalidRequestError, SessionGateError, StoreUnavailableError
+from sessiongate.errors import (
+    ConflictError,
+    InvalidRequestError,
+    SessionGateError,
+    StoreUnavailableError,
+)
 from sessiongate.store.base import store_timeout
 
 __all__ = ["CONNECTION_LOST", "describe_dsn", "translate"]
@@ -83,6 +88,8 @@ def translate(exc: BaseException, where: str, timeout: float) -> SessionGateErro
         return InvalidRequestError(
             f"a value cannot be stored: {_reason(exc)}", details={"store": "postgresql"}
         )
+    if isinstance(exc, asyncpg.UniqueViolationError):  # e.g. a run id that is taken
+        return ConflictError(f"the store refused a duplicate: {_reason(exc)}", details={})
     if isinstance(exc, TimeoutError):
         return store_timeout("postgresql", timeout)
     reason = _reason(exc)

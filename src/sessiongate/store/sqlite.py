@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sessiongate.errors import InvalidRequestError, SessionGateError, StoreUnavailableError
+from sessiongate.errors import (
+    ConflictError,
+    InvalidRequestError,
+    SessionGateError,
+    StoreUnavailableError,
+)
 from sessiongate.private_files import touch_private
 from sessiongate.store import schema
 from sessiongate.store.base import (
@@ -144,6 +149,8 @@ class SqliteSessionStore:
             raise InvalidRequestError(
                 f"a value cannot be stored: {exc}", details={"store": "sqlite"}
             ) from exc
+        except sqlite3.IntegrityError as exc:  # e.g. a run id that is taken: nothing stored
+            raise ConflictError(f"the store refused a duplicate: {exc}", details={}) from exc
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         return result

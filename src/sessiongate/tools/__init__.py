@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessiongate.errors import InvalidRequestError
+from sessiongate.errors import ToolNotFoundError
 from sessiongate.tools.base import ToolContext, ToolSpec, forbidden_tool
 from sessiongate.tools.sessions import SESSION_TOOLS
 
@@ -14,9 +14,9 @@ TOOLS: dict[str, ToolSpec[Any]] = dict(SESSION_TOOLS)
 
 
 def get_tool(name: Any, allowed: list[str] | None = None) -> ToolSpec[Any]:
-    """The tool called `name`; InvalidRequestError if unknown, ForbiddenError if not allowed."""
+    """The tool called `name`; ToolNotFoundError if unknown, ForbiddenError if not allowed."""
     if not isinstance(name, str) or name not in TOOLS:
-        raise InvalidRequestError(
+        raise ToolNotFoundError(
             f"unknown tool {name!r:.60}: known tools are {', '.join(sorted(TOOLS))}",
             details={"tool": str(name)[:60], "known": sorted(TOOLS)},
         )

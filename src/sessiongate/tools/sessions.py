@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -16,9 +18,22 @@ __all__ = ["SESSION_TOOLS"]
 
 T = TypeVar("T")
 
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5e5510a6-a7e0-4c1b-9d3e-0c1a3b9e7d21")
 MAX_SEQ = 2**63 - 1  # the largest sequence number any store can hold
 
 Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "hook"]
+
+
+# OpenClaw's sessions_list kinds, as the session kinds they cover here.
+OPENCLAW_KINDS: dict[str, frozenset[str]] = {
+    "main": frozenset({"main"}),
+    "group": frozenset({"group", "channel"}),
+    "cron": frozenset({"cron"}),
+    "hook": frozenset({"hook"}),
+    "node": frozenset(),
+    "other": frozenset({"direct", "subagent"}),
+}
+OpenClawKind = Literal["main", "group", "cron", "hook", "node", "other"]
 
 
 class ListArgs(ToolArgs):
@@ -26,12 +41,17 @@ class ListArgs(ToolArgs):
     kind: Kind | None = None
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = None
+    # OpenClaw's arguments: they filter each page, so a page may hold fewer than `limit`.
+    kinds: list[OpenClawKind] | None = None
+    active_minutes: float | None = Field(default=None, gt=0)
+    message_limit: int = Field(default=0, ge=0, le=20)
 
 
 class HistoryArgs(ToolArgs):
     session_key: str
     limit: int = Field(default=50, ge=1, le=1000)
     before: int | None = Field(default=None, ge=1, le=MAX_SEQ)
+    include_tools: bool = False  # OpenClaw's; tool calls are not kept in transcripts here
 
 
 class SendArgs(ToolArgs):
@@ -41,6 +61,7 @@ class SendArgs(ToolArgs):
     message: str = Field(min_length=1, max_length=200_000)
     timeout_seconds: float = Field(default=30, ge=0, le=600)
     create_on_miss: bool | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _target(self) -> SendArgs:
@@ -61,7 +82,22 @@ async def sessions_list(ctx: ToolContext, args: ListArgs) -> dict[str, Any]:
     page = await ctx.list_sessions(
         ctx.caller, agent_id=args.agent_id, kind=args.kind, limit=args.limit, cursor=args.cursor
     )
-    return {"sessions": [s.to_wire() for s in page.sessions], "nextCursor": page.next_cursor}
+    sessions = [s for s in page.sessions if _listed(s, args)]
+    rows = [s.to_wire() for s in sessions]
+    if args.message_limit:
+        for row in rows:
+            history = await ctx.store.history(row["key"], limit=args.message_limit)
+            row["messages"] = [m.to_wire() for m in history]
+    return {"sessions": rows, "nextCursor": page.next_cursor}
+
+
+def _listed(session: SessionRecord, args: ListArgs) -> bool:
+    """Whether OpenClaw's filters (kinds, activeMinutes) keep this session."""
+    if args.kinds is not None and not any(session.kind in OPENCLAW_KINDS[k] for k in args.kinds):
+        return False
+    if args.active_minutes is None:
+        return True
+    return session.updated_at >= time.time() - args.active_minutes * 60
 
 
 async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> dict[str, Any]:
@@ -114,12 +150,22 @@ async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
         _refuse_disagreement("sessions_send", "agentId", "narrows a label")
 
     def deliver(session: SessionRecord) -> Awaitable[dict[str, Any]]:
-        return ctx.runs.send(session, args.message, ctx.caller, args.timeout_seconds)
+        if args.idempotency_key is None:
+            return ctx.runs.send(session, args.message, ctx.caller, args.timeout_seconds)
+        run_id = idempotent_run_id(ctx.caller.session_key, session.key, args.idempotency_key)
+        return ctx.runs.send_once(session, args.message, ctx.caller, args.timeout_seconds, run_id)
 
     resolution, result = await _address(ctx, reference, args.create_on_miss, deliver)
     if resolution.warnings:
         result["warnings"] = resolution.warnings
     return result
+
+
+def idempotent_run_id(caller_key: str | None, session_key: str, idempotency_key: str) -> str:
+    """The run id a send with this idempotency key gets: the same for every repeat of it by
+    the same caller to the same session, unrelated for anyone else."""
+    scope = "\x00".join((caller_key or "operator", session_key, idempotency_key))
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, scope))
 
 
 def _refuse_disagreement(tool: str, argument: str, why: str) -> None:

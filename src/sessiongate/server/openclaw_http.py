@@ -1,0 +1,77 @@
+"""OpenClaw's `/tools/invoke` conventions: its request fields and, with
+``gateway.compat.openclaw: true``, its result envelope and error shapes.
+
+OpenClaw answers ``{ok: true, result: {content: [{type: "text", text: "<JSON>"}],
+details: {...}}}``; an unknown tool is ``404 {ok: false, error: {type: "not_found",
+message}}`` and a bad token ``401 {error: {message: "Unauthorized", type:
+"unauthorized"}}``. sessiongate's own ``code`` and ``details`` ride along in the
+error, so a script can still tell a refused key (``SESSION_NOT_FOUND`` with its
+suggestions) from anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
+from sessiongate.tools import get_tool
+from sessiongate.tools.base import validate_args
+
+__all__ = ["dry_run", "openclaw_envelope", "tool_args"]
+
+_ERROR_TYPES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "too_many_requests",
+}
+
+
+def tool_args(tool: str, args: dict[str, Any], action: str | None) -> dict[str, Any]:
+    """The arguments of a call; OpenClaw's `action` selects an action of multi-action tools,
+    and no tool here has actions."""
+    if action is None:
+        return args
+    raise InvalidRequestError(
+        f"{tool}: takes no action (got action {action!r}); leave action out",
+        details={"argument": "action", "tool": tool},
+    )
+
+
+def dry_run(tool: str, args: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
+    """`dryRun: true`: check the tool, its allow-list and its arguments; run nothing."""
+    spec = get_tool(tool, allowed)
+    checked = validate_args(spec.args_model, args, tool)
+    return {"dryRun": True, "tool": tool, "args": checked.model_dump(by_alias=True)}
+
+
+async def openclaw_envelope(call: Awaitable[dict[str, Any]]) -> JSONResponse:
+    """The outcome of a tool call in OpenClaw's envelope."""
+    try:
+        result = await call
+    except SessionGateError as exc:
+        return _error(exc)
+    text = json.dumps(result, separators=(",", ":"))
+    return JSONResponse(
+        {"ok": True, "result": {"content": [{"type": "text", "text": text}], "details": result}}
+    )
+
+
+def _error(error: SessionGateError) -> JSONResponse:
+    if isinstance(error, UnauthorizedError):
+        return JSONResponse({"error": {"message": "Unauthorized", "type": "unauthorized"}}, 401)
+    wire = error.to_wire()["error"]
+    body = {
+        "type": _ERROR_TYPES.get(error.http_status, "tool_error"),
+        "message": error.message,
+        "code": error.code,
+        "details": wire["details"],
+    }
+    return JSONResponse({"ok": False, "error": body}, error.http_status)

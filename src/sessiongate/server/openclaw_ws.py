@@ -1,0 +1,394 @@
+"""OpenClaw's gateway protocol v3 (operator subset) on the WebSocket at ``/``.
+
+For OpenClaw's CLI (``openclaw gateway call …``, ``openclaw agent``) and scripts
+written against it. The server opens with a ``connect.challenge`` event; the
+client's ``connect`` (token auth; device identity accepted, not checked) gets
+``hello-ok``; then ``tick`` events every ``tickIntervalMs`` keep the client from
+closing on long runs. Methods: ``health``, ``sessions.list``, ``sessions.resolve``,
+``chat.history`` (scope ``operator.read``), ``chat.send``, ``agent`` (scope
+``operator.write``). Each is a thin translation onto `Gateway.invoke`: the
+resolver, createOnMiss, visibility and the audit decide exactly as on every other
+surface. Anything else is refused with a message naming what is supported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from sessiongate import __version__
+from sessiongate.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    RunFailedError,
+    RunTimeoutError,
+    SessionGateError,
+    UnauthorizedError,
+)
+from sessiongate.gateway import Gateway
+from sessiongate.resolver import Caller
+from sessiongate.runtime.runs import RunEvent
+from sessiongate.server.auth import check_token
+from sessiongate.server.openclaw_wire import (
+    PROTOCOL,
+    READ,
+    SCOPE_GRANTS,
+    WRITE,
+    AgentParams,
+    ChatHistoryParams,
+    ChatSendParams,
+    ConnectParams,
+    ListParams,
+    ResolveParams,
+    RunFrames,
+    error_object,
+    history_message,
+    now_ms,
+    session_id,
+    session_row,
+)
+from sessiongate.server.ws import (
+    POLICY_VIOLATION,
+    ClientGone,
+    Connection,
+    RequestFrame,
+    answering,
+    receive_request,
+    serve_connection,
+)
+from sessiongate.tools.base import validate_args
+
+__all__ = ["OPENCLAW_METHODS", "openclaw_websocket_endpoint"]
+
+log = structlog.get_logger("sessiongate.openclaw")
+
+TICK_INTERVAL_MS = 30_000
+CHAT_STREAM_SECONDS = 600.0  # how long chat.send forwards its run's events at most
+ENTRY_POINT = "openclaw"
+
+
+class OpenClawConnection(Connection):
+    """A connection speaking OpenClaw's frames: its error objects, its scopes."""
+
+    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+        super().__init__(websocket, gateway)
+        self.scopes: frozenset[str] = frozenset()
+
+    async def fail(self, request_id: Any, error: SessionGateError) -> None:
+        frame = {"type": "res", "id": request_id, "ok": False, "error": error_object(error)}
+        await self.send(frame)
+
+    def background(self, work: Awaitable[None]) -> None:
+        """Run `work` for as long as the connection is open."""
+        self._track(asyncio.ensure_future(work))
+
+    async def handle(self, request: RequestFrame) -> dict[str, Any]:
+        scope, handler = _method(request.method)
+        if scope not in self.scopes:
+            raise _missing_scope(scope, self.scopes)
+        return await handler(self, request)
+
+    @property
+    def operator(self) -> Caller:
+        assert self.caller is not None
+        return self.caller
+
+
+Handler = Callable[[OpenClawConnection, RequestFrame], Awaitable[dict[str, Any]]]
+
+
+def _method(name: str) -> tuple[str, Handler]:
+    entry = OPENCLAW_METHODS.get(name)
+    if entry is None:
+        raise InvalidRequestError(
+            f"unknown method: {name} (sessiongate serves OpenClaw's operator methods "
+            f"{', '.join(sorted(OPENCLAW_METHODS))}; see docs/migrating-from-openclaw.md)",
+            details={"methods": sorted(OPENCLAW_METHODS)},
+        )
+    return entry
+
+
+def _missing_scope(scope: str, granted: frozenset[str]) -> ForbiddenError:
+    return ForbiddenError(
+        f"missing scope: {scope} (this connection has {', '.join(sorted(granted)) or 'none'}; "
+        f"connect with scopes [{scope!r}])",
+        details={"scope": scope, "granted": sorted(granted)},
+    )
+
+
+async def _health(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    started = time.perf_counter()
+    config = conn.gateway.config
+    count = await conn.gateway.count_sessions()
+    default = config.default_agent.id
+    return {
+        "ok": True,
+        "ts": now_ms(),
+        "durationMs": int((time.perf_counter() - started) * 1000),
+        "defaultAgentId": default,
+        "agents": [{"agentId": a.id, "isDefault": a.id == default} for a in config.agents.entries],
+        "sessions": {"count": count},
+    }
+
+
+async def _sessions_list(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(ListParams, request.params, "sessions.list")
+    args = params.model_dump(by_alias=True, include={"limit", "agent_id", "active_minutes"})
+    result = await conn.gateway.invoke(
+        "sessions_list", {k: v for k, v in args.items() if v is not None}, conn.operator
+    )
+    rows = [session_row(s) for s in result["sessions"]]
+    default = conn.gateway.config.default_agent.id
+    return {
+        "ts": now_ms(),
+        "count": len(rows),
+        "sessions": rows,
+        "nextCursor": result["nextCursor"],
+        "defaults": {"defaultAgentId": default, "mainSessionKey": f"agent:{default}:main"},
+    }
+
+
+async def _sessions_resolve(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(ResolveParams, request.params, "sessions.resolve")
+    resolution = await conn.gateway.show_session(params.key, conn.operator)
+    return {"ok": True, "key": resolution.key}
+
+
+async def _chat_history(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(ChatHistoryParams, request.params, "chat.history")
+    args = {"sessionKey": params.session_key, "limit": params.limit}
+    result = await conn.gateway.invoke("sessions_history", args, conn.operator)
+    return {
+        "sessionKey": result["sessionKey"],
+        "sessionId": session_id(result["sessionKey"]),
+        "messages": [history_message(m) for m in result["messages"]],
+        "thinkingLevel": "off",
+    }
+
+
+async def _send(
+    conn: OpenClawConnection, key: str, message: str, idempotency_key: str | None, wait: float
+) -> dict[str, Any]:
+    args: dict[str, Any] = {"sessionKey": key, "message": message, "timeoutSeconds": wait}
+    if idempotency_key is not None:
+        args["idempotencyKey"] = idempotency_key
+    return await conn.gateway.invoke("sessions_send", args, conn.operator)
+
+
+async def _chat_send(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(ChatSendParams, request.params, "chat.send")
+    accepted = await _send(conn, params.session_key, params.message, params.idempotency_key, 0)
+    run_id = params.idempotency_key or accepted["runId"]
+    if accepted.get("duplicate"):
+        return {"runId": run_id, "status": "in_flight"}
+    # Subscribed before this handler next awaits: the run cannot have started yet.
+    events, unsubscribe = _listen(conn, accepted["sessionKey"])
+    frames = RunFrames(run_id, accepted["sessionKey"])
+
+    async def forward() -> None:
+        try:
+            async with asyncio.timeout(CHAT_STREAM_SECONDS):
+                await _stream(conn, events, frames, accepted["runId"])
+        except (TimeoutError, ClientGone):
+            pass
+        finally:
+            unsubscribe()
+
+    conn.background(forward())
+    return {"runId": run_id, "status": "started"}
+
+
+def _listen(
+    conn: OpenClawConnection, session_key: str
+) -> tuple[asyncio.Queue[RunEvent], Callable[[], None]]:
+    events: asyncio.Queue[RunEvent] = asyncio.Queue()
+    return events, conn.gateway.runs.subscribe(session_key, events.put_nowait)
+
+
+async def _stream(
+    conn: OpenClawConnection,
+    events: asyncio.Queue[RunEvent],
+    frames: RunFrames,
+    run_id: str,
+) -> dict[str, Any]:
+    """Send one run's events as OpenClaw events until it ends; return its outcome."""
+    while True:
+        event = await events.get()
+        if event["runId"] != run_id:
+            continue
+        for name, payload in frames.frames(event):
+            await conn.event(name, payload)
+        if event["event"] == "run.completed":
+            return {"status": "ok", "reply": event["reply"]}
+        if event["event"] == "run.failed":
+            return {"status": "error", "error": event["error"]}
+
+
+async def _agent(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    """Send a message, answer `accepted` at once, stream the run, answer again at its end."""
+    params = validate_args(AgentParams, request.params, "agent")
+    if params.deliver:
+        raise InvalidRequestError(
+            "agent: deliver is not supported: sessiongate has no outbound channels to deliver "
+            "replies to (leave --deliver off; the reply comes back to you)",
+            details={"argument": "deliver"},
+        )
+    key, idempotency_key = params.target(), params.idempotency_key
+    accepted = await _send(conn, key, params.message, idempotency_key, 0)
+    run_id = idempotency_key or accepted["runId"]
+    frames = RunFrames(run_id, accepted["sessionKey"])
+    if accepted.get("duplicate"):  # the same run again: its outcome, never a second run
+        await _accepted(conn, request.id, run_id)
+        wait = min(params.timeout, 600)
+        outcome = await _send(conn, key, params.message, idempotency_key, wait)
+    else:
+        events, unsubscribe = _listen(conn, accepted["sessionKey"])
+        try:
+            await _accepted(conn, request.id, run_id)
+            outcome = await _wait_run(conn, events, frames, accepted["runId"], params.timeout)
+        finally:
+            unsubscribe()
+    return _final(frames, outcome, params.message)
+
+
+async def _accepted(conn: OpenClawConnection, request_id: Any, run_id: str) -> None:
+    payload = {"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}
+    await conn.respond(request_id, payload)
+
+
+async def _wait_run(
+    conn: OpenClawConnection,
+    events: asyncio.Queue[RunEvent],
+    frames: RunFrames,
+    run_id: str,
+    wait_seconds: float,
+) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(wait_seconds):
+            return await _stream(conn, events, frames, run_id)
+    except TimeoutError:
+        return {"status": "timeout"}
+
+
+def _final(frames: RunFrames, outcome: dict[str, Any], prompt: str) -> dict[str, Any]:
+    details = {"runId": frames.run_id, "sessionKey": frames.session_key}
+    if outcome["status"] in ("timeout", "accepted"):
+        raise RunTimeoutError(
+            f"run {frames.run_id} in {frames.session_key} did not finish in time; it goes on "
+            "in the background (read its reply with chat.history)",
+            details=details,
+        )
+    if outcome["status"] != "ok":
+        error = outcome.get("error") or {}
+        message = error.get("message") or error.get("code") or "the run failed"
+        raise RunFailedError(f"run {frames.run_id} failed: {message}", details=details)
+    return frames.final(outcome, prompt)
+
+
+OPENCLAW_METHODS: dict[str, tuple[str, Handler]] = {
+    "health": (READ, _health),
+    "sessions.list": (READ, _sessions_list),
+    "sessions.resolve": (READ, _sessions_resolve),
+    "chat.history": (READ, _chat_history),
+    "chat.send": (WRITE, _chat_send),
+    "agent": (WRITE, _agent),
+}
+EVENTS = ["connect.challenge", "agent", "chat", "tick"]
+
+
+def _check_connect(conn: OpenClawConnection, request: RequestFrame) -> ConnectParams:
+    if request.method != "connect":
+        raise UnauthorizedError(
+            f"the first request must be 'connect', got {request.method!r}", details={}
+        )
+    params = validate_args(ConnectParams, request.params, "connect")
+    if not params.min_protocol <= PROTOCOL <= params.max_protocol:
+        raise InvalidRequestError(
+            f"protocol mismatch: sessiongate speaks OpenClaw protocol {PROTOCOL}, the client "
+            f"{params.min_protocol}..{params.max_protocol}",
+            details={"protocol": PROTOCOL},
+        )
+    if params.role != "operator":
+        raise ForbiddenError(
+            f"role {params.role!r} is not served: sessiongate speaks OpenClaw's operator "
+            "protocol only (no nodes, no pairing)",
+            details={"role": params.role},
+        )
+    check_token(conn.websocket.app.state.token, params.auth.token)
+    conn.budget.credential = params.auth.token  # the per-token request rate counts here too
+    return params
+
+
+def _hello(conn: OpenClawConnection, params: ConnectParams) -> dict[str, Any]:
+    scopes = sorted(s for s in params.scopes if s in SCOPE_GRANTS)
+    return {
+        "type": "hello-ok",
+        "protocol": PROTOCOL,
+        "server": {"version": __version__, "connId": str(uuid.uuid4())},
+        "features": {"methods": sorted(OPENCLAW_METHODS), "events": EVENTS},
+        "auth": {"role": "operator", "scopes": scopes},
+        "policy": {
+            "maxPayload": conn.gateway.config.gateway.max_body_bytes,
+            "maxBufferedBytes": 4 * conn.gateway.config.gateway.max_body_bytes,
+            "tickIntervalMs": TICK_INTERVAL_MS,
+        },
+    }
+
+
+async def _handshake(conn: OpenClawConnection) -> bool:
+    """Challenge, then answer the client's `connect`; only a valid one opens the connection
+    (anything else is answered and the connection closed)."""
+    challenge = {"nonce": str(uuid.uuid4()), "ts": now_ms()}
+    await conn.send({"type": "event", "event": "connect.challenge", "payload": challenge})
+    connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
+    request = await receive_request(conn, connect_by)
+    opened = False
+    if request is not None:
+        async with answering(conn, request.id, "connect"):
+            opened = await _open(conn, request)
+    if not opened:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await conn.websocket.close(POLICY_VIOLATION, "connect refused")
+    return opened
+
+
+async def _open(conn: OpenClawConnection, request: RequestFrame) -> bool:
+    try:
+        params = _check_connect(conn, request)
+    except SessionGateError as exc:
+        await conn.fail(request.id, exc)
+        return False
+    conn.caller = Caller(None, ENTRY_POINT)
+    conn.scopes = frozenset(g for s in params.scopes for g in SCOPE_GRANTS.get(s, ()))
+    await conn.respond(request.id, _hello(conn, params))
+    return True
+
+
+async def _tick(conn: OpenClawConnection) -> None:
+    """OpenClaw's client closes after two tick intervals of silence: keep talking."""
+    with contextlib.suppress(ClientGone):
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_MS / 1000)
+            await conn.event("tick", {"ts": now_ms()})
+
+
+async def _serve(conn: OpenClawConnection) -> None:
+    if not await _handshake(conn):
+        return
+    conn.background(_tick(conn))
+    while True:
+        request = await receive_request(conn)
+        if request is not None:
+            await conn.dispatch(request)
+
+
+async def openclaw_websocket_endpoint(websocket: WebSocket) -> None:
+    """Serve one OpenClaw client until it leaves."""
+    await serve_connection(OpenClawConnection(websocket, websocket.app.state.gateway), _serve)
