@@ -197,7 +197,8 @@ async def test_bad_calls_are_structured_tool_errors(
 ) -> None:
     config = config_factory(gateway__tools={"allow": ["sessions_send", "sessions_list"]})
     calls = {
-        "INVALID_REQUEST": [("sessions_send", {"message": "no key"}), ("sessions_nope", {})],
+        "INVALID_REQUEST": [("sessions_send", {"message": "no key"})],
+        "TOOL_NOT_FOUND": [("sessions_nope", {})],
         "FORBIDDEN": [("sessions_spawn", {"agentId": "atlas", "task": "t"})],
     }
     async with serve(config) as gw, gateway_client(gw.url, gw.token) as client:
