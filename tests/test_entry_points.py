@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from sessiongate.mcp_bridge import gateway_client
 from sessiongate.server.http import http_routes
 from sessiongate.server.mcp import build_mcp_server, transcript_uri
 from sessiongate.server.openclaw_ws import OPENCLAW_METHODS
+from sessiongate.server.ui import page_routes
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
@@ -182,6 +184,31 @@ def mcp_tool(name: str, intent: Intent, args: Callable[[str], dict[str, Any]]) -
     return Probe(intent, call)
 
 
+def page_answer(response: httpx.Response) -> dict[str, Any]:
+    """What a control page showed, as the wire form: a refusal carries its code in data-*."""
+    found = re.search(r'data-code="([^"]*)" data-canonical-key="([^"]*)"', response.text)
+    if found is None:
+        return {"ok": response.status_code == 200, "page": response.text[:300]}
+    return {"ok": False, "error": {"code": found[1], "details": {"canonicalKey": found[2]}}}
+
+
+def page(
+    intent: Intent, path: Callable[[str], str], form: Callable[[str], dict[str, str]] | None = None
+) -> Probe:
+    """A control-page view (GET), or a form posted with the page's CSRF token, signed in."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=ctx.gw.url) as browser:
+            await browser.post("/ui/signin", data={"token": ctx.gw.token})  # the page's cookie
+            if form is None:
+                return page_answer(await browser.get(path(key)))
+            csrf = re.search(r'name="csrf" value="([^"]+)"', (await browser.get("/ui/send")).text)
+            assert csrf is not None
+            return page_answer(await browser.post(path(key), data={**form(key), "csrf": csrf[1]}))
+
+    return Probe(intent, call)
+
+
 def mcp_as_own() -> Probe:
     """The X-Session-Key header: the session an MCP client speaks as."""
 
@@ -215,6 +242,11 @@ def cli_mcp_as_own() -> Probe:
         return dict(json.loads(result.stderr))
 
     return Probe("own", call)
+
+
+def page_send(key: str, *, must_exist: bool = False, as_caller: str = CALLER) -> dict[str, str]:
+    form = {"caller": as_caller, "sessionKey": key, "message": "hi"}
+    return {**form, "mustExist": "on"} if must_exist else form
 
 
 def own(key: str) -> str:
@@ -299,17 +331,31 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ],
     ("mcp", "resources/read"): [mcp_read_resource()],
     ("mcp", "X-Session-Key"): [mcp_as_own()],
+    ("page", "/send"): [
+        page("address", lambda k: "/ui/send", page_send),
+        # must-exist never creates: refused in every mode, like a read
+        page("read", lambda k: "/ui/send", lambda k: page_send(k, must_exist=True)),
+        page("own", lambda k: "/ui/send", lambda k: page_send("agent:atlas:main", as_caller=k)),
+    ],
+    ("page", "/doctor/plan"): [page("read", lambda k: f"/ui/doctor/plan?sessionKey={k}")],
+    ("page", "/doctor/repair"): [page("read", lambda k: "/ui/doctor/repair",
+                                      lambda k: {"sessionKey": k})],
+    ("page", "/sessions/{key:path}"): [page("read", lambda k: f"/ui/sessions/{k}")],
+    ("page", "/messages"): [page("read", lambda k: f"/ui/messages?key={k}")],
 }  # fmt: skip
 
 # Entry points that take no session reference, or create from a message's own origin by design.
 EXEMPT: dict[str, set[str]] = {
     "tool": set(),
-    "ws": {"sessions.list", "sessions.unsubscribe"},  # no reference / only drops a subscription
+    # no reference / only drops a subscription / streams the audit log
+    "ws": {"sessions.list", "sessions.unsubscribe", "audit.subscribe"},
     "openclaw": {"connect", "health", "sessions.list"},  # token auth, no session reference
     "http": {"/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"},
     "cli": {"sessions create"},  # creates on purpose (origin "cli")
     # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
     "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
+    # sign-in, assets, and views that list without a reference (filters are not addresses)
+    "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},
 }
 
 # ---------------------------------------------------------------- enumerating the surfaces
@@ -352,6 +398,7 @@ SURFACES: dict[str, Callable[[], set[str]]] = {
     "http": lambda: {r.path for r in http_routes() if isinstance(r, Route)},
     "cli": cli_entry_points,
     "mcp": mcp_entry_points,
+    "page": lambda: {r.path for r in page_routes()},
 }
 
 

@@ -108,6 +108,19 @@ async def test_alias_status_and_labels(store: SessionStore) -> None:
     assert await store.find_by_label("ops", None) is None
 
 
+async def test_aliases_pointing_at_a_session_and_counts_by_origin(store: SessionStore) -> None:
+    await store.ensure(NewSession("agent:atlas:main", "atlas", "main", Provenance("startup")))
+    for peer in ("2", "1"):
+        await store.ensure(new(f"agent:atlas:direct:{peer}", kind="direct"))
+        await store.set_alias(f"agent:atlas:direct:{peer}", "agent:atlas:main")
+    assert await store.aliases_of("agent:atlas:main") == [
+        "agent:atlas:direct:1",
+        "agent:atlas:direct:2",
+    ]
+    assert await store.aliases_of("agent:atlas:direct:1") == []
+    assert await store.count_by_origin() == {"startup": 1, "address": 2}
+
+
 async def test_import_keeps_a_session_exactly_and_skips_existing_keys(store: SessionStore) -> None:
     source = MemorySessionStore()
     original, _ = await source.ensure(new("agent:atlas:direct:9", kind="direct", label="vip"))

@@ -326,7 +326,7 @@ def test_surfaces_reach_only_the_gateway_and_tools_runtimes_only_narrow_parts() 
     import sessiongate
 
     root = Path(sessiongate.__file__).parent
-    for path in (root / "server").glob("*.py"):
+    for path in (root / "server").rglob("*.py"):  # the control page (server/ui) too
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"(?<!sessiongate)\.(store|resolver)\b", text), path.name
     narrow = [*(root / "runtime").glob("*.py"), *(root / "tools").glob("*.py")]

@@ -7,8 +7,10 @@ counted (``sessiongate_audit_write_failures``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +43,36 @@ class AuditLog:
         self.max_bytes = max_bytes
         self.backups = backups
         self._pending: list[str] = []
+        self._writing: list[str] = []
         self._writer: asyncio.Task[None] | None = None
+        self._listeners: set[Callable[[dict[str, Any]], None]] = set()
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `listener` (which must not block) with each event recorded from now on."""
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
 
     async def record(self, event: dict[str, Any]) -> None:
         """Queue one event for writing; never raises, never waits for the disk."""
-        self._pending.append(json.dumps({"time": iso(now()), **event}, separators=(",", ":")))
+        stamped = {"time": iso(now()), **event}
+        self._pending.append(json.dumps(stamped, separators=(",", ":")))
+        for listener in list(self._listeners):
+            listener(stamped)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
         await asyncio.sleep(BATCH_WINDOW_SECONDS)  # let a burst of events share one write
         while self._pending:
-            lines, self._pending = self._pending, []
+            self._writing, self._pending = self._pending, []
+            lines = self._writing
             try:
                 await asyncio.to_thread(self._append, "".join(f"{line}\n" for line in lines))
             except OSError as exc:
                 self.metrics.audit_failures.inc(len(lines))
                 log.error("audit write failed", path=str(self.path), error=str(exc))
+            finally:
+                self._writing = []
 
     async def flush(self) -> None:
         """Wait until every queued event is on disk (or counted as failed)."""
@@ -79,6 +94,30 @@ class AuditLog:
             if older.exists():
                 older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    async def recent(self, tail_bytes: int = 1_048_576) -> list[dict[str, Any]]:
+        """The events in the last `tail_bytes` of the current file and those still queued
+        for it, newest first."""
+        queued = [*self._writing, *self._pending]
+        written = await asyncio.to_thread(self._tail, tail_bytes)
+        on_disk = set(written[-len(queued) :]) if queued else set()
+        lines = written + [line for line in queued if line not in on_disk]
+        events = []
+        for line in reversed(lines):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+    def _tail(self, tail_bytes: int) -> list[str]:
+        try:
+            with self.path.open("rb") as file:
+                size = file.seek(0, 2)
+                file.seek(max(0, size - tail_bytes))
+                chunk = file.read()
+        except FileNotFoundError:
+            return []
+        lines = chunk.decode("utf-8", "replace").splitlines()
+        return lines[1:] if size > tail_bytes else lines  # the first line was cut by the seek
 
     def read(self) -> list[dict[str, Any]]:
         """Every event in the current file (oldest first)."""

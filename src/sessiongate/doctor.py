@@ -25,10 +25,19 @@ from typing import Any
 
 from sessiongate.gateway import Gateway
 from sessiongate.keys import main_key
-from sessiongate.lints import lint_session_key
+from sessiongate.lints import KeyLint
 from sessiongate.store.base import MessageRecord, SessionRecord, iso
 
-__all__ = ["Finding", "RepairResult", "repair", "scan"]
+__all__ = [
+    "Finding",
+    "RepairPlan",
+    "RepairResult",
+    "phantom_lints",
+    "phantom_of",
+    "plan_repair",
+    "repair",
+    "scan",
+]
 
 CONVERSATION_KINDS = ("main", "direct")
 PHANTOM_ORIGINS = ("address", "imported")
@@ -106,10 +115,18 @@ async def active_sessions(gateway: Gateway) -> AsyncIterator[SessionRecord]:
         cursor = page.next_cursor
 
 
-def _phantom(gateway: Gateway, session: SessionRecord) -> Finding | None:
-    if session.provenance.origin not in PHANTOM_ORIGINS:
-        return None
-    lints = lint_session_key(gateway.resolver.parse(session.key), gateway.config)
+def phantom_lints(gateway: Gateway, key: str, origin: str) -> tuple[KeyLint, ...]:
+    """Why a session created by addressing (or imported) could not be reached today
+    (empty: it is fine)."""
+    if origin not in PHANTOM_ORIGINS:
+        return ()
+    resolver = gateway.resolver
+    return resolver.lints(resolver.parse(key))
+
+
+def phantom_of(gateway: Gateway, session: SessionRecord) -> Finding | None:
+    """The phantom finding for this session, or None when it is not one."""
+    lints = phantom_lints(gateway, session.key, session.provenance.origin)
     if not lints:
         return None
     target = lints[0].suggestion
@@ -217,7 +234,7 @@ async def scan(gateway: Gateway, progress: Progress | None = None) -> list[Findi
     async for session in active_sessions(gateway):
         if progress:
             progress(session)
-        if phantom := _phantom(gateway, session):
+        if phantom := phantom_of(gateway, session):
             findings.append(await _with_evidence(gateway, phantom, session))
         if session.kind in CONVERSATION_KINDS:
             conversations.append(session)
@@ -226,27 +243,56 @@ async def scan(gateway: Gateway, progress: Progress | None = None) -> list[Findi
     return findings
 
 
+@dataclass(frozen=True, slots=True)
+class RepairPlan:
+    """Exactly what repairing one finding will do (the dry run)."""
+
+    finding: Finding
+    moves: tuple[MessageRecord, ...]  # copied into the canonical session, in this order
+    already_copied: int  # by an earlier repair that stopped half-way
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "finding": self.finding.to_wire(),
+            "moves": [m.to_wire() for m in self.moves],
+            "alreadyCopied": self.already_copied,
+            "archive": self.finding.session_key,
+            "alias": {"from": self.finding.session_key, "to": self.finding.canonical_key},
+        }
+
+
+async def plan_repair(gateway: Gateway, finding: Finding) -> RepairPlan:
+    """What `repair` would do for `finding`, without writing anything."""
+    assert finding.canonical_key is not None
+    target = await gateway.store.find(finding.canonical_key)
+    already = set()
+    if target is not None:
+        already = {
+            m.meta.get("originalSeq")
+            for m in await all_messages(gateway, target.key, target.last_seq)
+            if m.meta.get("recoveredFrom") == finding.session_key
+        }
+    phantom = await gateway.store.find(finding.session_key)
+    assert phantom is not None
+    messages = await all_messages(gateway, phantom.key, phantom.last_seq)
+    # a repair that stopped half-way is resumed, never duplicated
+    moves = tuple(m for m in messages if m.seq not in already)
+    return RepairPlan(finding, moves, len(messages) - len(moves))
+
+
 async def _merge(gateway: Gateway, finding: Finding) -> RepairResult:
     assert finding.canonical_key is not None
     store = gateway.store
     target, _ = await gateway.resolver.ensure_origin_session(
         finding.canonical_key, "repair", "doctor"
     )
-    already = {
-        m.meta.get("originalSeq")
-        for m in await all_messages(gateway, target.key, target.last_seq)
-        if m.meta.get("recoveredFrom") == finding.session_key
-    }
-    phantom = await store.find(finding.session_key)
-    assert phantom is not None
+    plan = await plan_repair(gateway, finding)
     copied = 0
-    for message in await all_messages(gateway, phantom.key, phantom.last_seq):
-        if message.seq in already:
-            continue  # a repair that stopped half-way is resumed, never duplicated
+    for message in plan.moves:
         meta = {
             **message.meta,
             "recovered": True,
-            "recoveredFrom": phantom.key,
+            "recoveredFrom": finding.session_key,
             "originalSeq": message.seq,
         }
         await store.append_message(
@@ -258,9 +304,9 @@ async def _merge(gateway: Gateway, finding: Finding) -> RepairResult:
             created_at=message.created_at,
         )
         copied += 1
-    await store.set_status(phantom.key, "archived")
-    await store.set_alias(phantom.key, target.key)
-    return RepairResult(phantom.key, target.key, copied)
+    await store.set_status(finding.session_key, "archived")
+    await store.set_alias(finding.session_key, target.key)
+    return RepairResult(finding.session_key, target.key, copied)
 
 
 async def repair(gateway: Gateway, findings: list[Finding]) -> list[RepairResult]:

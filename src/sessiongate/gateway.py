@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,7 @@ class Gateway:
     def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
         self.config = config
         self.store = store
+        self.started_at = time.time()
         self.metrics = GatewayMetrics()
         audit = config.audit
         self.audit = AuditLog(config.audit_path, self.metrics, audit.max_bytes, audit.backups)
@@ -191,6 +193,15 @@ class Gateway:
         position = self.cursors.open(cursor, view)
         page = await listing.page(agent_id or scope, limit, position)
         return SessionPage(page.sessions, self.cursors.seal(page.next_cursor, view))
+
+    async def session_counts(self) -> dict[str, int]:
+        """How many sessions each origin created (startup, address, spawn, …)."""
+        return await self.store.count_by_origin()
+
+    async def aliases_of(self, reference: str, caller: Caller) -> list[str]:
+        """The keys that redirect to the session `reference` names (read: never creates)."""
+        key = (await self.show_session(reference, caller)).key
+        return await self.store.aliases_of(key)
 
     def canonical_key(self, reference: str) -> str:
         """The canonical text of a key (pure: no lookup, no rule applied)."""

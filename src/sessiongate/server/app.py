@@ -25,6 +25,7 @@ from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp import McpEndpoint
 from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
+from sessiongate.server.ui import ui_routes
 from sessiongate.server.ws import websocket_endpoint
 
 __all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
@@ -77,6 +78,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             WebSocketRoute("/ws", websocket_endpoint),
             WebSocketRoute("/", openclaw_websocket_endpoint),  # OpenClaw's CLI connects here
             Route("/mcp", mcp),
+            *ui_routes(),  # the control page; a browser's GET / goes there
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -35,7 +35,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
-from sessiongate.server.auth import check_token
+from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
@@ -156,6 +156,10 @@ class Connection:
         """Send a run event to this client (from a listener, which must not block)."""
         payload = {k: v for k, v in event.items() if k != "event"}
         self._track(asyncio.create_task(self._send_event(event["event"], payload)))
+
+    def forward_audit(self, event: dict[str, Any]) -> None:
+        """Send an audit event to this client (from the audit log, which must not block)."""
+        self._track(asyncio.create_task(self._send_event("audit", event)))
 
     async def _send_event(self, name: str, payload: dict[str, Any]) -> None:
         with contextlib.suppress(ClientGone):
@@ -281,6 +285,14 @@ async def _unsubscribe(conn: Connection, params: dict[str, Any]) -> dict[str, An
     return {"sessionKey": key, "subscribed": sorted(conn.subscriptions)}
 
 
+async def _audit_subscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Stream audit events (refusals, warnings, creations on miss, repairs) as they happen."""
+    validate_args(ToolArgs, params, "audit.subscribe")
+    if "audit" not in conn.subscriptions:
+        conn.subscriptions["audit"] = conn.gateway.audit.subscribe(conn.forward_audit)
+    return {"subscribed": sorted(conn.subscriptions)}
+
+
 def _tool_method(tool: str) -> Handler:
     async def method(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         assert conn.caller is not None
@@ -302,6 +314,7 @@ METHODS: dict[str, Handler] = {
     "sessions.resolve": _resolve,
     "sessions.subscribe": _subscribe,
     "sessions.unsubscribe": _unsubscribe,
+    "audit.subscribe": _audit_subscribe,
     "tools.invoke": _invoke,
 }
 
@@ -377,8 +390,9 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
                 },
             )
         params = validate_args(ConnectParams, request.params, "connect")
-        check_token(conn.websocket.app.state.token, params.token)
-        conn.budget.credential = params.token
+        expected = conn.websocket.app.state.token
+        check_token_or_cookie(expected, params.token, _page_cookies(conn))
+        conn.budget.credential = params.token or expected  # a signed-in page stands for it
         conn.caller = await conn.gateway.caller_for(params.session_key, "ws")
     except SessionGateError as exc:
         await conn.fail(request.id, exc)
@@ -386,6 +400,15 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
         return False
     await conn.respond(request.id, {"protocol": 1, "version": __version__, **conn.caller.to_wire()})
     return True
+
+
+def _page_cookies(conn: Connection) -> dict[str, str]:
+    """The cookies of a same-origin page (a cross-site page may not use the page's sign-in)."""
+    headers = conn.websocket.headers
+    origin = headers.get("origin", "")
+    if origin.partition("://")[2] != headers.get("host"):
+        return {}
+    return dict(conn.websocket.cookies)
 
 
 async def _serve(conn: Connection) -> None:

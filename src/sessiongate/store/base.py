@@ -338,6 +338,12 @@ class SessionCatalog(Protocol):
     async def count_sessions(self) -> int:
         """How many sessions are stored."""
 
+    async def count_by_origin(self) -> dict[str, int]:
+        """How many sessions each origin created (startup, address, spawn, …)."""
+
+    async def aliases_of(self, key: str) -> list[str]:
+        """The keys whose alias redirects to `key`, sorted."""
+
 
 @runtime_checkable
 class RunLedger(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -207,6 +208,12 @@ class MemorySessionStore:
 
     async def count_sessions(self) -> int:
         return len(self._sessions)
+
+    async def count_by_origin(self) -> dict[str, int]:
+        return dict(Counter(s.provenance.origin for s in self._sessions.values()))
+
+    async def aliases_of(self, key: str) -> list[str]:
+        return sorted(k for k, s in self._sessions.items() if s.alias_of == key)
 
     async def ping(self) -> None:
         """Memory always answers."""

@@ -561,6 +561,16 @@ class PostgresSessionStore:
     async def count_sessions(self) -> int:
         return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
 
+    async def count_by_origin(self) -> dict[str, int]:
+        sql = "SELECT origin, count(*) FROM sessions GROUP BY origin"
+        rows = await self._run(lambda c: c.fetch(sql))
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def aliases_of(self, key: str) -> list[str]:
+        sql = "SELECT key FROM sessions WHERE alias_of = $1 ORDER BY key"
+        rows = await self._run(lambda c: c.fetch(sql, key))
+        return [row[0] for row in rows]
+
     async def _close_pool(self, pool: asyncpg.Pool) -> None:
         try:
             async with asyncio.timeout(self.timeout):

@@ -111,6 +111,7 @@ INDEXES = (
     Index("sessions_by_kind", "sessions", ("kind", "id")),
     Index("sessions_by_label", "sessions", ("label", "id"), where="label IS NOT NULL"),
     Index("runs_running", "runs", ("owner",), where="status = 'running'"),
+    Index("sessions_by_alias", "sessions", ("alias_of",), where="alias_of IS NOT NULL"),
 )
 
 
@@ -198,6 +199,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=(
             "DROP INDEX IF EXISTS runs_running",
             "CREATE INDEX runs_running ON runs (owner) WHERE status = 'running'",
+        ),
+    ),
+    Migration(
+        4,
+        "the sessions an alias redirects to a key (the control page's session view)",
+        sqlite=(
+            "CREATE INDEX sessions_by_alias ON sessions (alias_of) WHERE alias_of IS NOT NULL",
         ),
     ),
 )

@@ -434,6 +434,22 @@ class SqliteSessionStore:
     async def count_sessions(self) -> int:
         return await self._call(self._count)
 
+    def _count_by_origin(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT origin, count(*) FROM sessions GROUP BY origin")
+        return {origin: int(count) for origin, count in rows.fetchall()}
+
+    async def count_by_origin(self) -> dict[str, int]:
+        return await self._call(self._count_by_origin)
+
+    def _aliases_of(self, key: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT key FROM sessions WHERE alias_of = ? ORDER BY key", (key,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    async def aliases_of(self, key: str) -> list[str]:
+        return await self._call(self._aliases_of, key)
+
     @staticmethod
     def _probe(db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -10,7 +10,8 @@ batch.
 The thread never dies: when SQLite rolls a whole transaction back by itself
 (disk full, I/O error), every write of that transaction gets the error — none
 of them was stored — and the thread goes on with the next batch. A call whose
-caller stopped waiting (its deadline passed) is skipped if it has not started.
+caller stopped waiting (its deadline passed) is skipped if it has not started, and
+rolled back if it finished after its caller gave up (short of the commit itself).
 """
 
 from __future__ import annotations
@@ -173,6 +174,8 @@ class StoreThread:
         try:
             db.execute("SAVEPOINT job")
             job.result = job.fn(db, *job.args)
+            if job.abandoned:  # its caller was told STORE_TIMEOUT: do not store it behind its back
+                raise TimeoutError("the caller stopped waiting")
             db.execute("RELEASE job")
             return True
         except BaseException as exc:

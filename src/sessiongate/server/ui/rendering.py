@@ -1,0 +1,61 @@
+"""Jinja2 templates of the control page, and the one way a view answers with HTML."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from sessiongate import __version__
+from sessiongate.errors import SessionGateError
+from sessiongate.server.ui.assets import asset_url
+
+__all__ = ["render", "render_error"]
+
+
+def _ago(timestamp: str | float | None) -> str:
+    """'3 min ago' for an ISO time or epoch seconds."""
+    if timestamp is None:
+        return "—"
+    if isinstance(timestamp, str):
+        timestamp = datetime.fromisoformat(timestamp).timestamp()
+    seconds = max(0, int(time.time() - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _clock(timestamp: str | None) -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM:SS' (UTC)."""
+    if not timestamp:
+        return "—"
+    return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+ENV = Environment(
+    loader=PackageLoader("sessiongate.server.ui", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+ENV.globals.update(asset=asset_url, version=__version__)
+ENV.filters.update(ago=_ago, clock=_clock)
+
+
+def render(
+    request: Request, template: str, status: int = 200, csrf: str = "", **context: Any
+) -> HTMLResponse:
+    """A page (never cached: it shows live state)."""
+    html = ENV.get_template(template).render(path=request.url.path, csrf=csrf, **context)
+    return HTMLResponse(html, status, headers={"cache-control": "no-store"})
+
+
+def render_error(request: Request, error: SessionGateError, csrf: str = "") -> HTMLResponse:
+    """A refused request as a page: the same code, message and details as on the wire."""
+    wire = error.to_wire()["error"]
+    return render(request, "error.html", error.http_status, csrf, error=wire, title=error.code)

@@ -1,0 +1,334 @@
+"""The read-only views: overview, sessions, one session, audit; sign-in and sign-out.
+
+Every view is one more surface over the gateway's calls (`Gateway.invoke` and its
+methods), as the operator the gateway token stands for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, get_args
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from sessiongate.config import SessionGateConfig
+from sessiongate.doctor import Finding, phantom_lints, scan
+from sessiongate.errors import SessionGateError
+from sessiongate.gateway import Gateway
+from sessiongate.policy import decide_create_on_miss
+from sessiongate.resolver import Caller
+from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
+from sessiongate.server.ui.rendering import render
+from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
+from sessiongate.store.base import ORIGINS
+from sessiongate.tools.sessions import Kind
+
+__all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
+
+OPERATOR = Caller(None, "ui")
+PAGE_ROWS = 50
+SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
+KINDS = get_args(Kind)
+DECISIONS = ("rejected", "warned", "created", "not-found", "repaired")
+DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _next_target(raw: str | None) -> str:
+    """Only a path of this page may follow the sign-in (no open redirect)."""
+    if raw and raw.startswith(PREFIX) and not raw.startswith("//"):
+        return raw
+    return f"{PREFIX}/"
+
+
+async def root(request: Request) -> Response:
+    """`GET /` from a browser (it accepts HTML): the control page. Any other client gets
+    the usual wire-form 404."""
+    if "text/html" not in request.headers.get("accept", ""):
+        raise HTTPException(404, "Not Found")
+    return RedirectResponse(f"{PREFIX}/", 303)
+
+
+async def signin_form(request: Request) -> Response:
+    next_target = _next_target(request.query_params.get("next"))
+    return render(request, "signin.html", title="Sign in", next=next_target, problem=None)
+
+
+async def signin(request: Request) -> Response:
+    """Exchange the gateway token for the page's signed cookie."""
+    form = await read_form(request)
+    next_target = _next_target(form.get("next"))
+    try:
+        check_token(request.app.state.token, form.get("token", "").strip() or None)
+    except SessionGateError as exc:
+        problem = (
+            "Enter the gateway token."
+            if not form.get("token")
+            else "That is not this gateway's "
+            "token. It is gateway.auth.token, or the gateway.token file in the state dir."
+        )
+        return render(
+            request,
+            "signin.html",
+            exc.http_status,
+            title="Sign in",
+            next=next_target,
+            problem=problem,
+        )
+    value, _ = issue_ui_cookie(request.app.state.token)
+    response = RedirectResponse(next_target, 303)
+    set_cookie(response, request, value)
+    return response
+
+
+@action
+async def signout(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    response = RedirectResponse(f"{PREFIX}/signin", 303)
+    response.delete_cookie(UI_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def _agent_policies(config: SessionGateConfig) -> list[dict[str, Any]]:
+    """Per agent: the policy for its main key as the resolver decides it, and the rules that
+    may decide other keys of the agent."""
+    rows = []
+    for agent in config.agents.entries:
+        decision = decide_create_on_miss(config, f"agent:{agent.id}:main", agent.id)
+        rules = [
+            f"{rule.match} → {str(rule.create_on_miss).lower()}"
+            for rule in config.gateway.sessions.rules
+            if rule.match.startswith(("*", "agent:*", f"agent:{agent.id}:"))
+        ]
+        rows.append(
+            {"agent": agent.id, "mode": decision.mode.value, "rule": decision.rule, "rules": rules}
+        )
+    return rows
+
+
+@dataclass(slots=True)
+class DoctorScan:
+    """The page's last doctor scan (the overview shows it for stores too big to scan there)."""
+
+    at: float
+    findings: list[Finding]
+
+
+async def doctor_scan(request: Request) -> DoctorScan:
+    """Scan now and remember the result for the overview."""
+    result = DoctorScan(time.time(), await scan(gateway_of(request)))
+    request.app.state.ui_doctor_scan = result
+    return result
+
+
+async def _phantom_summary(request: Request, total: int) -> DoctorScan | None:
+    last: DoctorScan | None = getattr(request.app.state, "ui_doctor_scan", None)
+    if last is None and total <= DOCTOR_SCAN_LIMIT:
+        last = await doctor_scan(request)
+    return last
+
+
+@page
+async def overview(request: Request, signed: Signed) -> Response:
+    gateway = gateway_of(request)
+    counts = await gateway.session_counts()
+    hour_ago = time.time() - 3600
+    recent = [e for e in await gateway.audit.recent() if _event_time(e) >= hour_ago]
+    decisions = {d: sum(1 for e in recent if e.get("decision") == d) for d in DECISIONS}
+    return render(
+        request,
+        "overview.html",
+        csrf=signed.csrf,
+        title="Overview",
+        started=gateway.started_at,
+        store=_store_label(gateway.config.storage_url),
+        policies=_agent_policies(gateway.config),
+        counts=sorted(counts.items()),
+        total=sum(counts.values()),
+        decisions=decisions,
+        doctor=await _phantom_summary(request, sum(counts.values())),
+    )
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    try:
+        return datetime.fromisoformat(str(event.get("time"))).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _store_label(url: str) -> str:
+    """The store URL without a password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if at and ":" in credentials:
+        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}{sep}{rest}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    agent: str | None
+    kind: str | None
+    origin: str | None
+    text: str | None
+
+    @classmethod
+    def of(cls, request: Request) -> SessionFilter:
+        q = request.query_params
+        text = q.get("q", "").strip().lower()
+        return cls(
+            q.get("agent") or None, q.get("kind") or None, q.get("origin") or None, text or None
+        )
+
+    def keeps(self, session: dict[str, Any]) -> bool:
+        if self.origin and session["origin"] != self.origin:
+            return False
+        label = (session.get("label") or "").lower()
+        return not self.text or self.text in session["key"] or self.text in label
+
+    @property
+    def narrows(self) -> bool:
+        """Whether rows are filtered here (origin, text) rather than by the gateway."""
+        return bool(self.origin or self.text)
+
+    def query(self, cursor: str | None = None) -> str:
+        fields = {
+            "agent": self.agent,
+            "kind": self.kind,
+            "origin": self.origin,
+            "q": self.text,
+            "cursor": cursor,
+        }
+        return urlencode({k: v for k, v in fields.items() if v})
+
+
+async def _session_page(
+    gateway: Gateway, wanted: SessionFilter, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None, int]:
+    """Matching sessions from `cursor` on; a rare match may need several pages."""
+    args = {k: v for k, v in (("agentId", wanted.agent), ("kind", wanted.kind)) if v}
+    rows: list[dict[str, Any]] = []
+    scanned = 0
+    for _ in range(SCAN_CHUNKS if wanted.narrows else 1):
+        page = await gateway.invoke(
+            "sessions_list", {**args, "limit": PAGE_ROWS, "cursor": cursor}, OPERATOR
+        )
+        scanned += len(page["sessions"])
+        rows += [s for s in page["sessions"] if wanted.keeps(s)]
+        cursor = page["nextCursor"]
+        if cursor is None or len(rows) >= PAGE_ROWS:
+            break
+    return rows, cursor, scanned
+
+
+def _marked(gateway: Gateway, session: dict[str, Any]) -> dict[str, Any]:
+    lints = phantom_lints(gateway, session["key"], session["origin"])
+    live = session["status"] == "active" and session["aliasOf"] is None
+    return {**session, "phantom": lints[0].message if lints and live else None}
+
+
+@page
+async def sessions_view(request: Request, signed: Signed) -> Response:
+    gateway = gateway_of(request)
+    wanted = SessionFilter.of(request)
+    cursor = request.query_params.get("cursor") or None
+    rows, next_cursor, scanned = await _session_page(gateway, wanted, cursor)
+    return render(
+        request,
+        "sessions.html",
+        csrf=signed.csrf,
+        title="Sessions",
+        sessions=[_marked(gateway, s) for s in rows],
+        wanted=wanted,
+        agents=[a.id for a in gateway.config.agents.entries],
+        kinds=KINDS,
+        origins=ORIGINS,
+        next_query=wanted.query(next_cursor) if next_cursor else None,
+        first_query=wanted.query() if cursor else None,
+        scanned=scanned,
+    )
+
+
+async def _history(gateway: Gateway, key: str, before: int | None) -> list[dict[str, Any]]:
+    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS}
+    if before is not None:
+        args["before"] = before
+    messages: list[dict[str, Any]] = (await gateway.invoke("sessions_history", args, OPERATOR))[
+        "messages"
+    ]
+    return messages
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+@page
+async def session_view(request: Request, signed: Signed) -> Response:
+    gateway = gateway_of(request)
+    resolution = await gateway.show_session(request.path_params["key"], OPERATOR)
+    before = _int_param(request, "before")
+    messages = await _history(gateway, resolution.key, before)
+    session = _marked(gateway, resolution.session.to_wire())
+    return render(
+        request,
+        "session.html",
+        csrf=signed.csrf,
+        title=session["key"],
+        session=session,
+        requested=resolution.requested_key,
+        aliases=await gateway.aliases_of(resolution.key, OPERATOR),
+        messages=messages,
+        older=messages[0]["seq"] if messages and messages[0]["seq"] > 1 else None,
+        latest=before is None,
+    )
+
+
+@page
+async def message_rows(request: Request, signed: Signed) -> Response:
+    """Transcript rows after `after` (the live part of the session view fetches these)."""
+    gateway = gateway_of(request)
+    key = request.query_params.get("key", "")
+    after = _int_param(request, "after") or 0
+    messages = [m for m in await _history(gateway, key, None) if m["seq"] > after]
+    return render(request, "_messages.html", messages=messages)
+
+
+def _event_agent(event: dict[str, Any]) -> str | None:
+    key = str(event.get("canonicalKey") or event.get("sessionKey") or "")
+    parts = key.split(":")
+    return parts[1] if len(parts) > 2 and parts[0] == "agent" else None
+
+
+@page
+async def audit_view(request: Request, signed: Signed) -> Response:
+    gateway = gateway_of(request)
+    decision = request.query_params.get("decision") or None
+    agent = request.query_params.get("agent") or None
+    events = [
+        {**e, "agent": _event_agent(e)}
+        for e in await gateway.audit.recent()
+        if (decision is None or e.get("decision") == decision)
+        and (agent is None or _event_agent(e) == agent)
+    ][:200]
+    return render(
+        request,
+        "audit.html",
+        csrf=signed.csrf,
+        title="Audit",
+        events=events,
+        decision=decision,
+        agent=agent,
+        decisions=DECISIONS,
+        agents=[a.id for a in gateway.config.agents.entries],
+    )
