@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from sessiongate import __version__
+from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.client import AsyncSessionGateClient
 from sessiongate.config import SessionGateConfig, load_config
 from sessiongate.errors import (
@@ -49,6 +50,7 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(audit_app, name="audit")
 storage_app = typer.Typer(help="Manage the session store.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
+app.command("mcp")(mcp_stdio)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
