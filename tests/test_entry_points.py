@@ -1,7 +1,7 @@
 """Every entry point that takes a session reference, under every createOnMiss mode.
 
 The surfaces are enumerated (tools, WebSocket methods, HTTP routes, CLI
-commands), so a new entry point that takes a session reference fails
+commands, MCP methods and tools), so a new entry point that takes a session reference fails
 `test_every_entry_point_taking_a_session_reference_has_a_probe` until it has a
 probe here. Each probe states the intent of the reference it sends:
 
@@ -32,13 +32,16 @@ from typing import Any, Literal
 import httpx
 import pytest
 import typer.main
+from mcp.shared.exceptions import MCPError
 from starlette.routing import Route
 from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 
 from sessiongate.cli import app as cli_app
 from sessiongate.config import parse_config
+from sessiongate.mcp_bridge import gateway_client
 from sessiongate.server.http import http_routes
+from sessiongate.server.mcp import build_mcp_server, transcript_uri
 from sessiongate.server.openclaw_ws import OPENCLAW_METHODS
 from sessiongate.server.ui import page_routes
 from sessiongate.server.ws import METHODS
@@ -169,6 +172,18 @@ def cli(intent: Intent, argv: Callable[[str], list[str]], *, remote: bool = True
     return Probe(intent, call)
 
 
+def mcp_tool(name: str, intent: Intent, args: Callable[[str], dict[str, Any]]) -> Probe:
+    """A tool called with the MCP SDK's client over /mcp, as peggy's main session."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with gateway_client(ctx.gw.url, ctx.gw.token, CALLER) as client:
+            result = await client.call_tool(name, args(key))
+        wire = result.structured_content or {}
+        return wire if result.is_error else {"ok": True, "result": wire}
+
+    return Probe(intent, call)
+
+
 def page_answer(response: httpx.Response) -> dict[str, Any]:
     """What a control page showed, as the wire form: a refusal carries its code in data-*."""
     found = re.search(r'data-code="([^"]*)" data-canonical-key="([^"]*)"', response.text)
@@ -192,6 +207,41 @@ def page(
             return page_answer(await browser.post(path(key), data={**form(key), "csrf": csrf[1]}))
 
     return Probe(intent, call)
+
+
+def mcp_as_own() -> Probe:
+    """The X-Session-Key header: the session an MCP client speaks as."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with gateway_client(ctx.gw.url, ctx.gw.token, key) as client:
+            result = await client.call_tool("sessions_list", {})
+        return dict(result.structured_content or {})
+
+    return Probe("own", call)
+
+
+def mcp_read_resource() -> Probe:
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        async with gateway_client(ctx.gw.url, ctx.gw.token, CALLER) as client:
+            try:
+                await client.read_resource(transcript_uri(key))
+            except MCPError as exc:
+                return dict(exc.data)
+        return {"ok": True}
+
+    return Probe("read", call)
+
+
+def cli_mcp_as_own() -> Probe:
+    """`sessiongate mcp --session-key KEY`: refused at start, the wire error on stderr."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        args = ["mcp", "--session-key", key, "--json", "--url", ctx.gw.url, "--token", ctx.gw.token]
+        result = await asyncio.to_thread(CliRunner().invoke, cli_app, args)
+        assert result.stdout == "", "sessiongate mcp's stdout carries only the protocol"
+        return dict(json.loads(result.stderr))
+
+    return Probe("own", call)
 
 
 def page_send(key: str, *, must_exist: bool = False, as_caller: str = CALLER) -> dict[str, str]:
@@ -270,6 +320,17 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("cli", "spawn"): [cli("parent", lambda k: ["spawn", "atlas", "t", "--parent", k])],
     ("cli", "sessions history"): [cli("read", lambda k: ["sessions", "history", k])],
     ("cli", "sessions show"): [cli("read", lambda k: ["sessions", "show", k], remote=False)],
+    ("cli", "mcp"): [cli_mcp_as_own()],
+    ("mcp", "tools/call sessions_send"): [mcp_tool("sessions_send", "address", SEND)],
+    ("mcp", "tools/call sessions_spawn"): [
+        mcp_tool("sessions_spawn", "address", SPAWN_NAMED),
+        mcp_tool("sessions_spawn", "parent", SPAWN_UNDER),
+    ],
+    ("mcp", "tools/call sessions_history"): [
+        mcp_tool("sessions_history", "read", lambda k: {"sessionKey": k}),
+    ],
+    ("mcp", "resources/read"): [mcp_read_resource()],
+    ("mcp", "X-Session-Key"): [mcp_as_own()],
     ("page", "/send"): [
         page("address", lambda k: "/ui/send", page_send),
         # must-exist never creates: refused in every mode, like a read
@@ -291,6 +352,8 @@ EXEMPT: dict[str, set[str]] = {
     "openclaw": {"connect", "health", "sessions.list"},  # token auth, no session reference
     "http": {"/v1/status", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"},
     "cli": {"sessions create"},  # creates on purpose (origin "cli")
+    # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
+    "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
     # sign-in, assets, and views that list without a reference (filters are not addresses)
     "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},
 }
@@ -320,12 +383,21 @@ def cli_entry_points() -> set[str]:
     }
 
 
+def mcp_entry_points() -> set[str]:
+    """The MCP methods served, each addressing tool as its own `tools/call`, and the header."""
+    server = build_mcp_server(None)  # type: ignore[arg-type]  # listing needs no gateway
+    served = set(server._request_handlers) - {"tools/call"}
+    tools = {f"tools/call {name}" for name, spec in TOOLS.items() if spec.addresses_session}
+    return served | tools | {"X-Session-Key"}
+
+
 SURFACES: dict[str, Callable[[], set[str]]] = {
     "tool": lambda: {name for name, spec in TOOLS.items() if spec.addresses_session},
     "ws": lambda: {"connect", *METHODS},
     "openclaw": lambda: {"connect", *OPENCLAW_METHODS},
     "http": lambda: {r.path for r in http_routes() if isinstance(r, Route)},
     "cli": cli_entry_points,
+    "mcp": mcp_entry_points,
     "page": lambda: {r.path for r in page_routes()},
 }
 

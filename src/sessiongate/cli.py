@@ -17,6 +17,7 @@ from rich.table import Column, Table
 
 from sessiongate import __version__, cli_gateway
 from sessiongate.cli_import import import_app
+from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.cli_output import (
     ConfigOption,
     JsonOption,
@@ -61,6 +62,7 @@ app.command()(cli_gateway.serve)
 app.command()(cli_gateway.status)
 app.command()(cli_gateway.stop)
 app.command()(cli_gateway.init)
+app.command("mcp")(mcp_stdio)
 
 
 def _version(value: bool) -> None:

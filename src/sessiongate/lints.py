@@ -11,6 +11,7 @@ from sessiongate.keys import SessionKey, SessionKind, direct_key_for
 __all__ = ["KeyLint", "agent_hint", "closest_agents", "lint_session_key"]
 
 MAX_AGENT_SUGGESTIONS = 3
+SCAN_AGENTS_UP_TO = 200  # beyond, comparing with every id costs milliseconds per refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,44 @@ def _unknown_agent(key: SessionKey, config: SessionGateConfig) -> KeyLint | None
 def closest_agents(config: SessionGateConfig, agent_id: str) -> list[str]:
     """The few configured agent ids that look like `agent_id` (never the whole list)."""
     ids = config.agent_ids
+    if len(ids) > SCAN_AGENTS_UP_TO:
+        ids = _index_of(config).near(agent_id)
     return difflib.get_close_matches(agent_id, ids, n=MAX_AGENT_SUGGESTIONS, cutoff=0.6)
+
+
+def _one_deletion(text: str) -> set[str]:
+    return {text, *(text[:i] + text[i + 1 :] for i in range(len(text)))}
+
+
+class _AgentIdIndex:
+    """Agent ids by every one-character deletion of them: the ids within one edit (or one
+    swap) of a typo are found in a few lookups, however many agents there are."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self._by_variant: dict[str, list[str]] = {}
+        for agent_id in ids:
+            for variant in _one_deletion(agent_id):
+                self._by_variant.setdefault(variant, []).append(agent_id)
+
+    def near(self, wanted: str) -> list[str]:
+        found = (self._by_variant.get(variant, ()) for variant in _one_deletion(wanted))
+        return list(dict.fromkeys(agent_id for ids in found for agent_id in ids))
+
+
+_INDEXES: dict[int, tuple[SessionGateConfig, _AgentIdIndex]] = {}
+
+
+def _index_of(config: SessionGateConfig) -> _AgentIdIndex:
+    """The index of this config's agent ids, built on first use (a process has one config,
+    tests a few: the last four are kept)."""
+    cached = _INDEXES.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    if len(_INDEXES) >= 4:
+        _INDEXES.clear()
+    index = _AgentIdIndex(config.agent_ids)
+    _INDEXES[id(config)] = (config, index)
+    return index
 
 
 def agent_hint(config: SessionGateConfig, agent_id: str) -> str:

@@ -343,6 +343,14 @@ class Resolver:
         return any(fnmatch.fnmatchcase(agent_id, pattern) for pattern in a2a.allow)
 
     async def _spawned_by(self, record: SessionRecord, ancestor: str) -> bool:
+        """Whether `ancestor` spawned `record`, however deeply: one test on the stored chain,
+        so a hidden session deep in a tree is refused as fast as a missing key."""
+        chain = record.provenance.ancestors
+        if chain or record.provenance.parent_key is None:
+            return ancestor in chain
+        return await self._walk_up(record, ancestor)  # imported with a parent but no chain
+
+    async def _walk_up(self, record: SessionRecord, ancestor: str) -> bool:
         current: SessionRecord | None = record
         for _ in range(MAX_TREE_DEPTH):
             if current is None or current.provenance.parent_key is None:
@@ -460,13 +468,16 @@ class Resolver:
         )
 
     async def create_child(
-        self, agent_id: str, parent_key: str | None, caller: Caller, label: str | None
+        self, agent_id: str, parent: SessionRecord | None, caller: Caller, label: str | None
     ) -> SessionRecord:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
             raise self._agent_not_found(agent_id, agent_id, None)
         key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
-        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key)
+        parent_key = parent.key if parent else None
+        # nearest first, as deep as visibility reaches: a long chain costs no more storage
+        chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()
+        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key, chain)
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)

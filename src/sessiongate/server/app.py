@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from sessiongate.catchall import internal_error
 from sessiongate.config import SessionGateConfig
@@ -25,6 +25,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.server.access_log import AccessLogMiddleware
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
+from sessiongate.server.mcp import McpEndpoint
 from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
 from sessiongate.server.ui import ui_routes
 from sessiongate.server.ws import websocket_endpoint
@@ -60,6 +61,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = None) -> Starlette:
     """The gateway as an ASGI app; the lifespan opens the `Gateway` (unless given one) and
     closes it on shutdown."""
+    mcp = McpEndpoint()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -67,7 +69,8 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
         app.state.gateway = opened
         app.state.connection_guard.metrics = opened.metrics
         try:
-            yield
+            async with mcp.serving(opened):
+                yield
         finally:
             await opened.close(SHUTDOWN_GRACE_SECONDS)
 
@@ -76,6 +79,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             *http_routes(),
             WebSocketRoute("/ws", websocket_endpoint),
             WebSocketRoute("/", openclaw_websocket_endpoint),  # OpenClaw's CLI connects here
+            Route("/mcp", mcp),
             *ui_routes(),  # the control page; a browser's GET / goes there
         ],
         lifespan=lifespan,

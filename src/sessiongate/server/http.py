@@ -34,7 +34,7 @@ from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
 from sessiongate.wire import check_text, decode_json, query_int
 
-__all__ = ["http_routes", "ok", "session_gate_error_response"]
+__all__ = ["bearer_token", "http_routes", "ok", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.http")
 
@@ -74,13 +74,14 @@ def _edge(endpoint: Endpoint) -> Endpoint:
 
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
-    token = _bearer(request)
+    token = bearer_token(request)
     check_token(request.app.state.token, token)
     request.app.state.rate_limiter.charge(token)
     return gateway
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if any."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
@@ -212,7 +213,7 @@ async def readyz(request: Request) -> Response:
 
 def _authorized(request: Request) -> bool:
     try:
-        check_token(request.app.state.token, _bearer(request))
+        check_token(request.app.state.token, bearer_token(request))
     except SessionGateError:
         return False
     return True
@@ -240,7 +241,7 @@ async def status(request: Request) -> Response:
 
 def _metrics_allowed(request: Request, gateway: Gateway) -> None:
     """metrics.token if configured; else loopback scrapers need no token; else the API token."""
-    presented = _bearer(request)
+    presented = bearer_token(request)
     scrape_token = gateway.config.metrics.token
     if scrape_token is not None:
         if presented and hmac.compare_digest(presented.encode(), scrape_token.encode()):

@@ -81,6 +81,9 @@ class Provenance:
     entry_point: str | None = None
     caller_key: str | None = None
     parent_key: str | None = None
+    # Every session up the spawn chain, parent first: whether a caller spawned this session,
+    # however deeply, is one membership test (no walk whose length would show in the time).
+    ancestors: tuple[str, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -50,6 +50,7 @@ from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, tra
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
+    dump_ancestors,
     dump_meta,
     message_from_row,
     session_from_row,
@@ -279,11 +280,12 @@ class PostgresSessionStore:
         stamp, p = now(), new.provenance
         insert = (
             "INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            " parent_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+            " parent_key, created_at, updated_at, ancestors)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
             f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}"
         )
         args = (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
-                p.caller_key, p.parent_key, stamp)  # fmt: skip
+                p.caller_key, p.parent_key, stamp, dump_ancestors(p.ancestors))  # fmt: skip
 
         async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
             row = await conn.fetchrow(insert, *args)
@@ -504,12 +506,13 @@ class PostgresSessionStore:
         async def insert(conn: asyncpg.Connection) -> bool:
             status = await conn.execute(
                 "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq,"
+                " ancestors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 " ON CONFLICT (key) DO NOTHING",
                 session.key, session.agent_id, session.kind, session.status, session.label,
                 session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
                 session.created_at, session.updated_at, session.last_seq,
+                dump_ancestors(p.ancestors),
             )  # fmt: skip
             if status.endswith(" 0"):
                 return False

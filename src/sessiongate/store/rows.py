@@ -13,7 +13,9 @@ from sessiongate.store.base import MessageRecord, Provenance, SessionRecord
 __all__ = [
     "MESSAGE_COLUMNS",
     "SESSION_COLUMNS",
+    "dump_ancestors",
     "dump_meta",
+    "load_ancestors",
     "local_owner",
     "message_from_row",
     "owner_is_dead_here",
@@ -22,16 +24,25 @@ __all__ = [
 
 SESSION_COLUMNS = (
     "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
-    " parent_key, created_at, updated_at, last_seq"
+    " parent_key, created_at, updated_at, last_seq, ancestors"
 )
 MESSAGE_COLUMNS = "session_key, seq, role, content, run_id, created_at, meta"
 
 
 def session_from_row(row: Sequence[Any]) -> SessionRecord:
-    provenance = Provenance(row[7], row[8], row[9], row[10])
+    provenance = Provenance(row[7], row[8], row[9], row[10], load_ancestors(row[14]))
     return SessionRecord(
         row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13]
     )
+
+
+def dump_ancestors(ancestors: tuple[str, ...]) -> str | None:
+    """The stored form of a spawn chain (a JSON array, parent first; NULL when empty)."""
+    return json.dumps(list(ancestors), separators=(",", ":")) if ancestors else None
+
+
+def load_ancestors(stored: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else ()
 
 
 def message_from_row(row: Sequence[Any]) -> MessageRecord:

@@ -73,6 +73,7 @@ TABLES = (
             Column("created_at", "real"),
             Column("updated_at", "real"),
             Column("last_seq", "integer"),
+            Column("ancestors", "text", nullable=True),  # JSON array, parent first
         ),
         primary_key=("id",),
         unique=("key",),
@@ -206,6 +207,41 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the sessions an alias redirects to a key (the control page's session view)",
         sqlite=(
             "CREATE INDEX sessions_by_alias ON sessions (alias_of) WHERE alias_of IS NOT NULL",
+        ),
+    ),
+    Migration(
+        5,
+        "sessions store their spawn chain, so tree visibility is one lookup at any depth;"
+        " sessions spawned before get theirs by walking each chain up once",
+        sqlite=(
+            "ALTER TABLE sessions ADD COLUMN ancestors TEXT",
+            """WITH RECURSIVE up(key, cur, path, depth) AS (
+                SELECT key, parent_key, json_array(parent_key), 1
+                FROM sessions WHERE parent_key IS NOT NULL
+                UNION ALL
+                SELECT up.key, p.parent_key, json_insert(up.path, '$[#]', p.parent_key),
+                       up.depth + 1
+                FROM up JOIN sessions p ON p.key = up.cur
+                WHERE p.parent_key IS NOT NULL AND up.depth < 32
+            )
+            UPDATE sessions SET ancestors = (
+                SELECT path FROM up WHERE up.key = sessions.key ORDER BY depth DESC LIMIT 1
+            ) WHERE parent_key IS NOT NULL""",
+        ),
+        postgresql=(
+            "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS ancestors TEXT",
+            """WITH RECURSIVE up(key, cur, path, depth) AS (
+                SELECT key, parent_key, jsonb_build_array(parent_key), 1
+                FROM sessions WHERE parent_key IS NOT NULL
+                UNION ALL
+                SELECT up.key, p.parent_key, up.path || to_jsonb(p.parent_key), up.depth + 1
+                FROM up JOIN sessions p ON p.key = up.cur
+                WHERE p.parent_key IS NOT NULL AND up.depth < 32
+            ), complete AS (
+                SELECT DISTINCT ON (key) key, path FROM up ORDER BY key, depth DESC
+            )
+            UPDATE sessions SET ancestors = complete.path::text
+            FROM complete WHERE complete.key = sessions.key""",
         ),
     ),
 )

@@ -48,6 +48,7 @@ from sessiongate.store.base import (
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
+    dump_ancestors,
     dump_meta,
     local_owner,
     message_from_row,
@@ -201,7 +202,8 @@ class SqliteSessionStore:
         p = new.provenance
         row = db.execute(
             f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            f" parent_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" parent_key, ancestors, created_at, updated_at)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}",
             (
                 new.key,
@@ -212,6 +214,7 @@ class SqliteSessionStore:
                 p.entry_point,
                 p.caller_key,
                 p.parent_key,
+                dump_ancestors(p.ancestors),
                 stamp,
                 stamp,
             ),
@@ -406,11 +409,12 @@ class SqliteSessionStore:
         p = session.provenance
         inserted = db.execute(
             "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq, ancestors)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
             (session.key, session.agent_id, session.kind, session.status, session.label,
              session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
-             session.created_at, session.updated_at, session.last_seq),
+             session.created_at, session.updated_at, session.last_seq,
+             dump_ancestors(p.ancestors)),
         ).rowcount  # fmt: skip
         if not inserted:
             return False

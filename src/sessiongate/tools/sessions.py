@@ -204,10 +204,10 @@ async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> dict[str, Any]:
         )
         return {"status": "accepted", "childSessionKey": named.key, "runId": run.run_id}
     parent_ref = args.parent_session_key or ctx.caller.session_key
-    parent_key = None
+    parent = None
     if parent_ref is not None:
-        parent_key = (await ctx.resolver.resolve(parent_ref, ctx.caller, Intent.PARENT)).key
-    child = await ctx.resolver.create_child(args.agent_id, parent_key, ctx.caller, args.label)
+        parent = (await ctx.resolver.resolve(parent_ref, ctx.caller, Intent.PARENT)).session
+    child = await ctx.resolver.create_child(args.agent_id, parent, ctx.caller, args.label)
     run = await ctx.runs.start(child, args.task, ctx.caller)
     return {"status": "accepted", "childSessionKey": child.key, "runId": run.run_id}
 

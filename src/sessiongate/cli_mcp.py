@@ -1,0 +1,97 @@
+"""`sessiongate mcp`: MCP over stdin/stdout for clients configured with a command.
+
+The work is done by `sessiongate.mcp_bridge` (imported only when the command
+runs: the SDK is heavy for the other commands). ``--session-key`` names the
+session the client speaks as; it travels as the ``X-Session-Key`` header.
+Nothing but protocol goes to stdout; logs and start-up errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+from rich.console import Console
+
+from sessiongate.client import AsyncSessionGateClient
+from sessiongate.config import load_config
+from sessiongate.errors import SessionGateError
+from sessiongate.server.auth import token_file
+
+__all__ = ["mcp_stdio"]
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+async def _preflight(url: str, token: str | None, session_key: str | None) -> None:
+    """Fail at start with a typed error (unreachable, bad token, unknown own session)."""
+    async with AsyncSessionGateClient(url, token, session_key=session_key) as client:
+        await client.list_sessions(limit=1)
+
+
+def _address(
+    config_path: Path | None, url: str | None, token: str | None
+) -> tuple[str, str | None]:
+    config = load_config(config_path)
+    if url is None:
+        host = "127.0.0.1" if config.gateway.bind in ("loopback", "all") else config.gateway.host
+        url = f"http://{host}:{config.gateway.port}"
+    token = token or config.gateway.auth.token
+    if token is None and token_file().exists():
+        token = token_file().read_text(encoding="utf-8").strip()
+    return url, token
+
+
+def _log_to_stderr() -> None:
+    # Through the logging module, whose last-resort handler writes to sys.stderr as it is
+    # at each record (a test runner swaps it), never to stdout.
+    structlog.configure(logger_factory=structlog.stdlib.LoggerFactory())
+
+
+def mcp_stdio(
+    session_key: Annotated[
+        str | None,
+        typer.Option(
+            "--session-key",
+            envvar="SESSIONGATE_SESSION_KEY",
+            help="The session this client speaks as (sets what it may see; recorded as caller).",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Gateway URL (default: from the config).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="SESSIONGATE_TOKEN",
+            help="Gateway token (default: gateway.auth.token, else the state dir's gateway.token).",
+        ),
+    ] = None,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file naming the gateway.")
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="A start-up error as its wire JSON (on stderr, like logs)."),
+    ] = False,
+) -> None:
+    """Speak MCP on stdin/stdout (for clients configured with a command), via the gateway."""
+    _log_to_stderr()
+    try:
+        address, secret = _address(config_path, url, token)
+        asyncio.run(_preflight(address, secret, session_key))
+    except SessionGateError as exc:
+        if as_json:
+            print(json.dumps(exc.to_wire()), file=sys.stderr)
+        else:
+            err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    from sessiongate.mcp_bridge import bridge_stdio
+
+    asyncio.run(bridge_stdio(address, secret, session_key))

@@ -1,0 +1,290 @@
+"""MCP surface: the sessions tools and transcripts for any MCP client, at ``/mcp``.
+
+Built on the official SDK (`mcp`): its low-level `Server` answers the protocol,
+its `StreamableHTTPSessionManager` the transport. The manager runs stateless
+with JSON responses, so every POST is one self-contained call: any gateway
+process behind a balancer can answer it, and a gateway restart does not break
+a connected client.
+
+- Tools: the four ``sessions_*`` tools from `sessiongate.tools` (same argument
+  models, same descriptions). A result is ``structuredContent`` plus its
+  compact JSON as text; a refusal is a tool error (``isError: true``) whose
+  structured content is the error's one wire form, so a model can read the
+  suggestions and retry.
+- Resources: each visible session's transcript at ``sessiongate://sessions/{key}``.
+- Caller: the ``X-Session-Key`` header names the caller's own session (as on
+  the HTTP GET routes); without it the caller is the operator. Provenance
+  records the entry point ``mcp``.
+
+Everything goes through `Gateway.invoke`, like every other surface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import urllib.parse
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from sessiongate import __version__
+from sessiongate.catchall import internal_error
+from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
+from sessiongate.gateway import Gateway
+from sessiongate.request_ids import begin_request
+from sessiongate.resolver import Caller
+from sessiongate.server.auth import check_token
+from sessiongate.server.http import bearer_token, session_gate_error_response
+from sessiongate.tools import TOOLS
+
+__all__ = [
+    "ENTRY_POINT",
+    "RESOURCE_TEMPLATE",
+    "SESSION_HEADER",
+    "McpEndpoint",
+    "build_mcp_server",
+    "tool_error",
+    "transcript_uri",
+]
+
+ENTRY_POINT = "mcp"
+SESSION_HEADER = "x-session-key"
+RESOURCE_PREFIX = "sessiongate://sessions/"
+RESOURCE_TEMPLATE = RESOURCE_PREFIX + "{key}"
+RESOURCE_PAGE = 100
+TRANSCRIPT_MESSAGES = 1000  # the newest messages of a transcript resource (sessions_history's max)
+INSTRUCTIONS = (
+    "sessiongate routes messages between agents by session key. A key that does not exist may "
+    "be refused with SESSION_NOT_FOUND: read error.details.suggestions and retry with one."
+)
+
+
+@functools.cache
+def _input_schema(name: str) -> dict[str, Any] | None:
+    """A tool's argument schema (built once: pydantic takes milliseconds to build one)."""
+    spec = TOOLS.get(name)
+    return spec.json_schema() if spec is not None else None
+
+
+def _no_param_headers(name: str) -> None:
+    """No tool maps an argument to an ``Mcp-Param-*`` header: nothing for the SDK to check.
+
+    (Without this hook the SDK would list the tools on every 2026-07-28 call to find out.)
+    """
+    return None
+
+
+def tool_definitions(allowed: list[str] | None) -> list[types.Tool]:
+    """The tools this gateway offers, from the one registry (argument schemas included)."""
+    return [
+        types.Tool(name=name, description=spec.description, input_schema=spec_schema)
+        for name, spec in TOOLS.items()
+        if (spec_schema := _input_schema(name)) is not None
+        if allowed is None or name in allowed
+    ]
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def tool_result(result: dict[str, Any]) -> types.CallToolResult:
+    """A tool's result: structured, and the same JSON as text for clients that read only text."""
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=_compact(result))], structured_content=result
+    )
+
+
+def tool_error(error: SessionGateError) -> types.CallToolResult:
+    """A refusal as an MCP tool error: one readable line, then the wire form (also structured)."""
+    wire = error.to_wire()
+    line = f"{error.code}: {error.message.rstrip('.')}."
+    suggestions = error.details.get("suggestions")
+    if suggestions:
+        line += f" Did you mean {', '.join(suggestions)}?"
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=f"{line}\n{_compact(wire)}")],
+        structured_content=wire,
+        is_error=True,
+    )
+
+
+def transcript_uri(key: str) -> str:
+    """The resource URI of a session's transcript."""
+    return RESOURCE_PREFIX + urllib.parse.quote(key, safe=":")
+
+
+def _key_of(uri: str) -> str:
+    if not uri.startswith(RESOURCE_PREFIX) or uri == RESOURCE_PREFIX:
+        raise InvalidRequestError(
+            f"unknown resource {uri[:200]!r}: transcripts are {RESOURCE_TEMPLATE}",
+            details={"uri": uri[:200], "uriTemplate": RESOURCE_TEMPLATE},
+        )
+    return urllib.parse.unquote(uri.removeprefix(RESOURCE_PREFIX))
+
+
+def _protocol_error(error: SessionGateError) -> MCPError:
+    """A failed resource request: JSON-RPC error whose data is the wire form."""
+    code = types.INVALID_PARAMS if error.http_status < 500 else types.INTERNAL_ERROR
+    return MCPError(code, f"{error.code}: {error.message}", error.to_wire())
+
+
+Context = ServerRequestContext[Any, Any]
+
+
+class _Handlers:
+    """The MCP requests, each a thin translation onto `Gateway.invoke`."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def _caller(self, ctx: Context) -> Caller:
+        request = ctx.request
+        key = request.headers.get(SESSION_HEADER) if isinstance(request, Request) else None
+        return await self.gateway.caller_for(key or None, ENTRY_POINT)
+
+    async def _invoke(self, ctx: Context, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.gateway.invoke(tool, dict(args), await self._caller(ctx))
+
+    async def list_tools(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=tool_definitions(self.gateway.config.gateway.tools.allow)
+        )
+
+    async def call_tool(
+        self, ctx: Context, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        begin_request()
+        try:
+            return tool_result(await self._invoke(ctx, params.name, params.arguments or {}))
+        except SessionGateError as exc:
+            return tool_error(exc)
+        except Exception as exc:  # the one catch-all at this surface's edge
+            return tool_error(internal_error(exc, ENTRY_POINT, f"tools/call {params.name}"))
+
+    async def list_resources(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        args: dict[str, Any] = {"limit": RESOURCE_PAGE}
+        if params is not None and params.cursor:
+            args["cursor"] = params.cursor
+        page = await self._resource_call(ctx, "sessions_list", args)
+        resources = [_transcript_resource(session) for session in page["sessions"]]
+        return types.ListResourcesResult(resources=resources, next_cursor=page["nextCursor"])
+
+    async def list_templates(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        template = types.ResourceTemplate(
+            name="transcript",
+            uri_template=RESOURCE_TEMPLATE,
+            description="A session's transcript (newest messages), by session key.",
+            mime_type="application/json",
+        )
+        return types.ListResourceTemplatesResult(resource_templates=[template])
+
+    async def read_resource(
+        self, ctx: Context, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        try:
+            key = _key_of(uri)
+        except InvalidRequestError as exc:
+            raise _protocol_error(exc) from None
+        args = {"sessionKey": key, "limit": TRANSCRIPT_MESSAGES}
+        history = await self._resource_call(ctx, "sessions_history", args)
+        contents = types.TextResourceContents(
+            uri=uri, mime_type="application/json", text=_compact(history)
+        )
+        return types.ReadResourceResult(contents=[contents])
+
+    async def _resource_call(self, ctx: Context, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        begin_request()
+        try:
+            return await self._invoke(ctx, tool, args)
+        except SessionGateError as exc:
+            raise _protocol_error(exc) from None
+        except Exception as exc:  # the one catch-all at this surface's edge
+            raise _protocol_error(
+                internal_error(exc, ENTRY_POINT, f"resources via {tool}")
+            ) from None
+
+
+def _transcript_resource(session: dict[str, Any]) -> types.Resource:
+    key = session["key"]
+    label = f" ({session['label']})" if session.get("label") else ""
+    return types.Resource(
+        name=key,
+        uri=transcript_uri(key),
+        description=f"Transcript of {key}{label}: {session['messageCount']} messages",
+        mime_type="application/json",
+    )
+
+
+def build_mcp_server(gateway: Gateway) -> Server[Any]:
+    """The SDK server whose every handler goes through `gateway`."""
+    handlers = _Handlers(gateway)
+    return Server(
+        "sessiongate",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        get_tool_input_schema=_no_param_headers,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_templates,
+        on_read_resource=handlers.read_resource,
+    )
+
+
+class McpEndpoint:
+    """The ASGI app at ``/mcp``: the gateway's bearer token, then the SDK's session manager.
+
+    `serving(gateway)` runs the manager for the app's lifetime (the app's lifespan enters it).
+    """
+
+    def __init__(self) -> None:
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @contextlib.asynccontextmanager
+    async def serving(self, gateway: Gateway) -> AsyncIterator[None]:
+        """Answer MCP requests with `gateway` until the block ends."""
+        manager = StreamableHTTPSessionManager(
+            build_mcp_server(gateway),
+            stateless=True,
+            json_response=True,
+            max_request_body_size=gateway.config.gateway.max_body_bytes,
+        )
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            token = bearer_token(request)
+            check_token(request.app.state.token, token)
+            request.app.state.rate_limiter.charge(token)
+        except SessionGateError as exc:  # unauthorized, or over the token's request rate
+            response = session_gate_error_response(exc)
+            if isinstance(exc, UnauthorizedError):
+                response.headers["www-authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        if self._manager is None:
+            raise RuntimeError("the MCP endpoint is not serving (outside the app's lifespan)")
+        await self._manager.handle_request(scope, receive, send)
