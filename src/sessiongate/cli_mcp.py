@@ -18,10 +18,9 @@ import structlog
 import typer
 from rich.console import Console
 
+from sessiongate.cli_target import resolve_target, target_token
 from sessiongate.client import AsyncSessionGateClient
-from sessiongate.config import load_config
 from sessiongate.errors import SessionGateError
-from sessiongate.server.auth import token_file
 
 __all__ = ["mcp_stdio"]
 
@@ -37,14 +36,9 @@ async def _preflight(url: str, token: str | None, session_key: str | None) -> No
 def _address(
     config_path: Path | None, url: str | None, token: str | None
 ) -> tuple[str, str | None]:
-    config = load_config(config_path)
-    if url is None:
-        host = "127.0.0.1" if config.gateway.bind in ("loopback", "all") else config.gateway.host
-        url = f"http://{host}:{config.gateway.port}"
-    token = token or config.gateway.auth.token
-    if token is None and token_file().exists():
-        token = token_file().read_text(encoding="utf-8").strip()
-    return url, token
+    """The gateway and token in the order every client command uses (see cli_target)."""
+    target = resolve_target(url, config_path)
+    return target.url, target_token(target, token)
 
 
 def _log_to_stderr() -> None:
@@ -63,7 +57,8 @@ def mcp_stdio(
         ),
     ] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="Gateway URL (default: from the config).")
+        str | None,
+        typer.Option("--url", help="Gateway URL (default: the order every client command uses)."),
     ] = None,
     token: Annotated[
         str | None,
