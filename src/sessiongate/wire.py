@@ -38,8 +38,22 @@ def _refuse_constant(name: str) -> Any:
 def decode_json(data: bytes | str, what: str = "body") -> Any:
     """Parse JSON from the wire and check its depth and strings (see the module docstring)."""
     value = load_json(data, what)
-    check_json(value, what)
+    if not _plainly_safe(data):
+        check_json(value, what)
     return value
+
+
+def _plainly_safe(data: bytes | str) -> bool:
+    """Whether the raw text cannot hold what `check_json` looks for, so the walk can be skipped.
+
+    ASCII JSON can spell NUL or a lone surrogate only as a ``\\u`` escape (the parser
+    refuses raw control characters), and cannot nest deeper than it has brackets.
+    """
+    if isinstance(data, str):
+        brackets = data.count("{") + data.count("[")
+        return data.isascii() and "\\u" not in data and brackets <= MAX_JSON_DEPTH
+    brackets = data.count(b"{") + data.count(b"[")
+    return data.isascii() and b"\\u" not in data and brackets <= MAX_JSON_DEPTH
 
 
 def load_json(data: bytes | str, what: str = "body") -> Any:

@@ -80,15 +80,15 @@ class StoreThread:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the store thread."""
-        result: T = await self._submit(fn, args, write=False)
-        return result
+    def read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run `fn(*args)` on the store thread; cancelling the future abandons the call."""
+        future: asyncio.Future[T] = self._submit(fn, args, write=False)
+        return future
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    def write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run `fn(connection, *args)` inside a transaction on the store thread."""
-        result: T = await self._submit(fn, args, write=True)
-        return result
+        future: asyncio.Future[T] = self._submit(fn, args, write=True)
+        return future
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], write: bool) -> Any:
         loop = asyncio.get_running_loop()
