@@ -25,7 +25,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.server.access_log import AccessLogMiddleware
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
-from sessiongate.server.mcp import McpEndpoint
+from sessiongate.server.mcp_mount import LazyMcpEndpoint
 from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
 from sessiongate.server.ui import ui_routes
 from sessiongate.server.ws import websocket_endpoint
@@ -61,7 +61,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = None) -> Starlette:
     """The gateway as an ASGI app; the lifespan opens the `Gateway` (unless given one) and
     closes it on shutdown."""
-    mcp = McpEndpoint()
+    mcp = LazyMcpEndpoint()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
