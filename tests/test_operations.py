@@ -335,6 +335,7 @@ def test_init_writes_a_commented_config_that_validates_and_a_private_token(state
     config = state / "config.json5"
     assert config.read_text().startswith("// sessiongate configuration")
     assert stat.S_IMODE((state / "gateway.token").stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert sessiongate("config", "validate", state=state).returncode == 0
     again = sessiongate("init", state=state)
     assert again.returncode == 1 and "--force" in again.stderr

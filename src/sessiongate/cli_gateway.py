@@ -29,6 +29,7 @@ from sessiongate.cli_target import Target, open_client, resolve_target
 from sessiongate.config import SessionGateConfig, config_file, load_config, state_dir
 from sessiongate.errors import ConflictError, GatewayUnreachableError
 from sessiongate.logs import LogFormat, configure_logging, log_level
+from sessiongate.private_files import touch_private
 from sessiongate.run_records import (
     RunRecord,
     describe_store,
@@ -116,8 +117,7 @@ def _banner(url: str, config: SessionGateConfig, generated: bool) -> None:
 
 
 def _policy(config: SessionGateConfig) -> str:
-    value = config.gateway.sessions.create_on_miss
-    return "warn" if value == "warn" else str(value).lower()
+    return str(config.gateway.sessions.create_on_miss).lower()
 
 
 def _serve_foreground(
@@ -153,7 +153,7 @@ def _detach(file: Path | None, port: int | None, force: bool, log_format: str | 
     command += ["--force"] if force else []
     command += ["--log-format", log_format] if log_format else []
     log_path = state_dir() / "gateway.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    touch_private(log_path)
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -333,7 +333,7 @@ def init(
     if path.exists() and not force:
         err.print(f"[bold red]error[/] {path} exists; keep it, or pass --force to overwrite")
         raise typer.Exit(1)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    touch_private(path)
     path.write_text(STARTER_CONFIG, encoding="utf-8")
     with guarded():
         gateway_token(load_config(path))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +18,9 @@ from typing import Any
 
 from sessiongate import __version__
 from sessiongate.config import state_dir
+from sessiongate.private_files import make_private_dir
 
 __all__ = ["RunRecord", "describe_store", "pid_alive", "read_records", "write_record"]
-
-_PASSWORD_RE = re.compile(r"(//[^:/@]+:)[^@]*@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +57,18 @@ def describe_store(storage_url: str) -> str:
     if storage_url.startswith("sqlite:///"):
         raw = storage_url.removeprefix("sqlite:///")
         return f"sqlite:///{Path(raw).expanduser().resolve()}"
-    return _PASSWORD_RE.sub(r"\1***@", storage_url)
+    scheme, sep, rest = storage_url.partition("://")
+    credentials, at, host = rest.rpartition("@")  # the last @: a password may hold one
+    if at and ":" in credentials:
+        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}{sep}{rest}"
 
 
 def write_record(url: str, config_path: str | None, storage_url: str) -> RunRecord:
     """Record this process as the gateway serving `url` (file mode 0600)."""
     port = url.rsplit(":", 1)[-1]
     path = records_dir() / f"gateway-{port}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     record = RunRecord(
         url=url,
         pid=os.getpid(),

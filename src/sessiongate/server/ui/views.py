@@ -22,6 +22,7 @@ from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.policy import decide_create_on_miss
 from sessiongate.resolver import Caller
+from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
@@ -149,7 +150,7 @@ async def overview(request: Request, signed: Signed) -> Response:
         csrf=signed.csrf,
         title="Overview",
         started=gateway.started_at,
-        store=_store_label(gateway.config.storage_url),
+        store=describe_store(gateway.config.storage_url),
         policies=_agent_policies(gateway.config),
         counts=sorted(counts.items()),
         total=sum(counts.values()),
@@ -163,15 +164,6 @@ def _event_time(event: dict[str, Any]) -> float:
         return datetime.fromisoformat(str(event.get("time"))).timestamp()
     except ValueError:
         return 0.0
-
-
-def _store_label(url: str) -> str:
-    """The store URL without a password."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if at and ":" in credentials:
-        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
-    return f"{scheme}{sep}{rest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +241,7 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
         title="Sessions",
         sessions=[_marked(gateway, s) for s in rows],
         wanted=wanted,
-        agents=[a.id for a in gateway.config.agents.entries],
+        agents=gateway.config.agent_ids,
         kinds=KINDS,
         origins=ORIGINS,
         next_query=wanted.query(next_cursor) if next_cursor else None,
@@ -330,5 +322,5 @@ async def audit_view(request: Request, signed: Signed) -> Response:
         decision=decision,
         agent=agent,
         decisions=DECISIONS,
-        agents=[a.id for a in gateway.config.agents.entries],
+        agents=gateway.config.agent_ids,
     )
