@@ -38,8 +38,7 @@ def _refuse_constant(name: str) -> Any:
 def decode_json(data: bytes | str, what: str = "body") -> Any:
     """Parse JSON from the wire and check its depth and strings (see the module docstring)."""
     value = load_json(data, what)
-    if not _plainly_safe(data):
-        check_json(value, what)
+    check_json(value, what, data)
     return value
 
 
@@ -75,8 +74,14 @@ def _too_deep(what: str) -> InvalidRequestError:
     )
 
 
-def check_json(value: Any, what: str) -> None:
-    """Walk the decoded tree once, iteratively: depth and every string."""
+def check_json(value: Any, what: str, source: bytes | str | None = None) -> None:
+    """Walk the decoded tree once, iteratively: depth and every string.
+
+    Given the raw `source` it was decoded from, the walk is skipped when that text
+    cannot hold anything the walk looks for (`_plainly_safe`).
+    """
+    if source is not None and _plainly_safe(source):
+        return
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
         node, depth = pending.pop()

@@ -326,7 +326,7 @@ def _parse_frame(text: str, limit: int) -> RequestFrame:
         if len(text.encode()) > limit:
             raise PayloadTooLargeError(f"frame over {limit} bytes", details={"limit": limit})
         raw = load_json(text, "frame")
-        check_json(raw, "frame")
+        check_json(raw, "frame", text)
         return validate_args(RequestFrame, raw, "frame")
     except SessionGateError as exc:
         exc.details.setdefault("hint", 'send {"type":"req","id":1,"method":"...","params":{}}')
