@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -34,7 +34,7 @@ from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
 from sessiongate.wire import check_text, decode_json, query_int
 
-__all__ = ["bearer_token", "http_routes", "ok", "session_gate_error_response"]
+__all__ = ["authenticate", "bearer_token", "http_routes", "ok", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.http")
 
@@ -65,6 +65,8 @@ def _edge(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except SessionGateError as exc:
             return session_gate_error_response(exc)
+        except ClientDisconnect:  # the app's handler answers it: the client left, not a fault
+            raise
         except Exception as exc:
             where = f"{request.method} {request.url.path}"
             return session_gate_error_response(internal_error(exc, "http", where))
@@ -73,11 +75,16 @@ def _edge(endpoint: Endpoint) -> Endpoint:
 
 
 def _gateway(request: Request) -> Gateway:
+    authenticate(request)
     gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def authenticate(request: Request) -> None:
+    """The bearer token must be the gateway's, within its request rate (every HTTP surface)."""
     token = bearer_token(request)
     check_token(request.app.state.token, token)
     request.app.state.rate_limiter.charge(token)
-    return gateway
 
 
 def bearer_token(request: Request) -> str | None:

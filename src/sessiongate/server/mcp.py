@@ -42,8 +42,7 @@ from sessiongate.errors import InvalidRequestError, SessionGateError, Unauthoriz
 from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
-from sessiongate.server.auth import check_token
-from sessiongate.server.http import bearer_token, session_gate_error_response
+from sessiongate.server.http import authenticate, session_gate_error_response
 from sessiongate.tools import TOOLS
 
 __all__ = [
@@ -276,9 +275,7 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            token = bearer_token(request)
-            check_token(request.app.state.token, token)
-            request.app.state.rate_limiter.charge(token)
+            authenticate(request)
         except SessionGateError as exc:  # unauthorized, or over the token's request rate
             response = session_gate_error_response(exc)
             if isinstance(exc, UnauthorizedError):
