@@ -46,9 +46,7 @@ class _Run:
     record: RunRecord
     session: SessionRecord
     message: str
-    done: asyncio.Future[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -222,9 +220,8 @@ class RunManager:
                 if lane.worker is None and lane.queue.empty():
                     self._lanes.pop(session.key, None)
                 raise
-            run = _Run(record, session, message)
-            if done is not None:
-                run.done = done
+            future = done or asyncio.get_running_loop().create_future()
+            run = _Run(record, session, message, future)
             lane.queue.put_nowait(run)
         if lane.worker is None or lane.worker.done():
             lane.worker = asyncio.create_task(self._drain(session.key, lane))

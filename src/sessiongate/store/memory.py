@@ -49,6 +49,7 @@ class MemorySessionStore:
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         check_text("label", label, indexed=True)
+        check_text("agentId", agent_id, indexed=True)
         for _, key in reversed(self._order):
             record = self._sessions[key]
             wanted_agent = agent_id is None or record.agent_id == agent_id

@@ -247,10 +247,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def latest_version() -> int:
-    return MIGRATIONS[-1].version
-
-
 def pending(applied: Collection[int], dialect: Dialect) -> list[tuple[int, tuple[str, ...]]]:
     """The migrations a database that has `applied` still needs, in order, as statements."""
     return [(m.version, m.statements(dialect)) for m in MIGRATIONS if m.version not in applied]

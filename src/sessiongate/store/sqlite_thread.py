@@ -158,8 +158,7 @@ class StoreThread:
             return
         for done, job in enumerate(jobs):
             if not self._run_write(db, job):  # the transaction is gone: nothing was stored
-                _fail(jobs[:done], job.error or sqlite3.OperationalError("rolled back"))
-                _fail(jobs[done + 1 :], job.error or sqlite3.OperationalError("rolled back"))
+                _fail(jobs[:done] + jobs[done + 1 :], job.error or sqlite3.OperationalError("lost"))
                 self._rollback(db)
                 return
         try:
