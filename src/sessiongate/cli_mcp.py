@@ -16,15 +16,14 @@ from typing import Annotated
 
 import structlog
 import typer
-from rich.console import Console
+from rich.markup import escape
 
+from sessiongate.cli_output import ConfigOption, TokenOption, UrlOption, err
 from sessiongate.cli_target import resolve_target, target_token
 from sessiongate.client import AsyncSessionGateClient
 from sessiongate.errors import SessionGateError
 
 __all__ = ["mcp_stdio"]
-
-err = Console(stderr=True, soft_wrap=True)
 
 
 async def _preflight(url: str, token: str | None, session_key: str | None) -> None:
@@ -56,21 +55,9 @@ def mcp_stdio(
             help="The session this client speaks as (sets what it may see; recorded as caller).",
         ),
     ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="Gateway URL (default: the order every client command uses)."),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar="SESSIONGATE_TOKEN",
-            help="Gateway token (default: gateway.auth.token, else the state dir's gateway.token).",
-        ),
-    ] = None,
-    config_path: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Config file naming the gateway.")
-    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    config_path: ConfigOption = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="A start-up error as its wire JSON (on stderr, like logs)."),
@@ -85,7 +72,7 @@ def mcp_stdio(
         if as_json:
             print(json.dumps(exc.to_wire()), file=sys.stderr)
         else:
-            err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+            err.print(f"[bold red]error[/] [{exc.code}] {escape(exc.message)}", highlight=False)
         raise typer.Exit(1) from None
     from sessiongate.mcp_bridge import bridge_stdio
 
