@@ -54,6 +54,10 @@ class AuditLog:
 
     async def record(self, event: dict[str, Any]) -> None:
         """Queue one event for writing; never raises, never waits for the disk."""
+        self.queue(event)
+
+    def queue(self, event: dict[str, Any]) -> None:
+        """`record` for synchronous callers (inside the event loop)."""
         stamped = {"time": iso(now()), **event}
         self._pending.append(json.dumps(stamped, separators=(",", ":")))
         for listener in list(self._listeners):

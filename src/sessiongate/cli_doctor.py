@@ -107,6 +107,10 @@ def describe_event(event: dict[str, Any]) -> str:
             f"({event.get('copied')} message(s))"
         )
         return "  ".join(parts)
+    if event.get("decision") == "auth-failed":
+        surfaces = ", ".join(event.get("surfaces") or [])
+        parts.append(f"{event.get('failures')} failed from {event.get('client')} ({surfaces})")
+        return "  ".join(parts)
     parts.append(f"{event.get('requestedKey')!r} by {caller}")
     if event.get("rule"):
         parts.append(f"rule {event['rule']}")

@@ -8,7 +8,9 @@ authentication and before any work. What it refuses is an `InvalidRequestError`
 - nesting deeper than `MAX_JSON_DEPTH` (32) objects/arrays — sessiongate's own
   requests nest three levels; the limit keeps a hostile body from exhausting
   the recursion of the JSON parser and of every step after it;
-- ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, though Python accepts them);
+- ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, though Python accepts them),
+  a number that overflows a float (``1e999`` would be infinity) and an integer
+  of more than `MAX_INT_DIGITS` digits (beyond what any store holds as a number);
 - a string (value or object key) that is not valid Unicode — a lone surrogate
   such as ``"\\ud800"`` — or that holds NUL (no store keeps it as text).
 
@@ -19,19 +21,50 @@ the argument allows are refused there, never passed to a store.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from sessiongate.errors import InvalidRequestError
 
-__all__ = ["MAX_JSON_DEPTH", "check_json", "check_text", "decode_json", "load_json", "query_int"]
+__all__ = [
+    "MAX_INT_DIGITS",
+    "MAX_JSON_DEPTH",
+    "check_json",
+    "check_text",
+    "decode_json",
+    "load_json",
+    "query_int",
+]
 
 MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 19  # every integer a 64-bit column holds has at most 19 digits
 _MAX_QUERY_DIGITS = 18  # below 2**63: an integer every store can hold
 
 
 def _refuse_constant(name: str) -> Any:
     raise InvalidRequestError(
         f"{name} is not a JSON number", details={"problems": [f"(body): {name} is not allowed"]}
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _out_of_range(text)
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _out_of_range(text)
+    return int(text)
+
+
+def _out_of_range(text: str) -> InvalidRequestError:
+    shown = text if len(text) <= 24 else f"{text[:12]}…({len(text)} characters)"
+    return InvalidRequestError(
+        f"the number {shown} is out of range",
+        details={"problems": [f"(body): the number {shown} is out of range"]},
     )
 
 
@@ -58,7 +91,12 @@ def _plainly_safe(data: bytes | str) -> bool:
 def load_json(data: bytes | str, what: str = "body") -> Any:
     """Only parse (the first half of `decode_json`): not yet checked."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(
+            data,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except RecursionError:
         raise _too_deep(what) from None
     except (ValueError, UnicodeDecodeError) as exc:

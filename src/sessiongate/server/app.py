@@ -23,6 +23,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionGateError, error_for_http_status
 from sessiongate.gateway import Gateway
 from sessiongate.server.access_log import AccessLogMiddleware
+from sessiongate.server.failed_auth import FailedAuthLimiter
 from sessiongate.server.http import http_routes, session_gate_error_response
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp_mount import LazyMcpEndpoint
@@ -68,6 +69,8 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
         opened = gateway or await Gateway.open(config)
         app.state.gateway = opened
         app.state.connection_guard.metrics = opened.metrics
+        app.state.failed_auth.metrics = opened.metrics
+        app.state.failed_auth.audit = opened.audit
         try:
             async with mcp.serving(opened):
                 yield
@@ -94,6 +97,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
     app.state.token = token
     app.state.connection_guard = ConnectionGuard(config.gateway.limits)
     app.state.rate_limiter = RateLimiter(config.gateway.limits)
+    app.state.failed_auth = FailedAuthLimiter(config.gateway.limits)
     return app
 
 

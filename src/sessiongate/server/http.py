@@ -23,12 +23,14 @@ from starlette.routing import Route
 
 from sessiongate import __version__
 from sessiongate.catchall import internal_error
-from sessiongate.errors import PayloadTooLargeError, SessionGateError, StoreUnavailableError
+from sessiongate.errors import SessionGateError, StoreUnavailableError
 from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request, current_request_id
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import check_token
+from sessiongate.server.bodies import read_body
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
@@ -80,11 +82,17 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def authenticate(request: Request) -> None:
-    """The bearer token must be the gateway's, within its request rate (every HTTP surface)."""
+def authenticate(request: Request, surface: str = "http") -> None:
+    """The bearer token must be the gateway's, within its request rate (every HTTP surface);
+    wrong tokens are paced per client address (`FailedAuthLimiter`)."""
     token = bearer_token(request)
-    check_token(request.app.state.token, token)
+    _paced_check(request, surface, token)
     request.app.state.rate_limiter.charge(token)
+
+
+def _paced_check(request: Request, surface: str, presented: str | None) -> None:
+    limiter: FailedAuthLimiter = request.app.state.failed_auth
+    limiter.check(client_address(request.client), surface, request.app.state.token, presented)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -96,21 +104,7 @@ def bearer_token(request: Request) -> str | None:
 
 async def _json_body(request: Request) -> Any:
     limit: int = request.app.state.gateway.config.gateway.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return decode_json(await _read_body(request, limit, declared))
-
-
-async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
-    if declared and declared.isdigit():  # the server stops reading at the declared length
-        return await request.body()
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return bytes(body)
+    return decode_json(await read_body(request, limit))
 
 
 class InvokeBody(ToolArgs):
@@ -255,7 +249,7 @@ def _metrics_allowed(request: Request, gateway: Gateway) -> None:
             return
     elif request.client is not None and _is_loopback(request.client.host):
         return
-    check_token(request.app.state.token, presented)
+    _paced_check(request, "metrics", presented)
 
 
 def _is_loopback(host: str) -> bool:

@@ -275,7 +275,7 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            authenticate(request)
+            authenticate(request, "mcp")
         except SessionGateError as exc:  # unauthorized, or over the token's request rate
             response = session_gate_error_response(exc)
             if isinstance(exc, UnauthorizedError):

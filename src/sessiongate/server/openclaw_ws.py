@@ -35,7 +35,7 @@ from sessiongate.errors import (
 from sessiongate.gateway import Gateway
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
-from sessiongate.server.auth import check_token
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_wire import (
     PROTOCOL,
     READ,
@@ -321,7 +321,9 @@ def _check_connect(conn: OpenClawConnection, request: RequestFrame) -> ConnectPa
             "protocol only (no nodes, no pairing)",
             details={"role": params.role},
         )
-    check_token(conn.websocket.app.state.token, params.auth.token)
+    limiter: FailedAuthLimiter = conn.websocket.app.state.failed_auth
+    client = client_address(conn.websocket.client)
+    limiter.check(client, "openclaw-ws", conn.websocket.app.state.token, params.auth.token)
     conn.budget.credential = params.auth.token  # the per-token request rate counts here too
     return params
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token_or_cookie
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
@@ -391,7 +393,12 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
             )
         params = validate_args(ConnectParams, request.params, "connect")
         expected = conn.websocket.app.state.token
-        check_token_or_cookie(expected, params.token, _page_cookies(conn))
+        limiter: FailedAuthLimiter = conn.websocket.app.state.failed_auth
+        client = client_address(conn.websocket.client)
+        limiter.refuse_if_locked(client, "ws")
+        check = functools.partial(limiter.check, client, "ws")
+        cookies = _page_cookies(conn)
+        await check_token_or_cookie(expected, params.token, cookies, conn.gateway.store, check)
         conn.budget.credential = params.token or expected  # a signed-in page stands for it
         conn.caller = await conn.gateway.caller_for(params.session_key, "ws")
     except SessionGateError as exc:

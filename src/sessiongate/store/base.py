@@ -4,9 +4,10 @@ Three narrow protocols, one per concern, each handed to the parts that use it:
 
 - `SessionCatalog`: sessions and their transcripts (the resolver needs only this);
 - `RunLedger`: the bookkeeping of runs (accepted, completed, failed, interrupted);
-- `Coordination`: what several gateway processes on one store share (locks, events).
+- `Coordination`: what several gateway processes on one store share (locks, events);
+- `PageSessions`: the control page's sign-ins, so that a sign-out holds everywhere.
 
-`SessionStore` is all three plus opening concerns (`shared`, `ping`, `close`):
+`SessionStore` is all four plus opening concerns (`shared`, `ping`, `close`):
 what a backend implements. Rules every backend applies the same way live here:
 text a backend cannot store is refused (`check_text`), numbers are clamped into
 the range every backend can hold, and store faults become typed errors.
@@ -27,11 +28,13 @@ from sessiongate.errors import (
     SessionNotFoundError,
     StoreTimeoutError,
 )
+from sessiongate.store.values import check_timestamp, readable_timestamp
 
 __all__ = [
     "Coordination",
     "MessageRecord",
     "NewSession",
+    "PageSessions",
     "Provenance",
     "RunLedger",
     "RunRecord",
@@ -68,9 +71,10 @@ def now() -> float:
 
 def iso(timestamp: float | None) -> str | None:
     """ISO 8601 (UTC) form of a stored timestamp, as it goes on the wire."""
-    if timestamp is None:
+    seconds = readable_timestamp(timestamp)
+    if seconds is None:  # nothing unreadable is written (check_timestamp); older rows may be
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,20 +251,28 @@ def check_new_session(new: NewSession | SessionRecord) -> None:
         check_text(argument, value)
 
 
-def check_message(key: str, role: str, content: str, run_id: str | None) -> None:
-    """Apply `check_text` to a message about to be appended."""
+def check_message(
+    key: str, role: str, content: str, run_id: str | None, created_at: float | None = None
+) -> None:
+    """Apply `check_text` to a message about to be appended, and `check_timestamp` to the
+    time it is given (None: now)."""
     check_text("sessionKey", key, indexed=True)
     check_text("role", role, indexed=True)
     check_text("message", content)
     check_text("runId", run_id, indexed=True)
+    if created_at is not None:
+        check_timestamp("createdAt", created_at)
 
 
 def check_import(session: SessionRecord, messages: list[MessageRecord]) -> None:
-    """Apply `check_text` to a session and transcript about to be imported."""
+    """Apply `check_text` and `check_timestamp` to a session and transcript about to be
+    imported: nothing is written that a listing could not read back."""
     check_new_session(session)
     check_text("aliasOf", session.alias_of, indexed=True)
+    check_timestamp("createdAt", session.created_at)
+    check_timestamp("updatedAt", session.updated_at)
     for m in messages:
-        check_message(m.session_key, m.role, m.content, m.run_id)
+        check_message(m.session_key, m.role, m.content, m.run_id, m.created_at)
 
 
 def missing(key: str) -> SessionNotFoundError:
@@ -395,9 +407,23 @@ class Coordination(Protocol):
         """Deliver run events published by other processes to `listener`."""
 
 
+class PageSessions(Protocol):
+    """The control page's signed-in browsers, kept with the state so that a sign-out holds
+    in every gateway process sharing it (a signed cookie alone cannot be taken back)."""
+
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        """Record a sign-in until `expires_at` (and forget the expired ones)."""
+
+    async def page_session_open(self, session_id: str) -> bool:
+        """Whether `session_id` is signed in: recorded, not signed out, not expired."""
+
+    async def close_page_session(self, session_id: str | None) -> None:
+        """Sign `session_id` out; None signs every page out."""
+
+
 @runtime_checkable
-class SessionStore(SessionCatalog, RunLedger, Coordination, Protocol):
-    """A whole backend: the three protocols, plus what opening and probing it needs."""
+class SessionStore(SessionCatalog, RunLedger, Coordination, PageSessions, Protocol):
+    """A whole backend: the four protocols, plus what opening and probing it needs."""
 
     shared: bool  # whether several gateway processes may serve from this store at once
 

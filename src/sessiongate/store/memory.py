@@ -42,6 +42,7 @@ class MemorySessionStore:
         self._order: list[tuple[int, str]] = []
         self._messages: dict[str, list[MessageRecord]] = {}
         self._runs: dict[str, RunRecord] = {}
+        self._page_sessions: dict[str, float] = {}
 
     async def find(self, key: str) -> SessionRecord | None:
         check_text("sessionKey", key, indexed=True)
@@ -115,7 +116,7 @@ class MemorySessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
-        check_message(key, role, content, run_id)
+        check_message(key, role, content, run_id, created_at)
         record = self._sessions.get(key)
         if record is None:
             raise missing(key)
@@ -224,6 +225,22 @@ class MemorySessionStore:
 
     async def served_elsewhere(self) -> bool:
         return False
+
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        stamp = now()
+        self._page_sessions = {
+            sid: until for sid, until in self._page_sessions.items() if until > stamp
+        }
+        self._page_sessions[session_id] = expires_at
+
+    async def page_session_open(self, session_id: str) -> bool:
+        return self._page_sessions.get(session_id, 0.0) > now()
+
+    async def close_page_session(self, session_id: str | None) -> None:
+        if session_id is None:
+            self._page_sessions.clear()
+        else:
+            self._page_sessions.pop(session_id, None)
 
     async def close(self) -> None:
         return None

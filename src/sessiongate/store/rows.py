@@ -8,7 +8,10 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
+
 from sessiongate.store.base import MessageRecord, Provenance, SessionRecord
+from sessiongate.store.values import readable_timestamp
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -19,8 +22,11 @@ __all__ = [
     "local_owner",
     "message_from_row",
     "owner_is_dead_here",
+    "readable_sessions",
     "session_from_row",
 ]
+
+log = structlog.get_logger("sessiongate.store")
 
 SESSION_COLUMNS = (
     "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
@@ -34,6 +40,18 @@ def session_from_row(row: Sequence[Any]) -> SessionRecord:
     return SessionRecord(
         row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13]
     )
+
+
+def readable_sessions(rows: Sequence[Sequence[Any]]) -> list[SessionRecord]:
+    """The sessions of a listing's rows; a row whose times cannot be read back (written
+    before the stores refused such values) is logged and skipped, never failing the list."""
+    sessions = []
+    for row in rows:
+        if readable_timestamp(row[11]) is None or readable_timestamp(row[12]) is None:
+            log.warning("store.unreadable_session_skipped", key=row[1], reason="timestamp")
+            continue
+        sessions.append(session_from_row(row))
+    return sessions
 
 
 def dump_ancestors(ancestors: tuple[str, ...]) -> str | None:

@@ -104,6 +104,11 @@ TABLES = (
         ),
         primary_key=("run_id",),
     ),
+    Table(
+        "page_sessions",
+        (Column("id", "text"), Column("expires_at", "real")),
+        primary_key=("id",),
+    ),
 )
 
 INDEXES = (
@@ -242,6 +247,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             UPDATE sessions SET ancestors = complete.path::text
             FROM complete WHERE complete.key = sessions.key""",
+        ),
+    ),
+    Migration(
+        6,
+        "the control page's sign-ins, so that a sign-out holds in every process",
+        sqlite=("CREATE TABLE page_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)",),
+        postgresql=(
+            "CREATE TABLE IF NOT EXISTS page_sessions"
+            " (id TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)",
         ),
     ),
 )

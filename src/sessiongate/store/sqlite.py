@@ -53,6 +53,7 @@ from sessiongate.store.rows import (
     local_owner,
     message_from_row,
     owner_is_dead_here,
+    readable_sessions,
     session_from_row,
 )
 from sessiongate.store.sqlite_thread import StoreThread
@@ -249,7 +250,7 @@ class SqliteSessionStore:
             (*params, limit + 1),
         ).fetchall()
         cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
-        return SessionPage([session_from_row(r) for r in rows[:limit]], cursor)
+        return SessionPage(readable_sessions(rows[:limit]), cursor)
 
     async def list_sessions(
         self,
@@ -297,7 +298,7 @@ class SqliteSessionStore:
         meta: dict[str, Any] | None = None,
         created_at: float | None = None,
     ) -> MessageRecord:
-        check_message(key, role, content, run_id)
+        check_message(key, role, content, run_id, created_at)
         return await self._call_write(
             self._append, key, role, content, run_id, dict(meta or {}), created_at
         )
@@ -497,6 +498,29 @@ class SqliteSessionStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _open_page_session(self, db: sqlite3.Connection, session_id: str, until: float) -> None:
+        db.execute("DELETE FROM page_sessions WHERE expires_at <= ?", (now(),))
+        db.execute("INSERT INTO page_sessions (id, expires_at) VALUES (?, ?)", (session_id, until))
+
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        await self._call_write(self._open_page_session, session_id, expires_at)
+
+    def _page_session_open(self, session_id: str) -> bool:
+        sql = "SELECT 1 FROM page_sessions WHERE id = ? AND expires_at > ?"
+        return self._db.execute(sql, (session_id, now())).fetchone() is not None
+
+    async def page_session_open(self, session_id: str) -> bool:
+        return await self._call(self._page_session_open, session_id)
+
+    def _close_page_session(self, db: sqlite3.Connection, session_id: str | None) -> None:
+        if session_id is None:
+            db.execute("DELETE FROM page_sessions")
+        else:
+            db.execute("DELETE FROM page_sessions WHERE id = ?", (session_id,))
+
+    async def close_page_session(self, session_id: str | None) -> None:
+        await self._call_write(self._close_page_session, session_id)
 
     async def close(self) -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,11 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sessiongate.errors import (
     ForbiddenError,
-    PayloadTooLargeError,
     SessionGateError,
     UnauthorizedError,
 )
-from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, read_ui_cookie
+from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, signed_in_page
+from sessiongate.server.bodies import read_form_body
 from sessiongate.server.ui.rendering import render_error
 
 __all__ = ["PREFIX", "SecurityHeaders", "Signed", "action", "page", "set_cookie"]
@@ -65,11 +65,13 @@ class Signed:
     """A signed-in page request: its CSRF token, for the forms it renders."""
 
     csrf: str
+    session_id: str
 
 
-def signed_in(request: Request) -> Signed | None:
-    csrf = read_ui_cookie(request.app.state.token, request.cookies.get(UI_COOKIE))
-    return Signed(csrf) if csrf else None
+async def signed_in(request: Request) -> Signed | None:
+    store = request.app.state.gateway.store
+    cookie = await signed_in_page(store, request.app.state.token, request.cookies.get(UI_COOKIE))
+    return Signed(cookie.csrf, cookie.session_id) if cookie else None
 
 
 def set_cookie(response: Response, request: Request, value: str) -> None:
@@ -90,18 +92,12 @@ def same_origin(request: Request) -> bool:
     return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host')}"
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form body (first value of each field), within the gateway's body limit."""
-    limit: int = request.app.state.gateway.config.gateway.max_body_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"form over {limit} bytes", details={"limit": limit})
-    form: dict[str, str] = {}
-    for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        form.setdefault(name, value)
-    return form
+async def read_form(request: Request, limit: int | None = None) -> dict[str, str]:
+    """An urlencoded form body (first value of each field), within `limit` bytes (default:
+    the gateway's body limit)."""
+    if limit is None:
+        limit = request.app.state.gateway.config.gateway.max_body_bytes
+    return await read_form_body(request, limit)
 
 
 PageHandler = Callable[[Request, Signed], Awaitable[Response]]
@@ -113,7 +109,7 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def view(request: Request) -> Response:
-        signed = signed_in(request)
+        signed = await signed_in(request)
         if signed is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{PREFIX}/signin?next={quote(target)}", 303)
@@ -130,7 +126,7 @@ def action(handler: ActionHandler) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def post(request: Request) -> Response:
-        signed = signed_in(request)
+        signed = await signed_in(request)
         try:
             if signed is None:
                 raise UnauthorizedError("sign in to the control page first", details={})

@@ -1,0 +1,250 @@
+"""Hostile input, second round: bounded pre-auth work, numbers out of range, stored values
+that cannot be read back, sign-out that signs out, guessing, a planted state dir.
+
+Each test drives the real server over loopback (figures are in benchmarks/abuse).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from sessiongate.config import SessionGateConfig
+from sessiongate.errors import InvalidRequestError
+from sessiongate.server.app import run_gateway
+from sessiongate.server.auth import UI_COOKIE
+from sessiongate.store import SessionStore
+from sessiongate.store.base import MessageRecord, NewSession, Provenance
+
+from .test_ws import connected, request
+
+ConfigFactory = Callable[..., SessionGateConfig]
+Serve = Callable[[SessionGateConfig], Any]
+
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+# --- pre-auth work is bounded ----------------------------------------------------------
+
+
+async def test_the_sign_in_form_reads_a_few_kib_at_most(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    flood = b"%41=%42&" * 131_000  # ~1 MiB of fields, parsed before the token was checked
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        declared = await http.post("/ui/signin", content=flood, headers=headers)
+        assert declared.status_code == 413
+        assert declared.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+        async def chunks() -> Any:  # no Content-Length: cut off once past the cap
+            for _ in range(256):
+                yield b"%41=%42&" * 512
+
+        chunked = await http.post("/ui/signin", content=chunks(), headers=headers)
+        assert chunked.status_code == 413
+        many = await http.post("/ui/signin", content=b"a=b&" * 100, headers=headers)
+        assert many.status_code == 400 and many.json()["error"]["code"] == "INVALID_REQUEST"
+        ok = await http.post("/ui/signin", data={"token": gw.token, "next": "/ui/"})
+        assert ok.status_code == 303
+
+
+# --- numbers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", ["1e999", "2.5e400", "1" + "0" * 30])
+async def test_numbers_out_of_range_are_invalid_requests_on_http(
+    serve: Serve, config_factory: ConfigFactory, number: str
+) -> None:
+    async with serve(config_factory(gateway__compat={"openclaw": True})) as gw:
+        headers = {"authorization": f"Bearer {gw.token}", "content-type": "application/json"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+            for extra in ("", ', "dryRun": true'):
+                body = f'{{"tool": "sessions_list", "args": {{"activeMinutes": {number}}}{extra}}}'
+                answer = await http.post("/tools/invoke", content=body)
+                assert answer.status_code == 400, answer.text
+                assert answer.json()["error"]["code"] == "INVALID_REQUEST"
+
+
+async def test_numbers_out_of_range_are_invalid_requests_on_ws_and_mcp(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw:
+        ws = await connected(gw)
+        raw = '{"type":"req","id":7,"method":"sessions.list","params":{"activeMinutes":1e999}}'
+        await ws.send(raw)
+        answer = json.loads(await ws.recv())
+        assert answer["ok"] is False and answer["error"]["code"] == "INVALID_REQUEST"
+        assert (await request(ws, 8, "sessions.list"))["ok"]  # the connection stays usable
+        await ws.close()
+        headers = {"authorization": f"Bearer {gw.token}", **MCP_HEADERS}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+            call = (
+                '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sessions_list",'
+                '"arguments":{"activeMinutes":1e999}}}'
+            )
+            answer = (await http.post("/mcp", content=call)).json()
+            assert answer["result"]["isError"] is True
+            assert answer["result"]["structuredContent"]["error"]["code"] == "INVALID_REQUEST"
+
+
+# --- the store refuses what it cannot read back -----------------------------------------
+
+
+def _session(key: str, created: Any, updated: Any) -> Any:
+    from sessiongate.store.base import SessionRecord
+
+    provenance = Provenance("imported")
+    return SessionRecord(key, "atlas", "direct", "active", None, None, provenance, created,
+                         updated, 1)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "when",
+    [1e300, float("inf"), float("nan"), -5.0, 10**400],
+    ids=["1e300", "inf", "nan", "neg", "huge"],
+)
+async def test_every_store_refuses_a_timestamp_it_cannot_read_back(
+    store: SessionStore, when: Any
+) -> None:
+    key = "agent:atlas:direct:time"
+    bad_session = _session(key, when, 1.0)
+    with pytest.raises(InvalidRequestError):
+        await store.import_session(bad_session, [])
+    good = _session(key, 1.0, 1.0)
+    bad_message = MessageRecord(key, 1, "user", "hi", None, when, {})
+    with pytest.raises(InvalidRequestError):
+        await store.import_session(good, [bad_message])
+    assert await store.find(key) is None
+    await store.ensure(NewSession("agent:atlas:main", "atlas", "main", Provenance("startup")))
+    with pytest.raises(InvalidRequestError):
+        await store.append_message("agent:atlas:main", "user", "x", created_at=when)
+    page = await store.list_sessions(limit=10)
+    assert [s.key for s in page.sessions] == ["agent:atlas:main"]
+
+
+async def test_a_listing_skips_a_row_it_cannot_read_instead_of_failing(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    async with serve(config_factory()) as gw:
+        headers = {"authorization": f"Bearer {gw.token}"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+            body = {"tool": "sessions_send", "args": {"sessionKey": "main", "message": "hi"}}
+            assert (await http.post("/tools/invoke", json=body)).json()["ok"]
+            with sqlite3.connect(tmp_path / "state.db") as db:  # as an old import left it
+                db.execute("UPDATE sessions SET updated_at = 1e400 WHERE key = 'agent:atlas:main'")
+            listed = await http.get("/v1/sessions")
+            assert listed.status_code == 200, listed.text
+            keys = [s["key"] for s in listed.json()["result"]["sessions"]]
+            assert keys == ["agent:peggy:main"]
+            shown = await http.get("/v1/sessions/agent:atlas:main")
+            assert shown.status_code == 200 and shown.json()["result"]["updatedAt"] is None
+
+
+# --- sign-out signs out ---------------------------------------------------------------
+
+
+async def _sign_in(http: httpx.AsyncClient, token: str) -> tuple[str, str]:
+    """Sign in: the cookie value and the CSRF token of the page's forms."""
+    response = await http.post("/ui/signin", data={"token": token, "next": "/ui/send"})
+    assert response.status_code == 303
+    page = (await http.get("/ui/send")).text
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found
+    return http.cookies[UI_COOKIE], found[1]
+
+
+async def _page_status(url: str, cookie: str) -> int:
+    async with httpx.AsyncClient(base_url=url, cookies={UI_COOKIE: cookie}) as copy:
+        return (await copy.get("/ui/sessions")).status_code
+
+
+async def test_a_signed_out_cookie_is_void_in_every_process_on_postgres(
+    config_factory: ConfigFactory, postgres_url: str
+) -> None:
+    config = config_factory(storage={"url": postgres_url})
+    token = secrets.token_urlsafe(24)
+    async with run_gateway(config, token) as one, run_gateway(config, token) as two:
+        async with httpx.AsyncClient(base_url=one.url) as http:
+            cookie, csrf = await _sign_in(http, token)
+            assert await _page_status(two.url, cookie) == 200  # the other process knows it
+            out = await http.post("/ui/signout", data={"csrf": csrf})
+            assert out.status_code == 303
+        for url in (one.url, two.url):
+            assert await _page_status(url, cookie) == 303  # back to the sign-in form
+            async with httpx.AsyncClient(base_url=url, cookies={UI_COOKIE: cookie}) as copy:
+                post = await copy.post("/ui/send", data={"csrf": csrf, "sessionKey": "main",
+                                                         "message": "x"})  # fmt: skip
+                assert post.status_code == 401
+        ws = await connect(two.ws_url, additional_headers={"cookie": f"{UI_COOKIE}={cookie}",
+                                                            "origin": two.url})  # fmt: skip
+        answer = await request(ws, 1, "connect")
+        assert answer["ok"] is False and answer["error"]["code"] == "UNAUTHORIZED"
+
+
+async def test_a_new_token_signs_every_page_out(
+    config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    config = config_factory()
+    first = run_gateway(config, "first-token-" + "x" * 20)
+    async with first as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        cookie, _ = await _sign_in(http, gw.token)
+    async with run_gateway(config, "second-token-" + "y" * 20) as gw:
+        assert await _page_status(gw.url, cookie) == 303
+
+
+# --- guessing is paced ----------------------------------------------------------------
+
+
+def _from(source: str, url: str, **options: Any) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(local_address=source)
+    return httpx.AsyncClient(base_url=url, transport=transport, **options)
+
+
+async def test_wrong_tokens_are_paced_per_address_counted_and_audited_in_bulk(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    limits = {"failedAuthBurstPerClient": 3, "failedAuthPerMinutePerClient": 0.01}
+    async with serve(config_factory(gateway__limits=limits)) as gw:
+        wrong = {"authorization": "Bearer not-the-token"}
+        right = {"authorization": f"Bearer {gw.token}"}
+        async with _from("127.0.0.2", gw.url) as guesser, _from("127.0.0.3", gw.url) as honest:
+            statuses = [(await guesser.get("/v1/sessions", headers=wrong)).status_code
+                        for _ in range(5)]  # fmt: skip
+            assert statuses == [401, 401, 401, 429, 429]
+            locked = await guesser.get("/v1/sessions", headers=right)  # not even compared
+            assert locked.status_code == 429
+            assert locked.json()["error"]["code"] == "TOO_MANY_REQUESTS"
+            assert locked.json()["error"]["details"]["reason"] == "failed-auth"
+            assert (await guesser.get("/healthz")).status_code == 200
+            assert (await honest.get("/v1/sessions", headers=right)).status_code == 200
+            assert (await honest.get("/v1/sessions")).status_code == 401  # no token: no guess
+            form = {"token": "wrong", "next": "/ui/"}
+            signins = [(await honest.post("/ui/signin", data=form)).status_code
+                       for _ in range(4)]  # fmt: skip
+            assert signins == [401, 401, 401, 429]
+            metrics = (await honest.get("/metrics", headers=right)).text
+        assert 'sessiongate_failed_auth_total{outcome="denied",surface="http"} 3.0' in metrics
+        assert 'sessiongate_failed_auth_total{outcome="locked",surface="http"} 3.0' in metrics
+        assert 'sessiongate_failed_auth_total{outcome="denied",surface="ui"} 3.0' in metrics
+        await gw.gateway.audit.flush()
+        lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+        failed = [json.loads(line) for line in lines if '"auth-failed"' in line]
+        assert [(e["client"], e["failures"]) for e in failed] == [
+            ("127.0.0.2", 1),
+            ("127.0.0.3", 1),
+        ]  # one line per address and minute, not one per guess
+        codes = []
+        for token in ("wrong", "wrong", "wrong", gw.token):  # the WebSocket from 127.0.0.1
+            async with connect(gw.ws_url) as ws:
+                codes.append((await request(ws, 1, "connect", token=token))["error"]["code"])
+        assert codes == ["UNAUTHORIZED"] * 3 + ["TOO_MANY_REQUESTS"]
