@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,15 @@ from sessiongate.server.auth import UI_COOKIE
 from sessiongate.store import SessionStore
 from sessiongate.store.base import MessageRecord, NewSession, Provenance
 
+from .test_openclaw_import import (
+    FIXTURE,
+    MAIN_MESSAGES,
+    PHANTOM_MESSAGES,
+    as_json,
+    import_store,
+    sessiongate,
+    write_config,
+)
 from .test_ws import connected, request
 
 ConfigFactory = Callable[..., SessionGateConfig]
@@ -61,7 +72,7 @@ async def test_the_sign_in_form_reads_a_few_kib_at_most(
 # --- numbers --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("number", ["1e999", "2.5e400", "1" + "0" * 30])
+@pytest.mark.parametrize("number", ["1e999", "2.5e400", "1" + "0" * 5000])
 async def test_numbers_out_of_range_are_invalid_requests_on_http(
     serve: Serve, config_factory: ConfigFactory, number: str
 ) -> None:
@@ -248,3 +259,89 @@ async def test_wrong_tokens_are_paced_per_address_counted_and_audited_in_bulk(
             async with connect(gw.ws_url) as ws:
                 codes.append((await request(ws, 1, "connect", token=token))["error"]["code"])
         assert codes == ["UNAUTHORIZED"] * 3 + ["TOO_MANY_REQUESTS"]
+
+
+# --- an import cannot poison the store ------------------------------------------------
+
+
+def _raw_session(folder: Path, key: str, lines: list[str], **entry: Any) -> Path:
+    """An index entry and a transcript whose message lines are given as raw JSON text."""
+    session_id = entry.pop("sessionId", None) or str(uuid.uuid4())
+    header = {
+        "type": "session",
+        "version": 3,
+        "id": session_id,
+        "timestamp": "2026-11-25T14:30:00Z",
+    }
+    path = folder / f"{session_id}.jsonl"
+    if not session_id.startswith("."):
+        path.write_text(json.dumps(header) + "\n" + "".join(f"{x}\n" for x in lines))
+    index_path = folder / "sessions.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index[key] = {"sessionId": session_id, "sessionFile": f"{session_id}.jsonl", **entry}
+    index_path.write_text(json.dumps(index), encoding="utf-8")
+    return path
+
+
+def _message_line(text: str = '"hi"', timestamp: str = "1795617000000") -> str:
+    return (
+        '{"type":"message","id":"e1","message":{"role":"user","content":[{"type":"text",'
+        f'"text":{text}}}],"timestamp":{timestamp}}}}}'
+    )
+
+
+def test_an_import_reports_and_skips_what_the_store_could_not_read_back(tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    shutil.copytree(FIXTURE, state)
+    folder = state / "agents" / "atlas" / "sessions"
+    bad = {
+        "agent:atlas:cron:t1e300": [_message_line(timestamp="1e300")],
+        "agent:atlas:cron:tinf": [_message_line(timestamp="1e400")],
+        "agent:atlas:cron:t400": [_message_line(timestamp="9" * 400)],
+        "agent:atlas:cron:hugeint": [_message_line(timestamp="1" * 5000)],
+        "agent:atlas:cron:deep": ['{"type":"message","x":' + "[" * 150_000 + "]" * 150_000 + "}"],
+        "agent:atlas:cron:object": [_message_line(text='{"a":1}')],
+    }
+    paths = {key: _raw_session(folder, key, lines) for key, lines in bad.items()}
+    _raw_session(folder, "agent:atlas:cron:indextime", [_message_line()], updatedAt=1e300)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    result = import_store(config, state)
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 1
+    report = as_json(result)["result"]
+    problems = {p["sessionKey"]: p for p in report["problems"]}
+    assert set(problems) == {*bad, "agent:atlas:cron:indextime"}
+    for key, path in paths.items():
+        assert (problems[key]["path"], problems[key]["line"]) == (str(path), 2), problems[key]
+    assert problems["agent:atlas:cron:indextime"]["path"].endswith("sessions.json")
+    assert "not a time" in problems["agent:atlas:cron:indextime"]["reason"]
+    assert report["agents"]["atlas"]["imported"] == 5  # the fixture's sessions are all there
+    listed = sessiongate("sessions", "list", "-c", str(config), "--json")
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+
+
+def test_an_import_reads_nothing_outside_the_source_folder_unless_allowed(tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    shutil.copytree(FIXTURE, state)
+    folder = state / "agents" / "atlas" / "sessions"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    header = json.dumps({"type": "session", "version": 3, "id": "x"})
+    (outside / "notes.jsonl").write_text(header + "\n" + _message_line('"secret"') + "\n")
+    _raw_session(folder, "agent:atlas:cron:dotdot", [], sessionId="../../../../outside/notes")
+    linked = _raw_session(folder, "agent:atlas:cron:linked", [])
+    linked.unlink()
+    linked.symlink_to(outside / "notes.jsonl")
+    peggy = state / "agents" / "peggy"
+    peggy.mkdir()
+    (outside / "peggy").mkdir()
+    (outside / "peggy" / "sessions.json").write_text("{}")
+    (peggy / "sessions").symlink_to(outside / "peggy")
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    report = as_json(import_store(config, state))["result"]
+    refused = [p for p in report["problems"] if "outside the source folder" in p["reason"]]
+    assert len(refused) == 3, report["problems"]
+    assert report["messages"] == MAIN_MESSAGES + 4 * PHANTOM_MESSAGES  # nothing of outside/
+    allowed = as_json(import_store(config, state, "--allow-outside", str(outside)))["result"]
+    assert [p for p in allowed["problems"] if "outside" in p["reason"]] == []
+    assert allowed["messages"] == 2
