@@ -18,14 +18,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sessiongate.audit import AuditLog
+from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
 from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_key
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
-from sessiongate.store.base import NewSession, Provenance, SessionCatalog, SessionRecord
+from sessiongate.store.base import (
+    NewSession,
+    Origin,
+    Provenance,
+    SessionCatalog,
+    SessionRecord,
+    SessionStatus,
+)
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver"]
 
@@ -123,7 +130,7 @@ class Resolution:
     session: SessionRecord
     requested_key: str
     canonical_key: str
-    decision: str  # hit | created | warned
+    decision: Decision  # hit | created | warned
     policy: PolicyDecision | None = None
     lints: tuple[KeyLint, ...] = field(default_factory=tuple)
 
@@ -200,7 +207,7 @@ class Resolver:
             cursor = page.next_cursor
 
     async def _create_main(self, agent_id: str) -> bool:
-        provenance = Provenance("startup", "startup")
+        provenance = Provenance(Origin.STARTUP, "startup")
         return await self._create(NewSession(main_key(agent_id), agent_id, "main", provenance))
 
     async def _create(self, new: NewSession) -> bool:
@@ -221,12 +228,12 @@ class Resolver:
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
-            self.metrics.resolved("invalid")
+            self.metrics.resolved(Decision.INVALID)
             exc.details["suggestions"] = await self._suggest_for_invalid(reference, caller)
             raise
         agent_id = key.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
-            self.metrics.resolved("rejected")
+            self.metrics.resolved(Decision.REJECTED)
             raise self._agent_not_found(reference, agent_id, key)
         record = self._known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
@@ -235,11 +242,12 @@ class Resolver:
             raise await self._not_found(reference, key, caller, self._visibility_rule())
         lints = self.lints(key)
         if record is not None:
-            self.metrics.resolved("hit")
+            self.metrics.resolved(Decision.HIT)
             self._remember(record)
-            return Resolution(record, reference, key.text, "hit", None, lints)
+            return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
-            raise await self._not_found(reference, key, caller, None, list(lints), "not-found")
+            missing = Decision.NOT_FOUND
+            raise await self._not_found(reference, key, caller, None, list(lints), missing)
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
             raise await self._not_found(reference, key, caller, policy.describe, list(lints))
@@ -254,21 +262,21 @@ class Resolver:
         policy: PolicyDecision,
         lints: tuple[KeyLint, ...],
     ) -> Resolution:
-        provenance = Provenance("address", caller.entry_point, caller.session_key)
+        provenance = Provenance(Origin.ADDRESS, caller.entry_point, caller.session_key)
         record, created = await self.store.ensure(
             NewSession(key.text, agent_id, key.kind.value, provenance)
         )
         self._recent.pop(agent_id, None)
-        decision = "warned" if policy.mode is CreateOnMissPolicy.WARN else "created"
+        decision = Decision.WARNED if policy.mode is CreateOnMissPolicy.WARN else Decision.CREATED
         if not created:
-            decision = "hit"  # a concurrent caller created it first
+            decision = Decision.HIT  # a concurrent caller created it first
         else:
-            self.metrics.created("address")
+            self.metrics.created(Origin.ADDRESS)
             # a warned line is what an operator reads before turning createOnMiss off:
             # it carries the lint and the session the key probably meant
             suggestions = (
                 await self._suggestions(key, agent_id, caller, list(lints))
-                if decision == "warned"
+                if decision is Decision.WARNED
                 else []
             )
             await self._audit(decision, reference, key, caller, policy.describe, lints, suggestions)
@@ -380,7 +388,7 @@ class Resolver:
         caller: Caller,
         policy: str | None,
         lints: list[KeyLint] | None = None,
-        decision: str = "rejected",
+        decision: Decision = Decision.REJECTED,
     ) -> SessionNotFoundError:
         """The refusal for a key that is missing or not visible; `decision` is what the
         audit records: ``rejected`` (an address refused) or ``not-found`` (a lookup)."""
@@ -428,7 +436,7 @@ class Resolver:
         if cached is not None and time.monotonic() - cached[0] < SUGGESTION_CACHE_SECONDS:
             return cached[1]
         page = await self.store.list_sessions(agent_id=agent_id, limit=SUGGESTION_POOL)
-        records = [s for s in page.sessions if s.status == "active"]
+        records = [s for s in page.sessions if s.status == SessionStatus.ACTIVE]
         self._recent[agent_id] = (time.monotonic(), records)
         return records
 
@@ -477,15 +485,17 @@ class Resolver:
         parent_key = parent.key if parent else None
         # nearest first, as deep as visibility reaches: a long chain costs no more storage
         chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()
-        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key, chain)
+        provenance = Provenance(
+            Origin.SPAWN, caller.entry_point, caller.session_key, parent_key, chain
+        )
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
-        self.metrics.created("spawn")
+        self.metrics.created(Origin.SPAWN)
         return record
 
     async def ensure_origin_session(
-        self, key: str, origin: str, entry_point: str, label: str | None = None
+        self, key: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
         """Create (or find) a session whose key is derived from a message's own origin."""
         parsed = self.parse(key)
