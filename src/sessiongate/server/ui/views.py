@@ -35,7 +35,7 @@ OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
 KINDS = get_args(Kind)
-DECISIONS = ("rejected", "warned", "created", "not-found", "repaired")
+DECISIONS = ("rejected", "invalid", "warned", "created", "not-found", "repaired")
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
 
@@ -297,7 +297,9 @@ async def message_rows(request: Request, signed: Signed) -> Response:
 
 
 def _event_agent(event: dict[str, Any]) -> str | None:
-    key = str(event.get("canonicalKey") or event.get("sessionKey") or "")
+    key = str(
+        event.get("canonicalKey") or event.get("sessionKey") or event.get("requestedKey") or ""
+    )
     parts = key.split(":")
     return parts[1] if len(parts) > 2 and parts[0] == "agent" else None
 
