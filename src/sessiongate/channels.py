@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sessiongate.config import SessionGateConfig
-from sessiongate.keys import direct_key_for
+from sessiongate.keys import direct_key_for, group_key
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
 from sessiongate.tools.base import ToolArgs, validate_args
@@ -38,7 +38,7 @@ def inbound_key(config: SessionGateConfig, channel: str, message: InboundMessage
     agent_id = message.agent_id or config.default_agent.id
     peer = message.peer.id.strip().lower()
     if message.peer.kind == "group":
-        return f"agent:{agent_id}:{channel}:group:{peer}"
+        return group_key(agent_id, channel, peer)
     scope = config.session.dm_scope
     return direct_key_for(agent_id, scope, peer, channel.strip().lower(), message.account_id)
 

@@ -21,7 +21,13 @@ from typing import Any
 from sessiongate.audit import AuditLog
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
-from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_key
+from sessiongate.keys import (
+    SessionKey,
+    SessionKind,
+    agent_key_prefix,
+    main_key,
+    parse_session_key,
+)
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
@@ -409,10 +415,11 @@ class Resolver:
     async def _suggest_agents(self, agent_id: str, key: SessionKey, caller: Caller) -> list[str]:
         """The requested key with its agent id corrected (the rest kept), for each configured
         agent close to `agent_id` whose session there `caller` may see."""
-        rest = key.text.split(":", 2)[2] if key.text.startswith("agent:") else "main"
+        prefix = agent_key_prefix(agent_id)
+        rest = key.text.removeprefix(prefix) if key.text.startswith(prefix) else "main"
         suggestions = []
         for close in closest_agents(self.config, agent_id):
-            candidate = self.parse(f"agent:{close}:{rest}")
+            candidate = self.parse(agent_key_prefix(close) + rest)
             record = await self._follow_aliases(await self.store.find(candidate.text))
             if await self._may_see(caller, candidate, close, record):
                 suggestions.append(record.key if record else candidate.text)

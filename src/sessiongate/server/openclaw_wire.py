@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from sessiongate.errors import SessionGateError, SessionNotFoundError
+from sessiongate.keys import main_key
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.tools.base import ToolArgs
 
@@ -113,7 +114,7 @@ class AgentParams(ToolArgs):
         """The session addressed: the key, else the agent's main, else the default main."""
         if self.session_key is not None:
             return self.session_key
-        return f"agent:{self.agent_id}:main" if self.agent_id else "main"
+        return main_key(self.agent_id) if self.agent_id else "main"
 
 
 def error_object(error: SessionGateError) -> dict[str, Any]:

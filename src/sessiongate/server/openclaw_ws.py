@@ -33,6 +33,7 @@ from sessiongate.errors import (
     UnauthorizedError,
 )
 from sessiongate.gateway import Gateway
+from sessiongate.keys import main_key
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token
@@ -151,7 +152,7 @@ async def _sessions_list(conn: OpenClawConnection, request: RequestFrame) -> dic
         "count": len(rows),
         "sessions": rows,
         "nextCursor": result["nextCursor"],
-        "defaults": {"defaultAgentId": default, "mainSessionKey": f"agent:{default}:main"},
+        "defaults": {"defaultAgentId": default, "mainSessionKey": main_key(default)},
     }
 
 

@@ -16,11 +16,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from sessiongate.config import SessionGateConfig
 from sessiongate.doctor import Finding, phantom_lints, scan
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
-from sessiongate.policy import decide_create_on_miss
+from sessiongate.keys import agent_of_key
+from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
@@ -98,23 +98,6 @@ async def signout(request: Request, signed: Signed, form: dict[str, str]) -> Res
     return response
 
 
-def _agent_policies(config: SessionGateConfig) -> list[dict[str, Any]]:
-    """Per agent: the policy for its main key as the resolver decides it, and the rules that
-    may decide other keys of the agent."""
-    rows = []
-    for agent in config.agents.entries:
-        decision = decide_create_on_miss(config, f"agent:{agent.id}:main", agent.id)
-        rules = [
-            f"{rule.match} → {str(rule.create_on_miss).lower()}"
-            for rule in config.gateway.sessions.rules
-            if rule.match.startswith(("*", "agent:*", f"agent:{agent.id}:"))
-        ]
-        rows.append(
-            {"agent": agent.id, "mode": decision.mode.value, "rule": decision.rule, "rules": rules}
-        )
-    return rows
-
-
 @dataclass(slots=True)
 class DoctorScan:
     """The page's last doctor scan (the overview shows it for stores too big to scan there)."""
@@ -151,7 +134,7 @@ async def overview(request: Request, signed: Signed) -> Response:
         title="Overview",
         started=gateway.started_at,
         store=describe_store(gateway.config.storage_url),
-        policies=_agent_policies(gateway.config),
+        policies=effective_policies(gateway.config),
         counts=sorted(counts.items()),
         total=sum(counts.values()),
         decisions=decisions,
@@ -297,11 +280,8 @@ async def message_rows(request: Request, signed: Signed) -> Response:
 
 
 def _event_agent(event: dict[str, Any]) -> str | None:
-    key = str(
-        event.get("canonicalKey") or event.get("sessionKey") or event.get("requestedKey") or ""
-    )
-    parts = key.split(":")
-    return parts[1] if len(parts) > 2 and parts[0] == "agent" else None
+    key = event.get("canonicalKey") or event.get("sessionKey") or event.get("requestedKey")
+    return agent_of_key(str(key or ""))
 
 
 @page
