@@ -30,19 +30,19 @@ BATCH_WINDOW_SECONDS = 0.05
 
 class Decision(StrEnum):
     """What resolving an address decided (metrics count each; the audit records all but
-    hit and invalid), and doctor's repair."""
+    hit), and doctor's repair."""
 
     HIT = "hit"
     CREATED = "created"
     WARNED = "warned"  # created under createOnMiss "warn"
     REJECTED = "rejected"  # refused by the policy or visibility
     NOT_FOUND = "not-found"  # a parent, own session or read that does not exist
-    INVALID = "invalid"  # not a session key
+    INVALID = "invalid"  # not a session key, or an agent that is not configured
     REPAIRED = "repaired"  # doctor --fix
 
 
-AUDITED = (Decision.REJECTED, Decision.WARNED, Decision.CREATED, Decision.NOT_FOUND,
-           Decision.REPAIRED)  # fmt: skip
+AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
+           Decision.NOT_FOUND, Decision.REPAIRED)  # fmt: skip
 
 
 class AuditLog:

@@ -281,7 +281,8 @@ async def message_rows(request: Request, signed: Signed) -> Response:
 
 
 def _event_agent(event: dict[str, Any]) -> str | None:
-    return agent_of_key(str(event.get("canonicalKey") or event.get("sessionKey") or ""))
+    key = event.get("canonicalKey") or event.get("sessionKey") or event.get("requestedKey")
+    return agent_of_key(str(key or ""))
 
 
 @page
