@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessiongate.audit import AuditLog
+from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import LimitsConfig
 from sessiongate.errors import TooManyRequestsError, UnauthorizedError
 from sessiongate.metrics import GatewayMetrics
@@ -99,7 +99,7 @@ class FailedAuthLimiter:
         if self.audit is not None:
             self.audit.queue(
                 {
-                    "decision": "auth-failed",
+                    "decision": Decision.AUTH_FAILED.value,
                     "client": client,
                     "failures": entry.unaudited,
                     "surfaces": sorted(entry.surfaces),

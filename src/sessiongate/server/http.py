@@ -30,9 +30,9 @@ from sessiongate.request_ids import begin_request, current_request_id
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import check_token
-from sessiongate.server.bodies import read_body
 from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
+from sessiongate.server.requests import read_body
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
 from sessiongate.wire import check_text, decode_json, query_int
@@ -104,8 +104,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> Any:
-    limit: int = request.app.state.gateway.config.gateway.max_body_bytes
-    return decode_json(await read_body(request, limit))
+    return decode_json(await read_body(request))
 
 
 class InvokeBody(ToolArgs):

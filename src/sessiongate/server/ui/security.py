@@ -23,7 +23,7 @@ from sessiongate.errors import (
     UnauthorizedError,
 )
 from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, signed_in_page
-from sessiongate.server.bodies import read_form_body
+from sessiongate.server.requests import read_form, same_origin
 from sessiongate.server.ui.rendering import render_error
 
 __all__ = ["PREFIX", "SecurityHeaders", "Signed", "action", "page", "set_cookie"]
@@ -87,19 +87,6 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
     )
 
 
-def same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host')}"
-
-
-async def read_form(request: Request, limit: int | None = None) -> dict[str, str]:
-    """An urlencoded form body (first value of each field), within `limit` bytes (default:
-    the gateway's body limit)."""
-    if limit is None:
-        limit = request.app.state.gateway.config.gateway.max_body_bytes
-    return await read_form_body(request, limit)
-
-
 PageHandler = Callable[[Request, Signed], Awaitable[Response]]
 ActionHandler = Callable[[Request, Signed, dict[str, str]], Awaitable[Response]]
 
@@ -131,7 +118,7 @@ def action(handler: ActionHandler) -> Callable[[Request], Awaitable[Response]]:
             if signed is None:
                 raise UnauthorizedError("sign in to the control page first", details={})
             form = await read_form(request)
-            if not same_origin(request) or form.get("csrf") != signed.csrf:
+            if not same_origin(request, absent=True) or form.get("csrf") != signed.csrf:
                 raise ForbiddenError(
                     "this form is stale or came from another site: reload the page and retry",
                     details={"hint": "forms carry a token that is valid while you are signed in"},

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
 from sessiongate.errors import UnauthorizedError
 from sessiongate.gateway import Gateway
@@ -24,11 +25,11 @@ from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, issue_ui_cookie
-from sessiongate.server.bodies import SIGNIN_BODY_BYTES
 from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
+from sessiongate.server.requests import SIGNIN_BODY_BYTES, read_form
 from sessiongate.server.ui.rendering import render
-from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
-from sessiongate.store.base import ORIGINS, now
+from sessiongate.server.ui.security import PREFIX, Signed, action, page, set_cookie
+from sessiongate.store.base import Origin, SessionStatus, now
 from sessiongate.tools.sessions import Kind
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
@@ -37,7 +38,7 @@ OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
 KINDS = get_args(Kind)
-DECISIONS = ("rejected", "warned", "created", "not-found", "repaired", "auth-failed")
+DECISIONS = tuple(d.value for d in AUDITED)
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
 
@@ -216,7 +217,7 @@ async def _session_page(
 
 def _marked(gateway: Gateway, session: dict[str, Any]) -> dict[str, Any]:
     lints = phantom_lints(gateway, session["key"], session["origin"])
-    live = session["status"] == "active" and session["aliasOf"] is None
+    live = session["status"] == SessionStatus.ACTIVE and session["aliasOf"] is None
     return {**session, "phantom": lints[0].message if lints and live else None}
 
 
@@ -235,7 +236,7 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
         wanted=wanted,
         agents=gateway.config.agent_ids,
         kinds=KINDS,
-        origins=ORIGINS,
+        origins=tuple(o.value for o in Origin),
         next_query=wanted.query(next_cursor) if next_cursor else None,
         first_query=wanted.query() if cursor else None,
         scanned=scanned,
@@ -289,7 +290,8 @@ async def message_rows(request: Request, signed: Signed) -> Response:
 
 
 def _event_agent(event: dict[str, Any]) -> str | None:
-    return agent_of_key(str(event.get("canonicalKey") or event.get("sessionKey") or ""))
+    key = event.get("canonicalKey") or event.get("sessionKey") or event.get("requestedKey")
+    return agent_of_key(str(key or ""))
 
 
 @page
