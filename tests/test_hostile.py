@@ -7,10 +7,13 @@ Each test drives the real server over loopback (figures are in benchmarks/abuse)
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +30,7 @@ from sessiongate.server.auth import UI_COOKIE
 from sessiongate.store import SessionStore
 from sessiongate.store.base import MessageRecord, NewSession, Provenance
 
+from .processes import free_port
 from .test_openclaw_import import (
     FIXTURE,
     MAIN_MESSAGES,
@@ -345,3 +349,97 @@ def test_an_import_reads_nothing_outside_the_source_folder_unless_allowed(tmp_pa
     allowed = as_json(import_store(config, state, "--allow-outside", str(outside)))["result"]
     assert [p for p in allowed["problems"] if "outside" in p["reason"]] == []
     assert allowed["messages"] == 2
+
+
+# --- a planted state folder is not trusted --------------------------------------------
+
+
+def _serve_once(config: Path, state: Path) -> subprocess.CompletedProcess[str]:
+    """`sessiongate serve` that must refuse to start (a start would time out the test)."""
+    env = {**os.environ, "SESSIONGATE_STATE_DIR": str(state)}
+    port = str(free_port())
+    command = [
+        sys.executable,
+        "-m",
+        "sessiongate",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        port,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_serve_refuses_a_state_folder_others_can_write_or_a_symlinked_token(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "planted"
+    state.mkdir()
+    attacker = tmp_path / "attacker-token"
+    attacker.write_text("chosen-by-someone-else-0123456789\n")
+    (state / "gateway.token").symlink_to(attacker)
+    state.chmod(0o777)
+    config = tmp_path / "config.json5"
+    storage = {"url": f"sqlite:///{tmp_path / 'x.db'}"}
+    config.write_text(json.dumps({"storage": storage, "audit": {"path": str(state / "a.jsonl")}}))
+    for fix in ("unlink", "chmod", None):
+        result = _serve_once(config, state)
+        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+        assert "refusing to start" in result.stderr + result.stdout
+        if fix == "unlink":
+            assert "gateway.token is a symlink" in result.stderr + result.stdout
+            (state / "gateway.token").unlink()
+        elif fix == "chmod":
+            assert "writable by group or others" in result.stderr + result.stdout
+            state.chmod(0o700)
+            (state / "stray").write_text("x")
+            (state / "stray").chmod(0o666)
+        else:
+            assert "stray is writable by group or others" in result.stderr + result.stdout
+
+
+async def test_the_audit_reader_refuses_a_symlink_as_the_writer_does(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    secret = tmp_path / "elsewhere.jsonl"
+    secret.write_text(json.dumps({"decision": "rejected", "requestedKey": "agent:x:leaked"}) + "\n")
+    (tmp_path / "audit.jsonl").symlink_to(secret)
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        await _sign_in(http, gw.token)
+        page = await http.get("/ui/audit")
+        assert "agent:x:leaked" not in page.text
+        assert "symlink" in page.text
+    config = tmp_path / "tail.json5"
+    config.write_text(json.dumps({"audit": {"path": str(tmp_path / "audit.jsonl")}}))
+    tail = sessiongate("audit", "tail", "--config", str(config))
+    assert "agent:x:leaked" not in tail.stdout and "Traceback" not in tail.stderr
+    assert tail.returncode != 0 and "symlink" in tail.stdout + tail.stderr
+
+
+# --- the page shows keys and labels as they are ---------------------------------------
+
+
+async def test_the_page_encodes_keys_in_links_and_shows_controls_and_bidi_visibly(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw:
+        headers = {"authorization": f"Bearer {gw.token}"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as api:
+            send = {"sessionKey": "agent:atlas:cron:a#b", "message": "hi"}
+            assert (await api.post("/tools/invoke", json={"tool": "sessions_send",
+                                                          "args": send})).json()["ok"]  # fmt: skip
+            spawn = {"agentId": "atlas", "task": "t", "label": "gpj.\u202eexe\x1b[31m"}
+            spawned = await api.post("/tools/invoke", json={"tool": "sessions_spawn",
+                                                            "args": spawn})  # fmt: skip
+            assert spawned.json()["ok"], spawned.text
+        async with httpx.AsyncClient(base_url=gw.url) as http:
+            await _sign_in(http, gw.token)
+            page = (await http.get("/ui/sessions")).text
+            assert 'href="/ui/sessions/agent:atlas:cron:a%23b"' in page
+            assert "\u202e" not in page and "\x1b" not in page
+            assert "gpj.⟨U+202E⟩exe⟨U+001B⟩[31m" in page
+            shown = await http.get("/ui/sessions/agent:atlas:cron:a%23b")
+            assert shown.status_code == 200 and "agent:atlas:cron:a#b" in shown.text
+            css = (await http.get(re.findall(r'href="(/ui/static/ui[^"]*\.css)"', page)[0])).text
+            assert "unicode-bidi: isolate" in css

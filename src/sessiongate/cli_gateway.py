@@ -77,9 +77,11 @@ def serve(
 ) -> None:
     """Run the gateway (HTTP + WebSocket) until SIGINT/SIGTERM (or `sessiongate stop`)."""
     from sessiongate.server.auth import gateway_token
+    from sessiongate.state_trust import check_state_trusted
 
     with guarded():
         config = load_config(config_path)
+        check_state_trusted(config)
         token, generated = gateway_token(config)
         _check_store_not_served(config, force)
     configure_logging(log_level(config.logging.level), log_format or config.logging.format)

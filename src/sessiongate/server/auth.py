@@ -15,7 +15,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from sessiongate.config import SessionGateConfig, state_dir
 from sessiongate.errors import ConfigError, UnauthorizedError
-from sessiongate.private_files import make_private_dir
+from sessiongate.private_files import make_private_dir, open_no_follow
 from sessiongate.store.base import PageSessions
 
 __all__ = [
@@ -54,7 +54,8 @@ def gateway_token(config: SessionGateConfig) -> tuple[str, bool]:
         )
     path = token_file()
     if path.exists():
-        return path.read_text(encoding="utf-8").strip(), True
+        with open_no_follow(path) as file:  # a symlinked token is refused (ELOOP), not adopted
+            return file.read().decode("utf-8").strip(), True
     make_private_dir(path.parent)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
