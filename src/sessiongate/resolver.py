@@ -247,10 +247,11 @@ class Resolver:
             error = await self._agent_not_found(reference, agent_id, key, caller)
             await self._audit_invalid(reference, key, caller, error)
             raise error
-        record = self._known.get(key.text) if intent is Intent.ADDRESS else None
-        if record is None:
-            record = await self._follow_aliases(await self.store.find(key.text))
+        known = self._known.get(key.text) if intent is Intent.ADDRESS else None
+        record = known or await self._follow_aliases(await self.store.find(key.text))
         if not await self._may_see(caller, key, agent_id, record):
+            if known is not None:  # refuse as slowly as a key that is not there: no timing leak
+                await self._follow_aliases(await self.store.find(key.text))
             hidden_by = self._hidden_by(caller, agent_id)
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)
         lints = self.lints(key)
