@@ -8,11 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessiongate import __version__
 from sessiongate.cli_output import (
     ConfigOption,
     JsonOption,
@@ -26,9 +25,9 @@ from sessiongate.cli_output import (
     run,
 )
 from sessiongate.cli_target import Target, open_client, resolve_target
-from sessiongate.config import SessionGateConfig, config_file, load_config, state_dir
 from sessiongate.errors import ConflictError, GatewayUnreachableError
 from sessiongate.logs import LogFormat, configure_logging, log_level
+from sessiongate.paths import state_dir, token_file
 from sessiongate.private_files import touch_private
 from sessiongate.run_records import (
     RunRecord,
@@ -38,6 +37,9 @@ from sessiongate.run_records import (
     remove_record,
     write_record,
 )
+
+if TYPE_CHECKING:
+    from sessiongate.config import SessionGateConfig
 
 __all__ = ["init", "serve", "status", "stop"]
 
@@ -74,6 +76,7 @@ def serve(
     log_format: LogFormatOption = None,
 ) -> None:
     """Run the gateway (HTTP + WebSocket) until SIGINT/SIGTERM (or `sessiongate stop`)."""
+    from sessiongate.config import config_file, load_config
     from sessiongate.server.auth import gateway_token
 
     with guarded():
@@ -107,7 +110,7 @@ def _check_store_not_served(config: SessionGateConfig, force: bool) -> None:
 
 
 def _banner(url: str, config: SessionGateConfig, generated: bool) -> None:
-    from sessiongate.server.auth import token_file
+    from sessiongate import __version__
 
     out.print(f"[bold]sessiongate {__version__}[/] listening on {url} (ws: /ws)")
     out.print(f"storage {describe_store(config.storage_url)}; createOnMiss={_policy(config)}")
@@ -147,6 +150,8 @@ def _serve_foreground(
 
 
 def _detach(file: Path | None, port: int | None, force: bool, log_format: str | None) -> None:
+    from sessiongate import __version__
+
     command = [sys.executable, "-m", "sessiongate", "serve"]
     command += ["--config", str(file)] if file else []
     command += ["--port", str(port)] if port else []
@@ -327,7 +332,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
 ) -> None:
     """Write a commented starter config and a token into the state folder."""
-    from sessiongate.server.auth import gateway_token, token_file
+    from sessiongate.config import load_config
+    from sessiongate.server.auth import gateway_token
 
     path = state_dir() / "config.json5"
     if path.exists() and not force:
