@@ -47,6 +47,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
+from sessiongate.store.base import Origin
 from sessiongate.tools import ToolContext, get_tool
 from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
 from sessiongate.tools.base import validate_args
@@ -278,7 +279,7 @@ class Gateway:
         return self.resolver.parse(reference).text
 
     async def create_session(
-        self, reference: str, origin: str, entry_point: str, label: str | None = None
+        self, reference: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
         """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
         return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)

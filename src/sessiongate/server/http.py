@@ -22,6 +22,7 @@ from starlette.routing import Route
 from sessiongate import __version__
 from sessiongate.errors import PayloadTooLargeError, SessionGateError, StoreUnavailableError
 from sessiongate.gateway import Gateway
+from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.access_log import session_gate_error_response
@@ -195,21 +196,19 @@ def _authorized(request: Request) -> bool:
 async def status(request: Request) -> Response:
     gateway = _gateway(request)
     config = gateway.config
-    default = config.gateway.sessions.create_on_miss
+    policies = effective_policies(config)
     return ok(
         {
             "version": __version__,
             "pid": os.getpid(),
             "store": describe_store(config.storage_url),
             "sessions": await gateway.count_sessions(),
-            "createOnMiss": {
-                agent.id: default if agent.sessions.create_on_miss is None
-                else agent.sessions.create_on_miss
-                for agent in config.agents.entries
-            },
+            # the value for each agent's main key; createOnMissPolicy says what decides the rest
+            "createOnMiss": {p.agent_id: p.main.mode.config_value for p in policies},
+            "createOnMissPolicy": {p.agent_id: p.to_wire() for p in policies},
             "createOnMissRules": [r.match for r in config.gateway.sessions.rules],
         }
-    )  # fmt: skip
+    )
 
 
 def _metrics_allowed(request: Request, gateway: Gateway) -> None:

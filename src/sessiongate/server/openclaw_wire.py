@@ -24,6 +24,7 @@ from sessiongate.fields import (
     MessageText,
     SessionRef,
 )
+from sessiongate.keys import main_key
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.tools.base import ToolArgs
 
@@ -121,7 +122,7 @@ class AgentParams(ToolArgs):
         """The session addressed: the key, else the agent's main, else the default main."""
         if self.session_key is not None:
             return self.session_key
-        return f"agent:{self.agent_id}:main" if self.agent_id else "main"
+        return main_key(self.agent_id) if self.agent_id else "main"
 
 
 def error_object(error: SessionGateError) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from sessiongate.errors import (
     UnauthorizedError,
 )
 from sessiongate.gateway import Gateway
+from sessiongate.keys import main_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
@@ -153,7 +154,7 @@ async def _sessions_list(conn: OpenClawConnection, request: RequestFrame) -> dic
         "count": len(rows),
         "sessions": rows,
         "nextCursor": listing.next_cursor,
-        "defaults": {"defaultAgentId": default, "mainSessionKey": f"agent:{default}:main"},
+        "defaults": {"defaultAgentId": default, "mainSessionKey": main_key(default)},
     }
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from sessiongate.errors import (
@@ -32,12 +33,15 @@ __all__ = [
     "Coordination",
     "MessageRecord",
     "NewSession",
+    "Origin",
     "Provenance",
     "RunLedger",
     "RunRecord",
+    "RunStatus",
     "SessionCatalog",
     "SessionPage",
     "SessionRecord",
+    "SessionStatus",
     "SessionStore",
     "check_import",
     "check_message",
@@ -53,9 +57,32 @@ __all__ = [
     "store_timeout",
 ]
 
-ORIGINS = ("startup", "address", "spawn", "inbound", "cli", "repair", "imported")
-STATUSES = ("active", "archived", "quarantined")
-RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+
+class Origin(StrEnum):
+    """How a session came to exist (its provenance)."""
+
+    STARTUP = "startup"  # each agent's main, at start-up
+    ADDRESS = "address"  # a send to a missing key, allowed by createOnMiss
+    SPAWN = "spawn"  # a sessions_spawn child
+    INBOUND = "inbound"  # a channel message's own session
+    CLI = "cli"  # `sessiongate sessions create`
+    REPAIR = "repair"  # doctor --fix
+    IMPORTED = "imported"  # the OpenClaw importer
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    QUARANTINED = "quarantined"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_SEQ = 2**62  # beyond any sequence number or row id; every backend holds it (int64)
 MAX_INDEXED_BYTES = 1024  # keys, labels, ids: PostgreSQL's btree refuses entries over ~2700

@@ -14,8 +14,10 @@ from sessiongate.store.base import (
     MessageRecord,
     NewSession,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
+    SessionStatus,
     check_import,
     check_message,
     check_new_session,
@@ -53,7 +55,7 @@ class MemorySessionStore:
         for _, key in reversed(self._order):
             record = self._sessions[key]
             wanted_agent = agent_id is None or record.agent_id == agent_id
-            if record.label == label and record.status == "active" and wanted_agent:
+            if record.label == label and record.status == SessionStatus.ACTIVE and wanted_agent:
                 return record
         return None
 
@@ -67,7 +69,7 @@ class MemorySessionStore:
             new.key,
             new.agent_id,
             new.kind,
-            "active",
+            SessionStatus.ACTIVE,
             new.label,
             None,
             new.provenance,
@@ -149,7 +151,7 @@ class MemorySessionStore:
         self._sessions[key] = dataclasses.replace(record, updated_at=now(), **changes)
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
-        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
         self._runs[run_id] = run
         return run
 
@@ -172,7 +174,7 @@ class MemorySessionStore:
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
         message = await self.append_message(key, "assistant", reply, run_id=run_id)
-        await self.finish_run(run_id, "completed")
+        await self.finish_run(run_id, RunStatus.COMPLETED)
         return message
 
     async def find_run(self, run_id: str) -> RunRecord | None:
@@ -181,9 +183,10 @@ class MemorySessionStore:
     async def interrupt_running(self, *, own: bool = False) -> int:
         if not own:
             return 0  # every run here belongs to this process, which is alive
-        running = [r for r in self._runs.values() if r.status == "running"]
+        running = [r for r in self._runs.values() if r.status == RunStatus.RUNNING]
         for run in running:
-            await self.finish_run(run.run_id, "interrupted", "gateway stopped during the run")
+            stopped = "gateway stopped during the run"
+            await self.finish_run(run.run_id, RunStatus.INTERRUPTED, stopped)
         return len(running)
 
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:

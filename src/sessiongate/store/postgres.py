@@ -33,6 +33,7 @@ from sessiongate.store.base import (
     MessageRecord,
     NewSession,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
     check_import,
@@ -390,7 +391,7 @@ class PostgresSessionStore:
         await self._update(key, "status", status)
 
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
-        run = RunRecord(run_id, key, "running", now(), None, None)
+        run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
         await conn.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES ($1, $2, $3, $4, $5)",
@@ -420,7 +421,7 @@ class PostgresSessionStore:
         message = await self._append(
             key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
         )
-        return message, RunRecord(run_id, key, "running", message.created_at, None, None)
+        return message, RunRecord(run_id, key, RunStatus.RUNNING, message.created_at, None, None)
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
         check_message(key, "assistant", reply, run_id)

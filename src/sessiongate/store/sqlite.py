@@ -31,6 +31,7 @@ from sessiongate.store.base import (
     MessageRecord,
     NewSession,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
     check_import,
@@ -330,7 +331,7 @@ class SqliteSessionStore:
         await self._call_write(self._update, key, "status", status)
 
     def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
-        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
         db.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -370,7 +371,7 @@ class SqliteSessionStore:
 
     def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
         message = self._append(db, key, "assistant", reply, run_id, {}, None)
-        self._finish_run(db, run_id, "completed", None)
+        self._finish_run(db, run_id, RunStatus.COMPLETED, None)
         return message
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:

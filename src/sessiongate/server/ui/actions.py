@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from sessiongate.doctor import Finding, plan_repair, repair
 from sessiongate.errors import ConflictError, SessionGateError
+from sessiongate.keys import main_key
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import Signed, action, page
 from sessiongate.server.ui.views import OPERATOR, doctor_scan, gateway_of
@@ -32,7 +33,7 @@ def _send_page(
     error: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
-    callers = [f"agent:{a.id}:main" for a in gateway_of(request).config.agents.entries]
+    callers = [main_key(a.id) for a in gateway_of(request).config.agents.entries]
     return render(
         request,
         "send.html",
