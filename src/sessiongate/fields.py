@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from sessiongate.store.base import MAX_SEQ
+
 __all__ = [
     "ActiveMinutes",
     "HistoryLimit",
@@ -29,7 +31,6 @@ MAX_LABEL_CHARS = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 MAX_LIST_LIMIT = 500
 MAX_HISTORY_LIMIT = 1000
-LARGEST_SEQ = 2**63 - 1  # the largest sequence number a request may name (int64)
 
 MessageText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
 """A message or task text: not empty, at most 200,000 characters."""
@@ -52,7 +53,7 @@ ListLimit = Annotated[int, Field(ge=1, le=MAX_LIST_LIMIT)]
 HistoryLimit = Annotated[int, Field(ge=1, le=MAX_HISTORY_LIMIT)]
 """Messages per transcript read."""
 
-Seq = Annotated[int, Field(ge=1, le=LARGEST_SEQ)]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 """A message's sequence number in its session's transcript."""
 
 ActiveMinutes = Annotated[float, Field(gt=0)]

@@ -25,8 +25,11 @@ from sessiongate.keys import (
     SessionKey,
     SessionKind,
     agent_key_prefix,
+    agent_of_key,
+    key_segments,
     main_key,
     parse_session_key,
+    subagent_key,
 )
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
@@ -60,8 +63,8 @@ def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> 
     swapped, dropped or changed character or two — or one segment missing or
     extra. Cheap enough to run over every candidate on each refusal.
     """
-    want = wanted.split(":")
-    scored = [(score, key) for key in keys if (score := _key_similarity(want, key.split(":")))]
+    want = key_segments(wanted)
+    scored = [(score, key) for key in keys if (score := _key_similarity(want, key_segments(key)))]
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return [key for _, key in scored[:limit]]
 
@@ -123,7 +126,7 @@ class Caller:
     def agent_id(self) -> str | None:
         if self.session_key is None:
             return None
-        return self.session_key.split(":")[1] if self.session_key.startswith("agent:") else None
+        return agent_of_key(self.session_key)
 
     def to_wire(self) -> dict[str, Any]:
         return {"sessionKey": self.session_key, "entryPoint": self.entry_point}
@@ -504,12 +507,13 @@ class Resolver:
         """For a key that does not parse (a typo in a segment): visible keys of its agent."""
         if not isinstance(reference, str):
             return []
-        parts = reference.strip().lower().split(":")
-        if len(parts) < 3 or parts[0] != "agent" or self.config.agent(parts[1]) is None:
+        text = reference.strip().lower()
+        agent_id = agent_of_key(text)
+        if agent_id is None or self.config.agent(agent_id) is None:
             return []
-        recent = await self._recent_sessions(parts[1])
+        recent = await self._recent_sessions(agent_id)
         visible = [s.key for s in recent if await self.may_see(caller, s)]
-        return closest_keys(":".join(parts), visible)
+        return closest_keys(text, visible)
 
     async def _audit_invalid(
         self,
@@ -564,7 +568,7 @@ class Resolver:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(agent_id, agent_id, None, caller)
-        key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
+        key = subagent_key(agent_id, str(uuid.uuid4()))
         parent_key = parent.key if parent else None
         # nearest first, as deep as visibility reaches: a long chain costs no more storage
         chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()
