@@ -48,6 +48,7 @@ from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
 from sessiongate.store.base import Origin
+from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
 from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
 from sessiongate.tools.base import validate_args
@@ -194,28 +195,28 @@ class Gateway:
         With `stream`, the run events of the addressed session are collected from before
         the run is queued; `stream.follow` then relays them (the streaming surfaces).
         """
-        self._allowed("sessions_send")
+        self._allowed(ToolName.SEND)
         return await sessions_send(self._context(caller), args, stream)
 
     async def spawn(self, args: SpawnArgs, caller: Caller) -> SpawnOutcome:
         """Start a run in a fresh child session, or a named one (``sessions_spawn``)."""
-        self._allowed("sessions_spawn")
+        self._allowed(ToolName.SPAWN)
         return await sessions_spawn(self._context(caller), args)
 
     async def list_sessions(self, args: ListArgs, caller: Caller) -> SessionListing:
         """A page of the sessions `caller` may see, newest first (``sessions_list``)."""
-        self._allowed("sessions_list")
+        self._allowed(ToolName.LIST)
         return await sessions_list(self._context(caller), args)
 
     async def history(self, args: HistoryArgs, caller: Caller) -> History:
         """A session's transcript, read (never created) (``sessions_history``)."""
-        self._allowed("sessions_history")
+        self._allowed(ToolName.HISTORY)
         return await sessions_history(self._context(caller), args)
 
     async def resolve(self, args: SessionArgs, caller: Caller) -> Resolution:
         """How a reference resolves for reading (never creates); allowed with
         ``sessions_history``."""
-        self._allowed("sessions_history")
+        self._allowed(ToolName.HISTORY)
         return await self.resolver.resolve(args.session_key, caller, Intent.READ)
 
     async def show(self, args: SessionArgs, caller: Caller) -> ShownSession:
