@@ -204,7 +204,9 @@ def sessions_show(
 
         gateway = await _local_gateway(config_path)
         try:
-            resolution = await gateway.show_session(key, Caller(None, "cli"))
+            from sessiongate.tools.args import SessionArgs
+
+            resolution = await gateway.resolve(SessionArgs(session_key=key), Caller(None, "cli"))
             return {
                 **resolution.session.to_wire(),
                 "requestedKey": key,
@@ -236,9 +238,11 @@ def sessions_create(
     """Create a session on purpose (origin 'cli'), e.g. before turning createOnMiss off."""
 
     async def create() -> dict[str, Any]:
+        from sessiongate.store.base import Origin
+
         gateway = await _local_gateway(config_path)
         try:
-            record, created = await gateway.create_session(key, "cli", "cli", label)
+            record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
             return {**record.to_wire(), "created": created}
         finally:
             await gateway.close()
