@@ -165,10 +165,15 @@ class Gateway:
         own = await self.resolver.resolve(session_key, operator, Intent.OWN)
         return Caller(own.key, entry_point)
 
-    async def show_session(self, reference: str, caller: Caller) -> Resolution:
-        """Resolve a session for reading (never creates); allowed with ``sessions_history``."""
+    async def show_session(
+        self, reference: str, caller: Caller, *, follow_alias: bool = True
+    ) -> Resolution:
+        """Resolve a session for reading (never creates); allowed with ``sessions_history``.
+        `follow_alias=False` shows the session of the key itself (an archived phantom)."""
         get_tool("sessions_history", self.config.gateway.tools.allow)
-        return await self.resolver.resolve(reference, caller, Intent.READ)
+        return await self.resolver.resolve(
+            reference, caller, Intent.READ, follow_alias=follow_alias
+        )
 
     async def subscribe(
         self, reference: str, caller: Caller, listener: Listener

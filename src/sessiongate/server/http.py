@@ -144,6 +144,8 @@ def _query_args(request: Request) -> dict[str, Any]:
         check_text(name, "query")
         check_text(value, "query")
         args[name] = query_int(value) if name in ("limit", "before") else value
+        if name == "followAlias" and value in ("true", "false"):
+            args[name] = value == "true"
     return args
 
 
@@ -173,7 +175,8 @@ async def show_session(request: Request) -> Response:
     gateway = _gateway(request)
     key = _path_key(request)
     caller = await _header_caller(request, gateway)
-    resolution = await gateway.show_session(key, caller)
+    follow = request.query_params.get("followAlias", "true") != "false"
+    resolution = await gateway.show_session(key, caller, follow_alias=follow)
     return ok({**resolution.session.to_wire(), "requestedKey": resolution.requested_key})
 
 

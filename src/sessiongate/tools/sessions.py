@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
 from sessiongate.resolver import Intent, Resolution
-from sessiongate.store.base import SessionRecord
+from sessiongate.store.base import MessageRecord, SessionRecord
 from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
 
 __all__ = ["SESSION_TOOLS"]
@@ -52,6 +52,7 @@ class HistoryArgs(ToolArgs):
     limit: int = Field(default=50, ge=1, le=1000)
     before: int | None = Field(default=None, ge=1, le=MAX_SEQ)
     include_tools: bool = False  # OpenClaw's; tool calls are not kept in transcripts here
+    follow_alias: bool = True  # false: the key's own transcript (an archived phantom's)
 
 
 class SendArgs(ToolArgs):
@@ -86,7 +87,7 @@ async def sessions_list(ctx: ToolContext, args: ListArgs) -> dict[str, Any]:
     rows = [s.to_wire() for s in sessions]
     if args.message_limit:
         for row in rows:
-            history = await ctx.store.history(row["key"], limit=args.message_limit)
+            history = in_time_order(await ctx.store.history(row["key"], limit=args.message_limit))
             row["messages"] = [m.to_wire() for m in history]
     return {"sessions": rows, "nextCursor": page.next_cursor}
 
@@ -100,9 +101,19 @@ def _listed(session: SessionRecord, args: ListArgs) -> bool:
     return session.updated_at >= time.time() - args.active_minutes * 60
 
 
+def in_time_order(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """Messages in the order they were written (then by seq): those a repair recovered
+    carry their original times and take their place among the others."""
+    return sorted(messages, key=lambda m: (m.created_at, m.seq))
+
+
 async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> dict[str, Any]:
-    resolution = await ctx.resolver.resolve(args.session_key, ctx.caller, Intent.READ)
-    messages = await ctx.store.history(resolution.key, limit=args.limit, before=args.before)
+    resolution = await ctx.resolver.resolve(
+        args.session_key, ctx.caller, Intent.READ, follow_alias=args.follow_alias
+    )
+    messages = in_time_order(
+        await ctx.store.history(resolution.key, limit=args.limit, before=args.before)
+    )
     return {"sessionKey": resolution.key, "messages": [m.to_wire() for m in messages]}
 
 

@@ -233,8 +233,10 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
     )
 
 
-async def _history(gateway: Gateway, key: str, before: int | None) -> list[dict[str, Any]]:
-    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS}
+async def _history(
+    gateway: Gateway, key: str, before: int | None, follow_alias: bool = True
+) -> list[dict[str, Any]]:
+    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS, "followAlias": follow_alias}
     if before is not None:
         args["before"] = before
     messages: list[dict[str, Any]] = (await gateway.invoke("sessions_history", args, OPERATOR))[
@@ -251,10 +253,13 @@ def _int_param(request: Request, name: str) -> int | None:
 @page
 async def session_view(request: Request, signed: Signed) -> Response:
     gateway = gateway_of(request)
-    resolution = await gateway.show_session(request.path_params["key"], OPERATOR)
+    own = request.query_params.get("archived") == "1"  # the key's own, not its alias target
+    key = request.path_params["key"]
+    resolution = await gateway.show_session(key, OPERATOR, follow_alias=not own)
     before = _int_param(request, "before")
-    messages = await _history(gateway, resolution.key, before)
+    messages = await _history(gateway, resolution.key, before, follow_alias=not own)
     session = _marked(gateway, resolution.session.to_wire())
+    oldest = min((m["seq"] for m in messages), default=1)
     return render(
         request,
         "session.html",
@@ -264,8 +269,9 @@ async def session_view(request: Request, signed: Signed) -> Response:
         requested=resolution.requested_key,
         aliases=await gateway.aliases_of(resolution.key, OPERATOR),
         messages=messages,
-        older=messages[0]["seq"] if messages and messages[0]["seq"] > 1 else None,
-        latest=before is None,
+        older=oldest if oldest > 1 else None,
+        latest=before is None and not own,
+        own=own,
     )
 
 
