@@ -35,6 +35,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
+from sessiongate.store.base import Origin
 from sessiongate.tools import ToolContext, get_tool
 
 __all__ = ["Gateway"]
@@ -222,7 +223,7 @@ class Gateway:
         return self.resolver.parse(reference).text
 
     async def create_session(
-        self, reference: str, origin: str, entry_point: str, label: str | None = None
+        self, reference: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
         """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
         return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)

@@ -18,20 +18,30 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sessiongate.audit import AuditLog
+from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
 from sessiongate.keys import (
     SessionKey,
     SessionKind,
     agent_key_prefix,
+    agent_of_key,
+    key_segments,
     main_key,
     parse_session_key,
+    subagent_key,
 )
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
-from sessiongate.store.base import NewSession, Provenance, SessionCatalog, SessionRecord
+from sessiongate.store.base import (
+    NewSession,
+    Origin,
+    Provenance,
+    SessionCatalog,
+    SessionRecord,
+    SessionStatus,
+)
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver"]
 
@@ -53,8 +63,8 @@ def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> 
     swapped, dropped or changed character or two — or one segment missing or
     extra. Cheap enough to run over every candidate on each refusal.
     """
-    want = wanted.split(":")
-    scored = [(score, key) for key in keys if (score := _key_similarity(want, key.split(":")))]
+    want = key_segments(wanted)
+    scored = [(score, key) for key in keys if (score := _key_similarity(want, key_segments(key)))]
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return [key for _, key in scored[:limit]]
 
@@ -116,7 +126,7 @@ class Caller:
     def agent_id(self) -> str | None:
         if self.session_key is None:
             return None
-        return self.session_key.split(":")[1] if self.session_key.startswith("agent:") else None
+        return agent_of_key(self.session_key)
 
     def to_wire(self) -> dict[str, Any]:
         return {"sessionKey": self.session_key, "entryPoint": self.entry_point}
@@ -129,7 +139,7 @@ class Resolution:
     session: SessionRecord
     requested_key: str
     canonical_key: str
-    decision: str  # hit | created | warned
+    decision: Decision  # hit | created | warned
     policy: PolicyDecision | None = None
     lints: tuple[KeyLint, ...] = field(default_factory=tuple)
 
@@ -206,7 +216,7 @@ class Resolver:
             cursor = page.next_cursor
 
     async def _create_main(self, agent_id: str) -> bool:
-        provenance = Provenance("startup", "startup")
+        provenance = Provenance(Origin.STARTUP, "startup")
         return await self._create(NewSession(main_key(agent_id), agent_id, "main", provenance))
 
     async def _create(self, new: NewSession) -> bool:
@@ -232,13 +242,13 @@ class Resolver:
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
-            self.metrics.resolved("invalid")
+            self.metrics.resolved(Decision.INVALID)
             exc.details["suggestions"] = await self._suggest_for_invalid(reference, caller)
             await self._audit_invalid(reference, None, caller, exc)
             raise
         agent_id = key.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
-            self.metrics.resolved("rejected")
+            self.metrics.resolved(Decision.REJECTED)
             error = await self._agent_not_found(reference, agent_id, key, caller)
             await self._audit_invalid(reference, key, caller, error)
             raise error
@@ -252,12 +262,12 @@ class Resolver:
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)
         lints = self.lints(key)
         if record is not None:
-            self.metrics.resolved("hit")
+            self.metrics.resolved(Decision.HIT)
             self._remember(record)
-            return Resolution(record, reference, key.text, "hit", None, lints)
+            return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
             raise await self._not_found(
-                reference, key, caller, None, None, list(lints), "not-found"
+                reference, key, caller, None, None, list(lints), Decision.NOT_FOUND
             )
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
@@ -273,21 +283,21 @@ class Resolver:
         policy: PolicyDecision,
         lints: tuple[KeyLint, ...],
     ) -> Resolution:
-        provenance = Provenance("address", caller.entry_point, caller.session_key)
+        provenance = Provenance(Origin.ADDRESS, caller.entry_point, caller.session_key)
         record, created = await self.store.ensure(
             NewSession(key.text, agent_id, key.kind.value, provenance)
         )
         self._recent.pop(agent_id, None)
-        decision = "warned" if policy.mode is CreateOnMissPolicy.WARN else "created"
+        decision = Decision.WARNED if policy.mode is CreateOnMissPolicy.WARN else Decision.CREATED
         if not created:
-            decision = "hit"  # a concurrent caller created it first
+            decision = Decision.HIT  # a concurrent caller created it first
         else:
-            self.metrics.created("address")
+            self.metrics.created(Origin.ADDRESS)
             # a warned line is what an operator reads before turning createOnMiss off:
             # it carries the lint and the session the key probably meant
             suggestions = (
                 await self._suggestions(key, agent_id, caller, list(lints))
-                if decision == "warned"
+                if decision is Decision.WARNED
                 else []
             )
             await self._audit(decision, reference, key, caller, policy.describe, lints, suggestions)
@@ -440,7 +450,7 @@ class Resolver:
         policy: str | None,
         hidden_by: str | None = None,
         lints: list[KeyLint] | None = None,
-        decision: str = "rejected",
+        decision: Decision = Decision.REJECTED,
     ) -> SessionNotFoundError:
         """The refusal for a key that is missing or not visible; `decision` is what the
         audit records: ``rejected`` (an address refused) or ``not-found`` (a lookup).
@@ -488,7 +498,7 @@ class Resolver:
         if cached is not None and time.monotonic() - cached[0] < SUGGESTION_CACHE_SECONDS:
             return cached[1]
         page = await self.store.list_sessions(agent_id=agent_id, limit=SUGGESTION_POOL)
-        records = [s for s in page.sessions if s.status == "active"]
+        records = [s for s in page.sessions if s.status == SessionStatus.ACTIVE]
         self._recent[agent_id] = (time.monotonic(), records)
         return records
 
@@ -496,12 +506,13 @@ class Resolver:
         """For a key that does not parse (a typo in a segment): visible keys of its agent."""
         if not isinstance(reference, str):
             return []
-        parts = reference.strip().lower().split(":")
-        if len(parts) < 3 or parts[0] != "agent" or self.config.agent(parts[1]) is None:
+        text = reference.strip().lower()
+        agent_id = agent_of_key(text)
+        if agent_id is None or self.config.agent(agent_id) is None:
             return []
-        recent = await self._recent_sessions(parts[1])
+        recent = await self._recent_sessions(agent_id)
         visible = [s.key for s in recent if await self.may_see(caller, s)]
-        return closest_keys(":".join(parts), visible)
+        return closest_keys(text, visible)
 
     async def _audit_invalid(
         self,
@@ -516,7 +527,7 @@ class Resolver:
             return
         await self.audit.record(
             {
-                "decision": "invalid",
+                "decision": Decision.INVALID,
                 "caller": caller.to_wire(),
                 "requestedKey": reference if isinstance(reference, str) else repr(reference)[:200],
                 "canonicalKey": key.text if key else None,
@@ -556,19 +567,21 @@ class Resolver:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(agent_id, agent_id, None, caller)
-        key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
+        key = subagent_key(agent_id, str(uuid.uuid4()))
         parent_key = parent.key if parent else None
         # nearest first, as deep as visibility reaches: a long chain costs no more storage
         chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()
-        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key, chain)
+        provenance = Provenance(
+            Origin.SPAWN, caller.entry_point, caller.session_key, parent_key, chain
+        )
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
-        self.metrics.created("spawn")
+        self.metrics.created(Origin.SPAWN)
         return record
 
     async def ensure_origin_session(
-        self, key: str, origin: str, entry_point: str, label: str | None = None
+        self, key: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
         """Create (or find) a session whose key is derived from a message's own origin."""
         parsed = self.parse(key)

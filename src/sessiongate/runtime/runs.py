@@ -25,7 +25,13 @@ from sessiongate.errors import (
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller
 from sessiongate.runtime.base import InvokeTool, Runtime, Turn
-from sessiongate.store.base import MessageRecord, RunRecord, SessionRecord, SessionStore
+from sessiongate.store.base import (
+    MessageRecord,
+    RunRecord,
+    RunStatus,
+    SessionRecord,
+    SessionStore,
+)
 
 __all__ = ["RunEvent", "RunManager"]
 
@@ -184,10 +190,10 @@ class RunManager:
     async def _outcome_of(self, record: RunRecord) -> dict[str, Any]:
         """What a send of this (stored) run answered, or would answer now."""
         base = {"runId": record.run_id, "sessionKey": record.session_key}
-        if record.status == "running":
+        if record.status == RunStatus.RUNNING:
             return {"status": "accepted", **base}
-        if record.status != "completed":
-            failure = RunFailedError if record.status == "failed" else RunInterruptedError
+        if record.status != RunStatus.COMPLETED:
+            failure = RunFailedError if record.status == RunStatus.FAILED else RunInterruptedError
             error = failure(record.error or f"the run was {record.status}").to_wire()["error"]
             return {"status": "error", "error": error, **base}
         history = await self.store.history(record.session_key, limit=REPLY_LOOKBACK, before=None)
@@ -248,14 +254,16 @@ class RunManager:
                 reply = await self._reply(runtime, run)
         except asyncio.CancelledError:
             with contextlib.suppress(StoreUnavailableError):  # close() interrupts it anyway
-                await store.finish_run(run_id, "interrupted", "gateway stopped")
+                await store.finish_run(run_id, RunStatus.INTERRUPTED, "gateway stopped")
             stopped = RunInterruptedError("the gateway stopped during this run")
             self._settle(run, {"status": "error", "error": stopped.to_wire()["error"]})
             raise
         except Exception as exc:  # a runtime's failure is recorded, never fatal to the gateway
             log.warning("run failed", run_id=run_id, error=repr(exc))
             failure = repr(exc)[:2000]
-            await self._record_end(run_id, lambda: store.finish_run(run_id, "failed", failure))
+            await self._record_end(
+                run_id, lambda: store.finish_run(run_id, RunStatus.FAILED, failure)
+            )
             error = RunFailedError(f"{type(exc).__name__}: {exc}"[:2000]).to_wire()["error"]
             outcome: dict[str, Any] = {"status": "error", "error": error}
             self._publish("run.failed", run, error=error)
@@ -302,7 +310,7 @@ class RunManager:
             run = await self.store.find_run(run_id)
         except StoreUnavailableError:
             return None
-        return run is not None and run.status != "running"
+        return run is not None and run.status != RunStatus.RUNNING
 
     async def interrupt_unrecorded(self) -> int:
         """Mark runs whose end could not be stored as interrupted; the janitor calls this."""
@@ -312,7 +320,7 @@ class RunManager:
             if ended is None:
                 continue  # the store is still away: next sweep
             if not ended:
-                await self.store.finish_run(run_id, "interrupted", UNRECORDED)
+                await self.store.finish_run(run_id, RunStatus.INTERRUPTED, UNRECORDED)
                 marked += 1
             self._unrecorded.discard(run_id)
         return marked

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from sessiongate import __version__
 from sessiongate.catchall import internal_error
-from sessiongate.errors import PayloadTooLargeError, SessionGateError, StoreUnavailableError
+from sessiongate.errors import SessionGateError, StoreUnavailableError
 from sessiongate.gateway import Gateway
 from sessiongate.policy import effective_policies
 from sessiongate.request_ids import begin_request, current_request_id
@@ -31,6 +31,7 @@ from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
+from sessiongate.server.requests import read_body
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.sessions import HistoryArgs, ListArgs
 from sessiongate.wire import check_text, decode_json, query_int
@@ -96,22 +97,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> Any:
-    limit: int = request.app.state.gateway.config.gateway.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return decode_json(await _read_body(request, limit, declared))
-
-
-async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
-    if declared and declared.isdigit():  # the server stops reading at the declared length
-        return await request.body()
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return bytes(body)
+    return decode_json(await read_body(request))
 
 
 class InvokeBody(ToolArgs):

@@ -37,6 +37,7 @@ from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
+from sessiongate.server.requests import same_origin
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
 
@@ -404,9 +405,7 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
 
 def _page_cookies(conn: Connection) -> dict[str, str]:
     """The cookies of a same-origin page (a cross-site page may not use the page's sign-in)."""
-    headers = conn.websocket.headers
-    origin = headers.get("origin", "")
-    if origin.partition("://")[2] != headers.get("host"):
+    if not same_origin(conn.websocket, absent=False):
         return {}
     return dict(conn.websocket.cookies)
 

@@ -33,12 +33,13 @@ from sessiongate.store.base import (
     MessageRecord,
     NewSession,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     encode_cursor,
@@ -259,15 +260,15 @@ class PostgresSessionStore:
         return await self._run(in_transaction)
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         sql = (
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
@@ -383,14 +384,14 @@ class PostgresSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         await self._update(key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
         await self._update(key, "status", status)
 
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
-        run = RunRecord(run_id, key, "running", now(), None, None)
+        run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
         await conn.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES ($1, $2, $3, $4, $5)",
@@ -420,7 +421,7 @@ class PostgresSessionStore:
         message = await self._append(
             key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
         )
-        return message, RunRecord(run_id, key, "running", message.created_at, None, None)
+        return message, RunRecord(run_id, key, RunStatus.RUNNING, message.created_at, None, None)
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
         check_message(key, "assistant", reply, run_id)

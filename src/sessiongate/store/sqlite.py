@@ -31,12 +31,13 @@ from sessiongate.store.base import (
     MessageRecord,
     NewSession,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     encode_cursor,
@@ -188,7 +189,7 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return await self._call(self._find, key)
 
     def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
@@ -201,8 +202,8 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         return await self._call(self._find_by_label, label, agent_id)
 
     def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
@@ -323,14 +324,14 @@ class SqliteSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         await self._call_write(self._update, key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
         await self._call_write(self._update, key, "status", status)
 
     def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
-        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
         db.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -370,7 +371,7 @@ class SqliteSessionStore:
 
     def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
         message = self._append(db, key, "assistant", reply, run_id, {}, None)
-        self._finish_run(db, run_id, "completed", None)
+        self._finish_run(db, run_id, RunStatus.COMPLETED, None)
         return message
 
     async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
 from sessiongate.resolver import Intent, Resolution
-from sessiongate.store.base import MessageRecord, SessionRecord
+from sessiongate.store.base import MAX_SEQ, MessageRecord, SessionRecord
 from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
 
 __all__ = ["SESSION_TOOLS"]
@@ -19,7 +19,6 @@ __all__ = ["SESSION_TOOLS"]
 T = TypeVar("T")
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5e5510a6-a7e0-4c1b-9d3e-0c1a3b9e7d21")
-MAX_SEQ = 2**63 - 1  # the largest sequence number any store can hold
 
 Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "hook"]
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
@@ -26,7 +27,7 @@ from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
-from sessiongate.store.base import ORIGINS
+from sessiongate.store.base import Origin, SessionStatus
 from sessiongate.tools.sessions import Kind
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
@@ -35,7 +36,7 @@ OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
 KINDS = get_args(Kind)
-DECISIONS = ("rejected", "invalid", "warned", "created", "not-found", "repaired")
+DECISIONS = tuple(d.value for d in AUDITED)
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
 
@@ -207,7 +208,7 @@ async def _session_page(
 
 def _marked(gateway: Gateway, session: dict[str, Any]) -> dict[str, Any]:
     lints = phantom_lints(gateway, session["key"], session["origin"])
-    live = session["status"] == "active" and session["aliasOf"] is None
+    live = session["status"] == SessionStatus.ACTIVE and session["aliasOf"] is None
     return {**session, "phantom": lints[0].message if lints and live else None}
 
 
@@ -226,7 +227,7 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
         wanted=wanted,
         agents=gateway.config.agent_ids,
         kinds=KINDS,
-        origins=ORIGINS,
+        origins=tuple(o.value for o in Origin),
         next_query=wanted.query(next_cursor) if next_cursor else None,
         first_query=wanted.query() if cursor else None,
         scanned=scanned,
