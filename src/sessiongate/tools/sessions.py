@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
 from sessiongate.resolver import Intent, Resolution
 from sessiongate.store.base import MAX_SEQ, MessageRecord, SessionRecord
+from sessiongate.tool_names import ToolName
 from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
 
 __all__ = ["SESSION_TOOLS"]
@@ -226,7 +227,7 @@ SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
     spec.name: spec
     for spec in (
         ToolSpec(
-            "sessions_send",
+            ToolName.SEND,
             "Send a message to a session by key (or label) and wait up to timeoutSeconds for "
             "the reply. A key that does not exist may be refused with SESSION_NOT_FOUND; read "
             "its suggestions and retry with one of them.",
@@ -235,7 +236,7 @@ SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
             addresses_session=True,
         ),
         ToolSpec(
-            "sessions_spawn",
+            ToolName.SPAWN,
             "Start a sub-agent in a fresh session with a task; returns at once with the child "
             "session key and run id.",
             SpawnArgs,
@@ -243,14 +244,14 @@ SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
             addresses_session=True,
         ),
         ToolSpec(
-            "sessions_list",
+            ToolName.LIST,
             "List the sessions you may see, newest first.",
             ListArgs,
             sessions_list,
             addresses_session=False,
         ),
         ToolSpec(
-            "sessions_history",
+            ToolName.HISTORY,
             "Read a session's transcript.",
             HistoryArgs,
             sessions_history,
