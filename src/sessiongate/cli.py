@@ -200,8 +200,10 @@ def sessions_show(
 
         gateway = await _local_gateway(config_path)
         try:
-            caller = Caller(None, "cli")
-            resolution = await gateway.show_session(key, caller, follow_alias=not archived)
+            from sessiongate.tools.args import SessionArgs
+
+            args = SessionArgs(session_key=key, follow_alias=not archived)
+            resolution = await gateway.resolve(args, Caller(None, "cli"))
             return {
                 **resolution.session.to_wire(),
                 "requestedKey": key,

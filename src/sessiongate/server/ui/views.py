@@ -28,7 +28,7 @@ from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
 from sessiongate.store.base import Origin, SessionStatus
-from sessiongate.tools.sessions import Kind
+from sessiongate.tools.args import Kind, SessionArgs
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
 
@@ -255,8 +255,8 @@ def _int_param(request: Request, name: str) -> int | None:
 async def session_view(request: Request, signed: Signed) -> Response:
     gateway = gateway_of(request)
     own = request.query_params.get("archived") == "1"  # the key's own, not its alias target
-    key = request.path_params["key"]
-    resolution = await gateway.show_session(key, OPERATOR, follow_alias=not own)
+    args = SessionArgs(session_key=request.path_params["key"], follow_alias=not own)
+    resolution = await gateway.resolve(args, OPERATOR)
     before = _int_param(request, "before")
     messages = await _history(gateway, resolution.key, before, follow_alias=not own)
     session = _marked(gateway, resolution.session.to_wire())
@@ -268,7 +268,7 @@ async def session_view(request: Request, signed: Signed) -> Response:
         title=session["key"],
         session=session,
         requested=resolution.requested_key,
-        aliases=await gateway.aliases_of(resolution.key, OPERATOR),
+        aliases=await gateway.aliases_of(SessionArgs(session_key=resolution.key), OPERATOR),
         messages=messages,
         older=oldest if oldest > 1 else None,
         latest=before is None and not own,
