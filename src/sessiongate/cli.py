@@ -190,7 +190,9 @@ def sessions_show(
 
         gateway = await _local_gateway(config_path)
         try:
-            resolution = await gateway.show_session(key, Caller(None, "cli"))
+            from sessiongate.tools.args import SessionArgs
+
+            resolution = await gateway.resolve(SessionArgs(session_key=key), Caller(None, "cli"))
             return {
                 **resolution.session.to_wire(),
                 "requestedKey": key,

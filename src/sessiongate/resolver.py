@@ -151,6 +151,14 @@ class Resolution:
     def warnings(self) -> list[str]:
         return [lint.message for lint in self.lints]
 
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_wire(),
+            "requestedKey": self.requested_key,
+            "canonicalKey": self.canonical_key,
+            "warnings": self.warnings,
+        }
+
 
 class Resolver:
     """Resolves references to sessions under one configuration and one store."""

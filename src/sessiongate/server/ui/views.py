@@ -28,7 +28,7 @@ from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
 from sessiongate.store.base import Origin, SessionStatus
-from sessiongate.tools.sessions import Kind
+from sessiongate.tools.args import Kind, SessionArgs
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
 
@@ -252,7 +252,8 @@ def _int_param(request: Request, name: str) -> int | None:
 @page
 async def session_view(request: Request, signed: Signed) -> Response:
     gateway = gateway_of(request)
-    resolution = await gateway.show_session(request.path_params["key"], OPERATOR)
+    args = SessionArgs(session_key=request.path_params["key"])
+    resolution = await gateway.resolve(args, OPERATOR)
     before = _int_param(request, "before")
     messages = await _history(gateway, resolution.key, before)
     session = _marked(gateway, resolution.session.to_wire())
@@ -263,7 +264,7 @@ async def session_view(request: Request, signed: Signed) -> Response:
         title=session["key"],
         session=session,
         requested=resolution.requested_key,
-        aliases=await gateway.aliases_of(resolution.key, OPERATOR),
+        aliases=await gateway.aliases_of(SessionArgs(session_key=resolution.key), OPERATOR),
         messages=messages,
         older=messages[0]["seq"] if messages and messages[0]["seq"] > 1 else None,
         latest=before is None,
