@@ -127,7 +127,7 @@ def policy_lines(policies: dict[str, Any]) -> list[str]:
     """createOnMiss per agent (the wire form of `policy.effective_for`), as status and the
     serve banner print it: the main key's value, then what decides the agent's other keys."""
     values = "  ".join(f"{agent}={_value(p['createOnMiss'])}" for agent, p in policies.items())
-    rule_count = len({r["rule"] for p in policies.values() for r in p["rules"]})
+    rule_count = len({r["decidedBy"] for p in policies.values() for r in p["rules"]})
     lines = [f"createOnMiss  {values}" + (f"  (+ {rule_count} rule(s))" if rule_count else "")]
     for agent, p in policies.items():
         if not p["rules"] and p["decidedBy"] == p["otherKeys"]["decidedBy"]:
