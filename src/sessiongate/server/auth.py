@@ -9,12 +9,12 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from sessiongate.config import SessionGateConfig, state_dir
+from sessiongate.config import SessionGateConfig
 from sessiongate.errors import ConfigError, UnauthorizedError
+from sessiongate.paths import token_file
 from sessiongate.private_files import make_private_dir, open_no_follow
 from sessiongate.store.base import PageSessions
 
@@ -34,11 +34,6 @@ __all__ = [
 UI_COOKIE = "sessiongate_ui"
 UI_COOKIE_MAX_AGE = 12 * 3600
 MAX_COOKIE_CHARS = 512  # a genuine cookie is ~150 characters; nothing longer is unsigned
-
-
-def token_file() -> Path:
-    """Where a generated token is kept (0600)."""
-    return state_dir() / "gateway.token"
 
 
 def gateway_token(config: SessionGateConfig) -> tuple[str, bool]:
