@@ -57,6 +57,7 @@ def authenticate(request: Request, surface: str = "http") -> None:
     wrong tokens are paced per client address (`FailedAuthLimiter`)."""
     token = bearer_token(request)
     _paced_check(request, surface, token)
+    request.app.state.connection_guard.authenticated(request.client)
     request.app.state.rate_limiter.charge(token)
 
 

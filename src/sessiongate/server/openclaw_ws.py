@@ -303,6 +303,7 @@ def _check_connect(conn: OpenClawConnection, request: RequestFrame) -> ConnectPa
     client = client_address(conn.websocket.client)
     limiter.check(client, "openclaw-ws", conn.websocket.app.state.token, params.auth.token)
     conn.budget.credential = params.auth.token  # the per-token request rate counts here too
+    conn.websocket.app.state.connection_guard.authenticated(conn.websocket.client)
     return params
 
 

@@ -380,6 +380,7 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
         cookies = _page_cookies(conn)
         await check_token_or_cookie(expected, params.token, cookies, conn.gateway.store, check)
         conn.budget.credential = params.token or expected  # a signed-in page stands for it
+        conn.websocket.app.state.connection_guard.authenticated(conn.websocket.client)
         conn.caller = await conn.gateway.caller_for(params.session_key, "ws")
     except SessionGateError as exc:
         await conn.fail(request.id, exc)

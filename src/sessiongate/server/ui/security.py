@@ -71,7 +71,10 @@ class Signed:
 async def signed_in(request: Request) -> Signed | None:
     store = request.app.state.gateway.store
     cookie = await signed_in_page(store, request.app.state.token, request.cookies.get(UI_COOKIE))
-    return Signed(cookie.csrf, cookie.session_id) if cookie else None
+    if cookie is None:
+        return None
+    request.app.state.connection_guard.authenticated(request.client)
+    return Signed(cookie.csrf, cookie.session_id)
 
 
 def set_cookie(response: Response, request: Request, value: str) -> None:
