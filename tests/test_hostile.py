@@ -6,6 +6,8 @@ Each test drives the real server over loopback (figures are in benchmarks/abuse)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -443,3 +445,45 @@ async def test_the_page_encodes_keys_in_links_and_shows_controls_and_bidi_visibl
             assert shown.status_code == 200 and "agent:atlas:cron:a#b" in shown.text
             css = (await http.get(re.findall(r'href="(/ui/static/ui[^"]*\.css)"', page)[0])).text
             assert "unicode-bidi: isolate" in css
+
+
+# --- logs -----------------------------------------------------------------------------
+
+
+async def test_with_json_logs_every_stderr_line_is_json_even_for_garbage(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "json-logs.json5"
+    config.write_text(json.dumps({"gateway": {"port": port, "auth": {"token": "t" * 24}},
+                                  "storage": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
+                                  "audit": {"path": str(tmp_path / "j.jsonl")}}))  # fmt: skip
+    env = {**os.environ, "SESSIONGATE_STATE_DIR": str(tmp_path / "j-state")}
+    command = [sys.executable, "-m", "sessiongate", "serve", "--config", str(config),
+               "--log-format", "json"]  # fmt: skip
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(400):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+        for _ in range(5):  # garbage before any request line: each connection is dropped
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"\x16\x03\x01 not http at all\r\n\r\n")
+            await reader.read()
+            writer.close()
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send(b"\xff\xfe not utf-8", text=True)
+            with contextlib.suppress(Exception):
+                await ws.recv()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    lines = [line for line in stderr_path.read_text(errors="replace").splitlines() if line]
+    assert lines, "the garbage was logged"
+    for line in lines:
+        json.loads(line)  # raises on any plain-text line
+    assert len(lines) <= 5 + 1 + 2  # at most once per connection (plus start and stop)

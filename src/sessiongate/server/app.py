@@ -90,6 +90,7 @@ def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None)
         host=config.gateway.host,
         port=config.gateway.port if port is None else port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger: `logs` renders them
         lifespan="on",
         http=http_protocol,
         ws=ws_protocol,
