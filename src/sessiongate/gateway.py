@@ -47,7 +47,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
-from sessiongate.store.base import Origin
+from sessiongate.store.base import Origin, PageSessions
 from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
 from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
@@ -72,6 +72,7 @@ class Gateway:
     def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
         self.config = config
         self.store = store
+        self.page_sessions: PageSessions = store  # the control page's sign-ins, for surfaces
         self.started_at = time.time()
         self.metrics = GatewayMetrics()
         audit = config.audit

@@ -378,7 +378,8 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
         limiter.refuse_if_locked(client, "ws")
         check = functools.partial(limiter.check, client, "ws")
         cookies = _page_cookies(conn)
-        await check_token_or_cookie(expected, params.token, cookies, conn.gateway.store, check)
+        sign_ins = conn.gateway.page_sessions
+        await check_token_or_cookie(expected, params.token, cookies, sign_ins, check)
         conn.budget.credential = params.token or expected  # a signed-in page stands for it
         conn.websocket.app.state.connection_guard.authenticated(conn.websocket.client)
         conn.caller = await conn.gateway.caller_for(params.session_key, "ws")

@@ -69,7 +69,7 @@ class Signed:
 
 
 async def signed_in(request: Request) -> Signed | None:
-    store = request.app.state.gateway.store
+    store = request.app.state.gateway.page_sessions
     cookie = await signed_in_page(store, request.app.state.token, request.cookies.get(UI_COOKIE))
     if cookie is None:
         return None

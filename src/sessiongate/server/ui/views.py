@@ -93,7 +93,8 @@ async def signin(request: Request) -> Response:
             problem=problem,
         )
     value, cookie = issue_ui_cookie(request.app.state.token)
-    await gateway_of(request).store.open_page_session(cookie.session_id, now() + UI_COOKIE_MAX_AGE)
+    sign_ins = gateway_of(request).page_sessions
+    await sign_ins.open_page_session(cookie.session_id, now() + UI_COOKIE_MAX_AGE)
     response = RedirectResponse(next_target, 303)
     set_cookie(response, request, value)
     return response
@@ -102,7 +103,7 @@ async def signin(request: Request) -> Response:
 @action
 async def signout(request: Request, signed: Signed, form: dict[str, str]) -> Response:
     """Sign this page out here and in every gateway process (a copy of the cookie is void)."""
-    await gateway_of(request).store.close_page_session(signed.session_id)
+    await gateway_of(request).page_sessions.close_page_session(signed.session_id)
     response = RedirectResponse(f"{PREFIX}/signin", 303)
     response.delete_cookie(UI_COOKIE, path="/", httponly=True, samesite="strict")
     return response
