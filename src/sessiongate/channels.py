@@ -15,6 +15,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.keys import direct_key_for
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
+from sessiongate.store.base import now
 from sessiongate.tools.base import ToolArgs, validate_args
 
 __all__ = ["InboundMessage", "receive_inbound"]
@@ -47,9 +48,12 @@ async def receive_inbound(
     resolver: Resolver, runs: RunManager, channel: str, raw: Any
 ) -> dict[str, Any]:
     """Store and run one inbound message; create its session if this is its first."""
+    started = now()
     message = validate_args(InboundMessage, raw, f"inbound {channel}")
     key = inbound_key(resolver.config, channel, message)
-    session, created = await resolver.ensure_origin_session(key, "inbound", "channel")
+    session, created = await resolver.ensure_origin_session(
+        key, "inbound", "channel", decided_at=started
+    )
     origin = {
         "channel": channel,
         "accountId": message.account_id,

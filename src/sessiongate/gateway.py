@@ -35,6 +35,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
+from sessiongate.store.base import now
 from sessiongate.tools import ToolContext, get_tool
 
 __all__ = ["Gateway"]
@@ -219,8 +220,11 @@ class Gateway:
     async def create_session(
         self, reference: str, origin: str, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
-        return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`
+        (a deleted key too: this is the explicit creation that brings it back)."""
+        return await self.resolver.ensure_origin_session(
+            reference, origin, entry_point, label, decided_at=now()
+        )
 
     async def receive_inbound(self, channel: str, raw: Any) -> dict[str, Any]:
         """Store and run a channel's inbound message (its session comes from its origin)."""
