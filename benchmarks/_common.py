@@ -43,9 +43,12 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def process(command: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    command: list[str], url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     log = LOG_PATH.open("ab")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    environ = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
     try:
         for _ in range(400):
             try:

@@ -23,6 +23,11 @@ def render(host: str, port: int, path: str, body: dict[str, Any], token: str) ->
     return head.encode() + payload
 
 
+def render_get(host: str, port: int, path: str, token: str) -> bytes:
+    head = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    return head.encode()
+
+
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -57,3 +62,23 @@ async def hammer(
     if failures:
         raise AssertionError(f"{len(failures)} failed requests, e.g. {failures[0][:300]!r}")
     return total / elapsed
+
+
+async def sequential(
+    host: str, port: int, make_request: Callable[[int], bytes], count: int, expect: int = 200
+) -> list[float]:
+    """Seconds per request for `count` requests one after another over one connection."""
+    reader, writer = await asyncio.open_connection(host, port)
+    samples = []
+    try:
+        for i in range(count):
+            request = make_request(i)
+            started = time.perf_counter()
+            writer.write(request)
+            status, body = await _read_response(reader)
+            samples.append(time.perf_counter() - started)
+            if status != expect:
+                raise AssertionError(f"status {status}, expected {expect}: {body[:300]!r}")
+    finally:
+        writer.close()
+    return samples

@@ -50,3 +50,17 @@ def test_openclaw_protocol_benchmark_smoke_run() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "OpenClaw-dialect turn / native turn" in result.stdout
+
+
+def test_floor_benchmark_smoke_run(tmp_path: Path) -> None:
+    """benchmarks.floor runs end to end and prints every ratio beside its target."""
+    out = tmp_path / "floor.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.floor", "--smoke", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ratios = json.loads(out.read_text())["ratios"]
+    assert {"sends", "ws_turn", "reject", "access_log", "llm_ms", "idle_rss"} <= set(ratios)
+    assert ">= 0.50x" in result.stdout

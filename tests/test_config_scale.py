@@ -64,8 +64,8 @@ async def test_agent_not_found_names_the_closest_few_not_every_agent(tmp_path: P
             assert response.status_code == 404
             error = response.json()["error"]
             assert error["code"] == "AGENT_NOT_FOUND"
-            assert "did you mean atlas" in error["message"]
-            assert error["details"]["suggestions"] == ["atlas"]
+            assert error["message"] == "no agent 'atlsa' in agents.list"
+            assert error["details"]["suggestions"] == ["agent:atlas:main"]
             assert len(response.content) < 2000
             args = {"sessionKey": "agent:worker-1999:main", "message": "hi"}
             sent = await client.post(

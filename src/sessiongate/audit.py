@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,29 @@ from sessiongate.metrics import GatewayMetrics
 from sessiongate.private_files import make_private_dir
 from sessiongate.store.base import iso, now
 
-__all__ = ["AuditLog"]
+__all__ = ["AUDITED", "AuditLog", "Decision"]
 
 log = structlog.get_logger("sessiongate.audit")
 
 BATCH_WINDOW_SECONDS = 0.05
+
+
+class Decision(StrEnum):
+    """What resolving an address decided (metrics count each; the audit records all but
+    hit), and doctor's repair."""
+
+    HIT = "hit"
+    CREATED = "created"
+    WARNED = "warned"  # created under createOnMiss "warn"
+    REJECTED = "rejected"  # refused by the policy or visibility
+    NOT_FOUND = "not-found"  # a parent, own session or read that does not exist
+    INVALID = "invalid"  # not a session key, or an agent that is not configured
+    REPAIRED = "repaired"  # doctor --fix
+    DELETED = "deleted"  # an address or read of a key that was deleted (SESSION_DELETED)
+
+
+AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
+           Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED)  # fmt: skip
 
 
 class AuditLog:

@@ -12,10 +12,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sessiongate.config import SessionGateConfig
-from sessiongate.keys import direct_key_for
+from sessiongate.fields import MessageText, WaitSeconds
+from sessiongate.keys import direct_key_for, group_key
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
-from sessiongate.store.base import now
+from sessiongate.store.base import Origin, now
 from sessiongate.tools.base import ToolArgs, validate_args
 
 __all__ = ["InboundMessage", "receive_inbound"]
@@ -30,8 +31,8 @@ class InboundMessage(ToolArgs):
     account_id: str | None = Field(default=None, min_length=1, max_length=128)
     agent_id: str | None = None
     peer: Peer
-    text: str = Field(min_length=1, max_length=200_000)
-    timeout_seconds: float = Field(default=30, ge=0, le=600)
+    text: MessageText
+    timeout_seconds: WaitSeconds = 30
 
 
 def inbound_key(config: SessionGateConfig, channel: str, message: InboundMessage) -> str:
@@ -39,7 +40,7 @@ def inbound_key(config: SessionGateConfig, channel: str, message: InboundMessage
     agent_id = message.agent_id or config.default_agent.id
     peer = message.peer.id.strip().lower()
     if message.peer.kind == "group":
-        return f"agent:{agent_id}:{channel}:group:{peer}"
+        return group_key(agent_id, channel, peer)
     scope = config.session.dm_scope
     return direct_key_for(agent_id, scope, peer, channel.strip().lower(), message.account_id)
 
@@ -52,7 +53,7 @@ async def receive_inbound(
     message = validate_args(InboundMessage, raw, f"inbound {channel}")
     key = inbound_key(resolver.config, channel, message)
     session, created = await resolver.ensure_origin_session(
-        key, "inbound", "channel", decided_at=started
+        key, Origin.INBOUND, "channel", decided_at=started
     )
     origin = {
         "channel": channel,
@@ -62,4 +63,4 @@ async def receive_inbound(
     }
     caller = Caller(None, "channel")
     result = await runs.send(session, message.text, caller, message.timeout_seconds, origin)
-    return {**result, "created": created}
+    return {**result.to_wire(), "created": created}

@@ -36,6 +36,7 @@ from sessiongate.config import SessionGateConfig, config_file, load_config
 from sessiongate.errors import InvalidRequestError
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
+from sessiongate.store.base import Origin
 
 __all__ = ["app", "main"]
 
@@ -189,7 +190,9 @@ def sessions_show(
 
         gateway = await _local_gateway(config_path)
         try:
-            resolution = await gateway.show_session(key, Caller(None, "cli"))
+            from sessiongate.tools.args import SessionArgs
+
+            resolution = await gateway.resolve(SessionArgs(session_key=key), Caller(None, "cli"))
             return {
                 **resolution.session.to_wire(),
                 "requestedKey": key,
@@ -223,7 +226,7 @@ def sessions_create(
     async def create() -> dict[str, Any]:
         gateway = await _local_gateway(config_path)
         try:
-            record, created = await gateway.create_session(key, "cli", "cli", label)
+            record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
             return {**record.to_wire(), "created": created}
         finally:
             await gateway.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from sessiongate import __version__
 from sessiongate.cli_output import (
@@ -29,6 +30,7 @@ from sessiongate.cli_target import Target, open_client, resolve_target
 from sessiongate.config import SessionGateConfig, config_file, load_config, state_dir
 from sessiongate.errors import ConflictError, GatewayUnreachableError
 from sessiongate.logs import LogFormat, configure_logging, log_level
+from sessiongate.policy import effective_policies
 from sessiongate.private_files import touch_private
 from sessiongate.run_records import (
     RunRecord,
@@ -110,14 +112,34 @@ def _banner(url: str, config: SessionGateConfig, generated: bool) -> None:
     from sessiongate.server.auth import token_file
 
     out.print(f"[bold]sessiongate {__version__}[/] listening on {url} (ws: /ws)")
-    out.print(f"storage {describe_store(config.storage_url)}; createOnMiss={_policy(config)}")
+    out.print(f"storage {describe_store(config.storage_url)}")
+    wire = {p.agent_id: p.to_wire() for p in effective_policies(config)}
+    out.print(escape("\n".join(policy_lines(wire))), highlight=False)
     if generated:
         out.print(f"token in {token_file()} (0600); use it as:")
         out.print(f'  curl -H "Authorization: Bearer $(cat {token_file()})" {url}/v1/sessions')
 
 
-def _policy(config: SessionGateConfig) -> str:
-    return str(config.gateway.sessions.create_on_miss).lower()
+def policy_lines(policies: dict[str, Any]) -> list[str]:
+    """createOnMiss per agent (the wire form of `policy.effective_for`), as status and the
+    serve banner print it: the main key's value, then what decides the agent's other keys."""
+    values = "  ".join(f"{agent}={_value(p['createOnMiss'])}" for agent, p in policies.items())
+    rule_count = len({r["rule"] for p in policies.values() for r in p["rules"]})
+    lines = [f"createOnMiss  {values}" + (f"  (+ {rule_count} rule(s))" if rule_count else "")]
+    for agent, p in policies.items():
+        if not p["rules"] and p["decidedBy"] == p["otherKeys"]["decidedBy"]:
+            continue
+        rules = "".join(f"{r['match']} → {_value(r['createOnMiss'])}, " for r in p["rules"])
+        other = p["otherKeys"]
+        lines.append(
+            f"  {agent}: main by {p['decidedBy']}; other keys: {rules}"
+            f"else {_value(other['createOnMiss'])} ({other['decidedBy']})"
+        )
+    return lines
+
+
+def _value(value: bool | str) -> str:
+    return str(value).lower()
 
 
 def _serve_foreground(
@@ -244,12 +266,10 @@ def _print_status(body: dict[str, Any]) -> None:
         out.print(f"[red]not running[/]: no gateway answers at {body['url']} "
                   f"(from {body['source']})", highlight=False)  # fmt: skip
         return
-    agents = "  ".join(f"{a}={str(v).lower()}" for a, v in body["createOnMiss"].items())
-    rules = body.get("createOnMissRules") or []
     lines = [
         f"[green]running[/]       {body['url']} (pid {body['pid']}, sessiongate {body['version']})",
         f"store         {body['store']} ({body['sessions']} sessions)",
-        f"createOnMiss  {agents}" + (f"  (+ {len(rules)} rule(s))" if rules else ""),
+        *map(escape, policy_lines(body["createOnMissPolicy"])),
     ]
     out.print("\n".join(lines), highlight=False)
 

@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessiongate.audit import Decision
 from sessiongate.gateway import Gateway
 from sessiongate.keys import main_key
 from sessiongate.lints import KeyLint
-from sessiongate.store.base import MessageRecord, SessionRecord, iso
+from sessiongate.store.base import MessageRecord, Origin, SessionRecord, SessionStatus, iso
 
 __all__ = [
     "Finding",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 CONVERSATION_KINDS = ("main", "direct")
-PHANTOM_ORIGINS = ("address", "imported")
+PHANTOM_ORIGINS = (Origin.ADDRESS, Origin.IMPORTED)
 EXCERPT = 120
 INTER_SESSION_HEADER = "[Inter-session message]"
 PAGE = 500
@@ -108,7 +109,7 @@ async def active_sessions(gateway: Gateway) -> AsyncIterator[SessionRecord]:
     while True:
         page = await gateway.store.list_sessions(limit=PAGE, cursor=cursor)
         for session in page.sessions:
-            if session.status == "active" and session.alias_of is None:
+            if session.status == SessionStatus.ACTIVE and session.alias_of is None:
                 yield session
         if page.next_cursor is None:
             return
@@ -217,7 +218,7 @@ async def _split_brains(
 def _split_brain(a: SessionRecord, b: SessionRecord, peer: str) -> Finding:
     """Merge the session created by addressing into the other; otherwise leave it to a person."""
     reason = f"{peer} wrote into both {a.key} and {b.key} at overlapping times"
-    by_address = [s for s in (a, b) if s.provenance.origin == "address"]
+    by_address = [s for s in (a, b) if s.provenance.origin == Origin.ADDRESS]
     if len(by_address) == 1:
         stray = by_address[0]
         keep = b if stray is a else a
@@ -284,7 +285,7 @@ async def _merge(gateway: Gateway, finding: Finding) -> RepairResult:
     assert finding.canonical_key is not None
     store = gateway.store
     target, _ = await gateway.resolver.ensure_origin_session(
-        finding.canonical_key, "repair", "doctor"
+        finding.canonical_key, Origin.REPAIR, "doctor"
     )
     plan = await plan_repair(gateway, finding)
     copied = 0
@@ -304,7 +305,7 @@ async def _merge(gateway: Gateway, finding: Finding) -> RepairResult:
             created_at=message.created_at,
         )
         copied += 1
-    await store.set_status(finding.session_key, "archived")
+    await store.set_status(finding.session_key, SessionStatus.ARCHIVED)
     await store.set_alias(finding.session_key, target.key)
     return RepairResult(finding.session_key, target.key, copied)
 
@@ -317,7 +318,7 @@ async def repair(gateway: Gateway, findings: list[Finding]) -> list[RepairResult
             continue
         result = await _merge(gateway, finding)
         await gateway.audit.record(
-            {"decision": "repaired", **result.to_wire(), "reason": finding.reason}
+            {"decision": Decision.REPAIRED, **result.to_wire(), "reason": finding.reason}
         )
         results.append(result)
     return results

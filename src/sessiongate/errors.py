@@ -168,12 +168,37 @@ class SessionNotFoundError(SessionGateError):
     code = "SESSION_NOT_FOUND"
     http_status = 404
 
+    @classmethod
+    def refused(
+        cls, key: str, *, hidden_by: str | None, policy: str | None, details: dict[str, Any]
+    ) -> SessionNotFoundError:
+        """The refusal of `key`, naming what decided: visibility (`hidden_by`, the same words
+        whether the session exists or not), the create-on-miss `policy`, or a plain lookup."""
+        if hidden_by is not None:
+            why = f": {hidden_by}"
+        elif policy is not None:
+            why = f" and {policy} forbids creating it"
+        else:
+            why = ""
+        lint = details.get("lint")
+        hint = f"; {lint}" if lint else ""
+        return cls(f"no session {key!r}{why}{hint}", details=details)
+
 
 class AgentNotFoundError(SessionNotFoundError):
     """The key names an agent that is not configured: no session of it can exist."""
 
     code = "AGENT_NOT_FOUND"
     http_status = 404
+
+    @classmethod
+    def unknown(
+        cls, agent_id: str, hint: str | None, details: dict[str, Any]
+    ) -> AgentNotFoundError:
+        """No agent `agent_id`; the suggestions (keys, in `details`) are for the surfaces to
+        show once, so the message itself never repeats them."""
+        where = f" ({hint})" if hint else ""
+        return cls(f"no agent {agent_id!r} in agents.list{where}", details=details)
 
 
 class SessionDeletedError(SessionNotFoundError):

@@ -26,17 +26,27 @@ from typing import NoReturn
 from sessiongate.errors import InvalidSessionKeyError
 
 __all__ = [
+    "AGENT_KEY_PREFIX",
+    "HOOK_KEY_PREFIX",
     "MAX_KEY_LENGTH",
     "DmScope",
     "SessionKey",
     "SessionKind",
+    "agent_key_prefix",
+    "agent_of_key",
     "canonical_session_key",
     "direct_key_for",
+    "group_key",
+    "key_segments",
     "main_key",
     "parse_session_key",
+    "subagent_key",
 ]
 
 MAX_KEY_LENGTH = 512
+AGENT_KEY_PREFIX = "agent:"
+HOOK_KEY_PREFIX = "hook:"
+SEPARATOR = ":"
 
 AGENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 CHANNEL_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -194,8 +204,8 @@ def parse_session_key(reference: str, default_agent_id: str = "main") -> Session
     if not text:
         _fail(reference, None, "empty key")
     if text == "main":
-        return SessionKey(f"agent:{default_agent_id}:main", SessionKind.MAIN, default_agent_id)
-    parts = text.split(":")
+        return SessionKey(main_key(default_agent_id), SessionKind.MAIN, default_agent_id)
+    parts = key_segments(text)
     if parts[0] == "agent":
         return _parse_agent_key(text, parts)
     if parts[0] == "hook":
@@ -210,9 +220,35 @@ def canonical_session_key(reference: str, default_agent_id: str = "main") -> str
     return parse_session_key(reference, default_agent_id).text
 
 
+def agent_key_prefix(agent_id: str) -> str:
+    """What every ``agent:<id>:…`` key of `agent_id` starts with."""
+    return f"{AGENT_KEY_PREFIX}{agent_id}{SEPARATOR}"
+
+
 def main_key(agent_id: str) -> str:
     """The main session key of `agent_id`."""
-    return f"agent:{agent_id}:main"
+    return f"{agent_key_prefix(agent_id)}main"
+
+
+def subagent_key(agent_id: str, ident: str) -> str:
+    """The key of a child session `sessions_spawn` creates."""
+    return f"{agent_key_prefix(agent_id)}subagent:{ident}"
+
+
+def group_key(agent_id: str, channel: str, group_id: str) -> str:
+    """The key of a group conversation on `channel`."""
+    return f"{agent_key_prefix(agent_id)}{channel}:group:{group_id}"
+
+
+def key_segments(text: str) -> list[str]:
+    """The colon-separated segments of a key-shaped text (no validation)."""
+    return text.split(SEPARATOR)
+
+
+def agent_of_key(text: str) -> str | None:
+    """The agent id segment of an ``agent:<id>:…`` text, without validating the rest."""
+    parts = key_segments(text)
+    return parts[1] if len(parts) > 2 and parts[0] == AGENT_KEY_PREFIX[:-1] else None
 
 
 def direct_key_for(
@@ -222,7 +258,7 @@ def direct_key_for(
     if scope is DmScope.MAIN:
         return main_key(agent_id)
     if scope is DmScope.PER_PEER:
-        return f"agent:{agent_id}:direct:{peer}"
+        return f"{agent_key_prefix(agent_id)}direct:{peer}"
     if scope is DmScope.PER_CHANNEL_PEER:
-        return f"agent:{agent_id}:{channel}:direct:{peer}"
-    return f"agent:{agent_id}:{channel}:{account or 'default'}:direct:{peer}"
+        return f"{agent_key_prefix(agent_id)}{channel}:direct:{peer}"
+    return f"{agent_key_prefix(agent_id)}{channel}:{account or 'default'}:direct:{peer}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sessiongate.audit import AuditLog
+from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import (
     AgentNotFoundError,
@@ -26,15 +26,26 @@ from sessiongate.errors import (
     SessionDeletedError,
     SessionNotFoundError,
 )
-from sessiongate.keys import SessionKey, SessionKind, main_key, parse_session_key
+from sessiongate.keys import (
+    SessionKey,
+    SessionKind,
+    agent_key_prefix,
+    agent_of_key,
+    key_segments,
+    main_key,
+    parse_session_key,
+    subagent_key,
+)
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
 from sessiongate.store.base import (
     NewSession,
+    Origin,
     Provenance,
     SessionCatalog,
     SessionRecord,
+    SessionStatus,
     deleted,
     now,
 )
@@ -59,8 +70,8 @@ def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> 
     swapped, dropped or changed character or two — or one segment missing or
     extra. Cheap enough to run over every candidate on each refusal.
     """
-    want = wanted.split(":")
-    scored = [(score, key) for key in keys if (score := _key_similarity(want, key.split(":")))]
+    want = key_segments(wanted)
+    scored = [(score, key) for key in keys if (score := _key_similarity(want, key_segments(key)))]
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return [key for _, key in scored[:limit]]
 
@@ -122,7 +133,7 @@ class Caller:
     def agent_id(self) -> str | None:
         if self.session_key is None:
             return None
-        return self.session_key.split(":")[1] if self.session_key.startswith("agent:") else None
+        return agent_of_key(self.session_key)
 
     def to_wire(self) -> dict[str, Any]:
         return {"sessionKey": self.session_key, "entryPoint": self.entry_point}
@@ -135,7 +146,7 @@ class Resolution:
     session: SessionRecord
     requested_key: str
     canonical_key: str
-    decision: str  # hit | created | warned
+    decision: Decision  # hit | created | warned
     policy: PolicyDecision | None = None
     lints: tuple[KeyLint, ...] = field(default_factory=tuple)
 
@@ -146,6 +157,14 @@ class Resolution:
     @property
     def warnings(self) -> list[str]:
         return [lint.message for lint in self.lints]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_wire(),
+            "requestedKey": self.requested_key,
+            "canonicalKey": self.canonical_key,
+            "warnings": self.warnings,
+        }
 
 
 class Resolver:
@@ -212,7 +231,7 @@ class Resolver:
             cursor = page.next_cursor
 
     async def _create_main(self, agent_id: str) -> bool:
-        provenance = Provenance("startup", "startup")
+        provenance = Provenance(Origin.STARTUP, "startup")
         return await self._create(NewSession(main_key(agent_id), agent_id, "main", provenance))
 
     async def _create(self, new: NewSession) -> bool:
@@ -242,30 +261,36 @@ class Resolver:
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
-            self.metrics.resolved("invalid")
+            self.metrics.resolved(Decision.INVALID)
             exc.details["suggestions"] = await self._suggest_for_invalid(reference, caller)
+            await self._audit_invalid(reference, None, caller, exc)
             raise
         agent_id = key.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
-            self.metrics.resolved("rejected")
-            raise self._agent_not_found(reference, agent_id, key)
+            self.metrics.resolved(Decision.REJECTED)
+            error = await self._agent_not_found(reference, agent_id, key, caller)
+            await self._audit_invalid(reference, key, caller, error)
+            raise error
         record = self._known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
             record = await self._follow_aliases(await self.store.find(key.text))
         if not await self._may_see(caller, key, agent_id, record):
-            raise await self._not_found(reference, key, caller, self._visibility_rule())
+            hidden_by = self._hidden_by(caller, agent_id)
+            raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)
         lints = self.lints(key)
         if record is not None:
-            self.metrics.resolved("hit")
+            self.metrics.resolved(Decision.HIT)
             self._remember(record)
-            return Resolution(record, reference, key.text, "hit", None, lints)
+            return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
             await self._refuse_if_deleted(reference, key, caller, None)
-            raise await self._not_found(reference, key, caller, None, list(lints), "not-found")
+            raise await self._not_found(
+                reference, key, caller, None, None, list(lints), Decision.NOT_FOUND
+            )
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
             await self._refuse_if_deleted(reference, key, caller, policy.describe)
-            raise await self._not_found(reference, key, caller, policy.describe, list(lints))
+            raise await self._not_found(reference, key, caller, policy.describe, None, list(lints))
         return await self._create_on_miss(reference, key, agent_id, caller, policy, lints, started)
 
     async def _refuse_if_deleted(
@@ -275,8 +300,8 @@ class Resolver:
         tombstone = await self.store.find_tombstone(key.text)
         if tombstone is None:
             return
-        self.metrics.resolved("deleted")
-        await self._audit("deleted", reference, key, caller, policy, (), [])
+        self.metrics.resolved(Decision.DELETED)
+        await self._audit(Decision.DELETED, reference, key, caller, policy, (), [])
         error = deleted(key.text, tombstone)
         error.details.update(requestedKey=reference, policy=policy)
         raise error
@@ -291,26 +316,26 @@ class Resolver:
         lints: tuple[KeyLint, ...],
         started: float,
     ) -> Resolution:
-        provenance = Provenance("address", caller.entry_point, caller.session_key)
+        provenance = Provenance(Origin.ADDRESS, caller.entry_point, caller.session_key)
         new = NewSession(key.text, agent_id, key.kind.value, provenance, None, started)
         try:
             record, created = await self.store.ensure(new)
         except SessionDeletedError as exc:  # deleted after this request began
-            self.metrics.resolved("deleted")
-            await self._audit("deleted", reference, key, caller, policy.describe, lints, [])
+            self.metrics.resolved(Decision.DELETED)
+            await self._audit(Decision.DELETED, reference, key, caller, policy.describe, lints, [])
             exc.details.update(requestedKey=reference, policy=policy.describe)
             raise
         self._recent.pop(agent_id, None)
-        decision = "warned" if policy.mode is CreateOnMissPolicy.WARN else "created"
+        decision = Decision.WARNED if policy.mode is CreateOnMissPolicy.WARN else Decision.CREATED
         if not created:
-            decision = "hit"  # a concurrent caller created it first
+            decision = Decision.HIT  # a concurrent caller created it first
         else:
-            self.metrics.created("address")
+            self.metrics.created(Origin.ADDRESS)
             # a warned line is what an operator reads before turning createOnMiss off:
             # it carries the lint and the session the key probably meant
             suggestions = (
                 await self._suggestions(key, agent_id, caller, list(lints))
-                if decision == "warned"
+                if decision is Decision.WARNED
                 else []
             )
             await self._audit(decision, reference, key, caller, policy.describe, lints, suggestions)
@@ -345,8 +370,22 @@ class Resolver:
             record, hops = target, hops + 1
         return record
 
-    def _visibility_rule(self) -> str:
-        return f"tools.sessions.visibility={self.config.tools.sessions.visibility}"
+    def _hidden_by(self, caller: Caller, agent_id: str) -> str:
+        """The visibility rule that keeps `agent_id`'s session from `caller`, in words that
+        are true whether the session exists or not."""
+        visibility = self.config.tools.sessions.visibility
+        a2a = self.config.tools.agent_to_agent
+        who = caller.session_key
+        if agent_id != caller.agent_id and visibility == "all":
+            if not a2a.enabled:
+                return f"tools.agentToAgent.enabled=false keeps {who} to its own agent's sessions"
+            return f"tools.agentToAgent.allow does not let {who} address agent {agent_id!r}"
+        reach = {
+            "self": "only its own session",
+            "tree": "only its own session and the sessions it spawned",
+            "agent": f"only sessions of agent {caller.agent_id!r}",
+        }.get(visibility, "")
+        return f"tools.sessions.visibility={visibility} lets {who} address {reach}"
 
     async def _may_see(
         self, caller: Caller, key: SessionKey, agent_id: str, record: SessionRecord | None
@@ -378,6 +417,12 @@ class Resolver:
             return None
         return caller.agent_id
 
+    def _may_reach(self, caller: Caller, agent_id: str) -> bool:
+        """Whether `caller` may see any session of `agent_id`."""
+        return (
+            caller.is_operator or agent_id == caller.agent_id or self._cross_agent_allowed(agent_id)
+        )
+
     def _cross_agent_allowed(self, agent_id: str) -> bool:
         a2a = self.config.tools.agent_to_agent
         if self.config.tools.sessions.visibility != "all" or not a2a.enabled:
@@ -402,18 +447,38 @@ class Resolver:
             current = await self.store.find(current.provenance.parent_key)
         return False
 
-    def _agent_not_found(
-        self, reference: str, agent_id: str, key: SessionKey | None
+    async def _agent_not_found(
+        self, reference: str, agent_id: str, key: SessionKey | None, caller: Caller
     ) -> AgentNotFoundError:
-        return AgentNotFoundError(
-            f"no agent {agent_id!r}: {agent_hint(self.config, agent_id)}",
-            details={
-                "requestedKey": reference,
-                "canonicalKey": key.text if key else None,
-                "agentId": agent_id,
-                "suggestions": closest_agents(self.config, agent_id),
-            },
-        )
+        if key is None:  # an agent id, not an address (a spawn's agentId): name the agents
+            close = [a for a in closest_agents(self.config, agent_id) if self._may_reach(caller, a)]
+            hint = f"did you mean {' or '.join(close)}?" if close else None
+            suggestions: list[str] = []
+        else:
+            suggestions = await self._suggest_agents(agent_id, key, caller)
+            hint = None
+        if hint is None and not suggestions and caller.is_operator:
+            hint = agent_hint(self.config, agent_id)
+        details = {
+            "requestedKey": reference,
+            "canonicalKey": key.text if key else None,
+            "agentId": agent_id,
+            "suggestions": suggestions,
+        }
+        return AgentNotFoundError.unknown(agent_id, hint, details)
+
+    async def _suggest_agents(self, agent_id: str, key: SessionKey, caller: Caller) -> list[str]:
+        """The requested key with its agent id corrected (the rest kept), for each configured
+        agent close to `agent_id` whose session there `caller` may see."""
+        prefix = agent_key_prefix(agent_id)
+        rest = key.text.removeprefix(prefix) if key.text.startswith(prefix) else "main"
+        suggestions = []
+        for close in closest_agents(self.config, agent_id):
+            candidate = self.parse(agent_key_prefix(close) + rest)
+            record = await self._follow_aliases(await self.store.find(candidate.text))
+            if await self._may_see(caller, candidate, close, record):
+                suggestions.append(record.key if record else candidate.text)
+        return list(dict.fromkeys(suggestions))
 
     async def _not_found(
         self,
@@ -421,29 +486,30 @@ class Resolver:
         key: SessionKey,
         caller: Caller,
         policy: str | None,
+        hidden_by: str | None = None,
         lints: list[KeyLint] | None = None,
-        decision: str = "rejected",
+        decision: Decision = Decision.REJECTED,
     ) -> SessionNotFoundError:
         """The refusal for a key that is missing or not visible; `decision` is what the
-        audit records: ``rejected`` (an address refused) or ``not-found`` (a lookup)."""
+        audit records: ``rejected`` (an address refused) or ``not-found`` (a lookup).
+        `hidden_by` names the visibility rule when visibility decided (then `policy` is
+        that rule's setting), else `policy` is the create-on-miss rule that refused."""
         agent_id = key.agent_id or self.default_agent_id
         if lints is None:
             lints = list(self.lints(key))
         suggestions = await self._suggestions(key, agent_id, caller, lints)
-        reason = f" and {policy} forbids creating it" if policy else ""
-        hint = f"; {lints[0].message}" if lints else ""
         self.metrics.resolved(decision)
         await self._audit(decision, reference, key, caller, policy, lints, suggestions)
-        return SessionNotFoundError(
-            f"no session {key.text!r}{reason}{hint}",
-            details={
-                "requestedKey": reference,
-                "canonicalKey": key.text,
-                "agentId": agent_id,
-                "suggestions": suggestions,
-                "lint": lints[0].message if lints else None,
-                "policy": policy,
-            },
+        details = {
+            "requestedKey": reference,
+            "canonicalKey": key.text,
+            "agentId": agent_id,
+            "suggestions": suggestions,
+            "lint": lints[0].message if lints else None,
+            "policy": policy,
+        }
+        return SessionNotFoundError.refused(
+            key.text, hidden_by=hidden_by, policy=policy, details=details
         )
 
     async def _suggestions(
@@ -470,7 +536,7 @@ class Resolver:
         if cached is not None and time.monotonic() - cached[0] < SUGGESTION_CACHE_SECONDS:
             return cached[1]
         page = await self.store.list_sessions(agent_id=agent_id, limit=SUGGESTION_POOL)
-        records = [s for s in page.sessions if s.status == "active"]
+        records = [s for s in page.sessions if s.status == SessionStatus.ACTIVE]
         self._recent[agent_id] = (time.monotonic(), records)
         return records
 
@@ -478,12 +544,36 @@ class Resolver:
         """For a key that does not parse (a typo in a segment): visible keys of its agent."""
         if not isinstance(reference, str):
             return []
-        parts = reference.strip().lower().split(":")
-        if len(parts) < 3 or parts[0] != "agent" or self.config.agent(parts[1]) is None:
+        text = reference.strip().lower()
+        agent_id = agent_of_key(text)
+        if agent_id is None or self.config.agent(agent_id) is None:
             return []
-        recent = await self._recent_sessions(parts[1])
+        recent = await self._recent_sessions(agent_id)
         visible = [s.key for s in recent if await self.may_see(caller, s)]
-        return closest_keys(":".join(parts), visible)
+        return closest_keys(text, visible)
+
+    async def _audit_invalid(
+        self,
+        reference: Any,
+        key: SessionKey | None,
+        caller: Caller,
+        error: SessionNotFoundError | InvalidSessionKeyError,
+    ) -> None:
+        """Audit an address refused before any policy: a key that does not parse or names
+        an agent that is not configured (decision ``invalid``)."""
+        if self.audit is None:
+            return
+        await self.audit.record(
+            {
+                "decision": Decision.INVALID,
+                "caller": caller.to_wire(),
+                "requestedKey": reference if isinstance(reference, str) else repr(reference)[:200],
+                "canonicalKey": key.text if key else None,
+                "rule": error.code,
+                "lint": [error.message],
+                "suggestions": list(error.details.get("suggestions") or []),
+            }
+        )
 
     async def _audit(
         self,
@@ -514,22 +604,24 @@ class Resolver:
     ) -> SessionRecord:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
-            raise self._agent_not_found(agent_id, agent_id, None)
-        key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
+            raise await self._agent_not_found(agent_id, agent_id, None, caller)
+        key = subagent_key(agent_id, str(uuid.uuid4()))
         parent_key = parent.key if parent else None
         # nearest first, as deep as visibility reaches: a long chain costs no more storage
         chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()
-        provenance = Provenance("spawn", caller.entry_point, caller.session_key, parent_key, chain)
+        provenance = Provenance(
+            Origin.SPAWN, caller.entry_point, caller.session_key, parent_key, chain
+        )
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
-        self.metrics.created("spawn")
+        self.metrics.created(Origin.SPAWN)
         return record
 
     async def ensure_origin_session(
         self,
         key: str,
-        origin: str,
+        origin: Origin,
         entry_point: str,
         label: str | None = None,
         decided_at: float | None = None,
@@ -542,7 +634,7 @@ class Resolver:
         parsed = self.parse(key)
         agent_id = parsed.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
-            raise self._agent_not_found(key, agent_id, parsed)
+            raise await self._agent_not_found(key, agent_id, parsed, Caller(None, entry_point))
         provenance = Provenance(origin, entry_point)
         new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance, label, decided_at)
         record, created = await self.store.ensure(new)

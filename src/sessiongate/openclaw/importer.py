@@ -37,7 +37,15 @@ from sessiongate.openclaw.store_files import (
     read_index,
     read_transcript,
 )
-from sessiongate.store.base import MessageRecord, Provenance, SessionCatalog, SessionRecord, now
+from sessiongate.store.base import (
+    MessageRecord,
+    Origin,
+    Provenance,
+    SessionCatalog,
+    SessionRecord,
+    SessionStatus,
+    now,
+)
 
 __all__ = ["ImportProblem", "ImportReport", "OpenClawImporter"]
 
@@ -344,8 +352,8 @@ def _session_record(
     created = min(started) if started else updated or now()  # never after its first message
     label = entry.get("label") if isinstance(entry.get("label"), str) else None
     first_caller = messages[0].caller if messages else None
-    provenance = Provenance("imported", "openclaw", first_caller, _parent(entry))
-    return SessionRecord(key, agent_id, kind, "active", label or None, None, provenance,
+    provenance = Provenance(Origin.IMPORTED, "openclaw", first_caller, _parent(entry))
+    return SessionRecord(key, agent_id, kind, SessionStatus.ACTIVE, label or None, None, provenance,
                          created, max(updated or created, created), len(messages))  # fmt: skip
 
 

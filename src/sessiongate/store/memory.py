@@ -16,13 +16,15 @@ from sessiongate.store.base import (
     NewSession,
     ResetOutcome,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
+    SessionStatus,
     Tombstone,
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     deleted,
@@ -54,16 +56,16 @@ class MemorySessionStore:
         self._archived: dict[str, list[MessageRecord]] = {}
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return self._sessions.get(key)
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         for _, key in reversed(self._order):
             record = self._sessions[key]
             wanted_agent = agent_id is None or record.agent_id == agent_id
-            if record.label == label and record.status == "active" and wanted_agent:
+            if record.label == label and record.status == SessionStatus.ACTIVE and wanted_agent:
                 return record
         return None
 
@@ -81,7 +83,7 @@ class MemorySessionStore:
             new.key,
             new.agent_id,
             new.kind,
-            "active",
+            SessionStatus.ACTIVE,
             new.label,
             None,
             new.provenance,
@@ -168,7 +170,7 @@ class MemorySessionStore:
         return messages[max(0, end - limit) : end]
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         self._update(key, alias_of=target)
 
     async def set_status(self, key: str, status: str) -> None:
@@ -190,7 +192,7 @@ class MemorySessionStore:
         self._sessions[key] = dataclasses.replace(record, updated_at=now(), **changes)
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
-        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
         self._runs[run_id] = run
         return run
 
@@ -225,11 +227,11 @@ class MemorySessionStore:
     ) -> MessageRecord:
         check_message(key, "assistant", reply, run_id)
         message = self._append(key, "assistant", reply, run_id, None, None, incarnation)
-        await self.finish_run(run_id, "completed")
+        await self.finish_run(run_id, RunStatus.COMPLETED)
         return message
 
     async def find_tombstone(self, key: str) -> Tombstone | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return self._tombstones.get(key)
 
     async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
@@ -237,9 +239,9 @@ class MemorySessionStore:
         return newest[:limit]
 
     async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
-        check_text("sessionKey", key, indexed=True)
-        check_text("deletedBy", by)
-        check_text("reason", reason)
+        check_storable("sessionKey", key, indexed=True)
+        check_storable("deletedBy", by)
+        check_storable("reason", reason)
         record = self._sessions.pop(key, None)
         if record is None:
             raise self._refusal(key, None)
@@ -259,7 +261,7 @@ class MemorySessionStore:
     async def reset_session(
         self, key: str, *, archive: bool, by: str | None, reason: str | None
     ) -> ResetOutcome:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         record = self._sessions.get(key)
         if record is None:
             raise self._refusal(key, None)
@@ -284,9 +286,10 @@ class MemorySessionStore:
     async def interrupt_running(self, *, own: bool = False) -> int:
         if not own:
             return 0  # every run here belongs to this process, which is alive
-        running = [r for r in self._runs.values() if r.status == "running"]
+        running = [r for r in self._runs.values() if r.status == RunStatus.RUNNING]
         for run in running:
-            await self.finish_run(run.run_id, "interrupted", "gateway stopped during the run")
+            stopped = "gateway stopped during the run"
+            await self.finish_run(run.run_id, RunStatus.INTERRUPTED, stopped)
         return len(running)
 
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:

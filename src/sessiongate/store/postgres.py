@@ -35,13 +35,14 @@ from sessiongate.store.base import (
     NewSession,
     ResetOutcome,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
     Tombstone,
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     deleted,
@@ -306,15 +307,15 @@ class PostgresSessionStore:
         return await self._run(in_transaction)
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         sql = (
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
@@ -455,14 +456,14 @@ class PostgresSessionStore:
             raise await self._refusal(key, None)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         await self._update(key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
         await self._update(key, "status", status)
 
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
-        run = RunRecord(run_id, key, "running", now(), None, None)
+        run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
         await conn.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES ($1, $2, $3, $4, $5)",
@@ -498,7 +499,7 @@ class PostgresSessionStore:
         message = await self._append(
             key, "user", content, run_id, dict(meta or {}), None, START_RUN, incarnation
         )
-        return message, RunRecord(run_id, key, "running", message.created_at, None, None)
+        return message, RunRecord(run_id, key, RunStatus.RUNNING, message.created_at, None, None)
 
     async def complete_run(
         self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
@@ -513,7 +514,7 @@ class PostgresSessionStore:
         return tombstone_from_row(await conn.fetchrow(sql, key))
 
     async def find_tombstone(self, key: str) -> Tombstone | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return await self._run(lambda c: self._tombstone(c, key))
 
     async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
@@ -534,9 +535,9 @@ class PostgresSessionStore:
         return session_from_row(row)
 
     async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
-        check_text("sessionKey", key, indexed=True)
-        check_text("deletedBy", by)
-        check_text("reason", reason)
+        check_storable("sessionKey", key, indexed=True)
+        check_storable("deletedBy", by)
+        check_storable("reason", reason)
 
         async def erase(conn: asyncpg.Connection) -> Erasure:
             record = await self._locked_session(conn, key)
@@ -554,7 +555,7 @@ class PostgresSessionStore:
     async def reset_session(
         self, key: str, *, archive: bool, by: str | None, reason: str | None
     ) -> ResetOutcome:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
 
         async def reset(conn: asyncpg.Connection) -> ResetOutcome:
             record = await self._locked_session(conn, key)

@@ -33,13 +33,14 @@ from sessiongate.store.base import (
     NewSession,
     ResetOutcome,
     RunRecord,
+    RunStatus,
     SessionPage,
     SessionRecord,
     Tombstone,
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     deleted,
@@ -198,7 +199,7 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return await self._call(self._find, key)
 
     def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
@@ -211,8 +212,8 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         return await self._call(self._find_by_label, label, agent_id)
 
     def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
@@ -337,14 +338,14 @@ class SqliteSessionStore:
             raise self._refusal(key, None)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         await self._call_write(self._update, key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:
         await self._call_write(self._update, key, "status", status)
 
     def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
-        run = RunRecord(run_id, session_key, "running", now(), None, None)
+        run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
         db.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -412,7 +413,7 @@ class SqliteSessionStore:
         self, db: sqlite3.Connection, key: str, run_id: str, reply: str, incarnation: str | None
     ) -> MessageRecord:
         message = self._append(db, key, "assistant", reply, run_id, {}, None, incarnation)
-        self._finish_run(db, run_id, "completed", None)
+        self._finish_run(db, run_id, RunStatus.COMPLETED, None)
         return message
 
     async def complete_run(
@@ -426,7 +427,7 @@ class SqliteSessionStore:
         return tombstone_from_row(self._db.execute(sql, (key,)).fetchone())
 
     async def find_tombstone(self, key: str) -> Tombstone | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return await self._call(self._find_tombstone, key)
 
     def _list_tombstones(self, limit: int) -> list[Tombstone]:
@@ -458,9 +459,9 @@ class SqliteSessionStore:
         return Erasure(Tombstone(*row), counts[0], counts[1], counts[2])
 
     async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
-        check_text("sessionKey", key, indexed=True)
-        check_text("deletedBy", by)
-        check_text("reason", reason)
+        check_storable("sessionKey", key, indexed=True)
+        check_storable("deletedBy", by)
+        check_storable("reason", reason)
         return await self._call_write(self._delete, key, by, reason)
 
     def _reset(
@@ -494,7 +495,7 @@ class SqliteSessionStore:
     async def reset_session(
         self, key: str, *, archive: bool, by: str | None, reason: str | None
     ) -> ResetOutcome:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return await self._call_write(self._reset, key, archive, by, reason)
 
     def _find_run(self, run_id: str) -> RunRecord | None:

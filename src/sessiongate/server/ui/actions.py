@@ -14,9 +14,11 @@ from starlette.responses import Response
 
 from sessiongate.doctor import Finding, plan_repair, repair
 from sessiongate.errors import ConflictError, SessionGateError
+from sessiongate.keys import main_key
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import Signed, action, page
 from sessiongate.server.ui.views import OPERATOR, doctor_scan, gateway_of
+from sessiongate.tools.args import SessionArgs
 
 __all__ = ["doctor_plan", "doctor_repair", "doctor_view", "send", "send_form"]
 
@@ -31,7 +33,7 @@ def _send_page(
     error: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
-    callers = [f"agent:{a.id}:main" for a in gateway_of(request).config.agents.entries]
+    callers = [main_key(a.id) for a in gateway_of(request).config.agents.entries]
     return render(
         request,
         "send.html",
@@ -92,7 +94,7 @@ async def doctor_view(request: Request, signed: Signed) -> Response:
     evidence = {}
     for finding in findings:
         evidence[finding.session_key] = (
-            await gateway.show_session(finding.session_key, OPERATOR)
+            await gateway.resolve(SessionArgs(session_key=finding.session_key), OPERATOR)
         ).session.to_wire()
     return render(
         request,
@@ -107,7 +109,8 @@ async def doctor_view(request: Request, signed: Signed) -> Response:
 async def _finding_for(request: Request, reference: str) -> Finding:
     """The current fixable finding about `reference`; the key must name a visible session."""
     gateway = gateway_of(request)
-    key = (await gateway.show_session(reference, OPERATOR)).key  # SESSION_NOT_FOUND if missing
+    args = SessionArgs(session_key=reference)
+    key = (await gateway.resolve(args, OPERATOR)).key  # SESSION_NOT_FOUND if missing
     for finding in (await doctor_scan(request)).findings:
         if finding.session_key == key and finding.fixable:
             return finding

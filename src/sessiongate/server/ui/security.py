@@ -19,11 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sessiongate.errors import (
     ForbiddenError,
-    PayloadTooLargeError,
     SessionGateError,
     UnauthorizedError,
 )
 from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, read_ui_cookie
+from sessiongate.server.requests import read_body, same_origin
 from sessiongate.server.ui.rendering import render_error
 
 __all__ = ["PREFIX", "SecurityHeaders", "Signed", "action", "page", "set_cookie"]
@@ -85,19 +85,9 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
     )
 
 
-def same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host')}"
-
-
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form body (first value of each field), within the gateway's body limit."""
-    limit: int = request.app.state.gateway.config.gateway.max_body_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"form over {limit} bytes", details={"limit": limit})
+    body = await read_body(request, "form")
     form: dict[str, str] = {}
     for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
         form.setdefault(name, value)
@@ -135,7 +125,7 @@ def action(handler: ActionHandler) -> Callable[[Request], Awaitable[Response]]:
             if signed is None:
                 raise UnauthorizedError("sign in to the control page first", details={})
             form = await read_form(request)
-            if not same_origin(request) or form.get("csrf") != signed.csrf:
+            if not same_origin(request, absent=True) or form.get("csrf") != signed.csrf:
                 raise ForbiddenError(
                     "this form is stale or came from another site: reload the page and retry",
                     details={"hint": "forms carry a token that is valid while you are signed in"},

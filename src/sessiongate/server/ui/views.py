@@ -16,18 +16,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from sessiongate.config import SessionGateConfig
+from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
-from sessiongate.policy import decide_create_on_miss
+from sessiongate.keys import agent_of_key
+from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
-from sessiongate.store.base import ORIGINS
-from sessiongate.tools.sessions import Kind
+from sessiongate.store.base import Origin, SessionStatus
+from sessiongate.tools.args import Kind, SessionArgs
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
 
@@ -35,7 +36,7 @@ OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
 KINDS = get_args(Kind)
-DECISIONS = ("rejected", "warned", "created", "not-found", "repaired")
+DECISIONS = tuple(d.value for d in AUDITED)
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
 
@@ -98,23 +99,6 @@ async def signout(request: Request, signed: Signed, form: dict[str, str]) -> Res
     return response
 
 
-def _agent_policies(config: SessionGateConfig) -> list[dict[str, Any]]:
-    """Per agent: the policy for its main key as the resolver decides it, and the rules that
-    may decide other keys of the agent."""
-    rows = []
-    for agent in config.agents.entries:
-        decision = decide_create_on_miss(config, f"agent:{agent.id}:main", agent.id)
-        rules = [
-            f"{rule.match} → {str(rule.create_on_miss).lower()}"
-            for rule in config.gateway.sessions.rules
-            if rule.match.startswith(("*", "agent:*", f"agent:{agent.id}:"))
-        ]
-        rows.append(
-            {"agent": agent.id, "mode": decision.mode.value, "rule": decision.rule, "rules": rules}
-        )
-    return rows
-
-
 @dataclass(slots=True)
 class DoctorScan:
     """The page's last doctor scan (the overview shows it for stores too big to scan there)."""
@@ -151,7 +135,7 @@ async def overview(request: Request, signed: Signed) -> Response:
         title="Overview",
         started=gateway.started_at,
         store=describe_store(gateway.config.storage_url),
-        policies=_agent_policies(gateway.config),
+        policies=effective_policies(gateway.config),
         counts=sorted(counts.items()),
         total=sum(counts.values()),
         decisions=decisions,
@@ -224,7 +208,7 @@ async def _session_page(
 
 def _marked(gateway: Gateway, session: dict[str, Any]) -> dict[str, Any]:
     lints = phantom_lints(gateway, session["key"], session["origin"])
-    live = session["status"] == "active" and session["aliasOf"] is None
+    live = session["status"] == SessionStatus.ACTIVE and session["aliasOf"] is None
     return {**session, "phantom": lints[0].message if lints and live else None}
 
 
@@ -243,7 +227,7 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
         wanted=wanted,
         agents=gateway.config.agent_ids,
         kinds=KINDS,
-        origins=ORIGINS,
+        origins=tuple(o.value for o in Origin),
         next_query=wanted.query(next_cursor) if next_cursor else None,
         first_query=wanted.query() if cursor else None,
         scanned=scanned,
@@ -268,7 +252,8 @@ def _int_param(request: Request, name: str) -> int | None:
 @page
 async def session_view(request: Request, signed: Signed) -> Response:
     gateway = gateway_of(request)
-    resolution = await gateway.show_session(request.path_params["key"], OPERATOR)
+    args = SessionArgs(session_key=request.path_params["key"])
+    resolution = await gateway.resolve(args, OPERATOR)
     before = _int_param(request, "before")
     messages = await _history(gateway, resolution.key, before)
     session = _marked(gateway, resolution.session.to_wire())
@@ -279,7 +264,7 @@ async def session_view(request: Request, signed: Signed) -> Response:
         title=session["key"],
         session=session,
         requested=resolution.requested_key,
-        aliases=await gateway.aliases_of(resolution.key, OPERATOR),
+        aliases=await gateway.aliases_of(SessionArgs(session_key=resolution.key), OPERATOR),
         messages=messages,
         older=messages[0]["seq"] if messages and messages[0]["seq"] > 1 else None,
         latest=before is None,
@@ -297,9 +282,8 @@ async def message_rows(request: Request, signed: Signed) -> Response:
 
 
 def _event_agent(event: dict[str, Any]) -> str | None:
-    key = str(event.get("canonicalKey") or event.get("sessionKey") or "")
-    parts = key.split(":")
-    return parts[1] if len(parts) > 2 and parts[0] == "agent" else None
+    key = event.get("canonicalKey") or event.get("sessionKey") or event.get("requestedKey")
+    return agent_of_key(str(key or ""))
 
 
 @page

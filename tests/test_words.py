@@ -1,0 +1,165 @@
+"""What a user reads is true and useful: suggestions are addresses, refusals name what
+decided, and every refused address leaves an audit line — on every surface."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessiongate.client import AsyncSessionGateClient
+from sessiongate.config import SessionGateConfig
+from sessiongate.errors import AgentNotFoundError
+from sessiongate.mcp_bridge import gateway_client
+
+from .test_fail_closed import write_config
+from .test_http import client_for, invoke
+from .test_ui import sign_in
+from .test_ws import connected, request
+
+ConfigFactory = Callable[..., SessionGateConfig]
+Serve = Callable[[SessionGateConfig], Any]
+
+TYPO = "agent:atlsa:cron:nightly"
+FIXED = "agent:atlas:cron:nightly"
+
+
+async def cli(gw: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI against the in-process gateway (run in a thread: the loop keeps serving)."""
+    command = [sys.executable, "-m", "sessiongate", *args, "--url", gw.url]
+    env = {**os.environ, "COLUMNS": "200", "SESSIONGATE_TOKEN": gw.token}
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+async def test_an_unknown_agent_suggests_the_key_with_its_agent_corrected_everywhere(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw, client_for(gw) as http:
+        made = await invoke(http, "sessions_send", {"sessionKey": FIXED, "message": "x"})
+        assert made.status_code == 200
+        strict = {"sessionKey": TYPO, "message": "hi", "createOnMiss": False}
+        answer = await invoke(http, "sessions_send", strict)
+        assert answer.status_code == 404
+        error = answer.json()["error"]
+        assert error["code"] == "AGENT_NOT_FOUND"
+        assert error["details"]["suggestions"] == [FIXED]
+        assert "atlas" not in error["message"]  # said once, by whoever shows the suggestions
+
+        ws = await connected(gw)
+        frame = await request(ws, 1, "agent", sessionKey=TYPO, message="hi")
+        assert frame["error"]["details"]["suggestions"] == [FIXED]
+        await ws.close()
+
+        async with gateway_client(gw.url, gw.token, None) as mcp:
+            result = await mcp.call_tool("sessions_send", {"sessionKey": TYPO, "message": "hi"})
+        assert result.is_error is True
+        assert result.structured_content is not None
+        assert result.structured_content["error"]["details"]["suggestions"] == [FIXED]
+        first_line = result.content[0].text.splitlines()[0]  # type: ignore[union-attr]
+        assert first_line.count(FIXED) == 1 and first_line.lower().count("did you mean") == 1
+
+        async with AsyncSessionGateClient(gw.url, token=gw.token) as client:
+            with pytest.raises(AgentNotFoundError) as caught:
+                await client.send(TYPO, "hi", must_exist=True)
+        assert caught.value.details["suggestions"] == [FIXED]
+
+        sent = await cli(gw, "send", TYPO, "hi", "--must-exist")
+        assert sent.returncode == 1 and "[AGENT_NOT_FOUND]" in sent.stderr
+        assert sent.stderr.count(FIXED) == 1 and sent.stderr.count("did you mean") == 1
+
+        csrf = await sign_in(http, gw.token)
+        form = {"csrf": csrf, "sessionKey": TYPO, "message": "hi", "mustExist": "on"}
+        page = await http.post("/ui/send", data=form)
+        buttons = re.findall(r'<button type="submit" name="sessionKey" value="([^"]+)"', page.text)
+        assert buttons == [FIXED]
+        clicked = await http.post("/ui/send", data={**form, "sessionKey": buttons[0]})
+        assert clicked.status_code == 200 and f'data-session-key="{FIXED}"' in clicked.text
+
+
+async def test_agent_suggestions_are_only_agents_the_caller_may_see(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(tools={"sessions": {"visibility": "tree"}})
+    async with serve(config) as gw, client_for(gw) as http:
+        args = {"sessionKey": "agent:atlsa:main", "message": "hi"}
+        as_peggy = await invoke(http, "sessions_send", args, "agent:peggy:main")
+        error = as_peggy.json()["error"]
+        assert error["code"] == "AGENT_NOT_FOUND"
+        assert error["details"]["suggestions"] == []
+        assert "atlas" not in json.dumps(error).replace("atlsa", "")
+        own = await invoke(
+            http, "sessions_send", {**args, "sessionKey": "agent:pegy:main"}, "agent:peggy:main"
+        )
+        assert own.json()["error"]["details"]["suggestions"] == ["agent:peggy:main"]
+        as_operator = await invoke(http, "sessions_send", args)
+        assert as_operator.json()["error"]["details"]["suggestions"] == ["agent:atlas:main"]
+
+
+async def test_a_hidden_session_and_a_missing_one_are_refused_in_the_same_true_words(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(tools={"sessions": {"visibility": "tree"}})
+    async with serve(config) as gw, client_for(gw) as http:
+        args = {"sessionKey": "agent:atlas:cron:nightly", "message": "hi"}
+        missing = await invoke(http, "sessions_send", args, "agent:peggy:main")
+        assert (await invoke(http, "sessions_send", args)).status_code == 200  # now it exists
+        hidden = await invoke(http, "sessions_send", args, "agent:peggy:main")
+        assert missing.status_code == hidden.status_code == 404
+        assert missing.content == hidden.content
+        message = hidden.json()["error"]["message"]
+        assert "tools.sessions.visibility=tree" in message
+        assert "creat" not in message  # visibility decided, not the create-on-miss policy
+
+
+async def test_a_create_on_miss_refusal_names_create_on_miss(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, client_for(gw) as http:
+        args = {"sessionKey": "agent:atlas:cron:nightly", "message": "hi"}
+        refused = (await invoke(http, "sessions_send", args, "agent:peggy:main")).json()["error"]
+        assert "gateway.sessions.createOnMiss=false forbids creating it" in refused["message"]
+        assert "visibility" not in refused["message"]
+
+
+async def test_invalid_keys_and_unknown_agents_are_audited_with_their_suggestions(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    config = config_factory()
+    async with serve(config) as gw, client_for(gw) as http:
+        for key in ("agent:atlas:mian", "agent:atlsa:main"):
+            answer = await invoke(http, "sessions_send", {"sessionKey": key, "message": "m"})
+            assert answer.status_code in (400, 404)
+        await gw.gateway.audit.flush()
+        csrf = await sign_in(http, gw.token)
+        assert csrf
+        page = (await http.get("/ui/audit", params={"decision": "invalid"})).text
+    events = [json.loads(line) for line in config.audit_path.read_text().splitlines()]
+    invalid = {e["requestedKey"]: e for e in events if e["decision"] == "invalid"}
+    assert invalid["agent:atlas:mian"]["suggestions"] == ["agent:atlas:main"]
+    assert invalid["agent:atlas:mian"]["rule"] == "INVALID_SESSION_KEY"
+    assert invalid["agent:atlsa:main"]["suggestions"] == ["agent:atlas:main"]
+    assert invalid["agent:atlsa:main"]["rule"] == "AGENT_NOT_FOUND"
+    assert page.count('class="pill d-invalid"') == 2 and "agent:atlsa:main" in page
+    env = {**os.environ, "COLUMNS": "250"}
+    config_file = write_config(tmp_path, config)
+    tail = subprocess.run(
+        [sys.executable, "-m", "sessiongate", "audit", "tail", "-c", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    lines = [line for line in tail.stdout.splitlines() if "invalid" in line]
+    assert len(lines) == 2, tail.stdout + tail.stderr
+    assert all("suggest agent:atlas:main" in line for line in lines)
