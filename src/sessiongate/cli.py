@@ -177,9 +177,19 @@ def sessions_list(
         out.print(f"[dim]more: --cursor {result['nextCursor']}[/]")
 
 
+ArchivedOption = Annotated[
+    bool,
+    typer.Option(
+        "--archived",
+        help="The key's own session, not where its alias leads (a repaired phantom's).",
+    ),
+]
+
+
 @sessions_app.command("show")
 def sessions_show(
     key: Annotated[str, typer.Argument(help="Session key (any case; bare 'main' works).")],
+    archived: ArchivedOption = False,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -192,7 +202,8 @@ def sessions_show(
         try:
             from sessiongate.tools.args import SessionArgs
 
-            resolution = await gateway.resolve(SessionArgs(session_key=key), Caller(None, "cli"))
+            args = SessionArgs(session_key=key, follow_alias=not archived)
+            resolution = await gateway.resolve(args, Caller(None, "cli"))
             return {
                 **resolution.session.to_wire(),
                 "requestedKey": key,
@@ -208,6 +219,8 @@ def sessions_show(
         return
     table = Table("field", "value", show_header=False)
     for name, value in session.items():
+        if value is None or value == [] or value == {}:
+            continue  # an empty field says nothing
         table.add_row(name, json.dumps(value) if isinstance(value, dict | list) else str(value))
     out.print(table)
 
@@ -253,6 +266,7 @@ def sessions_history(
     key: Annotated[str, typer.Argument(help="Session key.")],
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     before: Annotated[int | None, typer.Option(help="Only messages before this seq.")] = None,
+    archived: ArchivedOption = False,
     config_path: ConfigOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -263,7 +277,7 @@ def sessions_history(
 
     async def history() -> dict[str, Any]:
         async with _client(config_path, url, token, verbose) as client:
-            return await client.history(key, limit=limit, before=before)
+            return await client.history(key, limit=limit, before=before, follow_alias=not archived)
 
     with guarded(as_json):
         result = run(history())
@@ -272,7 +286,11 @@ def sessions_history(
         return
     table = Table("seq", "role", "content", "at", title=result["sessionKey"])
     for m in result["messages"]:
-        table.add_row(str(m["seq"]), m["role"], m["content"], (m["createdAt"] or "")[:19])
+        at = (m["createdAt"] or "")[:19]
+        recovered = (m.get("meta") or {}).get("recoveredFrom")
+        if recovered:
+            at += f" (recovered from {recovered})"
+        table.add_row(str(m["seq"]), m["role"], m["content"], at)
     out.print(table)
 
 

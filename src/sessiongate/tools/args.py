@@ -55,6 +55,7 @@ class HistoryArgs(ToolArgs):
     limit: HistoryLimit = 50
     before: Seq | None = None
     include_tools: bool = False  # OpenClaw's; tool calls are not kept in transcripts here
+    follow_alias: bool = True  # false: the key's own transcript (an archived phantom's)
 
 
 class SendArgs(ToolArgs):
@@ -85,3 +86,4 @@ class SessionArgs(ToolArgs):
     """One session, by reference: show, resolve, subscribe."""
 
     session_key: SessionRef
+    follow_alias: bool = True  # false: the key's own session (an archived phantom)

@@ -234,8 +234,10 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
     )
 
 
-async def _history(gateway: Gateway, key: str, before: int | None) -> list[dict[str, Any]]:
-    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS}
+async def _history(
+    gateway: Gateway, key: str, before: int | None, follow_alias: bool = True
+) -> list[dict[str, Any]]:
+    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS, "followAlias": follow_alias}
     if before is not None:
         args["before"] = before
     messages: list[dict[str, Any]] = (await gateway.invoke("sessions_history", args, OPERATOR))[
@@ -252,11 +254,13 @@ def _int_param(request: Request, name: str) -> int | None:
 @page
 async def session_view(request: Request, signed: Signed) -> Response:
     gateway = gateway_of(request)
-    args = SessionArgs(session_key=request.path_params["key"])
+    own = request.query_params.get("archived") == "1"  # the key's own, not its alias target
+    args = SessionArgs(session_key=request.path_params["key"], follow_alias=not own)
     resolution = await gateway.resolve(args, OPERATOR)
     before = _int_param(request, "before")
-    messages = await _history(gateway, resolution.key, before)
+    messages = await _history(gateway, resolution.key, before, follow_alias=not own)
     session = _marked(gateway, resolution.session.to_wire())
+    oldest = min((m["seq"] for m in messages), default=1)
     return render(
         request,
         "session.html",
@@ -266,8 +270,9 @@ async def session_view(request: Request, signed: Signed) -> Response:
         requested=resolution.requested_key,
         aliases=await gateway.aliases_of(SessionArgs(session_key=resolution.key), OPERATOR),
         messages=messages,
-        older=messages[0]["seq"] if messages and messages[0]["seq"] > 1 else None,
-        latest=before is None,
+        older=oldest if oldest > 1 else None,
+        latest=before is None and not own,
+        own=own,
     )
 
 
