@@ -217,7 +217,9 @@ class Gateway:
         """How a reference resolves for reading (never creates); allowed with
         ``sessions_history``."""
         self._allowed(ToolName.HISTORY)
-        return await self.resolver.resolve(args.session_key, caller, Intent.READ)
+        return await self.resolver.resolve(
+            args.session_key, caller, Intent.READ, follow_alias=args.follow_alias
+        )
 
     async def show(self, args: SessionArgs, caller: Caller) -> ShownSession:
         """A session by reference, read (never created); allowed with ``sessions_history``."""

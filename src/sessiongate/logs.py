@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 __all__ = ["LogFormat", "configure_logging", "log_level"]
 
@@ -44,6 +45,8 @@ def _stderr_logger(*args: object) -> _StderrLogger:
 
 def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
     """Route every structlog logger to stderr at `level`, as human lines or JSON."""
+    import structlog  # here, not at the top: client commands never log and skip its import
+
     number = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (

@@ -251,9 +251,13 @@ class Resolver:
         intent: Intent = Intent.ADDRESS,
         create_on_miss: bool | None = None,
         started: float | None = None,
+        *,
+        follow_alias: bool = True,
     ) -> Resolution:
         """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
 
+        `follow_alias=False` (reads only) gives the session stored under the key itself,
+        e.g. an archived phantom whose alias leads to where its messages were recovered.
         `started` is when the request began (default: now): a key deleted since then
         is refused with SessionDeletedError, never created again by this request.
         """
@@ -273,7 +277,9 @@ class Resolver:
             raise error
         record = self._known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
-            record = await self._follow_aliases(await self.store.find(key.text))
+            record = await self.store.find(key.text)
+            if follow_alias or intent is not Intent.READ:
+                record = await self._follow_aliases(record)
         if not await self._may_see(caller, key, agent_id, record):
             hidden_by = self._hidden_by(caller, agent_id)
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)

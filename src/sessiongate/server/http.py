@@ -99,6 +99,8 @@ def _query_args(request: Request) -> dict[str, Any]:
         check_text(name, "query")
         check_text(value, "query")
         args[name] = query_int(value) if name in ("limit", "before") else value
+        if name == "followAlias" and value in ("true", "false"):
+            args[name] = value == "true"
     return args
 
 
@@ -125,7 +127,8 @@ async def list_sessions(request: Request) -> Response:
 
 async def show_session(request: Request) -> Response:
     gateway = _gateway(request)
-    args = SessionArgs.model_construct(session_key=_path_key(request))
+    follow = request.query_params.get("followAlias", "true") != "false"
+    args = SessionArgs.model_construct(session_key=_path_key(request), follow_alias=follow)
     caller = await _header_caller(request, gateway)
     return ok((await gateway.show(args, caller)).to_wire())
 

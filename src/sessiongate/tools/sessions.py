@@ -18,7 +18,7 @@ from sessiongate.errors import (
 from sessiongate.outcomes import History, SendOutcome, SessionListing, SpawnOutcome
 from sessiongate.resolver import Intent, Resolution
 from sessiongate.runtime.runs import RunStream
-from sessiongate.store.base import SessionRecord, now
+from sessiongate.store.base import MessageRecord, SessionRecord, now
 from sessiongate.tool_names import ToolName
 from sessiongate.tools.args import (
     HistoryArgs,
@@ -66,7 +66,10 @@ async def sessions_list(ctx: ToolContext, args: ListArgs) -> SessionListing:
     sessions = tuple(s for s in page.sessions if _listed(s, args))
     if not args.message_limit:
         return SessionListing(sessions, page.next_cursor)
-    messages = {s.key: await ctx.store.history(s.key, limit=args.message_limit) for s in sessions}
+    messages = {
+        s.key: in_time_order(await ctx.store.history(s.key, limit=args.message_limit))
+        for s in sessions
+    }
     return SessionListing(sessions, page.next_cursor, messages)
 
 
@@ -79,10 +82,18 @@ def _listed(session: SessionRecord, args: ListArgs) -> bool:
     return session.updated_at >= time.time() - args.active_minutes * 60
 
 
+def in_time_order(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """Messages in the order they were written (then by seq): those a repair recovered
+    carry their original times and take their place among the others."""
+    return sorted(messages, key=lambda m: (m.created_at, m.seq))
+
+
 async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> History:
-    resolution = await ctx.resolver.resolve(args.session_key, ctx.caller, Intent.READ)
+    resolution = await ctx.resolver.resolve(
+        args.session_key, ctx.caller, Intent.READ, follow_alias=args.follow_alias
+    )
     messages = await ctx.store.history(resolution.key, limit=args.limit, before=args.before)
-    return History(resolution.key, tuple(messages))
+    return History(resolution.key, tuple(in_time_order(messages)))
 
 
 async def _address(
