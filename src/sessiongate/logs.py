@@ -16,11 +16,10 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-import structlog
-from structlog.typing import EventDict, WrappedLogger
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, WrappedLogger
 
 __all__ = ["LogFormat", "configure_logging", "log_level"]
 
@@ -72,18 +71,25 @@ class _UtcTimestamp:
         return event_dict
 
 
-def _render_json(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
-    """One JSON object; a value JSON has no form for is written as its repr (as structlog's
-    JSONRenderer does)."""
-    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+def _json_renderer() -> Any:
+    """Renders one JSON object; a value JSON has no form for is written as its repr (as
+    structlog's JSONRenderer does)."""
+    from orjson import OPT_NON_STR_KEYS, dumps
+
+    def render(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        return dumps(event_dict, default=repr, option=OPT_NON_STR_KEYS).decode()
+
+    return render
 
 
 def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
     """Route every structlog logger to stderr at `level`, as human lines or JSON."""
+    import structlog  # here, not at the top: client commands never log and skip its import
+
     number = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     renderer: Any = (
-        _render_json if as_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        _json_renderer() if as_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[

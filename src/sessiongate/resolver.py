@@ -151,6 +151,14 @@ class Resolution:
     def warnings(self) -> list[str]:
         return [lint.message for lint in self.lints]
 
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_wire(),
+            "requestedKey": self.requested_key,
+            "canonicalKey": self.canonical_key,
+            "warnings": self.warnings,
+        }
+
 
 class Resolver:
     """Resolves references to sessions under one configuration and one store."""
@@ -232,8 +240,13 @@ class Resolver:
         caller: Caller,
         intent: Intent = Intent.ADDRESS,
         create_on_miss: bool | None = None,
+        *,
+        follow_alias: bool = True,
     ) -> Resolution:
-        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one."""
+        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
+
+        `follow_alias=False` (reads only) gives the session stored under the key itself,
+        e.g. an archived phantom whose alias leads to where its messages were recovered."""
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
@@ -249,7 +262,9 @@ class Resolver:
             raise error
         record = self._known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
-            record = await self._follow_aliases(await self.store.find(key.text))
+            record = await self.store.find(key.text)
+            if follow_alias or intent is not Intent.READ:
+                record = await self._follow_aliases(record)
         if not await self._may_see(caller, key, agent_id, record):
             hidden_by = self._hidden_by(caller, agent_id)
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)

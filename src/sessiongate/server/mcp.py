@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -40,6 +39,7 @@ from sessiongate import __version__
 from sessiongate.catchall import internal_error
 from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
 from sessiongate.gateway import Gateway
+from sessiongate.mcp_wire import SESSION_HEADER, compact_json, tool_error, tool_result
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.server.http import authenticate, session_gate_error_response
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 ENTRY_POINT = "mcp"
-SESSION_HEADER = "x-session-key"
 RESOURCE_PREFIX = "sessiongate://sessions/"
 RESOURCE_TEMPLATE = RESOURCE_PREFIX + "{key}"
 RESOURCE_PAGE = 100
@@ -90,31 +89,6 @@ def tool_definitions(allowed: list[str] | None) -> list[types.Tool]:
         if (spec_schema := _input_schema(name)) is not None
         if allowed is None or name in allowed
     ]
-
-
-def _compact(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def tool_result(result: dict[str, Any]) -> types.CallToolResult:
-    """A tool's result: structured, and the same JSON as text for clients that read only text."""
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=_compact(result))], structured_content=result
-    )
-
-
-def tool_error(error: SessionGateError) -> types.CallToolResult:
-    """A refusal as an MCP tool error: one readable line, then the wire form (also structured)."""
-    wire = error.to_wire()
-    line = f"{error.code}: {error.message.rstrip('.')}."
-    suggestions = error.details.get("suggestions")
-    if suggestions:
-        line += f" Did you mean {', '.join(suggestions)}?"
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=f"{line}\n{_compact(wire)}")],
-        structured_content=wire,
-        is_error=True,
-    )
 
 
 def transcript_uri(key: str) -> str:
@@ -204,7 +178,7 @@ class _Handlers:
         args = {"sessionKey": key, "limit": TRANSCRIPT_MESSAGES}
         history = await self._resource_call(ctx, "sessions_history", args)
         contents = types.TextResourceContents(
-            uri=uri, mime_type="application/json", text=_compact(history)
+            uri=uri, mime_type="application/json", text=compact_json(history)
         )
         return types.ReadResourceResult(contents=[contents])
 

@@ -18,6 +18,7 @@ from sessiongate.keys import main_key
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import Signed, action, page
 from sessiongate.server.ui.views import OPERATOR, doctor_scan, gateway_of
+from sessiongate.tools.args import SessionArgs
 
 __all__ = ["doctor_plan", "doctor_repair", "doctor_view", "send", "send_form"]
 
@@ -93,7 +94,7 @@ async def doctor_view(request: Request, signed: Signed) -> Response:
     evidence = {}
     for finding in findings:
         evidence[finding.session_key] = (
-            await gateway.show_session(finding.session_key, OPERATOR)
+            await gateway.resolve(SessionArgs(session_key=finding.session_key), OPERATOR)
         ).session.to_wire()
     return render(
         request,
@@ -108,7 +109,8 @@ async def doctor_view(request: Request, signed: Signed) -> Response:
 async def _finding_for(request: Request, reference: str) -> Finding:
     """The current fixable finding about `reference`; the key must name a visible session."""
     gateway = gateway_of(request)
-    key = (await gateway.show_session(reference, OPERATOR)).key  # SESSION_NOT_FOUND if missing
+    args = SessionArgs(session_key=reference)
+    key = (await gateway.resolve(args, OPERATOR)).key  # SESSION_NOT_FOUND if missing
     for finding in (await doctor_scan(request)).findings:
         if finding.session_key == key and finding.fixable:
             return finding
