@@ -41,11 +41,13 @@ class Decision(StrEnum):
     NOT_FOUND = "not-found"  # a parent, own session or read that does not exist
     INVALID = "invalid"  # not a session key, or an agent that is not configured
     REPAIRED = "repaired"  # doctor --fix
+    DELETED = "deleted"  # an address or read of a key that was deleted (SESSION_DELETED)
     AUTH_FAILED = "auth-failed"  # wrong tokens from one client address, in bulk (not an address)
 
 
 AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
-           Decision.NOT_FOUND, Decision.REPAIRED, Decision.AUTH_FAILED)  # fmt: skip
+           Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED,
+           Decision.AUTH_FAILED)  # fmt: skip
 
 
 def open_audit(path: Path) -> BinaryIO:

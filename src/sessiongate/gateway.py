@@ -30,7 +30,7 @@ from sessiongate.audit import AuditLog
 from sessiongate.channels import receive_inbound
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import StoreUnavailableError
-from sessiongate.extras import require_extra
+from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.outcomes import (
     History,
@@ -47,7 +47,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
-from sessiongate.store.base import Origin, PageSessions
+from sessiongate.store.base import Origin, PageSessions, now
 from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
 from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
@@ -144,20 +144,16 @@ class Gateway:
         return self._make_llm_runtime(agent, model)
 
     def _make_llm_runtime(self, agent: AgentConfig, model: str) -> Runtime:
-        openai = require_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
-        from sessiongate.runtime.llm import LlmRuntime
+        check_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
+        from sessiongate.runtime.llm import LlmRuntime, ModelEndpoint
 
         provider_name, model_name = model.split("/", 1)
         provider = self.config.models.providers[provider_name]
-        client = openai.AsyncOpenAI(
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            timeout=provider.timeout_seconds,
-        )
+        endpoint = ModelEndpoint(provider.base_url, provider.api_key, provider.timeout_seconds)
         defaults = self.config.agents.defaults
         prompt = agent.system_prompt or defaults.system_prompt
         offered = self.config.gateway.tools.allow
-        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds, offered)
+        return LlmRuntime(endpoint, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
         """The runtime that answers for this agent."""
@@ -285,8 +281,11 @@ class Gateway:
     async def create_session(
         self, reference: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
-        return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`
+        (a deleted key too: this is the explicit creation that brings it back)."""
+        return await self.resolver.ensure_origin_session(
+            reference, origin, entry_point, label, decided_at=now()
+        )
 
     async def receive_inbound(self, channel: str, raw: Any) -> dict[str, Any]:
         """Store and run a channel's inbound message (its session comes from its origin)."""
