@@ -26,7 +26,8 @@ ONLY = {
     "keys": ("errors",),
     "text": (),
     "errors": (),
-    "config": ("errors", "keys", "tool_names"),
+    "config": ("errors", "keys", "tool_names", "paths"),
+    "paths": (),  # where state lives on disk: shared by the client and the server
     "policy": ("config", "keys", "errors"),
     "resolver": ("audit", "config", "errors", "keys", "lints", "metrics", "policy", "store"),
 }

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from sessiongate import __version__, cli_gateway
+from sessiongate import cli_gateway
 from sessiongate.cli_import import import_app
 from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.cli_output import (
@@ -32,12 +31,13 @@ from sessiongate.cli_output import (
     run,
 )
 from sessiongate.cli_target import open_client, resolve_target
-from sessiongate.client import AsyncSessionGateClient
-from sessiongate.config import SessionGateConfig, config_file, load_config
 from sessiongate.errors import InvalidRequestError, plain_message
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
-from sessiongate.store.base import Origin
+
+if TYPE_CHECKING:
+    from sessiongate.client import AsyncSessionGateClient
+    from sessiongate.config import SessionGateConfig
 
 __all__ = ["app", "main"]
 
@@ -67,21 +67,30 @@ app.command()(cli_gateway.init)
 app.command("mcp")(mcp_stdio)
 
 
+# Commands that only talk to a running gateway: nothing in them logs, so they skip
+# configuring structlog (and importing it). Every other command runs gateway code in-process.
+CLIENT_COMMANDS = frozenset({"send", "spawn", "status", "stop", "mcp"})
+
+
 def _version(value: bool) -> None:
     if value:
+        from sessiongate import __version__
+
         out.print(f"sessiongate {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """sessiongate: host agents, route messages by session key, refuse unknown keys."""
-    configure_logging(log_level())  # `serve` reconfigures from its config
+    if ctx.invoked_subcommand not in CLIENT_COMMANDS:
+        configure_logging(log_level())  # `serve` reconfigures from its config
 
 
 # ---------------------------------------------------------------- config
@@ -97,6 +106,7 @@ def config_validate(
 ) -> None:
     """Check a config file (default: the one `serve` would read); print every problem at once,
     and whether the extras it needs (postgres, llm) are installed."""
+    from sessiongate.config import config_file, load_config
     from sessiongate.extras import check_extras
 
     path = path or config_path
@@ -116,6 +126,8 @@ def config_validate(
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of the config file."""
+    from sessiongate.config import SessionGateConfig
+
     schema = SessionGateConfig.model_json_schema(by_alias=True)
     print(json.dumps(schema, indent=2))
 
@@ -142,6 +154,7 @@ def _table(sessions: list[dict[str, Any]]) -> Table:
 
 
 async def _local_gateway(config_path: Path | None) -> Any:
+    from sessiongate.config import load_config
     from sessiongate.gateway import Gateway
 
     config = load_config(config_path)
@@ -250,6 +263,8 @@ def sessions_create(
     """Create a session on purpose (origin 'cli'), e.g. before turning createOnMiss off."""
 
     async def create() -> dict[str, Any]:
+        from sessiongate.store.base import Origin
+
         gateway = await _local_gateway(config_path)
         try:
             record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
@@ -394,6 +409,7 @@ def doctor(
 ) -> None:
     """Find phantom sessions and split brains (read-only unless --fix); exit 1 on findings."""
     from sessiongate.cli_doctor import run_doctor
+    from sessiongate.config import load_config
 
     with guarded(as_json):
         config = load_config(config_path)
@@ -414,6 +430,7 @@ def audit_tail(
 ) -> None:
     """Print the last audit events readably (--json: one JSON object per line)."""
     from sessiongate.cli_doctor import tail_audit
+    from sessiongate.config import load_config
 
     with guarded(as_json):
         config = load_config(config_path)
@@ -467,6 +484,8 @@ def _check_storage_url(model: Any, url: str) -> None:
 @app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Replay the split-brain incident in permissive and strict mode, in-process."""
+    from rich.console import Console
+
     from sessiongate.demo import render_report, replay_incident
 
     with guarded(as_json), err.status("replaying the incident on two temporary gateways…"):

@@ -31,6 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from sessiongate.errors import ConfigError, plain_message
 from sessiongate.keys import AGENT_ID_RE, DmScope
+from sessiongate.paths import default_config_path, state_dir
 from sessiongate.tool_names import ToolName
 
 __all__ = [
@@ -65,17 +66,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
     )
-
-
-def state_dir() -> Path:
-    """Where sessiongate keeps its state: ``SESSIONGATE_STATE_DIR`` or ~/.sessiongate."""
-    override = os.environ.get("SESSIONGATE_STATE_DIR")
-    return Path(override).expanduser() if override else Path.home() / ".sessiongate"
-
-
-def default_config_path() -> Path:
-    """The config file used when neither --config nor SESSIONGATE_CONFIG is given."""
-    return state_dir() / "config.json5"
 
 
 class AuthConfig(_Model):

@@ -16,7 +16,7 @@ from sessiongate.errors import MissingExtraError
 if TYPE_CHECKING:
     from sessiongate.config import SessionGateConfig
 
-__all__ = ["check_extras", "require_extra"]
+__all__ = ["check_extra", "check_extras", "require_extra"]
 
 
 def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
@@ -24,10 +24,21 @@ def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        raise MissingExtraError(
-            f"{purpose} needs the '{extra}' extra: pip install 'sessiongate[{extra}]'",
-            details={"extra": extra, "module": exc.name or module},
-        ) from None
+        raise _missing(module, extra, purpose, exc.name) from None
+
+
+def check_extra(module: str, extra: str, purpose: str) -> None:
+    """Refuse as `require_extra` does when `module` is not installed, without importing it
+    (the `openai` SDK alone is ~20 MiB of an idle gateway; it is imported at first use)."""
+    if importlib.util.find_spec(module) is None:
+        raise _missing(module, extra, purpose, module)
+
+
+def _missing(module: str, extra: str, purpose: str, missing: str | None) -> MissingExtraError:
+    return MissingExtraError(
+        f"{purpose} needs the '{extra}' extra: pip install 'sessiongate[{extra}]'",
+        details={"extra": extra, "module": missing or module},
+    )
 
 
 def _needed(config: SessionGateConfig) -> list[tuple[str, str, str]]:

@@ -30,7 +30,7 @@ from sessiongate.audit import AuditLog
 from sessiongate.channels import receive_inbound
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import StoreUnavailableError
-from sessiongate.extras import require_extra
+from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.outcomes import (
     History,
@@ -143,20 +143,16 @@ class Gateway:
         return self._make_llm_runtime(agent, model)
 
     def _make_llm_runtime(self, agent: AgentConfig, model: str) -> Runtime:
-        openai = require_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
-        from sessiongate.runtime.llm import LlmRuntime
+        check_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
+        from sessiongate.runtime.llm import LlmRuntime, ModelEndpoint
 
         provider_name, model_name = model.split("/", 1)
         provider = self.config.models.providers[provider_name]
-        client = openai.AsyncOpenAI(
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            timeout=provider.timeout_seconds,
-        )
+        endpoint = ModelEndpoint(provider.base_url, provider.api_key, provider.timeout_seconds)
         defaults = self.config.agents.defaults
         prompt = agent.system_prompt or defaults.system_prompt
         offered = self.config.gateway.tools.allow
-        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds, offered)
+        return LlmRuntime(endpoint, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
         """The runtime that answers for this agent."""

@@ -8,9 +8,9 @@ validating again (`SendArgs.model_construct`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, WithJsonSchema, model_validator
 
 from sessiongate.fields import (
     ActiveMinutes,
@@ -23,6 +23,7 @@ from sessiongate.fields import (
     SessionRef,
     WaitSeconds,
 )
+from sessiongate.keys import SessionKind
 from sessiongate.tools.base import ToolArgs
 
 __all__ = [
@@ -35,7 +36,12 @@ __all__ = [
     "SpawnArgs",
 ]
 
-Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "hook"]
+# the session kinds of keys.py, offered inline (not as a $ref) in the schema LLMs and MCP see
+Kind = Annotated[
+    SessionKind,
+    Field(strict=False),  # the wire sends the value
+    WithJsonSchema({"enum": [kind.value for kind in SessionKind], "type": "string"}),
+]
 OpenClawKind = Literal["main", "group", "cron", "hook", "node", "other"]
 
 

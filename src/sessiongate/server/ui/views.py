@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -20,7 +20,7 @@ from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
-from sessiongate.keys import agent_of_key
+from sessiongate.keys import SessionKind, agent_of_key
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
@@ -28,14 +28,14 @@ from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
 from sessiongate.store.base import Origin, SessionStatus
-from sessiongate.tools.args import Kind, SessionArgs
+from sessiongate.tools.args import SessionArgs
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
 
 OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
-KINDS = get_args(Kind)
+KINDS = tuple(kind.value for kind in SessionKind)
 DECISIONS = tuple(d.value for d in AUDITED)
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
