@@ -13,6 +13,7 @@ The tree::
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
     │   └── AgentNotFoundError        AGENT_NOT_FOUND        404
     ├── ToolNotFoundError             TOOL_NOT_FOUND         404
+    ├── RunNotFoundError              RUN_NOT_FOUND          404
     ├── ConflictError                 CONFLICT               409
     │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
     ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
@@ -75,6 +76,7 @@ __all__ = [
     "RouteNotFoundError",
     "RunFailedError",
     "RunInterruptedError",
+    "RunNotFoundError",
     "RunTimeoutError",
     "SessionGateError",
     "SessionMovedError",
@@ -191,6 +193,14 @@ class AgentNotFoundError(SessionNotFoundError):
 
 class ToolNotFoundError(SessionGateError):
     code = "TOOL_NOT_FOUND"
+    http_status = 404
+
+
+class RunNotFoundError(SessionGateError):
+    """No run with this id that the caller may see (an A2A task is a run): a run of a
+    session hidden from the caller answers exactly like a run that does not exist."""
+
+    code = "RUN_NOT_FOUND"
     http_status = 404
 
 

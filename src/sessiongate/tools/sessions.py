@@ -21,7 +21,7 @@ T = TypeVar("T")
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5e5510a6-a7e0-4c1b-9d3e-0c1a3b9e7d21")
 MAX_SEQ = 2**63 - 1  # the largest sequence number any store can hold
 
-Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "hook"]
+Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "a2a", "hook"]
 
 
 # OpenClaw's sessions_list kinds, as the session kinds they cover here.
@@ -31,7 +31,7 @@ OPENCLAW_KINDS: dict[str, frozenset[str]] = {
     "cron": frozenset({"cron"}),
     "hook": frozenset({"hook"}),
     "node": frozenset(),
-    "other": frozenset({"direct", "subagent"}),
+    "other": frozenset({"direct", "subagent", "a2a"}),
 }
 OpenClawKind = Literal["main", "group", "cron", "hook", "node", "other"]
 
