@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from sessiongate.config import SessionGateConfig, parse_config
+from sessiongate.logs import configure_logging, log_level
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Resolver
 from sessiongate.server.app import RunningGateway, run_gateway
@@ -46,6 +47,10 @@ class _LoopErrors(logging.Handler):
         self.reported = len(self.records)
         return [self.format(r) for r in new]
 
+
+# In-process gateways log to stderr, as under `sessiongate serve`; never into the stdout
+# of a CLI command a test runs in-process (client commands leave logging alone).
+configure_logging(log_level())
 
 LOOP_ERRORS = _LoopErrors()
 LOOP_ERRORS.setFormatter(logging.Formatter("%(name)s: %(message)s"))

@@ -33,6 +33,15 @@ def test_validate_names_the_bad_path_and_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_validate_refuses_an_unknown_tool_with_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "typo.json5"
+    path.write_text('{ gateway: { tools: { allow: ["sessions_sned"] } } }', encoding="utf-8")
+    result = sessiongate("config", "validate", str(path))
+    assert result.returncode == 2
+    assert "gateway.tools.allow: unknown tool 'sessions_sned'" in result.stderr
+    assert "(did you mean 'sessions_send'?)" in result.stderr
+
+
 def test_validate_json_prints_the_wire_form(tmp_path: Path) -> None:
     path = tmp_path / "bad.json5"
     path.write_text("{ gateway: { port: -1 } }", encoding="utf-8")

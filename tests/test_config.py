@@ -83,3 +83,13 @@ def test_schema_describes_create_on_miss() -> None:
     schema = SessionGateConfig.model_json_schema(by_alias=True)
     text = str(schema)
     assert "createOnMiss" in text and "dmScope" in text
+
+
+def test_the_tool_names_the_config_checks_are_the_registry() -> None:
+    from sessiongate.tool_names import ToolName
+    from sessiongate.tools import TOOLS
+
+    assert set(TOOLS) == set(ToolName)
+    assert parse_config({}, "x").gateway.tools.allow == [name.value for name in ToolName]
+    with pytest.raises(ConfigError, match="did you mean 'sessions_list'"):
+        parse_config({"gateway": {"tools": {"allow": ["session_list"]}}}, "x.json5")

@@ -69,7 +69,7 @@ def test_the_image_copies_what_exists_and_serves_from_its_state_volume() -> None
             assert all((root / s).exists() for s in sources), line
     assert "SESSIONGATE_STATE_DIR=/var/lib/sessiongate" in containerfile
     assert "USER sessiongate" in containerfile
-    assert '".[postgres,llm]"' in containerfile
+    assert '".[all]"' in containerfile
 
 
 def test_the_prometheus_example_scrapes_metrics_without_the_api_token() -> None:

@@ -1,5 +1,6 @@
 """The base install: `pip install .` into an empty venv serves the embedded default,
-without asyncpg, openai, matplotlib or py-spy; a config that needs an extra names it."""
+without asyncpg, openai, the MCP SDK (nor cryptography), matplotlib or py-spy; a config
+or a surface that needs an extra names it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 from tests.processes import free_port
 
@@ -32,10 +35,22 @@ def test_the_base_install_serves_sqlite_without_the_extras(tmp_path: Path) -> No
     installed = run(python, "-m", "pip", "list", "--format", "json", env=env)
     names = {p["name"].lower() for p in json.loads(installed)}
     assert not names & {"asyncpg", "openai", "matplotlib", "py-spy", "pytest"}
+    assert not names & {"mcp", "mcp-types", "httpx2", "cryptography", "pyjwt", "jsonschema"}
     port = str(free_port())
     assert "running in the background" in run(cli, "serve", "--detach", "--port", port, env=env)
     try:
         assert "echo: hi" in run(cli, "send", "main", "hi", env=env)
+        token = (tmp_path / "state" / "gateway.token").read_text().strip()
+        mcp = httpx.post(f"http://127.0.0.1:{port}/mcp", json={}, timeout=30,
+                         headers={"authorization": f"Bearer {token}"})  # fmt: skip
+        assert mcp.json()["error"]["code"] == "EXTRA_NOT_INSTALLED"
+        assert "pip install 'sessiongate[mcp]'" in mcp.json()["error"]["message"]
+        stdio = subprocess.run([str(cli), "mcp"], capture_output=True, text=True, env=env,
+                               stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        assert stdio.returncode == 1
+        assert stdio.stdout == ""
+        assert stdio.stderr.strip().count("\n") == 0, stdio.stderr  # one line
+        assert "pip install 'sessiongate[mcp]'" in stdio.stderr
     finally:
         run(cli, "stop", env=env)
     postgres = tmp_path / "pg.json5"

@@ -186,7 +186,9 @@ async def test_the_page_cookie_opens_the_websocket_only_from_the_same_origin(
         await sign_in(http, gw.token)
         cookie = f"sessiongate_ui={http.cookies['sessiongate_ui']}"
         connect_frame = json.dumps({"type": "req", "id": 1, "method": "connect", "params": {}})
-        for origin, accepted in ((gw.url, True), ("http://evil.example", False)):
+        other_scheme = "https://" + gw.url.removeprefix("http://")  # same host, not the page
+        for origin, accepted in ((gw.url, True), ("http://evil.example", False),
+                                 (other_scheme, False)):  # fmt: skip
             headers = {"cookie": cookie, "origin": origin}
             async with connect(gw.ws_url, additional_headers=headers) as ws:
                 await ws.send(connect_frame)

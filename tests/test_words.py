@@ -20,6 +20,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError
 from sessiongate.mcp_bridge import gateway_client
 
+from .conftest import INCIDENT_KEY
 from .test_fail_closed import write_config
 from .test_http import client_for, invoke
 from .test_ui import sign_in
@@ -28,6 +29,8 @@ from .test_ws import connected, request
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
+MAIN = "agent:atlas:main"
+SHOW = [sys.executable, "-m", "sessiongate", "sessions", "show"]
 TYPO = "agent:atlsa:cron:nightly"
 FIXED = "agent:atlas:cron:nightly"
 
@@ -163,3 +166,69 @@ async def test_invalid_keys_and_unknown_agents_are_audited_with_their_suggestion
     lines = [line for line in tail.stdout.splitlines() if "invalid" in line]
     assert len(lines) == 2, tail.stdout + tail.stderr
     assert all("suggest agent:atlas:main" in line for line in lines)
+
+
+async def test_repair_keeps_time_and_the_phantom_keeps_its_own_transcript(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Path
+) -> None:
+    config = config_factory()
+    config_file = write_config(tmp_path, config)
+    async with serve(config) as gw, client_for(gw) as http:
+        for key, text in ((INCIDENT_KEY, "first, in the phantom"), (MAIN, "later, in main")):
+            sent = await invoke(http, "sessions_send", {"sessionKey": key, "message": text})
+            assert sent.json()["result"]["status"] == "ok"
+    fixed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "sessiongate", "doctor", "--fix", "-c", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    async with serve(config) as gw, client_for(gw) as http:
+        history = (await http.get(f"/v1/sessions/{MAIN}/messages")).json()["result"]
+        contents = [m["content"] for m in history["messages"]]
+        assert contents == [
+            "first, in the phantom",
+            "echo: first, in the phantom",
+            "later, in main",
+            "echo: later, in main",
+        ]
+        assert [bool(m.get("meta", {}).get("recovered")) for m in history["messages"]] == [
+            True,
+            True,
+            False,
+            False,
+        ]
+        own = f"/v1/sessions/{INCIDENT_KEY}/messages"
+        kept = (await http.get(own, params={"followAlias": "false"})).json()["result"]
+        assert kept["sessionKey"] == INCIDENT_KEY
+        assert kept["messages"][0]["content"] == "first, in the phantom"
+
+        listed = await cli(gw, "sessions", "history", MAIN)
+        rows = [line for line in listed.stdout.splitlines() if "│" in line]
+        assert "first, in the phantom" in rows[1] and "recovered from" in rows[1]
+        assert "later, in main" in rows[-2]
+        archived = await cli(gw, "sessions", "history", INCIDENT_KEY, "--archived")
+        assert archived.returncode == 0 and INCIDENT_KEY in archived.stdout
+        assert "later, in main" not in archived.stdout
+
+        await sign_in(http, gw.token)
+        page = (await http.get(f"/ui/sessions/{MAIN}")).text
+        assert page.index("first, in the phantom") < page.index("later, in main")
+        link = re.search(r'href="(/ui/sessions/[^"]+\?archived=1)"', page)
+        assert link is not None
+        phantom_page = (await http.get(link[1].replace("&amp;", "&"))).text
+        assert "own transcript, kept as it was" in phantom_page
+        assert "later, in main" not in phantom_page
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [*SHOW, INCIDENT_KEY, "--archived", "-c", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert shown.returncode == 0 and "archived" in shown.stdout
+    assert f"key         │ {INCIDENT_KEY}" in shown.stdout or INCIDENT_KEY in shown.stdout
+    assert "None" not in shown.stdout  # empty fields are left out

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sessiongate.config import SessionGateConfig
+from sessiongate.fields import MessageText, WaitSeconds
 from sessiongate.keys import direct_key_for, group_key
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
@@ -30,8 +31,8 @@ class InboundMessage(ToolArgs):
     account_id: str | None = Field(default=None, min_length=1, max_length=128)
     agent_id: str | None = None
     peer: Peer
-    text: str = Field(min_length=1, max_length=200_000)
-    timeout_seconds: float = Field(default=30, ge=0, le=600)
+    text: MessageText
+    timeout_seconds: WaitSeconds = 30
 
 
 def inbound_key(config: SessionGateConfig, channel: str, message: InboundMessage) -> str:
@@ -59,4 +60,4 @@ async def receive_inbound(
     }
     caller = Caller(None, "channel")
     result = await runs.send(session, message.text, caller, message.timeout_seconds, origin)
-    return {**result, "created": created}
+    return {**result.to_wire(), "created": created}

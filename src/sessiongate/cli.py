@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from sessiongate import __version__, cli_gateway
+from sessiongate import cli_gateway
 from sessiongate.cli_import import import_app
 from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.cli_output import (
@@ -31,12 +30,13 @@ from sessiongate.cli_output import (
     run,
 )
 from sessiongate.cli_target import open_client, resolve_target
-from sessiongate.client import AsyncSessionGateClient
-from sessiongate.config import SessionGateConfig, config_file, load_config
 from sessiongate.errors import InvalidRequestError
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
-from sessiongate.store.base import Origin
+
+if TYPE_CHECKING:
+    from sessiongate.client import AsyncSessionGateClient
+    from sessiongate.config import SessionGateConfig
 
 __all__ = ["app", "main"]
 
@@ -66,21 +66,30 @@ app.command()(cli_gateway.init)
 app.command("mcp")(mcp_stdio)
 
 
+# Commands that only talk to a running gateway: nothing in them logs, so they skip
+# configuring structlog (and importing it). Every other command runs gateway code in-process.
+CLIENT_COMMANDS = frozenset({"send", "spawn", "status", "stop", "mcp"})
+
+
 def _version(value: bool) -> None:
     if value:
+        from sessiongate import __version__
+
         out.print(f"sessiongate {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """sessiongate: host agents, route messages by session key, refuse unknown keys."""
-    configure_logging(log_level())  # `serve` reconfigures from its config
+    if ctx.invoked_subcommand not in CLIENT_COMMANDS:
+        configure_logging(log_level())  # `serve` reconfigures from its config
 
 
 # ---------------------------------------------------------------- config
@@ -92,6 +101,8 @@ def config_validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check a config file (default: the one `serve` would read); print every problem at once."""
+    from sessiongate.config import config_file, load_config
+
     with guarded(as_json):
         config = load_config(path)
         file = config_file(path)
@@ -107,6 +118,8 @@ def config_validate(
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of the config file."""
+    from sessiongate.config import SessionGateConfig
+
     schema = SessionGateConfig.model_json_schema(by_alias=True)
     print(json.dumps(schema, indent=2))
 
@@ -129,6 +142,7 @@ def _table(sessions: list[dict[str, Any]]) -> Table:
 
 
 async def _local_gateway(config_path: Path | None) -> Any:
+    from sessiongate.config import load_config
     from sessiongate.gateway import Gateway
 
     config = load_config(config_path)
@@ -177,9 +191,19 @@ def sessions_list(
         out.print(f"[dim]more: --cursor {result['nextCursor']}[/]")
 
 
+ArchivedOption = Annotated[
+    bool,
+    typer.Option(
+        "--archived",
+        help="The key's own session, not where its alias leads (a repaired phantom's).",
+    ),
+]
+
+
 @sessions_app.command("show")
 def sessions_show(
     key: Annotated[str, typer.Argument(help="Session key (any case; bare 'main' works).")],
+    archived: ArchivedOption = False,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -190,7 +214,10 @@ def sessions_show(
 
         gateway = await _local_gateway(config_path)
         try:
-            resolution = await gateway.show_session(key, Caller(None, "cli"))
+            from sessiongate.tools.args import SessionArgs
+
+            args = SessionArgs(session_key=key, follow_alias=not archived)
+            resolution = await gateway.resolve(args, Caller(None, "cli"))
             return {
                 **resolution.session.to_wire(),
                 "requestedKey": key,
@@ -206,6 +233,8 @@ def sessions_show(
         return
     table = Table("field", "value", show_header=False)
     for name, value in session.items():
+        if value is None or value == [] or value == {}:
+            continue  # an empty field says nothing
         table.add_row(name, json.dumps(value) if isinstance(value, dict | list) else str(value))
     out.print(table)
 
@@ -222,6 +251,8 @@ def sessions_create(
     """Create a session on purpose (origin 'cli'), e.g. before turning createOnMiss off."""
 
     async def create() -> dict[str, Any]:
+        from sessiongate.store.base import Origin
+
         gateway = await _local_gateway(config_path)
         try:
             record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
@@ -251,6 +282,7 @@ def sessions_history(
     key: Annotated[str, typer.Argument(help="Session key.")],
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     before: Annotated[int | None, typer.Option(help="Only messages before this seq.")] = None,
+    archived: ArchivedOption = False,
     config_path: ConfigOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -261,7 +293,7 @@ def sessions_history(
 
     async def history() -> dict[str, Any]:
         async with _client(config_path, url, token, verbose) as client:
-            return await client.history(key, limit=limit, before=before)
+            return await client.history(key, limit=limit, before=before, follow_alias=not archived)
 
     with guarded(as_json):
         result = run(history())
@@ -270,7 +302,11 @@ def sessions_history(
         return
     table = Table("seq", "role", "content", "at", title=result["sessionKey"])
     for m in result["messages"]:
-        table.add_row(str(m["seq"]), m["role"], m["content"], (m["createdAt"] or "")[:19])
+        at = (m["createdAt"] or "")[:19]
+        recovered = (m.get("meta") or {}).get("recoveredFrom")
+        if recovered:
+            at += f" (recovered from {recovered})"
+        table.add_row(str(m["seq"]), m["role"], m["content"], at)
     out.print(table)
 
 
@@ -355,6 +391,7 @@ def doctor(
 ) -> None:
     """Find phantom sessions and split brains (read-only unless --fix); exit 1 on findings."""
     from sessiongate.cli_doctor import run_doctor
+    from sessiongate.config import load_config
 
     with guarded(as_json):
         config = load_config(config_path)
@@ -375,6 +412,7 @@ def audit_tail(
 ) -> None:
     """Print the last audit events readably (--json: one JSON object per line)."""
     from sessiongate.cli_doctor import tail_audit
+    from sessiongate.config import load_config
 
     with guarded(as_json):
         config = load_config(config_path)
@@ -428,6 +466,8 @@ def _check_storage_url(model: Any, url: str) -> None:
 @app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Replay the split-brain incident in permissive and strict mode, in-process."""
+    from rich.console import Console
+
     from sessiongate.demo import render_report, replay_incident
 
     with guarded(as_json), err.status("replaying the incident on two temporary gateways…"):

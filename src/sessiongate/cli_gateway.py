@@ -8,12 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from sessiongate import __version__
 from sessiongate.cli_output import (
     ConfigOption,
     JsonOption,
@@ -27,10 +26,9 @@ from sessiongate.cli_output import (
     run,
 )
 from sessiongate.cli_target import Target, open_client, resolve_target
-from sessiongate.config import SessionGateConfig, config_file, load_config, state_dir
 from sessiongate.errors import ConflictError, GatewayUnreachableError
 from sessiongate.logs import LogFormat, configure_logging, log_level
-from sessiongate.policy import effective_policies
+from sessiongate.paths import state_dir, token_file
 from sessiongate.private_files import touch_private
 from sessiongate.run_records import (
     RunRecord,
@@ -40,6 +38,9 @@ from sessiongate.run_records import (
     remove_record,
     write_record,
 )
+
+if TYPE_CHECKING:
+    from sessiongate.config import SessionGateConfig
 
 __all__ = ["init", "serve", "status", "stop"]
 
@@ -76,6 +77,7 @@ def serve(
     log_format: LogFormatOption = None,
 ) -> None:
     """Run the gateway (HTTP + WebSocket) until SIGINT/SIGTERM (or `sessiongate stop`)."""
+    from sessiongate.config import config_file, load_config
     from sessiongate.server.auth import gateway_token
 
     with guarded():
@@ -109,7 +111,8 @@ def _check_store_not_served(config: SessionGateConfig, force: bool) -> None:
 
 
 def _banner(url: str, config: SessionGateConfig, generated: bool) -> None:
-    from sessiongate.server.auth import token_file
+    from sessiongate import __version__
+    from sessiongate.policy import effective_policies
 
     out.print(f"[bold]sessiongate {__version__}[/] listening on {url} (ws: /ws)")
     out.print(f"storage {describe_store(config.storage_url)}")
@@ -124,7 +127,7 @@ def policy_lines(policies: dict[str, Any]) -> list[str]:
     """createOnMiss per agent (the wire form of `policy.effective_for`), as status and the
     serve banner print it: the main key's value, then what decides the agent's other keys."""
     values = "  ".join(f"{agent}={_value(p['createOnMiss'])}" for agent, p in policies.items())
-    rule_count = len({r["rule"] for p in policies.values() for r in p["rules"]})
+    rule_count = len({r["decidedBy"] for p in policies.values() for r in p["rules"]})
     lines = [f"createOnMiss  {values}" + (f"  (+ {rule_count} rule(s))" if rule_count else "")]
     for agent, p in policies.items():
         if not p["rules"] and p["decidedBy"] == p["otherKeys"]["decidedBy"]:
@@ -169,6 +172,8 @@ def _serve_foreground(
 
 
 def _detach(file: Path | None, port: int | None, force: bool, log_format: str | None) -> None:
+    from sessiongate import __version__
+
     command = [sys.executable, "-m", "sessiongate", "serve"]
     command += ["--config", str(file)] if file else []
     command += ["--port", str(port)] if port else []
@@ -347,7 +352,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
 ) -> None:
     """Write a commented starter config and a token into the state folder."""
-    from sessiongate.server.auth import gateway_token, token_file
+    from sessiongate.config import load_config
+    from sessiongate.server.auth import gateway_token
 
     path = state_dir() / "config.json5"
     if path.exists() and not force:

@@ -1,20 +1,23 @@
-"""`sessiongate import openclaw`: bring an OpenClaw store over, with progress and a summary."""
+"""`sessiongate import openclaw`: bring an OpenClaw store over, with progress and a summary.
+
+The importer and the store load when the command runs, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from sessiongate.cli_output import ConfigOption, JsonOption, emit_json, err, guarded, out, run
-from sessiongate.config import SessionGateConfig, load_config
-from sessiongate.openclaw.importer import ImportReport, OpenClawImporter
-from sessiongate.store import MemorySessionStore, SessionStore, open_store
-from sessiongate.store.sqlite import sqlite_path
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sessiongate.config import SessionGateConfig
+    from sessiongate.openclaw.importer import ImportReport
+    from sessiongate.store import SessionStore
 
 __all__ = ["import_app"]
 
@@ -40,6 +43,8 @@ def import_openclaw(
     Never writes to the OpenClaw folder. Damaged transcripts are reported by path and
     line and skipped; exit 1 when anything was skipped, 0 otherwise.
     """
+    from sessiongate.config import load_config
+
     with guarded(as_json):
         config = load_config(config_path)
         report = run(_import(config, state_dir.expanduser(), agent, dry_run, as_json))
@@ -54,6 +59,10 @@ def import_openclaw(
 async def _import(
     config: SessionGateConfig, state_dir: Path, agent: str | None, dry_run: bool, quiet: bool
 ) -> ImportReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sessiongate.openclaw.importer import OpenClawImporter
+
     store = await _open_target(config.storage_url, dry_run)
     columns = (TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
@@ -74,6 +83,9 @@ async def _import(
 
 async def _open_target(url: str, dry_run: bool) -> SessionStore:
     """The configured store; for a dry run into a SQLite file that does not exist, none at all."""
+    from sessiongate.store import MemorySessionStore, open_store
+    from sessiongate.store.sqlite import sqlite_path
+
     if dry_run and url.startswith("sqlite:///") and not sqlite_path(url).exists():
         return MemorySessionStore()
     return await open_store(url)
@@ -81,6 +93,8 @@ async def _open_target(url: str, dry_run: bool) -> SessionStore:
 
 def print_report(report: ImportReport, target: str, console: Console) -> None:
     """The summary table, then every problem and orphan."""
+    from rich.table import Table
+
     verb = "would import" if report.dry_run else "imported"
     table = Table(
         "agent", "index entries", "new sessions", "updated", "already there", "skipped",

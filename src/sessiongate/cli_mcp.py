@@ -14,20 +14,21 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import structlog
 import typer
 from rich.markup import escape
 
 from sessiongate.cli_output import ConfigOption, TokenOption, UrlOption, err
 from sessiongate.cli_target import resolve_target, target_token
-from sessiongate.client import AsyncSessionGateClient
 from sessiongate.errors import SessionGateError
+from sessiongate.extras import require_extra
 
 __all__ = ["mcp_stdio"]
 
 
 async def _preflight(url: str, token: str | None, session_key: str | None) -> None:
     """Fail at start with a typed error (unreachable, bad token, unknown own session)."""
+    from sessiongate.client import AsyncSessionGateClient
+
     async with AsyncSessionGateClient(url, token, session_key=session_key) as client:
         await client.list_sessions(limit=1)
 
@@ -43,6 +44,8 @@ def _address(
 def _log_to_stderr() -> None:
     # Through the logging module, whose last-resort handler writes to sys.stderr as it is
     # at each record (a test runner swaps it), never to stdout.
+    import structlog
+
     structlog.configure(logger_factory=structlog.stdlib.LoggerFactory())
 
 
@@ -66,6 +69,7 @@ def mcp_stdio(
     """Speak MCP on stdin/stdout (for clients configured with a command), via the gateway."""
     _log_to_stderr()
     try:
+        require_extra("mcp", "mcp", "sessiongate mcp")
         address, secret = _address(config_path, url, token)
         asyncio.run(_preflight(address, secret, session_key))
     except SessionGateError as exc:

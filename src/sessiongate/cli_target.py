@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sessiongate.client import AsyncSessionGateClient
-from sessiongate.config import SessionGateConfig, default_config_path, load_config
 from sessiongate.errors import InvalidRequestError
+from sessiongate.paths import default_config_path, token_file
 from sessiongate.run_records import RunRecord, read_records
-from sessiongate.server.auth import token_file
+
+if TYPE_CHECKING:
+    from sessiongate.client import AsyncSessionGateClient
+    from sessiongate.config import SessionGateConfig
 
 __all__ = ["Target", "config_url", "open_client", "resolve_target"]
 
@@ -48,6 +51,8 @@ def _same_file(recorded: str | None, path: Path) -> bool:
 
 
 def _from_config(path: Path, live: list[RunRecord]) -> Target:
+    from sessiongate.config import load_config
+
     config = load_config(path)
     record = next((r for r in live if _same_file(r.config_path, path)), None)
     if config.gateway.port == 0 and record is not None:
@@ -71,6 +76,8 @@ def _from_records(live: list[RunRecord]) -> Target | None:
                 details={"hint": "pick one with --url or --config"},
             )
         live = serving_default
+    from sessiongate.config import load_config
+
     record = live[0]
     config = load_config(record.config_path) if record.config_path else load_config()
     source = f"run record {record.path} (pid {record.pid})"
@@ -79,6 +86,8 @@ def _from_records(live: list[RunRecord]) -> Target | None:
 
 def resolve_target(url: str | None, config_path: Path | None) -> Target:
     """The gateway a client command talks to (see the module docstring for the order)."""
+    from sessiongate.config import load_config  # pydantic: only once a command needs a target
+
     if url:
         config = load_config(config_path)
         return Target(url.rstrip("/"), "--url", config)
@@ -108,4 +117,6 @@ def target_token(target: Target, token: str | None) -> str | None:
 
 def open_client(target: Target, token: str | None) -> AsyncSessionGateClient:
     """A client for `target` with the token that goes with it."""
+    from sessiongate.client import AsyncSessionGateClient
+
     return AsyncSessionGateClient(target.url, target_token(target, token))

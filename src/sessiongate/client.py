@@ -128,10 +128,14 @@ class _Requests:
         params = {"agentId": agent_id, "kind": kind, "limit": limit, "cursor": cursor}
         return self._get("/v1/sessions", {k: v for k, v in params.items() if v is not None})
 
-    def history(self, session_key: str, limit: int, before: int | None) -> _Call:
+    def history(
+        self, session_key: str, limit: int, before: int | None, follow_alias: bool = True
+    ) -> _Call:
         query: dict[str, Any] = {"limit": limit}
         if before is not None:
             query["before"] = before
+        if not follow_alias:
+            query["followAlias"] = "false"
         return self._get(f"/v1/sessions/{_quote(session_key)}/messages", query)
 
 
@@ -229,10 +233,17 @@ class AsyncSessionGateClient:
         return await self._do(self._requests.list_sessions(agent_id, kind, limit, cursor))
 
     async def history(
-        self, session_key: str, *, limit: int = 50, before: int | None = None
+        self,
+        session_key: str,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        follow_alias: bool = True,
     ) -> dict[str, Any]:
-        """A session's transcript (oldest first) up to `limit` messages before `before`."""
-        return await self._do(self._requests.history(session_key, limit, before))
+        """A session's transcript (oldest first, by time) up to `limit` messages before
+        `before`; `follow_alias=False` reads the key's own (an archived phantom's)."""
+        call = self._requests.history(session_key, limit, before, follow_alias)
+        return await self._do(call)
 
 
 class SessionGateClient:
@@ -321,7 +332,13 @@ class SessionGateClient:
         return self._do(self._requests.list_sessions(agent_id, kind, limit, cursor))
 
     def history(
-        self, session_key: str, *, limit: int = 50, before: int | None = None
+        self,
+        session_key: str,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        follow_alias: bool = True,
     ) -> dict[str, Any]:
-        """A session's transcript (oldest first) up to `limit` messages before `before`."""
-        return self._do(self._requests.history(session_key, limit, before))
+        """A session's transcript (oldest first, by time) up to `limit` messages before
+        `before`; `follow_alias=False` reads the key's own (an archived phantom's)."""
+        return self._do(self._requests.history(session_key, limit, before, follow_alias))

@@ -31,6 +31,8 @@ from pydantic.alias_generators import to_camel
 
 from sessiongate.errors import ConfigError
 from sessiongate.keys import AGENT_ID_RE, DmScope
+from sessiongate.paths import default_config_path, state_dir
+from sessiongate.tool_names import ToolName
 
 __all__ = [
     "AgentConfig",
@@ -66,17 +68,6 @@ class _Model(BaseModel):
     )
 
 
-def state_dir() -> Path:
-    """Where sessiongate keeps its state: ``SESSIONGATE_STATE_DIR`` or ~/.sessiongate."""
-    override = os.environ.get("SESSIONGATE_STATE_DIR")
-    return Path(override).expanduser() if override else Path.home() / ".sessiongate"
-
-
-def default_config_path() -> Path:
-    """The config file used when neither --config nor SESSIONGATE_CONFIG is given."""
-    return state_dir() / "config.json5"
-
-
 class AuthConfig(_Model):
     token: str | None = Field(default=None, min_length=16)
 
@@ -93,13 +84,20 @@ class GatewaySessionsConfig(_Model):
 
 class GatewayToolsConfig(_Model):
     allow: list[str] = Field(
-        default_factory=lambda: [
-            "sessions_send",
-            "sessions_spawn",
-            "sessions_list",
-            "sessions_history",
-        ]
+        default_factory=lambda: [name.value for name in ToolName],
+        json_schema_extra={"items": {"type": "string", "enum": [name.value for name in ToolName]}},
     )
+
+    @field_validator("allow")
+    @classmethod
+    def _known_tools(cls, allow: list[str]) -> list[str]:
+        known = [name.value for name in ToolName]
+        for name in allow:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"unknown tool {name!r}{hint}; tools are {', '.join(known)}")
+        return allow
 
 
 class GatewayCompatConfig(_Model):

@@ -1,12 +1,17 @@
 """The gateway core: configuration, store, resolver, runs and runtimes, wired once.
 
 Every surface (HTTP, WebSocket, CLI, LLM tool calls, MCP, the control page)
-talks to a `Gateway`, and mostly through one method, `Gateway.invoke`; none of
-them touches the store or resolves keys on its own. The rules — the tool
-allow-list (`gateway.tools.allow`), visibility, agent-to-agent and
-create-on-miss — are decided on this path (the last three by the resolver it
-calls), whatever the surface. A surface's job is to translate wire ↔ call, to
-build the `Caller` (`caller_for`), and to keep one catch-all
+talks to a `Gateway` through its typed operations — `send`, `spawn`,
+`list_sessions`, `history`, `show`, `resolve`, `subscribe` — each taking a shared
+argument model (`sessiongate.tools.args`) and answering a typed outcome
+(`sessiongate.outcomes`). `invoke(name, raw)` is the untyped door for callers that
+hold a tool name and raw arguments (LLM tool calls, MCP, ``/tools/invoke``): it
+validates with the tool's model and calls the same operation. None of the surfaces
+touches the store or resolves keys on its own. The rules — the tool allow-list
+(`gateway.tools.allow`), visibility, agent-to-agent and create-on-miss — are decided
+on this path (the last three by the resolver), whatever the surface. A surface's job
+is to parse its wire shape once into the shared models, to build the `Caller`
+(`caller_for`), to shape the outcome for its wire, and to keep one catch-all
 (`sessiongate.catchall.internal_error`) at its edge.
 """
 
@@ -17,7 +22,6 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,17 +31,34 @@ from sessiongate.audit import AuditLog
 from sessiongate.channels import receive_inbound
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import RunNotFoundError, SessionNotFoundError, StoreUnavailableError
-from sessiongate.extras import require_extra
+from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
+from sessiongate.outcomes import (
+    History,
+    SendOutcome,
+    SessionListing,
+    ShownSession,
+    SpawnOutcome,
+    Subscription,
+)
 from sessiongate.paging import CursorSigner, VisibleListing
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
-from sessiongate.runtime.runs import Listener, RunManager
+from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
 from sessiongate.store.base import MessageRecord, Origin, RunRecord
+from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
+from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
+from sessiongate.tools.base import validate_args
+from sessiongate.tools.sessions import (
+    sessions_history,
+    sessions_list,
+    sessions_send,
+    sessions_spawn,
+)
 
 __all__ = ["Gateway"]
 
@@ -125,40 +146,92 @@ class Gateway:
         return self._make_llm_runtime(agent, model)
 
     def _make_llm_runtime(self, agent: AgentConfig, model: str) -> Runtime:
-        openai = require_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
-        from sessiongate.runtime.llm import LlmRuntime
+        check_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
+        from sessiongate.runtime.llm import LlmRuntime, ModelEndpoint
 
         provider_name, model_name = model.split("/", 1)
         provider = self.config.models.providers[provider_name]
-        client = openai.AsyncOpenAI(
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            timeout=provider.timeout_seconds,
-        )
+        endpoint = ModelEndpoint(provider.base_url, provider.api_key, provider.timeout_seconds)
         defaults = self.config.agents.defaults
         prompt = agent.system_prompt or defaults.system_prompt
         offered = self.config.gateway.tools.allow
-        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds, offered)
+        return LlmRuntime(endpoint, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
         """The runtime that answers for this agent."""
         return self._runtimes[agent_id]
 
+    def _context(self, caller: Caller) -> ToolContext:
+        return ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
+
+    def _allowed(self, tool: str) -> None:
+        """ForbiddenError unless `gateway.tools.allow` lets surfaces use `tool`."""
+        allowed = self.config.gateway.tools.allow
+        if tool not in allowed:
+            get_tool(tool, allowed)  # raises the forbidden-tool error
+
     async def invoke(self, tool: str, args: Any, caller: Caller) -> dict[str, Any]:
-        """Run tool `tool` with raw wire `args` for `caller`: the one path every surface shares.
+        """Run tool `tool` with raw wire `args` for `caller`: validate them with the tool's
+        model, call its typed operation, answer its outcome's wire form.
 
         `tool` is a name from `sessiongate.tools.TOOLS` (``sessions_send``,
         ``sessions_spawn``, ``sessions_list``, ``sessions_history``); `args` is the
-        tool's camelCase argument object as it came off the wire (validated here by
-        the tool's model); `caller` is who speaks (`caller_for` builds it from an
-        optional own-session key and the surface's name). Returns the tool's result
-        object; raises a `SessionGateError` — ``TOOL_NOT_FOUND`` for an unknown tool,
-        ``INVALID_REQUEST`` for bad arguments, ``FORBIDDEN`` for a tool outside
-        `gateway.tools.allow`, ``SESSION_NOT_FOUND`` for a reference the resolver refuses, …
+        tool's camelCase argument object as it came off the wire; `caller` is who
+        speaks (`caller_for` builds it). Raises a `SessionGateError` —
+        ``TOOL_NOT_FOUND`` for an unknown tool, ``INVALID_REQUEST`` for bad arguments,
+        ``FORBIDDEN`` for a tool outside `gateway.tools.allow`, ``SESSION_NOT_FOUND``
+        for a reference the resolver refuses, …
         """
         spec = get_tool(tool, self.config.gateway.tools.allow)
-        context = ToolContext(self.resolver, self.store, self.runs, self.list_sessions, caller)
-        return await spec.invoke(context, args)
+        parsed = validate_args(spec.args_model, args, tool)
+        return (await spec.run(self._context(caller), parsed)).to_wire()
+
+    async def send(
+        self, args: SendArgs, caller: Caller, stream: RunStream | None = None
+    ) -> SendOutcome:
+        """Send a message to the session `args` addresses (``sessions_send``).
+
+        With `stream`, the run events of the addressed session are collected from before
+        the run is queued; `stream.follow` then relays them (the streaming surfaces).
+        """
+        self._allowed(ToolName.SEND)
+        return await sessions_send(self._context(caller), args, stream)
+
+    async def spawn(self, args: SpawnArgs, caller: Caller) -> SpawnOutcome:
+        """Start a run in a fresh child session, or a named one (``sessions_spawn``)."""
+        self._allowed(ToolName.SPAWN)
+        return await sessions_spawn(self._context(caller), args)
+
+    async def list_sessions(self, args: ListArgs, caller: Caller) -> SessionListing:
+        """A page of the sessions `caller` may see, newest first (``sessions_list``)."""
+        self._allowed(ToolName.LIST)
+        return await sessions_list(self._context(caller), args)
+
+    async def history(self, args: HistoryArgs, caller: Caller) -> History:
+        """A session's transcript, read (never created) (``sessions_history``)."""
+        self._allowed(ToolName.HISTORY)
+        return await sessions_history(self._context(caller), args)
+
+    async def resolve(self, args: SessionArgs, caller: Caller) -> Resolution:
+        """How a reference resolves for reading (never creates); allowed with
+        ``sessions_history``."""
+        self._allowed(ToolName.HISTORY)
+        return await self.resolver.resolve(
+            args.session_key, caller, Intent.READ, follow_alias=args.follow_alias
+        )
+
+    async def show(self, args: SessionArgs, caller: Caller) -> ShownSession:
+        """A session by reference, read (never created); allowed with ``sessions_history``."""
+        resolution = await self.resolve(args, caller)
+        return ShownSession(resolution.session, resolution.requested_key)
+
+    async def subscribe(
+        self, args: SessionArgs, caller: Caller, listener: Listener
+    ) -> Subscription:
+        """Stream the run events of a session `caller` may read (as ``sessions_history``),
+        from this process and every other one on the same store."""
+        key = (await self.resolve(args, caller)).key
+        return Subscription(key, self.runs.subscribe(key, listener))
 
     async def caller_for(self, session_key: str | None, entry_point: str) -> Caller:
         """The caller an optional own-session key stands for; that session must exist
@@ -169,20 +242,7 @@ class Gateway:
         own = await self.resolver.resolve(session_key, operator, Intent.OWN)
         return Caller(own.key, entry_point)
 
-    async def show_session(self, reference: str, caller: Caller) -> Resolution:
-        """Resolve a session for reading (never creates); allowed with ``sessions_history``."""
-        get_tool("sessions_history", self.config.gateway.tools.allow)
-        return await self.resolver.resolve(reference, caller, Intent.READ)
-
-    async def subscribe(
-        self, reference: str, caller: Caller, listener: Listener
-    ) -> tuple[str, Callable[[], None]]:
-        """Stream the run events of a session `caller` may read (as ``sessions_history``):
-        its canonical key and the unsubscribe function."""
-        key = (await self.show_session(reference, caller)).key
-        return key, self.runs.subscribe(key, listener)
-
-    async def list_sessions(
+    async def _visible_page(
         self,
         caller: Caller,
         *,
@@ -211,9 +271,9 @@ class Gateway:
         """How many sessions each origin created (startup, address, spawn, …)."""
         return await self.store.count_by_origin()
 
-    async def aliases_of(self, reference: str, caller: Caller) -> list[str]:
-        """The keys that redirect to the session `reference` names (read: never creates)."""
-        key = (await self.show_session(reference, caller)).key
+    async def aliases_of(self, args: SessionArgs, caller: Caller) -> list[str]:
+        """The keys that redirect to the session `args` names (read: never creates)."""
+        key = (await self.resolve(args, caller)).key
         return await self.store.aliases_of(key)
 
     def canonical_key(self, reference: str) -> str:
@@ -242,7 +302,7 @@ class Gateway:
         key = None
         if record is not None:
             with contextlib.suppress(SessionNotFoundError):
-                key = (await self.show_session(record.session_key, caller)).key
+                key = (await self.resolve(_read(record.session_key), caller)).key
         if record is None or key is None:
             raise RunNotFoundError(
                 f"no run {run_id[:MAX_RUN_ID]!r}", details={"runId": run_id[:MAX_RUN_ID]}
@@ -255,7 +315,7 @@ class Gateway:
     ) -> tuple[str, list[RunRecord]]:
         """The newest runs (at most `limit`, newest first) among a session's newest
         `RUN_TRANSCRIPT` messages, and its canonical key; read as ``sessions_history``."""
-        key = (await self.show_session(reference, caller)).key
+        key = (await self.resolve(_read(reference), caller)).key
         history = await self.store.history(key, limit=RUN_TRANSCRIPT)
         run_ids = list(dict.fromkeys(m.run_id for m in reversed(history) if m.run_id))
         runs = [await self.store.find_run(run_id) for run_id in run_ids[:limit]]
@@ -272,3 +332,8 @@ class Gateway:
     async def check_ready(self) -> None:
         """Raise StoreUnavailableError unless the store answers and can write (cheap)."""
         await self.store.ping()
+
+
+def _read(reference: str) -> SessionArgs:
+    """A reference read as it is (its aliases followed), already validated by its caller."""
+    return SessionArgs.model_construct(session_key=reference, follow_alias=True)

@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 
 from sessiongate import __version__
 from sessiongate.errors import GatewayUnreachableError
-from sessiongate.server.mcp import SESSION_HEADER, tool_error
+from sessiongate.mcp_wire import SESSION_HEADER, tool_error
 
 __all__ = ["bridge_stdio", "forwarding_server", "gateway_client"]
 

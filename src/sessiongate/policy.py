@@ -21,7 +21,6 @@ __all__ = [
     "AgentPolicy",
     "CreateOnMissPolicy",
     "PolicyDecision",
-    "RuleSummary",
     "decide_create_on_miss",
     "effective_for",
     "effective_policies",
@@ -55,6 +54,11 @@ class PolicyDecision:
 
     mode: CreateOnMissPolicy
     rule: str
+    match: str | None = None  # the glob, when a gateway.sessions.rules[] entry decided
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = {"createOnMiss": self.mode.config_value, "decidedBy": self.rule}
+        return wire if self.match is None else {**wire, "match": self.match}
 
     @property
     def describe(self) -> str:
@@ -64,7 +68,7 @@ class PolicyDecision:
 
 def _rule_decision(index: int, rule: SessionRule) -> PolicyDecision:
     mode = CreateOnMissPolicy.of(rule.create_on_miss)
-    return PolicyDecision(mode, f"gateway.sessions.rules[{index}] ({rule.match})")
+    return PolicyDecision(mode, f"gateway.sessions.rules[{index}] ({rule.match})", rule.match)
 
 
 def _configured(config: SessionGateConfig, key: str, agent_id: str) -> PolicyDecision:
@@ -96,19 +100,6 @@ def decide_create_on_miss(
 
 
 @dataclass(frozen=True, slots=True)
-class RuleSummary:
-    """A `gateway.sessions.rules[]` entry that may decide some key of an agent."""
-
-    index: int
-    match: str
-    mode: CreateOnMissPolicy
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"rule": f"gateway.sessions.rules[{self.index}]", "match": self.match,
-                "createOnMiss": self.mode.config_value}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
 class AgentPolicy:
     """What the resolver does with a missing key of one agent.
 
@@ -119,16 +110,11 @@ class AgentPolicy:
     agent_id: str
     main: PolicyDecision
     otherwise: PolicyDecision
-    rules: tuple[RuleSummary, ...]
+    rules: tuple[PolicyDecision, ...]
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "createOnMiss": self.main.mode.config_value,
-            "decidedBy": self.main.rule,
-            "otherKeys": {"createOnMiss": self.otherwise.mode.config_value,
-                          "decidedBy": self.otherwise.rule},
-            "rules": [rule.to_wire() for rule in self.rules],
-        }  # fmt: skip
+        rules = [rule.to_wire() for rule in self.rules]
+        return {**self.main.to_wire(), "otherKeys": self.otherwise.to_wire(), "rules": rules}
 
 
 def effective_for(config: SessionGateConfig, agent_id: str) -> AgentPolicy:
@@ -137,7 +123,7 @@ def effective_for(config: SessionGateConfig, agent_id: str) -> AgentPolicy:
     if agent_id == config.default_agent.id:
         prefixes.append(HOOK_KEY_PREFIX)  # hook keys run on the default agent
     rules = tuple(
-        RuleSummary(index, rule.match, CreateOnMissPolicy.of(rule.create_on_miss))
+        _rule_decision(index, rule)
         for index, rule in enumerate(config.gateway.sessions.rules)
         if any(_may_match_prefixed(rule.match.lower(), prefix) for prefix in prefixes)
     )

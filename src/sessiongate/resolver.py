@@ -26,8 +26,11 @@ from sessiongate.keys import (
     SessionKind,
     a2a_context_key,
     agent_key_prefix,
+    agent_of_key,
+    key_segments,
     main_key,
     parse_session_key,
+    subagent_key,
 )
 from sessiongate.lints import KeyLint, agent_hint, closest_agents, lint_session_key
 from sessiongate.metrics import GatewayMetrics
@@ -61,8 +64,8 @@ def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> 
     swapped, dropped or changed character or two — or one segment missing or
     extra. Cheap enough to run over every candidate on each refusal.
     """
-    want = wanted.split(":")
-    scored = [(score, key) for key in keys if (score := _key_similarity(want, key.split(":")))]
+    want = key_segments(wanted)
+    scored = [(score, key) for key in keys if (score := _key_similarity(want, key_segments(key)))]
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return [key for _, key in scored[:limit]]
 
@@ -124,7 +127,7 @@ class Caller:
     def agent_id(self) -> str | None:
         if self.session_key is None:
             return None
-        return self.session_key.split(":")[1] if self.session_key.startswith("agent:") else None
+        return agent_of_key(self.session_key)
 
     def to_wire(self) -> dict[str, Any]:
         return {"sessionKey": self.session_key, "entryPoint": self.entry_point}
@@ -148,6 +151,14 @@ class Resolution:
     @property
     def warnings(self) -> list[str]:
         return [lint.message for lint in self.lints]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_wire(),
+            "requestedKey": self.requested_key,
+            "canonicalKey": self.canonical_key,
+            "warnings": self.warnings,
+        }
 
 
 class Resolver:
@@ -230,8 +241,13 @@ class Resolver:
         caller: Caller,
         intent: Intent = Intent.ADDRESS,
         create_on_miss: bool | None = None,
+        *,
+        follow_alias: bool = True,
     ) -> Resolution:
-        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one."""
+        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
+
+        `follow_alias=False` (reads only) gives the session stored under the key itself,
+        e.g. an archived phantom whose alias leads to where its messages were recovered."""
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
@@ -247,7 +263,9 @@ class Resolver:
             raise error
         record = self._known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
-            record = await self._follow_aliases(await self.store.find(key.text))
+            record = await self.store.find(key.text)
+            if follow_alias or intent is not Intent.READ:
+                record = await self._follow_aliases(record)
         if not await self._may_see(caller, key, agent_id, record):
             hidden_by = self._hidden_by(caller, agent_id)
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)
@@ -497,12 +515,13 @@ class Resolver:
         """For a key that does not parse (a typo in a segment): visible keys of its agent."""
         if not isinstance(reference, str):
             return []
-        parts = reference.strip().lower().split(":")
-        if len(parts) < 3 or parts[0] != "agent" or self.config.agent(parts[1]) is None:
+        text = reference.strip().lower()
+        agent_id = agent_of_key(text)
+        if agent_id is None or self.config.agent(agent_id) is None:
             return []
-        recent = await self._recent_sessions(parts[1])
+        recent = await self._recent_sessions(agent_id)
         visible = [s.key for s in recent if await self.may_see(caller, s)]
-        return closest_keys(":".join(parts), visible)
+        return closest_keys(text, visible)
 
     async def _audit_invalid(
         self,
@@ -557,7 +576,7 @@ class Resolver:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(agent_id, agent_id, None, caller)
-        key = f"agent:{agent_id}:subagent:{uuid.uuid4()}"
+        key = subagent_key(agent_id, str(uuid.uuid4()))
         parent_key = parent.key if parent else None
         # nearest first, as deep as visibility reaches: a long chain costs no more storage
         chain = (parent.key, *parent.provenance.ancestors)[:MAX_TREE_DEPTH] if parent else ()

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sessiongate import __version__
-from sessiongate.config import state_dir
+from sessiongate.paths import state_dir
 from sessiongate.private_files import make_private_dir
 
 __all__ = ["RunRecord", "describe_store", "pid_alive", "read_records", "write_record"]
@@ -66,6 +65,8 @@ def describe_store(storage_url: str) -> str:
 
 def write_record(url: str, config_path: str | None, storage_url: str) -> RunRecord:
     """Record this process as the gateway serving `url` (file mode 0600)."""
+    from sessiongate import __version__
+
     port = url.rsplit(":", 1)[-1]
     path = records_dir() / f"gateway-{port}.json"
     make_private_dir(path.parent)

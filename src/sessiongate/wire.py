@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from sessiongate.errors import InvalidRequestError
+from sessiongate.text import text_problem
 
 __all__ = ["MAX_JSON_DEPTH", "check_json", "check_text", "decode_json", "load_json", "query_int"]
 
@@ -100,13 +101,9 @@ def check_json(value: Any, what: str, source: bytes | str | None = None) -> None
 
 def check_text(text: str, what: str) -> None:
     """Refuse a string that is not valid Unicode (a lone surrogate) or that holds NUL."""
-    if "\x00" in text:
-        raise _bad_text(what, "holds NUL (\\u0000)")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _bad_text(what, "is not valid Unicode (lone surrogate)") from None
+    problem = text_problem(text)
+    if problem is not None:
+        raise _bad_text(what, problem)
 
 
 def _bad_text(what: str, problem: str) -> InvalidRequestError:

@@ -11,7 +11,8 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from sessiongate.errors import (
     StoreUnavailableError,
 )
 from sessiongate.metrics import GatewayMetrics
+from sessiongate.outcomes import SendOutcome, SendStatus
 from sessiongate.resolver import Caller
 from sessiongate.runtime.base import InvokeTool, Runtime, Turn
 from sessiongate.store.base import (
@@ -33,7 +35,7 @@ from sessiongate.store.base import (
     SessionStore,
 )
 
-__all__ = ["RunEvent", "RunManager"]
+__all__ = ["RunEvent", "RunManager", "RunStream"]
 
 log = structlog.get_logger("sessiongate.runs")
 
@@ -52,7 +54,7 @@ class _Run:
     record: RunRecord
     session: SessionRecord
     message: str
-    done: asyncio.Future[dict[str, Any]]
+    done: asyncio.Future[SendOutcome]
 
 
 @dataclass(slots=True)
@@ -80,7 +82,7 @@ class RunManager:
         self._listeners: dict[str, set[Listener]] = {}
         self._active: set[asyncio.Task[None]] = set()
         self._relay: asyncio.Queue[RunEvent] | None = None
-        self._by_id: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._by_id: dict[str, asyncio.Future[SendOutcome]] = {}
         self._unrecorded: set[str] = set()  # runs whose end the store did not take
 
     def subscribe(self, session_key: str, listener: Listener) -> Callable[[], None]:
@@ -137,7 +139,7 @@ class RunManager:
         caller: Caller,
         wait_seconds: float,
         origin: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> SendOutcome:
         """Store the message, run it, and wait up to `wait_seconds` (0: do not wait).
 
         `origin` (e.g. the channel and peer of an inbound message) is kept with the message.
@@ -152,24 +154,24 @@ class RunManager:
         caller: Caller,
         wait_seconds: float,
         run_id: str,
-    ) -> dict[str, Any]:
+    ) -> SendOutcome:
         """`send` under a caller-chosen run id: a repeated id answers with that run (in
         flight here, or finished in the store) and never starts a second one."""
         claimed = self._by_id.get(run_id)
         if claimed is not None:
-            return {**await _wait(claimed, wait_seconds, run_id, session.key), "duplicate": True}
-        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            return replace(await _wait(claimed, wait_seconds, run_id, session.key), duplicate=True)
+        done: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
         self._by_id[run_id] = done
         try:
             run = await self._accept(session, message, caller, None, run_id, done)
         except Exception as exc:
             del self._by_id[run_id]
-            return {**await self._repeated(run_id, done, exc), "duplicate": True}
+            return replace(await self._repeated(run_id, done, exc), duplicate=True)
         return await _wait(run.done, wait_seconds, run_id, session.key)
 
     async def _repeated(
-        self, run_id: str, done: asyncio.Future[dict[str, Any]], error: Exception
-    ) -> dict[str, Any]:
+        self, run_id: str, done: asyncio.Future[SendOutcome], error: Exception
+    ) -> SendOutcome:
         """After the store refused to accept a run: its outcome if a run with this id exists
         (sent before this process started, or already finished here), else `error`.
 
@@ -187,18 +189,18 @@ class RunManager:
         done.set_result(outcome)
         return outcome
 
-    async def _outcome_of(self, record: RunRecord) -> dict[str, Any]:
+    async def _outcome_of(self, record: RunRecord) -> SendOutcome:
         """What a send of this (stored) run answered, or would answer now."""
-        base = {"runId": record.run_id, "sessionKey": record.session_key}
+        run_id, key = record.run_id, record.session_key
         if record.status == RunStatus.RUNNING:
-            return {"status": "accepted", **base}
+            return SendOutcome("accepted", run_id, key)
         if record.status != RunStatus.COMPLETED:
             failure = RunFailedError if record.status == RunStatus.FAILED else RunInterruptedError
             error = failure(record.error or f"the run was {record.status}").to_wire()["error"]
-            return {"status": "error", "error": error, **base}
+            return SendOutcome("error", run_id, key, error=error)
         history = await self.store.history(record.session_key, limit=REPLY_LOOKBACK, before=None)
         replies = [m.content for m in history if m.run_id == record.run_id and m.role != "user"]
-        return {"status": "ok", "reply": replies[-1] if replies else None, **base}
+        return SendOutcome("ok", run_id, key, reply=replies[-1] if replies else None)
 
     async def _accept(
         self,
@@ -207,7 +209,7 @@ class RunManager:
         caller: Caller,
         origin: dict[str, Any] | None = None,
         run_id: str | None = None,
-        done: asyncio.Future[dict[str, Any]] | None = None,
+        done: asyncio.Future[SendOutcome] | None = None,
     ) -> _Run:
         store = self.store
         run_id = run_id or str(uuid.uuid4())
@@ -256,7 +258,7 @@ class RunManager:
             with contextlib.suppress(StoreUnavailableError):  # close() interrupts it anyway
                 await store.finish_run(run_id, RunStatus.INTERRUPTED, "gateway stopped")
             stopped = RunInterruptedError("the gateway stopped during this run")
-            self._settle(run, {"status": "error", "error": stopped.to_wire()["error"]})
+            self._settle(run, "error", error=stopped.to_wire()["error"])
             raise
         except Exception as exc:  # a runtime's failure is recorded, never fatal to the gateway
             log.warning("run failed", run_id=run_id, error=repr(exc))
@@ -265,22 +267,32 @@ class RunManager:
                 run_id, lambda: store.finish_run(run_id, RunStatus.FAILED, failure)
             )
             error = RunFailedError(f"{type(exc).__name__}: {exc}"[:2000]).to_wire()["error"]
-            outcome: dict[str, Any] = {"status": "error", "error": error}
             self._publish("run.failed", run, error=error)
+            self._end(run, runtime, started, "error", error=error)
         else:
-            outcome = await self._complete(run, reply)
-        elapsed = time.perf_counter() - started
-        self.metrics.observe_run(runtime.name, outcome["status"], elapsed)
-        self._settle(run, outcome)
+            await self._complete(run, runtime, started, reply)
 
-    async def _complete(self, run: _Run, reply: str) -> dict[str, Any]:
+    async def _complete(self, run: _Run, runtime: Runtime, started: float, reply: str) -> None:
         store, key, run_id = self.store, run.session.key, run.record.run_id
         if await self._record_end(run_id, lambda: store.complete_run(key, run_id, reply)):
             self._publish("run.completed", run, reply=reply)
-            return {"status": "ok", "reply": reply}
+            self._end(run, runtime, started, "ok", reply=reply)
+            return
         error = StoreUnavailableError("the run's reply could not be stored").to_wire()["error"]
         self._publish("run.failed", run, error=error)
-        return {"status": "error", "error": error}
+        self._end(run, runtime, started, "error", error=error)
+
+    def _end(
+        self,
+        run: _Run,
+        runtime: Runtime,
+        started: float,
+        status: SendStatus,
+        reply: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        self.metrics.observe_run(runtime.name, status, time.perf_counter() - started)
+        self._settle(run, status, reply, error)
 
     async def _record_end(self, run_id: str, write: Callable[[], Awaitable[Any]]) -> bool:
         """Store a run's end, retrying briefly; else the janitor marks it interrupted."""
@@ -337,13 +349,18 @@ class RunManager:
 
         return await runtime.run(turn, emit)
 
-    def _settle(self, run: _Run, outcome: dict[str, Any]) -> None:
-        if self._by_id.get(run.record.run_id) is run.done:  # finished: the store answers now
-            del self._by_id[run.record.run_id]
+    def _settle(
+        self,
+        run: _Run,
+        status: SendStatus,
+        reply: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        run_id = run.record.run_id
+        if self._by_id.get(run_id) is run.done:  # finished: the store answers now
+            del self._by_id[run_id]
         if not run.done.done():
-            run.done.set_result(
-                {"runId": run.record.run_id, "sessionKey": run.session.key, **outcome}
-            )
+            run.done.set_result(SendOutcome(status, run_id, run.session.key, reply, error))
 
     async def close(self, grace_seconds: float) -> None:
         """Let in-flight runs finish for up to `grace_seconds`, then interrupt the rest."""
@@ -357,14 +374,71 @@ class RunManager:
 
 
 async def _wait(
-    done: asyncio.Future[dict[str, Any]], wait_seconds: float, run_id: str, session_key: str
-) -> dict[str, Any]:
+    done: asyncio.Future[SendOutcome], wait_seconds: float, run_id: str, session_key: str
+) -> SendOutcome:
     """A run's outcome once it is known, or `accepted` / `timeout` after `wait_seconds`."""
-    base = {"runId": run_id, "sessionKey": session_key}
     if wait_seconds == 0:
-        return {"status": "accepted", **base}
+        return SendOutcome("accepted", run_id, session_key)
     try:
         async with asyncio.timeout(wait_seconds):
             return await asyncio.shield(done)
     except TimeoutError:
-        return {"status": "timeout", **base}
+        return SendOutcome("timeout", run_id, session_key)
+
+
+Emit = Callable[[RunEvent], Awaitable[None]]
+
+
+class RunStream:
+    """The run events of the session a send addresses, collected from before the send
+    queues its run (`Gateway.send(..., stream=)` subscribes as part of the send), so
+    nothing of that run can be missed. A context manager: leaving it unsubscribes.
+
+    `follow` is the one run-stream loop of every streaming surface.
+    """
+
+    def __init__(self) -> None:
+        self._events: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def attach(self, runs: RunManager, session_key: str) -> None:
+        """Listen to `session_key`'s runs (instead of any session listened to before)."""
+        self.close()
+        self._unsubscribe = runs.subscribe(session_key, self._events.put_nowait)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def __enter__(self) -> RunStream:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def follow(self, accepted: SendOutcome, emit: Emit, wait_seconds: float) -> SendOutcome:
+        """Hand each event of `accepted`'s run to `emit` until the run ends, for at most
+        `wait_seconds`; the run's outcome (``timeout`` if it was still running)."""
+        try:
+            async with asyncio.timeout(wait_seconds):
+                return await self._until_end(accepted, emit)
+        except TimeoutError:
+            return replace(accepted, status="timeout")
+
+    async def _until_end(self, accepted: SendOutcome, emit: Emit) -> SendOutcome:
+        while True:
+            event = await self._events.get()
+            if event["runId"] != accepted.run_id:
+                continue
+            await emit(event)
+            name = event["event"]
+            if name == "run.completed":
+                return replace(accepted, status="ok", reply=event["reply"])
+            if name == "run.failed":
+                return replace(accepted, status="error", error=event["error"])

@@ -1,7 +1,15 @@
-"""One access-log line per HTTP request, and its request id in an ``X-Request-Id`` header.
+"""The edge of the HTTP surface: one access-log line per request, its request id in an
+``X-Request-Id`` header, and the surface's one catch-all.
 
 A caller's own ``X-Request-Id`` (up to 64 printable characters) is kept, so an
 id can follow a request across services.
+
+Routes raise; nothing below this middleware catches for them. What reaches it is
+answered here (and so logged with the status it got): a `SessionGateError` in its
+wire form and HTTP status; the framework's own refusals (no route, wrong method) as
+the matching error; a client that left (`ClientDisconnect`) with a bare 400 nobody
+reads; anything else as ``INTERNAL_ERROR`` carrying the request id that the log
+shows with the traceback (`sessiongate.catchall.internal_error`).
 """
 
 from __future__ import annotations
@@ -9,11 +17,16 @@ from __future__ import annotations
 import time
 
 import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sessiongate.catchall import internal_error
+from sessiongate.errors import SessionGateError, UnauthorizedError, error_for_http_status
 from sessiongate.request_ids import begin_request
 
-__all__ = ["AccessLogMiddleware"]
+__all__ = ["AccessLogMiddleware", "error_response", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.access")
 
@@ -29,8 +42,30 @@ def _caller_request_id(scope: Scope) -> str | None:
     return None
 
 
+def session_gate_error_response(error: SessionGateError) -> JSONResponse:
+    """An error in its one wire form, with its HTTP status (a 401 names the scheme)."""
+    response = JSONResponse(error.to_wire(), status_code=error.http_status)
+    if isinstance(error, UnauthorizedError):
+        response.headers["www-authenticate"] = "Bearer"
+    return response
+
+
+def error_response(scope: Scope, exc: Exception) -> Response:
+    """The answer to a request that raised `exc` (see the module docstring)."""
+    if isinstance(exc, SessionGateError):
+        return session_gate_error_response(exc)
+    where = f"{scope['method']} {scope['path']}"
+    if isinstance(exc, HTTPException):
+        error = error_for_http_status(exc.status_code, f"{where}: {exc.detail}")
+        return session_gate_error_response(error)
+    if isinstance(exc, ClientDisconnect):  # the client left: nobody reads this answer
+        return Response(status_code=400)
+    return session_gate_error_response(internal_error(exc, "http", where))
+
+
 class AccessLogMiddleware:
-    """Begins a request id per HTTP request and WebSocket connection; logs each request."""
+    """Begins a request id per HTTP request and WebSocket connection; answers what an HTTP
+    route raised; logs each request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,7 +79,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -56,12 +91,17 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # the HTTP surface's one catch-all
+            if status:  # the answer is on its way already: the client sees it cut off
+                internal_error(exc, "http", f"{scope['method']} {scope['path']} (answering)")
+                return
+            await error_response(scope, exc)(scope, receive, send_with_id)
         finally:
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
-                status=status,
+                status=status or 500,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 request_id=request_id,
             )

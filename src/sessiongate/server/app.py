@@ -12,19 +12,15 @@ from typing import Any
 import structlog
 import uvicorn
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
-from sessiongate.catchall import internal_error
 from sessiongate.config import SessionGateConfig
-from sessiongate.errors import SessionGateError, error_for_http_status
 from sessiongate.gateway import Gateway
 from sessiongate.server.a2a_mount import A2A_PATHS, LazyA2AEndpoint
 from sessiongate.server.access_log import AccessLogMiddleware
-from sessiongate.server.http import http_routes, session_gate_error_response
+from sessiongate.server.http import http_routes
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp_mount import LazyMcpEndpoint
 from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
@@ -38,25 +34,16 @@ log = structlog.get_logger("sessiongate.server")
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SessionGateError)
-    return session_gate_error_response(exc)
+class _GatewayApp(Starlette):
+    """Starlette without its own error layers: what a route raises reaches the one
+    catch-all of each surface (HTTP: `AccessLogMiddleware`; WebSocket, MCP and the page
+    keep theirs), never a second handler in between."""
 
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    message = f"{request.method} {request.url.path}: {exc.detail}"
-    return session_gate_error_response(error_for_http_status(exc.status_code, message))
-
-
-async def _client_gone(request: Request, exc: Exception) -> Response:
-    """The client left (or was cut off by a body deadline): nobody reads this answer."""
-    return Response(status_code=400)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    where = f"{request.method} {request.url.path}"
-    return session_gate_error_response(internal_error(exc, "http", where))
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = None) -> Starlette:
@@ -76,7 +63,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
         finally:
             await opened.close(SHUTDOWN_GRACE_SECONDS)
 
-    app = Starlette(
+    app = _GatewayApp(
         routes=[
             *http_routes(),
             WebSocketRoute("/ws", websocket_endpoint),
@@ -87,12 +74,6 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
         ],
         lifespan=lifespan,
         middleware=[Middleware(AccessLogMiddleware)],
-        exception_handlers={
-            SessionGateError: _gateway_error,
-            HTTPException: _http_error,
-            ClientDisconnect: _client_gone,
-            Exception: _unexpected_error,
-        },
     )
     app.state.token = token
     app.state.connection_guard = ConnectionGuard(config.gateway.limits)

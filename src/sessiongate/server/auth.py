@@ -8,12 +8,12 @@ import hmac
 import os
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from sessiongate.config import SessionGateConfig, state_dir
+from sessiongate.config import SessionGateConfig
 from sessiongate.errors import ConfigError, UnauthorizedError
+from sessiongate.paths import token_file
 from sessiongate.private_files import make_private_dir
 
 __all__ = [
@@ -29,11 +29,6 @@ __all__ = [
 
 UI_COOKIE = "sessiongate_ui"
 UI_COOKIE_MAX_AGE = 12 * 3600
-
-
-def token_file() -> Path:
-    """Where a generated token is kept (0600)."""
-    return state_dir() / "gateway.token"
 
 
 def gateway_token(config: SessionGateConfig) -> tuple[str, bool]:

@@ -1,38 +1,36 @@
 """HTTP surface: /tools/invoke, /v1/sessions…, health and metrics.
 
-Each route translates HTTP ↔ a `Gateway` call and nothing else; `_edge` is the
-surface's one catch-all (typed errors → their wire form and status, anything
-else → ``INTERNAL_ERROR`` with the request id that the log shows with the traceback).
+Each route parses its request once into the shared argument models, calls one of
+the `Gateway`'s typed operations and answers its outcome; what a route raises is
+answered by the surface's one catch-all (`sessiongate.server.access_log`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import ipaddress
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessiongate import __version__
-from sessiongate.catchall import internal_error
-from sessiongate.errors import PayloadTooLargeError, SessionGateError, StoreUnavailableError
+from sessiongate.errors import SessionGateError, StoreUnavailableError
 from sessiongate.gateway import Gateway
 from sessiongate.policy import effective_policies
-from sessiongate.request_ids import begin_request, current_request_id
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
+from sessiongate.server.access_log import session_gate_error_response
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
+from sessiongate.server.requests import read_body
+from sessiongate.tools.args import HistoryArgs, ListArgs, SessionArgs
 from sessiongate.tools.base import ToolArgs, validate_args
-from sessiongate.tools.sessions import HistoryArgs, ListArgs
 from sessiongate.wire import check_text, decode_json, query_int
 
 __all__ = ["authenticate", "bearer_token", "http_routes", "ok", "session_gate_error_response"]
@@ -45,34 +43,6 @@ READY_DEADLINE_SECONDS = 2.0
 def ok(result: Any) -> JSONResponse:
     """The success wire form."""
     return JSONResponse({"ok": True, "result": result})
-
-
-def session_gate_error_response(error: SessionGateError) -> JSONResponse:
-    """An error in its one wire form, with its HTTP status."""
-    return JSONResponse(error.to_wire(), status_code=error.http_status)
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _edge(endpoint: Endpoint) -> Endpoint:
-    """Wrap a route in the HTTP surface's one catch-all."""
-
-    @functools.wraps(endpoint)
-    async def answer(request: Request) -> Response:
-        if current_request_id() is None:
-            begin_request()
-        try:
-            return await endpoint(request)
-        except SessionGateError as exc:
-            return session_gate_error_response(exc)
-        except ClientDisconnect:  # the app's handler answers it: the client left, not a fault
-            raise
-        except Exception as exc:
-            where = f"{request.method} {request.url.path}"
-            return session_gate_error_response(internal_error(exc, "http", where))
-
-    return answer
 
 
 def _gateway(request: Request) -> Gateway:
@@ -96,22 +66,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> Any:
-    limit: int = request.app.state.gateway.config.gateway.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return decode_json(await _read_body(request, limit, declared))
-
-
-async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
-    if declared and declared.isdigit():  # the server stops reading at the declared length
-        return await request.body()
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return bytes(body)
+    return decode_json(await read_body(request))
 
 
 class InvokeBody(ToolArgs):
@@ -144,6 +99,8 @@ def _query_args(request: Request) -> dict[str, Any]:
         check_text(name, "query")
         check_text(value, "query")
         args[name] = query_int(value) if name in ("limit", "before") else value
+        if name == "followAlias" and value in ("true", "false"):
+            args[name] = value == "true"
     return args
 
 
@@ -165,16 +122,15 @@ async def list_sessions(request: Request) -> Response:
     gateway = _gateway(request)
     args = validate_args(ListArgs, _query_args(request), "GET /v1/sessions")
     caller = await _header_caller(request, gateway)
-    wire = args.model_dump(by_alias=True, exclude_none=True)
-    return ok(await gateway.invoke("sessions_list", wire, caller))
+    return ok((await gateway.list_sessions(args, caller)).to_wire())
 
 
 async def show_session(request: Request) -> Response:
     gateway = _gateway(request)
-    key = _path_key(request)
+    follow = request.query_params.get("followAlias", "true") != "false"
+    args = SessionArgs.model_construct(session_key=_path_key(request), follow_alias=follow)
     caller = await _header_caller(request, gateway)
-    resolution = await gateway.show_session(key, caller)
-    return ok({**resolution.session.to_wire(), "requestedKey": resolution.requested_key})
+    return ok((await gateway.show(args, caller)).to_wire())
 
 
 async def session_messages(request: Request) -> Response:
@@ -182,8 +138,7 @@ async def session_messages(request: Request) -> Response:
     raw = {**_query_args(request), "sessionKey": _path_key(request)}
     args = validate_args(HistoryArgs, raw, "GET /v1/sessions/{key}/messages")
     caller = await _header_caller(request, gateway)
-    wire = args.model_dump(by_alias=True, exclude_none=True)
-    return ok(await gateway.invoke("sessions_history", wire, caller))
+    return ok((await gateway.history(args, caller)).to_wire())
 
 
 async def channel_inbound(request: Request) -> Response:
@@ -273,13 +228,13 @@ async def metrics(request: Request) -> Response:
 def http_routes() -> list[Route]:
     """Every HTTP route; each one that addresses a session goes through the resolver."""
     return [
-        Route("/tools/invoke", _edge(tools_invoke), methods=["POST"]),
-        Route("/v1/sessions", _edge(list_sessions), methods=["GET"]),
-        Route("/v1/sessions/{key:path}/messages", _edge(session_messages), methods=["GET"]),
-        Route("/v1/sessions/{key:path}", _edge(show_session), methods=["GET"]),
-        Route("/v1/channels/{channel}/inbound", _edge(channel_inbound), methods=["POST"]),
-        Route("/v1/status", _edge(status), methods=["GET"]),
-        Route("/healthz", _edge(healthz), methods=["GET"]),
-        Route("/readyz", _edge(readyz), methods=["GET"]),
-        Route("/metrics", _edge(metrics), methods=["GET"]),
+        Route("/tools/invoke", tools_invoke, methods=["POST"]),
+        Route("/v1/sessions", list_sessions, methods=["GET"]),
+        Route("/v1/sessions/{key:path}/messages", session_messages, methods=["GET"]),
+        Route("/v1/sessions/{key:path}", show_session, methods=["GET"]),
+        Route("/v1/channels/{channel}/inbound", channel_inbound, methods=["POST"]),
+        Route("/v1/status", status, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]

@@ -16,6 +16,14 @@ from typing import Any
 from pydantic import Field
 
 from sessiongate.errors import SessionGateError, SessionNotFoundError
+from sessiongate.fields import (
+    ActiveMinutes,
+    HistoryLimit,
+    IdempotencyKey,
+    ListLimit,
+    MessageText,
+    SessionRef,
+)
 from sessiongate.keys import main_key
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.tools.base import ToolArgs
@@ -80,35 +88,35 @@ class ConnectParams(ToolArgs):
 
 
 class ResolveParams(ToolArgs):
-    key: str
+    key: SessionRef
 
 
 class ListParams(ToolArgs):
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: ListLimit = 50
     agent_id: str | None = None
-    active_minutes: float | None = Field(default=None, gt=0)
+    active_minutes: ActiveMinutes | None = None
     include_global: bool = False  # OpenClaw's global/unknown buckets do not exist here
     include_unknown: bool = False
 
 
 class ChatHistoryParams(ToolArgs):
-    session_key: str
-    limit: int = Field(default=200, ge=1, le=1000)
+    session_key: SessionRef
+    limit: HistoryLimit = 200
 
 
 class ChatSendParams(ToolArgs):
-    session_key: str
-    message: str = Field(min_length=1, max_length=200_000)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    session_key: SessionRef
+    message: MessageText
+    idempotency_key: IdempotencyKey | None = None
 
 
 class AgentParams(ToolArgs):
-    message: str = Field(min_length=1, max_length=200_000)
+    message: MessageText
     agent_id: str | None = None
-    session_key: str | None = None
+    session_key: SessionRef | None = None
     deliver: bool = False
     timeout: float = Field(default=600, gt=0, le=3600)  # seconds, as `openclaw agent --timeout`
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    idempotency_key: IdempotencyKey | None = None
 
     def target(self) -> str:
         """The session addressed: the key, else the agent's main, else the default main."""
@@ -215,9 +223,8 @@ class RunFrames:
             payload["message"] = {"role": "assistant", "content": text, "timestamp": now_ms()}
         return "chat", payload
 
-    def final(self, outcome: dict[str, Any], prompt: str) -> dict[str, Any]:
+    def final(self, reply: str | None, prompt: str) -> dict[str, Any]:
         """The `agent` method's final answer for a finished run."""
-        reply = outcome.get("reply")
         meta = {
             "durationMs": int((time.monotonic() - self.started) * 1000),
             "aborted": False,

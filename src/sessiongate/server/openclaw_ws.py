@@ -34,8 +34,9 @@ from sessiongate.errors import (
 )
 from sessiongate.gateway import Gateway
 from sessiongate.keys import main_key
+from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
-from sessiongate.runtime.runs import RunEvent
+from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_wire import (
     PROTOCOL,
@@ -64,6 +65,7 @@ from sessiongate.server.ws import (
     receive_request,
     serve_connection,
 )
+from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs
 from sessiongate.tools.base import validate_args
 
 __all__ = ["OPENCLAW_METHODS", "openclaw_websocket_endpoint"]
@@ -141,95 +143,87 @@ async def _health(conn: OpenClawConnection, request: RequestFrame) -> dict[str, 
 
 async def _sessions_list(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
     params = validate_args(ListParams, request.params, "sessions.list")
-    args = params.model_dump(by_alias=True, include={"limit", "agent_id", "active_minutes"})
-    result = await conn.gateway.invoke(
-        "sessions_list", {k: v for k, v in args.items() if v is not None}, conn.operator
+    args = ListArgs.model_construct(
+        limit=params.limit, agent_id=params.agent_id, active_minutes=params.active_minutes
     )
-    rows = [session_row(s) for s in result["sessions"]]
+    listing = await conn.gateway.list_sessions(args, conn.operator)
+    rows = [session_row(s.to_wire()) for s in listing.sessions]
     default = conn.gateway.config.default_agent.id
     return {
         "ts": now_ms(),
         "count": len(rows),
         "sessions": rows,
-        "nextCursor": result["nextCursor"],
+        "nextCursor": listing.next_cursor,
         "defaults": {"defaultAgentId": default, "mainSessionKey": main_key(default)},
     }
 
 
 async def _sessions_resolve(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
     params = validate_args(ResolveParams, request.params, "sessions.resolve")
-    resolution = await conn.gateway.show_session(params.key, conn.operator)
+    args = SessionArgs.model_construct(session_key=params.key)
+    resolution = await conn.gateway.resolve(args, conn.operator)
     return {"ok": True, "key": resolution.key}
 
 
 async def _chat_history(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
     params = validate_args(ChatHistoryParams, request.params, "chat.history")
-    args = {"sessionKey": params.session_key, "limit": params.limit}
-    result = await conn.gateway.invoke("sessions_history", args, conn.operator)
+    args = HistoryArgs.model_construct(session_key=params.session_key, limit=params.limit)
+    history = await conn.gateway.history(args, conn.operator)
     return {
-        "sessionKey": result["sessionKey"],
-        "sessionId": session_id(result["sessionKey"]),
-        "messages": [history_message(m) for m in result["messages"]],
+        "sessionKey": history.session_key,
+        "sessionId": session_id(history.session_key),
+        "messages": [history_message(m.to_wire()) for m in history.messages],
         "thinkingLevel": "off",
     }
 
 
 async def _send(
-    conn: OpenClawConnection, key: str, message: str, idempotency_key: str | None, wait: float
-) -> dict[str, Any]:
-    args: dict[str, Any] = {"sessionKey": key, "message": message, "timeoutSeconds": wait}
-    if idempotency_key is not None:
-        args["idempotencyKey"] = idempotency_key
-    return await conn.gateway.invoke("sessions_send", args, conn.operator)
+    conn: OpenClawConnection,
+    key: str,
+    message: str,
+    idempotency_key: str | None,
+    wait: float,
+    stream: RunStream | None = None,
+) -> SendOutcome:
+    """A send of OpenClaw's fields (validated already by its own model)."""
+    args = SendArgs.model_construct(
+        session_key=key, message=message, timeout_seconds=wait, idempotency_key=idempotency_key
+    )
+    return await conn.gateway.send(args, conn.operator, stream)
 
 
 async def _chat_send(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
     params = validate_args(ChatSendParams, request.params, "chat.send")
-    accepted = await _send(conn, params.session_key, params.message, params.idempotency_key, 0)
-    run_id = params.idempotency_key or accepted["runId"]
-    if accepted.get("duplicate"):
+    stream = RunStream()
+    try:
+        accepted = await _send(
+            conn, params.session_key, params.message, params.idempotency_key, 0, stream
+        )
+    except BaseException:
+        stream.close()
+        raise
+    run_id = params.idempotency_key or accepted.run_id
+    if accepted.duplicate:
+        stream.close()
         return {"runId": run_id, "status": "in_flight"}
-    # Subscribed before this handler next awaits: the run cannot have started yet.
-    events, unsubscribe = _listen(conn, accepted["sessionKey"])
-    frames = RunFrames(run_id, accepted["sessionKey"])
+    frames = RunFrames(run_id, accepted.session_key)
 
     async def forward() -> None:
-        try:
-            async with asyncio.timeout(CHAT_STREAM_SECONDS):
-                await _stream(conn, events, frames, accepted["runId"])
-        except (TimeoutError, ClientGone):
-            pass
-        finally:
-            unsubscribe()
+        with stream, contextlib.suppress(ClientGone):
+            await stream.follow(accepted, _emitter(conn, frames), CHAT_STREAM_SECONDS)
 
     conn.background(forward())
     return {"runId": run_id, "status": "started"}
 
 
-def _listen(
-    conn: OpenClawConnection, session_key: str
-) -> tuple[asyncio.Queue[RunEvent], Callable[[], None]]:
-    events: asyncio.Queue[RunEvent] = asyncio.Queue()
-    return events, conn.gateway.runs.subscribe(session_key, events.put_nowait)
+def _emitter(conn: OpenClawConnection, frames: RunFrames) -> Callable[[RunEvent], Awaitable[None]]:
+    """Sends each run event as OpenClaw's `agent` and `chat` events."""
 
-
-async def _stream(
-    conn: OpenClawConnection,
-    events: asyncio.Queue[RunEvent],
-    frames: RunFrames,
-    run_id: str,
-) -> dict[str, Any]:
-    """Send one run's events as OpenClaw events until it ends; return its outcome."""
-    while True:
-        event = await events.get()
-        if event["runId"] != run_id:
-            continue
+    async def emit(event: RunEvent) -> None:
         for name, payload in frames.frames(event):
             await conn.event(name, payload)
-        if event["event"] == "run.completed":
-            return {"status": "ok", "reply": event["reply"]}
-        if event["event"] == "run.failed":
-            return {"status": "error", "error": event["error"]}
+
+    return emit
 
 
 async def _agent(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
@@ -242,20 +236,17 @@ async def _agent(conn: OpenClawConnection, request: RequestFrame) -> dict[str, A
             details={"argument": "deliver"},
         )
     key, idempotency_key = params.target(), params.idempotency_key
-    accepted = await _send(conn, key, params.message, idempotency_key, 0)
-    run_id = idempotency_key or accepted["runId"]
-    frames = RunFrames(run_id, accepted["sessionKey"])
-    if accepted.get("duplicate"):  # the same run again: its outcome, never a second run
+    with RunStream() as stream:
+        accepted = await _send(conn, key, params.message, idempotency_key, 0, stream)
+        run_id = idempotency_key or accepted.run_id
+        frames = RunFrames(run_id, accepted.session_key)
         await _accepted(conn, request.id, run_id)
-        wait = min(params.timeout, 600)
-        outcome = await _send(conn, key, params.message, idempotency_key, wait)
-    else:
-        events, unsubscribe = _listen(conn, accepted["sessionKey"])
-        try:
-            await _accepted(conn, request.id, run_id)
-            outcome = await _wait_run(conn, events, frames, accepted["runId"], params.timeout)
-        finally:
-            unsubscribe()
+        if accepted.duplicate:  # the same run again: its outcome, never a second run
+            stream.close()
+            wait = min(params.timeout, 600)
+            outcome = await _send(conn, key, params.message, idempotency_key, wait)
+        else:
+            outcome = await stream.follow(accepted, _emitter(conn, frames), params.timeout)
     return _final(frames, outcome, params.message)
 
 
@@ -264,33 +255,19 @@ async def _accepted(conn: OpenClawConnection, request_id: Any, run_id: str) -> N
     await conn.respond(request_id, payload)
 
 
-async def _wait_run(
-    conn: OpenClawConnection,
-    events: asyncio.Queue[RunEvent],
-    frames: RunFrames,
-    run_id: str,
-    wait_seconds: float,
-) -> dict[str, Any]:
-    try:
-        async with asyncio.timeout(wait_seconds):
-            return await _stream(conn, events, frames, run_id)
-    except TimeoutError:
-        return {"status": "timeout"}
-
-
-def _final(frames: RunFrames, outcome: dict[str, Any], prompt: str) -> dict[str, Any]:
+def _final(frames: RunFrames, outcome: SendOutcome, prompt: str) -> dict[str, Any]:
     details = {"runId": frames.run_id, "sessionKey": frames.session_key}
-    if outcome["status"] in ("timeout", "accepted"):
+    if outcome.status in ("timeout", "accepted"):
         raise RunTimeoutError(
             f"run {frames.run_id} in {frames.session_key} did not finish in time; it goes on "
             "in the background (read its reply with chat.history)",
             details=details,
         )
-    if outcome["status"] != "ok":
-        error = outcome.get("error") or {}
+    if outcome.status != "ok":
+        error = outcome.error or {}
         message = error.get("message") or error.get("code") or "the run failed"
         raise RunFailedError(f"run {frames.run_id} failed: {message}", details=details)
-    return frames.final(outcome, prompt)
+    return frames.final(outcome.reply, prompt)
 
 
 OPENCLAW_METHODS: dict[str, tuple[str, Handler]] = {

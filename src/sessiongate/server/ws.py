@@ -31,12 +31,15 @@ from sessiongate.errors import (
     SessionGateError,
     UnauthorizedError,
 )
+from sessiongate.fields import MessageText, SessionRef, WaitSeconds
 from sessiongate.gateway import Gateway
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
-from sessiongate.runtime.runs import RunEvent
+from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
+from sessiongate.server.requests import same_origin
+from sessiongate.tools.args import SendArgs, SessionArgs
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
 
@@ -74,14 +77,21 @@ class ConnectParams(ToolArgs):
 
 
 class AgentParams(ToolArgs):
-    session_key: str
-    message: str = Field(min_length=1, max_length=200_000)
+    """``agent``: a send whose run is streamed; `timeout_seconds` bounds the streaming."""
+
+    session_key: SessionRef
+    message: MessageText
     create_on_miss: bool | None = None
-    timeout_seconds: float = Field(default=30, ge=0, le=600)
+    timeout_seconds: WaitSeconds = 30
 
-
-class ResolveParams(ToolArgs):
-    session_key: str
+    def send_args(self) -> SendArgs:
+        """The send (answered at once; the run's events follow), without validating again."""
+        return SendArgs.model_construct(
+            session_key=self.session_key,
+            message=self.message,
+            timeout_seconds=0,
+            create_on_miss=self.create_on_miss,
+        )
 
 
 class InvokeParams(ToolArgs):
@@ -157,6 +167,10 @@ class Connection:
         payload = {k: v for k, v in event.items() if k != "event"}
         self._track(asyncio.create_task(self._send_event(event["event"], payload)))
 
+    async def relay(self, event: RunEvent) -> None:
+        """Send a run event to this client now (a streamed send's events, in order)."""
+        await self.event(event["event"], {k: v for k, v in event.items() if k != "event"})
+
     def forward_audit(self, event: dict[str, Any]) -> None:
         """Send an audit event to this client (from the audit log, which must not block)."""
         self._track(asyncio.create_task(self._send_event("audit", event)))
@@ -212,68 +226,34 @@ async def answering(conn: Connection, request_id: Any, where: str) -> AsyncItera
 async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     """Send a message into a session and stream its run events, then answer with the reply."""
     args = validate_args(AgentParams, params, "agent")
-    send_args = {"sessionKey": args.session_key, "message": args.message, "timeoutSeconds": 0}
-    if args.create_on_miss is not None:
-        send_args["createOnMiss"] = args.create_on_miss
     assert conn.caller is not None
-    accepted = await conn.gateway.invoke("sessions_send", send_args, conn.caller)
-    # No event of this run can have been missed: its run is queued as the send returns,
-    # and it cannot start before this handler next awaits, after subscribing.
-    events: asyncio.Queue[RunEvent] = asyncio.Queue()
-    unsubscribe = conn.gateway.runs.subscribe(accepted["sessionKey"], events.put_nowait)
-    try:
-        try:
-            async with asyncio.timeout(args.timeout_seconds):
-                final = await _stream_run(conn, events, accepted["runId"])
-        except TimeoutError:
-            return {**accepted, "status": "timeout"}
-    finally:
-        unsubscribe()
-    return {**accepted, **final}
-
-
-async def _stream_run(
-    conn: Connection, events: asyncio.Queue[RunEvent], run_id: str
-) -> dict[str, Any]:
-    while True:
-        event = await events.get()
-        if event["runId"] != run_id:
-            continue
-        name = event["event"]
-        payload = {k: v for k, v in event.items() if k != "event"}
-        await conn.event(name, payload)
-        if name == "run.completed":
-            return {"status": "ok", "reply": event["reply"]}
-        if name == "run.failed":
-            return {"status": "error", "error": event["error"]}
+    with RunStream() as stream:
+        accepted = await conn.gateway.send(args.send_args(), conn.caller, stream)
+        outcome = await stream.follow(accepted, conn.relay, args.timeout_seconds)
+    return outcome.to_wire()
 
 
 async def _resolve(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    args = validate_args(ResolveParams, params, "sessions.resolve")
+    args = validate_args(SessionArgs, params, "sessions.resolve")
     assert conn.caller is not None
-    resolution = await conn.gateway.show_session(args.session_key, conn.caller)
-    return {
-        "session": resolution.session.to_wire(),
-        "requestedKey": resolution.requested_key,
-        "canonicalKey": resolution.canonical_key,
-        "warnings": resolution.warnings,
-    }
+    return (await conn.gateway.resolve(args, conn.caller)).to_wire()
 
 
 async def _subscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     """Stream the run events of one session — from this process and every other one."""
-    args = validate_args(ResolveParams, params, "sessions.subscribe")
+    args = validate_args(SessionArgs, params, "sessions.subscribe")
     assert conn.caller is not None
-    key, unsubscribe = await conn.gateway.subscribe(args.session_key, conn.caller, conn.forward)
+    subscription = await conn.gateway.subscribe(args, conn.caller, conn.forward)
+    key = subscription.session_key
     if key in conn.subscriptions:
-        unsubscribe()
+        subscription.unsubscribe()
     else:
-        conn.subscriptions[key] = unsubscribe
+        conn.subscriptions[key] = subscription.unsubscribe
     return {"sessionKey": key, "subscribed": sorted(conn.subscriptions)}
 
 
 async def _unsubscribe(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    args = validate_args(ResolveParams, params, "sessions.unsubscribe")
+    args = validate_args(SessionArgs, params, "sessions.unsubscribe")
     assert conn.caller is not None
     key = conn.gateway.canonical_key(args.session_key)
     unsubscribe = conn.subscriptions.pop(key, None)
@@ -404,9 +384,7 @@ async def _handshake(conn: Connection, request: RequestFrame) -> bool:
 
 def _page_cookies(conn: Connection) -> dict[str, str]:
     """The cookies of a same-origin page (a cross-site page may not use the page's sign-in)."""
-    headers = conn.websocket.headers
-    origin = headers.get("origin", "")
-    if origin.partition("://")[2] != headers.get("host"):
+    if not same_origin(conn.websocket, absent=False):
         return {}
     return dict(conn.websocket.cookies)
 

@@ -8,7 +8,7 @@ Three narrow protocols, one per concern, each handed to the parts that use it:
 
 `SessionStore` is all three plus opening concerns (`shared`, `ping`, `close`):
 what a backend implements. Rules every backend applies the same way live here:
-text a backend cannot store is refused (`check_text`), numbers are clamped into
+text a backend cannot store is refused (`check_storable`), numbers are clamped into
 the range every backend can hold, and store faults become typed errors.
 """
 
@@ -28,8 +28,10 @@ from sessiongate.errors import (
     SessionNotFoundError,
     StoreTimeoutError,
 )
+from sessiongate.text import text_problem
 
 __all__ = [
+    "MAX_SEQ",
     "Coordination",
     "MessageRecord",
     "NewSession",
@@ -46,7 +48,7 @@ __all__ = [
     "check_import",
     "check_message",
     "check_new_session",
-    "check_text",
+    "check_storable",
     "clamp_seq",
     "decode_cursor",
     "encode_cursor",
@@ -85,7 +87,7 @@ class RunStatus(StrEnum):
 
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
-MAX_SEQ = 2**62  # beyond any sequence number or row id; every backend holds it (int64)
+MAX_SEQ = 2**63 - 1  # the largest sequence number or row id (int64): every backend holds it
 MAX_INDEXED_BYTES = 1024  # keys, labels, ids: PostgreSQL's btree refuses entries over ~2700
 
 
@@ -236,26 +238,12 @@ def clamp_seq(value: int | None) -> int | None:
     return None if value is None else max(0, min(value, MAX_SEQ))
 
 
-def check_text(argument: str, value: str | None, *, indexed: bool = False) -> None:
-    """Refuse text some backend cannot store, identically on every backend.
-
-    NUL characters (PostgreSQL text cannot hold them), unpaired surrogates (not
-    UTF-8) and, for indexed columns, values over MAX_INDEXED_BYTES.
-    """
+def check_storable(argument: str, value: str | None, *, indexed: bool = False) -> None:
+    """Refuse text some backend cannot store, identically on every backend (`text_problem`;
+    indexed columns hold at most MAX_INDEXED_BYTES)."""
     if value is None:
         return
-    problem = None
-    if "\x00" in value:
-        problem = "contains a NUL character"
-    elif not value.isascii():
-        try:
-            size = len(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            problem, size = "contains an unpaired surrogate (not UTF-8 text)", 0
-        if indexed and size > MAX_INDEXED_BYTES:
-            problem = f"is longer than {MAX_INDEXED_BYTES} bytes"
-    elif indexed and len(value) > MAX_INDEXED_BYTES:
-        problem = f"is longer than {MAX_INDEXED_BYTES} bytes"
+    problem = text_problem(value, MAX_INDEXED_BYTES if indexed else None)
     if problem is not None:
         raise InvalidRequestError(
             f"{argument} {problem}; sessiongate does not store such text",
@@ -264,29 +252,29 @@ def check_text(argument: str, value: str | None, *, indexed: bool = False) -> No
 
 
 def check_new_session(new: NewSession | SessionRecord) -> None:
-    """Apply `check_text` to everything a new (or imported) session stores."""
+    """Apply `check_storable` to everything a new (or imported) session stores."""
     for argument, value in (("sessionKey", new.key), ("agentId", new.agent_id),
                             ("kind", new.kind), ("label", new.label)):  # fmt: skip
-        check_text(argument, value, indexed=True)
+        check_storable(argument, value, indexed=True)
     p = new.provenance
     for argument, value in (("origin", p.origin), ("entryPoint", p.entry_point),
                             ("callerSessionKey", p.caller_key),
                             ("parentSessionKey", p.parent_key)):  # fmt: skip
-        check_text(argument, value)
+        check_storable(argument, value)
 
 
 def check_message(key: str, role: str, content: str, run_id: str | None) -> None:
-    """Apply `check_text` to a message about to be appended."""
-    check_text("sessionKey", key, indexed=True)
-    check_text("role", role, indexed=True)
-    check_text("message", content)
-    check_text("runId", run_id, indexed=True)
+    """Apply `check_storable` to a message about to be appended."""
+    check_storable("sessionKey", key, indexed=True)
+    check_storable("role", role, indexed=True)
+    check_storable("message", content)
+    check_storable("runId", run_id, indexed=True)
 
 
 def check_import(session: SessionRecord, messages: list[MessageRecord]) -> None:
-    """Apply `check_text` to a session and transcript about to be imported."""
+    """Apply `check_storable` to a session and transcript about to be imported."""
     check_new_session(session)
-    check_text("aliasOf", session.alias_of, indexed=True)
+    check_storable("aliasOf", session.alias_of, indexed=True)
     for m in messages:
         check_message(m.session_key, m.role, m.content, m.run_id)
 

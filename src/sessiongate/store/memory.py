@@ -21,7 +21,7 @@ from sessiongate.store.base import (
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     encode_cursor,
@@ -46,12 +46,12 @@ class MemorySessionStore:
         self._runs: dict[str, RunRecord] = {}
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return self._sessions.get(key)
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         for _, key in reversed(self._order):
             record = self._sessions[key]
             wanted_agent = agent_id is None or record.agent_id == agent_id
@@ -138,7 +138,7 @@ class MemorySessionStore:
         return messages[max(0, end - limit) : end]
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         self._update(key, alias_of=target)
 
     async def set_status(self, key: str, status: str) -> None:

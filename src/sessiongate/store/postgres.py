@@ -39,7 +39,7 @@ from sessiongate.store.base import (
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     encode_cursor,
@@ -260,15 +260,15 @@ class PostgresSessionStore:
         return await self._run(in_transaction)
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         sql = (
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
@@ -384,7 +384,7 @@ class PostgresSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         await self._update(key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:

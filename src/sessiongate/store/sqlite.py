@@ -37,7 +37,7 @@ from sessiongate.store.base import (
     check_import,
     check_message,
     check_new_session,
-    check_text,
+    check_storable,
     clamp_seq,
     decode_cursor,
     encode_cursor,
@@ -189,7 +189,7 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find(self, key: str) -> SessionRecord | None:
-        check_text("sessionKey", key, indexed=True)
+        check_storable("sessionKey", key, indexed=True)
         return await self._call(self._find, key)
 
     def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
@@ -202,8 +202,8 @@ class SqliteSessionStore:
         return session_from_row(row) if row else None
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_text("label", label, indexed=True)
-        check_text("agentId", agent_id, indexed=True)
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
         return await self._call(self._find_by_label, label, agent_id)
 
     def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
@@ -324,7 +324,7 @@ class SqliteSessionStore:
             raise missing(key)
 
     async def set_alias(self, key: str, target: str | None) -> None:
-        check_text("aliasOf", target, indexed=True)
+        check_storable("aliasOf", target, indexed=True)
         await self._call_write(self._update, key, "alias_of", target)
 
     async def set_status(self, key: str, status: str) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from sessiongate.errors import ForbiddenError, InvalidRequestError
+from sessiongate.outcomes import Outcome
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
 from sessiongate.store.base import SessionPage, SessionStore
@@ -44,17 +45,13 @@ class ToolContext:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec(Generic[A]):
-    """One tool: its name, description (shown to LLMs), argument model and implementation."""
+    """One tool: its name, description (shown to LLMs), argument model and typed operation."""
 
     name: str
     description: str
     args_model: type[A]
-    run: Callable[[ToolContext, A], Awaitable[dict[str, Any]]]
+    run: Callable[[ToolContext, A], Awaitable[Outcome]]
     addresses_session: bool
-
-    async def invoke(self, ctx: ToolContext, raw_args: Any) -> dict[str, Any]:
-        """Validate raw wire arguments and run the tool."""
-        return await self.run(ctx, validate_args(self.args_model, raw_args, self.name))
 
     def json_schema(self) -> dict[str, Any]:
         """The argument schema as offered to an LLM."""

@@ -5,24 +5,42 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
-
-from pydantic import Field, model_validator
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
+from sessiongate.outcomes import History, SendOutcome, SessionListing, SpawnOutcome
 from sessiongate.resolver import Intent, Resolution
-from sessiongate.store.base import SessionRecord
-from sessiongate.tools.base import ToolArgs, ToolContext, ToolSpec
+from sessiongate.runtime.runs import RunStream
+from sessiongate.store.base import MessageRecord, SessionRecord
+from sessiongate.tool_names import ToolName
+from sessiongate.tools.args import (
+    HistoryArgs,
+    Kind,
+    ListArgs,
+    OpenClawKind,
+    SendArgs,
+    SpawnArgs,
+)
+from sessiongate.tools.base import ToolContext, ToolSpec
 
-__all__ = ["SESSION_TOOLS"]
+__all__ = [
+    "SESSION_TOOLS",
+    "HistoryArgs",
+    "Kind",
+    "ListArgs",
+    "OpenClawKind",
+    "SendArgs",
+    "SpawnArgs",
+    "sessions_history",
+    "sessions_list",
+    "sessions_send",
+    "sessions_spawn",
+]
 
 T = TypeVar("T")
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5e5510a6-a7e0-4c1b-9d3e-0c1a3b9e7d21")
-MAX_SEQ = 2**63 - 1  # the largest sequence number any store can hold
-
-Kind = Literal["main", "direct", "group", "channel", "subagent", "cron", "a2a", "hook"]
-
 
 # OpenClaw's sessions_list kinds, as the session kinds they cover here.
 OPENCLAW_KINDS: dict[str, frozenset[str]] = {
@@ -33,62 +51,20 @@ OPENCLAW_KINDS: dict[str, frozenset[str]] = {
     "node": frozenset(),
     "other": frozenset({"direct", "subagent", "a2a"}),
 }
-OpenClawKind = Literal["main", "group", "cron", "hook", "node", "other"]
 
 
-class ListArgs(ToolArgs):
-    agent_id: str | None = None
-    kind: Kind | None = None
-    limit: int = Field(default=50, ge=1, le=500)
-    cursor: str | None = None
-    # OpenClaw's arguments: they filter each page, so a page may hold fewer than `limit`.
-    kinds: list[OpenClawKind] | None = None
-    active_minutes: float | None = Field(default=None, gt=0)
-    message_limit: int = Field(default=0, ge=0, le=20)
-
-
-class HistoryArgs(ToolArgs):
-    session_key: str
-    limit: int = Field(default=50, ge=1, le=1000)
-    before: int | None = Field(default=None, ge=1, le=MAX_SEQ)
-    include_tools: bool = False  # OpenClaw's; tool calls are not kept in transcripts here
-
-
-class SendArgs(ToolArgs):
-    session_key: str | None = None
-    label: str | None = None
-    agent_id: str | None = None
-    message: str = Field(min_length=1, max_length=200_000)
-    timeout_seconds: float = Field(default=30, ge=0, le=600)
-    create_on_miss: bool | None = None
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _target(self) -> SendArgs:
-        if (self.session_key is None) == (self.label is None):
-            raise ValueError("give exactly one of sessionKey or label")
-        return self
-
-
-class SpawnArgs(ToolArgs):
-    agent_id: str
-    task: str = Field(min_length=1, max_length=200_000)
-    label: str | None = Field(default=None, max_length=200)
-    parent_session_key: str | None = None
-    session_key: str | None = None
-
-
-async def sessions_list(ctx: ToolContext, args: ListArgs) -> dict[str, Any]:
+async def sessions_list(ctx: ToolContext, args: ListArgs) -> SessionListing:
     page = await ctx.list_sessions(
         ctx.caller, agent_id=args.agent_id, kind=args.kind, limit=args.limit, cursor=args.cursor
     )
-    sessions = [s for s in page.sessions if _listed(s, args)]
-    rows = [s.to_wire() for s in sessions]
-    if args.message_limit:
-        for row in rows:
-            history = await ctx.store.history(row["key"], limit=args.message_limit)
-            row["messages"] = [m.to_wire() for m in history]
-    return {"sessions": rows, "nextCursor": page.next_cursor}
+    sessions = tuple(s for s in page.sessions if _listed(s, args))
+    if not args.message_limit:
+        return SessionListing(sessions, page.next_cursor)
+    messages = {
+        s.key: in_time_order(await ctx.store.history(s.key, limit=args.message_limit))
+        for s in sessions
+    }
+    return SessionListing(sessions, page.next_cursor, messages)
 
 
 def _listed(session: SessionRecord, args: ListArgs) -> bool:
@@ -100,10 +76,18 @@ def _listed(session: SessionRecord, args: ListArgs) -> bool:
     return session.updated_at >= time.time() - args.active_minutes * 60
 
 
-async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> dict[str, Any]:
-    resolution = await ctx.resolver.resolve(args.session_key, ctx.caller, Intent.READ)
+def in_time_order(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """Messages in the order they were written (then by seq): those a repair recovered
+    carry their original times and take their place among the others."""
+    return sorted(messages, key=lambda m: (m.created_at, m.seq))
+
+
+async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> History:
+    resolution = await ctx.resolver.resolve(
+        args.session_key, ctx.caller, Intent.READ, follow_alias=args.follow_alias
+    )
     messages = await ctx.store.history(resolution.key, limit=args.limit, before=args.before)
-    return {"sessionKey": resolution.key, "messages": [m.to_wire() for m in messages]}
+    return History(resolution.key, tuple(in_time_order(messages)))
 
 
 async def _address(
@@ -141,7 +125,11 @@ async def _key_for_label(ctx: ToolContext, label: str, agent_id: str | None) -> 
     return record.key
 
 
-async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
+async def sessions_send(
+    ctx: ToolContext, args: SendArgs, stream: RunStream | None = None
+) -> SendOutcome:
+    """Send a message; with `stream`, its session's run events are collected from before
+    the run is queued (the stream follows the session the address resolved to)."""
     reference = args.session_key
     if reference is None:
         assert args.label is not None
@@ -149,16 +137,18 @@ async def sessions_send(ctx: ToolContext, args: SendArgs) -> dict[str, Any]:
     elif args.agent_id is not None:
         _refuse_disagreement("sessions_send", "agentId", "narrows a label")
 
-    def deliver(session: SessionRecord) -> Awaitable[dict[str, Any]]:
+    def deliver(session: SessionRecord) -> Awaitable[SendOutcome]:
+        if stream is not None:
+            stream.attach(ctx.runs, session.key)
         if args.idempotency_key is None:
             return ctx.runs.send(session, args.message, ctx.caller, args.timeout_seconds)
         run_id = idempotent_run_id(ctx.caller.session_key, session.key, args.idempotency_key)
         return ctx.runs.send_once(session, args.message, ctx.caller, args.timeout_seconds, run_id)
 
-    resolution, result = await _address(ctx, reference, args.create_on_miss, deliver)
-    if resolution.warnings:
-        result["warnings"] = resolution.warnings
-    return result
+    resolution, outcome = await _address(ctx, reference, args.create_on_miss, deliver)
+    if resolution.lints:
+        return replace(outcome, warnings=tuple(resolution.warnings))
+    return outcome
 
 
 def idempotent_run_id(caller_key: str | None, session_key: str, idempotency_key: str) -> str:
@@ -196,27 +186,27 @@ def _check_named_spawn(ctx: ToolContext, args: SpawnArgs, session_key: str) -> N
         )
 
 
-async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> dict[str, Any]:
+async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> SpawnOutcome:
     if args.session_key is not None:
         _check_named_spawn(ctx, args, args.session_key)
         named, run = await _address(
             ctx, args.session_key, None, lambda s: ctx.runs.start(s, args.task, ctx.caller)
         )
-        return {"status": "accepted", "childSessionKey": named.key, "runId": run.run_id}
+        return SpawnOutcome(named.key, run.run_id)
     parent_ref = args.parent_session_key or ctx.caller.session_key
     parent = None
     if parent_ref is not None:
         parent = (await ctx.resolver.resolve(parent_ref, ctx.caller, Intent.PARENT)).session
     child = await ctx.resolver.create_child(args.agent_id, parent, ctx.caller, args.label)
     run = await ctx.runs.start(child, args.task, ctx.caller)
-    return {"status": "accepted", "childSessionKey": child.key, "runId": run.run_id}
+    return SpawnOutcome(child.key, run.run_id)
 
 
 SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
     spec.name: spec
     for spec in (
         ToolSpec(
-            "sessions_send",
+            ToolName.SEND,
             "Send a message to a session by key (or label) and wait up to timeoutSeconds for "
             "the reply. A key that does not exist may be refused with SESSION_NOT_FOUND; read "
             "its suggestions and retry with one of them.",
@@ -225,7 +215,7 @@ SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
             addresses_session=True,
         ),
         ToolSpec(
-            "sessions_spawn",
+            ToolName.SPAWN,
             "Start a sub-agent in a fresh session with a task; returns at once with the child "
             "session key and run id.",
             SpawnArgs,
@@ -233,14 +223,14 @@ SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
             addresses_session=True,
         ),
         ToolSpec(
-            "sessions_list",
+            ToolName.LIST,
             "List the sessions you may see, newest first.",
             ListArgs,
             sessions_list,
             addresses_session=False,
         ),
         ToolSpec(
-            "sessions_history",
+            ToolName.HISTORY,
             "Read a session's transcript.",
             HistoryArgs,
             sessions_history,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -20,7 +20,7 @@ from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
 from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
-from sessiongate.keys import agent_of_key
+from sessiongate.keys import SessionKind, agent_of_key
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
@@ -28,14 +28,14 @@ from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
 from sessiongate.store.base import Origin, SessionStatus
-from sessiongate.tools.sessions import Kind
+from sessiongate.tools.args import SessionArgs
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
 
 OPERATOR = Caller(None, "ui")
 PAGE_ROWS = 50
 SCAN_CHUNKS = 40  # a filtered page reads at most 40 x 50 sessions before offering "more"
-KINDS = get_args(Kind)
+KINDS = tuple(kind.value for kind in SessionKind)
 DECISIONS = tuple(d.value for d in AUDITED)
 DOCTOR_SCAN_LIMIT = 20_000  # the overview scans for phantoms itself only below this many sessions
 
@@ -234,8 +234,10 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
     )
 
 
-async def _history(gateway: Gateway, key: str, before: int | None) -> list[dict[str, Any]]:
-    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS}
+async def _history(
+    gateway: Gateway, key: str, before: int | None, follow_alias: bool = True
+) -> list[dict[str, Any]]:
+    args: dict[str, Any] = {"sessionKey": key, "limit": PAGE_ROWS, "followAlias": follow_alias}
     if before is not None:
         args["before"] = before
     messages: list[dict[str, Any]] = (await gateway.invoke("sessions_history", args, OPERATOR))[
@@ -252,10 +254,13 @@ def _int_param(request: Request, name: str) -> int | None:
 @page
 async def session_view(request: Request, signed: Signed) -> Response:
     gateway = gateway_of(request)
-    resolution = await gateway.show_session(request.path_params["key"], OPERATOR)
+    own = request.query_params.get("archived") == "1"  # the key's own, not its alias target
+    args = SessionArgs(session_key=request.path_params["key"], follow_alias=not own)
+    resolution = await gateway.resolve(args, OPERATOR)
     before = _int_param(request, "before")
-    messages = await _history(gateway, resolution.key, before)
+    messages = await _history(gateway, resolution.key, before, follow_alias=not own)
     session = _marked(gateway, resolution.session.to_wire())
+    oldest = min((m["seq"] for m in messages), default=1)
     return render(
         request,
         "session.html",
@@ -263,10 +268,11 @@ async def session_view(request: Request, signed: Signed) -> Response:
         title=session["key"],
         session=session,
         requested=resolution.requested_key,
-        aliases=await gateway.aliases_of(resolution.key, OPERATOR),
+        aliases=await gateway.aliases_of(SessionArgs(session_key=resolution.key), OPERATOR),
         messages=messages,
-        older=messages[0]["seq"] if messages and messages[0]["seq"] > 1 else None,
-        latest=before is None,
+        older=oldest if oldest > 1 else None,
+        latest=before is None and not own,
+        own=own,
     )
 
 
