@@ -291,3 +291,45 @@ async def test_without_the_extra_the_routes_name_it(
         error = answer.json()["error"]
         assert error["code"] == "EXTRA_NOT_INSTALLED"
         assert "sessiongate[a2a]" in error["message"]
+
+
+# ---------------------------------------------------------------- streaming
+
+
+async def test_stream_a_message(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw, streaming=True) as client:
+        request = SendMessageRequest(message=user_message("hello"))
+        events = [event async for event in client.send_message(request)]
+        context_id = events[0].task.context_id
+        again = SendMessageRequest(message=user_message("again", context_id))
+        continued = [event async for event in client.send_message(again)]
+    first = events[0].task
+    assert first.status.state == TaskState.TASK_STATE_SUBMITTED
+    states = [e.status_update.status.state for e in events if e.HasField("status_update")]
+    assert states == [TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_COMPLETED]
+    streamed = "".join(
+        part.text
+        for e in events
+        if e.HasField("artifact_update")
+        for part in e.artifact_update.artifact.parts
+    )
+    final = events[-1].status_update
+    assert final.task_id == first.id and final.context_id == first.context_id
+    assert final.status.message.parts[0].text == "echo: hello"
+    assert streamed in ("", "echo: hello")  # the echo runtime may or may not stream deltas
+    assert continued[0].task.context_id == context_id
+    assert continued[-1].status_update.status.message.parts[0].text == "echo: again"
+
+
+async def test_a_streamed_message_to_a_never_issued_context_is_refused(
+    serve: Serve, config_factory: ConfigFactory
+):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw, streaming=True) as client:
+        before = await session_keys(gw)
+        request = SendMessageRequest(message=user_message("hi", NEVER_ISSUED))
+        with pytest.raises(InvalidParamsError) as refused:
+            _ = [event async for event in client.send_message(request)]
+        assert await session_keys(gw) == before
+    assert wire_of(refused.value)["error"]["code"] == "SESSION_NOT_FOUND"

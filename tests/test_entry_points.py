@@ -253,12 +253,13 @@ def a2a_answer(exc: A2AError) -> dict[str, Any]:
     return dict(exc.data) if isinstance(exc.data, dict) else {"ok": False, "error": {}}
 
 
-def a2a_send(intent: Intent) -> Probe:
-    """SendMessage with the SDK's client, the key as contextId, as peggy's main session."""
+def a2a_send(intent: Intent, *, streaming: bool = False) -> Probe:
+    """SendMessage (or SendStreamingMessage) with the SDK's client, the key as contextId, as
+    peggy's main session."""
 
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         try:
-            async with a2a_client(ctx.gw, caller=CALLER) as client:
+            async with a2a_client(ctx.gw, caller=CALLER, streaming=streaming) as client:
                 request = SendMessageRequest(message=user_message("hi", key))
                 async for _ in client.send_message(request):
                     pass
@@ -384,6 +385,7 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("mcp", "resources/read"): [mcp_read_resource()],
     ("mcp", "X-Session-Key"): [mcp_as_own()],
     ("a2a", "SendMessage"): [a2a_send("address")],
+    ("a2a", "SendStreamingMessage"): [a2a_send("address", streaming=True)],
     ("a2a", "ListTasks"): [a2a_list_tasks()],
     ("a2a", "X-Session-Key"): [a2a_as_own()],
     ("page", "/send"): [
@@ -410,7 +412,7 @@ EXEMPT: dict[str, set[str]] = {
     # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
     "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
     # task ids (a task's run is read through its session's visibility: test_a2a.py), push
-    # notifications and the extended card (not served); streaming: not served yet
+    # notifications and the extended card (not served)
     "a2a": {
         "GetTask",
         "CancelTask",
@@ -420,7 +422,6 @@ EXEMPT: dict[str, set[str]] = {
         "GetTaskPushNotificationConfig",
         "ListTaskPushNotificationConfigs",
         "DeleteTaskPushNotificationConfig",
-        "SendStreamingMessage",
     },
     # sign-in, assets, and views that list without a reference (filters are not addresses)
     "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},

@@ -29,9 +29,10 @@ The mapping, each a thin translation onto the gateway:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -67,9 +68,11 @@ from a2a.types.a2a_pb2 import (
     StringList,
     SubscribeToTaskRequest,
     Task,
+    TaskArtifactUpdateEvent,
     TaskPushNotificationConfig,
     TaskState,
     TaskStatus,
+    TaskStatusUpdateEvent,
 )
 from a2a.utils.constants import PROTOCOL_VERSION_CURRENT, TransportProtocol
 from a2a.utils.errors import (
@@ -100,10 +103,15 @@ from sessiongate.errors import (
     RunNotFoundError,
     SessionGateError,
 )
+from sessiongate.fields import MAX_WAIT_SECONDS
 from sessiongate.gateway import Gateway
 from sessiongate.keys import a2a_context_key, agent_of_key
+from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
+from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.store.base import MessageRecord, RunRecord, RunStatus
+from sessiongate.tools.args import SendArgs
+from sessiongate.tools.base import validate_args
 from sessiongate.wire import check_text, decode_json
 
 __all__ = [
@@ -176,6 +184,67 @@ async def _guarded(where: str, work: Awaitable[T]) -> T:
         raise a2a_error(exc) from None
     except Exception as exc:  # the one catch-all at this surface's edge
         raise a2a_error(internal_error(exc, ENTRY_POINT, where)) from None
+
+
+async def _guarded_events(where: str, events: AsyncIterator[Event]) -> AsyncGenerator[Event]:
+    """`_guarded` for a stream of events."""
+    try:
+        async for event in events:
+            yield event
+    except A2AError:
+        raise
+    except SessionGateError as exc:
+        raise a2a_error(exc) from None
+    except Exception as exc:  # the one catch-all at this surface's edge
+        raise a2a_error(internal_error(exc, ENTRY_POINT, where)) from None
+
+
+async def _followed(stream: RunStream, accepted: SendOutcome) -> AsyncGenerator[RunEvent]:
+    """The events of `accepted`'s run, pulled from the gateway's one run-stream loop."""
+    events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+
+    async def emit(event: RunEvent) -> None:
+        events.put_nowait(event)
+
+    follower = asyncio.create_task(stream.follow(accepted, emit, MAX_WAIT_SECONDS))
+    follower.add_done_callback(lambda _: events.put_nowait(None))
+    try:
+        while (event := await events.get()) is not None:
+            yield event
+        await follower  # its failure, if it failed
+    finally:
+        follower.cancel()
+
+
+def _run_event(event: RunEvent, context_id: str) -> Event | None:
+    """A run event as the A2A event a streaming client gets (None: nothing to tell)."""
+    run_id: str = event["runId"]
+    name = event["event"]
+    if name == "run.delta":
+        return TaskArtifactUpdateEvent(
+            task_id=run_id,
+            context_id=context_id,
+            artifact=_reply_artifact(run_id, event["delta"]),
+            append=True,
+        )
+    if name == "run.started":
+        status = TaskStatus(state=TaskState.TASK_STATE_WORKING)
+    elif name == "run.completed":
+        status = TaskStatus(state=TaskState.TASK_STATE_COMPLETED)
+        reply = _text_message(
+            Role.ROLE_AGENT, event["reply"], f"{run_id}:reply", context_id, run_id
+        )
+        status.message.CopyFrom(reply)
+    elif name == "run.failed":
+        status = TaskStatus(state=TaskState.TASK_STATE_FAILED)
+        error = json.dumps(event.get("error"), ensure_ascii=False)
+        status.message.CopyFrom(
+            _text_message(Role.ROLE_AGENT, error, f"{run_id}:status", context_id, run_id)
+        )
+    else:
+        return None
+    _timestamp(status, datetime.now(UTC).timestamp())
+    return TaskStatusUpdateEvent(task_id=run_id, context_id=context_id, status=status)
 
 
 # ---------------------------------------------------------------- cards
@@ -289,6 +358,29 @@ def message_text(message: Message) -> str:
     return "\n".join(texts)
 
 
+def _sent_task(call: _Call, message: Message, outcome: SendOutcome, text: str) -> Task:
+    """The task a send answers with: the message, and the reply once there is one."""
+    run_id = outcome.run_id
+    context_id = context_id_of(call.agent_id, outcome.session_key)
+    message_id = message.message_id or str(uuid.uuid4())
+    asked = _text_message(Role.ROLE_USER, text, message_id, context_id, run_id)
+    status = TaskStatus(state=SEND_STATES[outcome.status])
+    _timestamp(status, datetime.now(UTC).timestamp())
+    task = Task(id=run_id, context_id=context_id, status=status, history=[asked])
+    if outcome.reply is not None:
+        task.artifacts.append(_reply_artifact(run_id, outcome.reply))
+        answer = _text_message(
+            Role.ROLE_AGENT, outcome.reply, f"{run_id}:reply", context_id, run_id
+        )
+        task.history.append(answer)
+    if outcome.error is not None:
+        error = json.dumps(outcome.error, ensure_ascii=False)
+        status.message.CopyFrom(
+            _text_message(Role.ROLE_AGENT, error, f"{run_id}:status", context_id, run_id)
+        )
+    return task
+
+
 # ---------------------------------------------------------------- the request handler
 
 
@@ -324,15 +416,21 @@ class GatewayRequestHandler(RequestHandler):
 
     async def _send(self, params: SendMessageRequest, context: ServerCallContext) -> Task:
         call = await self._call(context)
-        message = params.message
-        text = message_text(message)
-        key = await self._session_of(call, message)
         wait = 0.0 if params.configuration.return_immediately else SEND_WAIT_SECONDS
-        args: dict[str, Any] = {"sessionKey": key, "message": text, "timeoutSeconds": wait}
+        args = await self._send_args(call, params.message, wait)
+        outcome = await self.gateway.send(args, call.caller)
+        return _sent_task(call, params.message, outcome, args.message)
+
+    async def _send_args(self, call: _Call, message: Message, wait: float) -> SendArgs:
+        """The gateway's send for an A2A message (its parts, its context, its messageId)."""
+        raw: dict[str, Any] = {
+            "sessionKey": await self._session_of(call, message),
+            "message": message_text(message),
+            "timeoutSeconds": wait,
+        }
         if message.message_id:
-            args["idempotencyKey"] = message.message_id[:200]
-        outcome = await self.gateway.invoke("sessions_send", args, call.caller)
-        return self._sent_task(call, message, outcome, text)
+            raw["idempotencyKey"] = message.message_id
+        return validate_args(SendArgs, raw, "SendMessage")
 
     async def _session_of(self, call: _Call, message: Message) -> str:
         """The session a message goes to: a new context, or the one its contextId addresses
@@ -356,32 +454,33 @@ class GatewayRequestHandler(RequestHandler):
             )
         return reference
 
-    def _sent_task(self, call: _Call, message: Message, outcome: dict[str, Any], text: str) -> Task:
-        run_id: str = outcome["runId"]
-        context_id = context_id_of(call.agent_id, outcome["sessionKey"])
-        asked = _text_message(
-            Role.ROLE_USER, text, message.message_id or str(uuid.uuid4()), context_id, run_id
-        )
-        status = TaskStatus(state=SEND_STATES[outcome["status"]])
-        _timestamp(status, datetime.now(UTC).timestamp())
-        task = Task(id=run_id, context_id=context_id, status=status, history=[asked])
-        reply = outcome.get("reply")
-        if reply is not None:
-            task.artifacts.append(_reply_artifact(run_id, reply))
-            answer = _text_message(Role.ROLE_AGENT, reply, f"{run_id}:reply", context_id, run_id)
-            task.history.append(answer)
-        if outcome["status"] == "error":
-            error = json.dumps(outcome.get("error"), ensure_ascii=False)
-            status.message.CopyFrom(
-                _text_message(Role.ROLE_AGENT, error, f"{run_id}:status", context_id, run_id)
-            )
-        return task
-
+    @validate_request_params
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
-        raise UnsupportedOperationError("streaming is not served yet")
-        yield  # pragma: no cover
+        events = _guarded_events("SendStreamingMessage", self._stream(params, context))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        """The task at once, then its run's events as A2A events, until the run ends."""
+        call = await self._call(context)
+        args = await self._send_args(call, params.message, 0.0)
+        with RunStream() as stream:
+            accepted = await self.gateway.send(args, call.caller, stream)
+            yield _sent_task(call, params.message, accepted, args.message)
+            if accepted.status != "accepted":
+                return  # a repeated messageId whose run has already ended
+            context_id = context_id_of(call.agent_id, accepted.session_key)
+            async for event in _followed(stream, accepted):
+                translated = _run_event(event, context_id)
+                if translated is not None:
+                    yield translated
 
     # -- tasks
 
