@@ -48,7 +48,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
-from sessiongate.store.base import MessageRecord, Origin, RunRecord
+from sessiongate.store.base import MessageRecord, Origin, RunRecord, now
 from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
 from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
@@ -283,8 +283,11 @@ class Gateway:
     async def create_session(
         self, reference: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
-        return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`
+        (a deleted key too: this is the explicit creation that brings it back)."""
+        return await self.resolver.ensure_origin_session(
+            reference, origin, entry_point, label, decided_at=now()
+        )
 
     async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
         """Start a new conversation with `agent_id` on purpose (an A2A message without a
