@@ -90,6 +90,7 @@ class Origin(StrEnum):
     CLI = "cli"  # `sessiongate sessions create`
     REPAIR = "repair"  # doctor --fix
     IMPORTED = "imported"  # the OpenClaw importer
+    A2A = "a2a"  # an A2A message without contextId: a new context
 
 
 class SessionStatus(StrEnum):
