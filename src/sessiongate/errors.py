@@ -14,6 +14,7 @@ The tree::
     │   ├── AgentNotFoundError        AGENT_NOT_FOUND        404
     │   └── SessionDeletedError       SESSION_DELETED        404
     ├── ToolNotFoundError             TOOL_NOT_FOUND         404
+    ├── RunNotFoundError              RUN_NOT_FOUND          404
     ├── ConflictError                 CONFLICT               409
     │   ├── SessionMovedError         SESSION_MOVED          409 (retryable)
     │   └── SessionResetError         SESSION_RESET          409 (retryable)
@@ -85,6 +86,7 @@ __all__ = [
     "RouteNotFoundError",
     "RunFailedError",
     "RunInterruptedError",
+    "RunNotFoundError",
     "RunTimeoutError",
     "SessionDeletedError",
     "SessionGateError",
@@ -99,6 +101,7 @@ __all__ = [
     "UnauthorizedError",
     "error_for_http_status",
     "error_from_wire",
+    "plain_message",
 ]
 
 
@@ -224,6 +227,14 @@ class ToolNotFoundError(SessionGateError):
     http_status = 404
 
 
+class RunNotFoundError(SessionGateError):
+    """No run with this id that the caller may see (an A2A task is a run): a run of a
+    session hidden from the caller answers exactly like a run that does not exist."""
+
+    code = "RUN_NOT_FOUND"
+    http_status = 404
+
+
 class ConflictError(SessionGateError):
     code = "CONFLICT"
     http_status = 409
@@ -330,6 +341,14 @@ class GatewayUnreachableError(SessionGateError):
     code = "GATEWAY_UNREACHABLE"
     http_status = 503
     retryable = True
+
+
+def plain_message(validator_message: str) -> str:
+    """A validator's message without pydantic's ``Value error, `` style prefix: the reader
+    sees the rule, not which kind of exception a validator raised."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        validator_message = validator_message.removeprefix(prefix)
+    return validator_message
 
 
 def _all_error_types() -> dict[str, type[SessionGateError]]:

@@ -29,6 +29,7 @@ from sessiongate.errors import (
 from sessiongate.keys import (
     SessionKey,
     SessionKind,
+    a2a_context_key,
     agent_key_prefix,
     agent_of_key,
     key_segments,
@@ -625,6 +626,21 @@ class Resolver:
         record, _ = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
         self.metrics.created(Origin.SPAWN)
+        return record
+
+    async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
+        """Create a fresh ``agent:<id>:a2a:<uuid>`` session: an A2A message without a
+        ``contextId`` starts a conversation on purpose (origin ``a2a``), for a caller that
+        may reach the agent."""
+        if self.config.agent(agent_id) is None or not self._may_reach(caller, agent_id):
+            raise await self._agent_not_found(agent_id, agent_id, None, caller)
+        key = a2a_context_key(agent_id, str(uuid.uuid4()))
+        provenance = Provenance(Origin.A2A, caller.entry_point, caller.session_key)
+        record, _ = await self.store.ensure(
+            NewSession(key, agent_id, SessionKind.A2A.value, provenance)
+        )
+        self._recent.pop(agent_id, None)
+        self.metrics.created(Origin.A2A)
         return record
 
     async def ensure_origin_session(

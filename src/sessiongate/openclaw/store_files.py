@@ -336,6 +336,14 @@ def _readable(seconds: float, raw: Any, where: Where) -> float:
     return readable
 
 
-def epoch_seconds(value: Any, where: Where) -> float | None:
-    """An index entry's epoch-milliseconds field in seconds (None when absent or odd)."""
-    return _time(value, None, where)
+def epoch_seconds(value: Any, where: Where | None = None) -> float | None:
+    """An index entry's epoch-milliseconds field in seconds (None when absent or odd).
+
+    A time no store can hold raises OpenClawFileError naming `where`; without `where`
+    (only ordering entries) it is None like any other odd value."""
+    try:
+        return _time(value, None, where or (Path(INDEX_NAME), None))
+    except OpenClawFileError:
+        if where is None:
+            return None
+        raise

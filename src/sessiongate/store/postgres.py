@@ -147,6 +147,17 @@ def _discard(conn: asyncpg.Connection) -> None:
         conn.terminate()
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: no reset statement, a round trip per call saved.
+
+    asyncpg's default runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
+    every release. Nothing here leaves session state on a pooled connection: statements run
+    without SET/LISTEN/cursors, a lane's advisory lock is released explicitly or its
+    connection closed (`session_lock`), and the sweep takes transaction-scoped locks only.
+    An open transaction is still rolled back by asyncpg before this is called.
+    """
+
+
 def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
     def done(task: asyncio.Task[Any]) -> None:
         tasks.discard(task)
@@ -201,7 +212,7 @@ class PostgresSessionStore:
     async def _create_pool(self, *, min_size: int, max_size: int) -> asyncpg.Pool:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             self.dsn, min_size=min_size, max_size=max_size, timeout=self.timeout,
-            command_timeout=self.timeout, server_settings=self._settings,
+            command_timeout=self.timeout, server_settings=self._settings, reset=_keep_session,
         )  # fmt: skip
         return pool
 
@@ -463,6 +474,30 @@ class PostgresSessionStore:
     async def set_status(self, key: str, status: str) -> None:
         await self._update(key, "status", status)
 
+    async def set_label(self, key: str, label: str | None) -> None:
+        check_storable("label", label, indexed=True)
+        await self._update(key, "label", label)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """A session-level advisory lock on a connection of its own, tried once."""
+        pool = self._open_pool(self._lane_pool)
+        conn = await self._within_deadline(pool.acquire(timeout=self.timeout))
+        try:
+            lock = f"{self.schema or 'public'}:{name}"
+            held = await self._within_deadline(
+                conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 3))", lock)
+            )
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    await self._within_deadline(
+                        conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 3))", lock)
+                    )
+        finally:
+            await pool.release(conn)
+
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
         run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
         await conn.execute(
@@ -596,13 +631,13 @@ class PostgresSessionStore:
                     total += await self._interrupt_if_gone(conn, owner)
             return total
 
-        return await self._run(sweep)
+        return await self._write(sweep)
 
     async def _interrupt_if_gone(self, conn: asyncpg.Connection, owner: str | None) -> int:
         mine = owner == self.owner
         if not mine and owner is not None:
-            alive = not await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", owner
+            alive = not await conn.fetchval(  # held to the end of the sweep's transaction
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", owner
             )
             if alive:
                 return 0
@@ -613,8 +648,6 @@ class PostgresSessionStore:
             now(),
             owner,
         )
-        if not mine and owner is not None:
-            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", owner)
         return int(status.split()[-1])
 
     @contextlib.asynccontextmanager
@@ -630,8 +663,11 @@ class PostgresSessionStore:
         try:
             try:
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", key)
-            except Exception as exc:
-                raise self._fault(exc) from exc
+            except BaseException as exc:  # the lock may have been granted as the wait ended:
+                _discard(conn)  # closing the connection releases it on the server
+                if isinstance(exc, Exception):
+                    raise self._fault(exc) from exc
+                raise
             try:
                 yield
             finally:
