@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -487,3 +488,85 @@ async def test_with_json_logs_every_stderr_line_is_json_even_for_garbage(tmp_pat
     for line in lines:
         json.loads(line)  # raises on any plain-text line
     assert len(lines) <= 5 + 1 + 2  # at most once per connection (plus start and stop)
+
+
+# --- no agent list, no existence for a restricted caller ------------------------------
+
+
+async def test_agent_errors_name_no_agent_a_restricted_caller_cannot_reach(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory(
+        tools={"sessions": {"visibility": "agent"}, "agentToAgent": {"enabled": False}},
+        gateway__sessions={"createOnMiss": False},
+    )
+    async with serve(config) as gw:
+        headers = {"authorization": f"Bearer {gw.token}"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+            probes = [
+                ("sessions_send", {"sessionKey": "agent:nobody:main", "message": "x"}),
+                ("sessions_send", {"sessionKey": "agent:atlsa:main", "message": "x"}),
+                ("sessions_spawn", {"agentId": "atlsa", "task": "t"}),
+            ]
+            for tool, args in probes:
+                body = {"tool": tool, "args": args, "sessionKey": "agent:peggy:main"}
+                answer = await http.post("/tools/invoke", json=body)
+                assert answer.status_code == 404, answer.text
+                assert "atlas" not in answer.text, (tool, answer.text)
+            refusals = []
+            for key in ("agent:atlas:main", "agent:atlas:cron:never"):  # exists / does not
+                args = {"sessionKey": key, "message": "x"}
+                body = {"tool": "sessions_send", "args": args, "sessionKey": "agent:peggy:main"}
+                answer = await http.post("/tools/invoke", json=body)
+                refusals.append((answer.status_code, answer.text.replace(key, "KEY")))
+            assert refusals[0] == refusals[1]
+            operator = await http.post("/tools/invoke", json={"tool": "sessions_spawn",
+                                                              "args": probes[2][1]})  # fmt: skip
+            assert "atlas" in operator.text  # the operator is told what it may have meant
+
+
+async def test_floods_of_every_unauthenticated_entry_leave_an_honest_client_served(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    big = b"%41=%42&" * 131_000
+    async with serve(config_factory()) as gw:
+
+        async def flood(path: str, content: bytes, headers: dict[str, str]) -> Counter[int]:
+            seen: Counter[int] = Counter()
+            async with _from("127.0.0.2", gw.url, timeout=60) as client:
+                for _ in range(15):
+                    seen[
+                        (await client.post(path, content=content, headers=headers)).status_code
+                    ] += 1
+            return seen
+
+        async def ws_flood() -> int:
+            answered = 0
+            for _ in range(15):
+                async with connect(gw.ws_url, max_size=None) as ws:
+                    await ws.send("x" * 900_000)  # not JSON, before connect
+                    answered += json.loads(await ws.recv())["ok"] is False
+            return answered
+
+        async def honest() -> list[bool]:
+            headers = {"authorization": f"Bearer {gw.token}"}
+            body = {"tool": "sessions_send", "args": {"sessionKey": "main", "message": "hi"}}
+            async with httpx.AsyncClient(base_url=gw.url, headers=headers, timeout=60) as client:
+                return [
+                    (await client.post("/tools/invoke", json=body)).json()["ok"] for _ in range(10)
+                ]
+
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        wrong = {"authorization": "Bearer wrong", "content-type": "application/json"}
+        results = await asyncio.gather(
+            flood("/ui/signin", big, form),
+            flood("/tools/invoke", big, {"content-type": "application/json"}),
+            flood("/mcp", big, {**MCP_HEADERS}),
+            flood("/tools/invoke", b"{}", wrong),
+            ws_flood(),
+            honest(),
+        )
+        signin, api, mcp, guesses, ws_answers, honest_results = results
+        assert set(signin) == {413} and set(api) == {401} and set(mcp) == {401}
+        assert set(guesses) <= {401, 429} and ws_answers == 15
+        assert all(honest_results)
