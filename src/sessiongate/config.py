@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from sessiongate.errors import ConfigError
+from sessiongate.errors import ConfigError, plain_message
 from sessiongate.keys import AGENT_ID_RE, DmScope
 from sessiongate.paths import default_config_path, state_dir
 from sessiongate.tool_names import ToolName
@@ -466,7 +466,7 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
 
 def _format_error(error: Any) -> str:
     loc = ".".join(str(part) for part in error["loc"]) or "(root)"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = plain_message(str(error["msg"]))
     if error["type"] == "extra_forbidden":
         return _unknown_key(tuple(error["loc"]))
     if error["type"] == "missing":
@@ -526,8 +526,19 @@ def load_config(path: str | Path | None = None) -> SessionGateConfig:
     try:
         data = json5.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
+        where, what = _syntax_error_at(file, exc)
         raise ConfigError(
-            f"Invalid config at {file}:\n- (syntax): {exc}",
-            details={"source": str(file), "problems": [f"(syntax): {exc}"]},
+            f"Invalid config at {where}:\n- (syntax): {what}",
+            details={"source": str(file), "problems": [f"(syntax): {what}"], "at": where},
         ) from None
     return parse_config(data, str(file))
+
+
+def _syntax_error_at(file: Path, exc: Exception) -> tuple[str, str]:
+    """``file:line:column`` and the parser's words (json5 says ``<string>:3 … at column 5``)."""
+    text = str(exc)
+    found = re.match(r"<string>:(\d+) (.*?)(?: at column (\d+))?$", text, re.S)
+    if found is None:
+        return str(file), text
+    line, what, column = found.groups()
+    return f"{file}:{line}" + (f":{column}" if column else ""), what

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import Field
+from pydantic import Field, model_validator
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sessiongate import __version__
@@ -39,7 +39,7 @@ from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.server.requests import same_origin
-from sessiongate.tools.args import SendArgs, SessionArgs
+from sessiongate.tools.args import SendArgs, SessionArgs, must_exist_as_create_on_miss
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
 
@@ -82,7 +82,13 @@ class AgentParams(ToolArgs):
     session_key: SessionRef
     message: MessageText
     create_on_miss: bool | None = None
+    must_exist: bool | None = None  # true: the same as createOnMiss false
     timeout_seconds: WaitSeconds = 30
+
+    @model_validator(mode="after")
+    def _must_exist(self) -> AgentParams:
+        self.create_on_miss = must_exist_as_create_on_miss(self.must_exist, self.create_on_miss)
+        return self
 
     def send_args(self) -> SendArgs:
         """The send (answered at once; the run's events follow), without validating again."""

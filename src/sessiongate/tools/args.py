@@ -64,6 +64,18 @@ class HistoryArgs(ToolArgs):
     follow_alias: bool = True  # false: the key's own transcript (an archived phantom's)
 
 
+def must_exist_as_create_on_miss(
+    must_exist: bool | None, create_on_miss: bool | None
+) -> bool | None:
+    """``mustExist: true`` is another name for ``createOnMiss: false`` (the CLI's
+    ``--must-exist``, the client's ``must_exist=True``, the page's "Must exist")."""
+    if not must_exist:
+        return create_on_miss
+    if create_on_miss is True:
+        raise ValueError("mustExist: true and createOnMiss: true contradict each other")
+    return False
+
+
 class SendArgs(ToolArgs):
     session_key: SessionRef | None = None
     label: str | None = None
@@ -71,12 +83,14 @@ class SendArgs(ToolArgs):
     message: MessageText
     timeout_seconds: WaitSeconds = 30
     create_on_miss: bool | None = None
+    must_exist: bool | None = None  # true: the same as createOnMiss false
     idempotency_key: IdempotencyKey | None = None
 
     @model_validator(mode="after")
     def _target(self) -> SendArgs:
         if (self.session_key is None) == (self.label is None):
             raise ValueError("give exactly one of sessionKey or label")
+        self.create_on_miss = must_exist_as_create_on_miss(self.must_exist, self.create_on_miss)
         return self
 
 
