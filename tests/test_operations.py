@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,10 @@ def test_one_json_access_line_per_request_with_its_request_id(state: Path) -> No
     assert access[1]["status"] == 401
     assert access[1]["request_id"] == fresh.headers["x-request-id"]
     assert all(isinstance(line["duration_ms"], float) for line in access)
+    for line in access:  # ISO 8601 in UTC with microseconds, and the level
+        stamp = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+        assert stamp.tzinfo == UTC and len(line["timestamp"]) == 27
+        assert line["level"] == "info"
 
 
 def test_metrics_are_open_on_loopback_or_need_the_scrape_token(state: Path, tmp_path: Path) -> None:

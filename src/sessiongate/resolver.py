@@ -6,10 +6,11 @@ one) → look up → on a miss, apply the create-on-miss policy. Nothing is
 written before the policy has decided.
 
 The parts are small and separate (`sessiongate.resolution`): `Visibility`,
-`Suggestions`, `SessionCreation` (start-up, child, origin, an address the policy
-allows) and `KnownSessions` (the sessions this process remembers). The one
+`Suggestions`, `SessionCreation` (start-up, child, A2A context, origin, an address
+the policy allows) and `KnownSessions` (the sessions this process remembers). The
 retry that cache needs lives here too: `deliver` stores into a remembered session,
-and if that session gained an alias meanwhile, forgets it and resolves again.
+and if that session moved, was reset or was deleted before the request began, forgets
+it and resolves again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import (
     AgentNotFoundError,
     InvalidSessionKeyError,
+    SessionDeletedError,
     SessionMovedError,
     SessionNotFoundError,
+    SessionResetError,
 )
 from sessiongate.keys import SessionKey, parse_session_key
 from sessiongate.lints import KeyLint, agent_hint, lint_session_key
@@ -37,7 +40,7 @@ from sessiongate.resolution.creation import SessionCreation
 from sessiongate.resolution.known import KnownSessions
 from sessiongate.resolution.suggestions import Suggestions, closest_keys
 from sessiongate.resolution.visibility import Visibility
-from sessiongate.store.base import Origin, SessionCatalog, SessionRecord
+from sessiongate.store.base import Origin, SessionCatalog, SessionRecord, deleted, now
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver", "closest_keys"]
 
@@ -138,13 +141,18 @@ class Resolver:
         caller: Caller,
         intent: Intent = Intent.ADDRESS,
         create_on_miss: bool | None = None,
+        started: float | None = None,
         *,
         follow_alias: bool = True,
     ) -> Resolution:
         """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
 
         `follow_alias=False` (reads only) gives the session stored under the key itself,
-        e.g. an archived phantom whose alias leads to where its messages were recovered."""
+        e.g. an archived phantom whose alias leads to where its messages were recovered.
+        `started` is when the request began (default: now): a key deleted since then
+        is refused with SessionDeletedError, never created again by this request.
+        """
+        started = now() if started is None else started
         key, agent_id = await self._parse_address(reference, caller)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
         if record is None:
@@ -160,13 +168,28 @@ class Resolver:
             self.known.remember(record)
             return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
+            await self._refuse_if_deleted(reference, key, caller, None)
             raise await self._not_found(
                 reference, key, caller, None, None, list(lints), Decision.NOT_FOUND
             )
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
+            await self._refuse_if_deleted(reference, key, caller, policy.describe)
             raise await self._not_found(reference, key, caller, policy.describe, None, list(lints))
-        return await self._create_on_miss(reference, key, agent_id, caller, policy, lints)
+        return await self._create_on_miss(reference, key, agent_id, caller, policy, lints, started)
+
+    async def _refuse_if_deleted(
+        self, reference: str, key: SessionKey, caller: Caller, policy: str | None
+    ) -> None:
+        """A missing key the caller may see that was deleted: say so (SESSION_DELETED)."""
+        tombstone = await self.store.find_tombstone(key.text)
+        if tombstone is None:
+            return
+        self.metrics.resolved(Decision.DELETED)
+        await self._audit(Decision.DELETED, reference, key, caller, policy, (), [])
+        error = deleted(key.text, tombstone)
+        error.details.update(requestedKey=reference, policy=policy)
+        raise error
 
     async def deliver(
         self,
@@ -177,17 +200,27 @@ class Resolver:
     ) -> tuple[Resolution, T]:
         """Resolve an address and hand its session to `store` (which stores a message).
 
-        A session this process remembered may have gained an alias since (doctor --fix
-        in another process); storing refuses with SessionMovedError, and the address is
-        forgotten and resolved once more, now following the alias (never creating).
+        A session this process remembered may have gained an alias or been reset since
+        (in another process); storing refuses (SessionMovedError, SessionResetError), and
+        the address is forgotten and resolved once more (never creating). A session
+        deleted before this request began is resolved once more too (the policy may
+        create it anew); one deleted while the request was in flight is refused
+        (SessionDeletedError), never re-created.
         """
-        resolution = await self.resolve(reference, caller, Intent.ADDRESS, create_on_miss)
+        started = now()
+        resolution = await self.resolve(reference, caller, Intent.ADDRESS, create_on_miss, started)
         try:
             return resolution, await store(resolution.session)
-        except SessionMovedError:
-            self.known.forget(resolution.key)
-            resolution = await self.resolve(reference, caller, Intent.ADDRESS, False)
-            return resolution, await store(resolution.session)
+        except (SessionMovedError, SessionResetError):
+            again: bool | None = False
+        except SessionDeletedError as exc:
+            deleted_at = exc.deleted_at
+            if deleted_at is None or deleted_at + 0.001 >= started:
+                raise
+            again = create_on_miss  # remembered from before the delete: address it afresh
+        self.known.forget(resolution.key)
+        resolution = await self.resolve(reference, caller, Intent.ADDRESS, again, started)
+        return resolution, await store(resolution.session)
 
     async def _parse_address(self, reference: str, caller: Caller) -> tuple[SessionKey, str]:
         """The canonical key and its agent; a key that does not parse, or names an agent
@@ -215,8 +248,15 @@ class Resolver:
         caller: Caller,
         policy: PolicyDecision,
         lints: tuple[KeyLint, ...],
+        started: float,
     ) -> Resolution:
-        record, created = await self.creation.on_miss(key, agent_id, caller)
+        try:
+            record, created = await self.creation.on_miss(key, agent_id, caller, started)
+        except SessionDeletedError as exc:  # deleted after this request began
+            self.metrics.resolved(Decision.DELETED)
+            await self._audit(Decision.DELETED, reference, key, caller, policy.describe, lints, [])
+            exc.details.update(requestedKey=reference, policy=policy.describe)
+            raise
         decision = Decision.WARNED if policy.mode is CreateOnMissPolicy.WARN else Decision.CREATED
         if not created:
             decision = Decision.HIT  # a concurrent caller created it first
@@ -349,16 +389,33 @@ class Resolver:
             raise await self._agent_not_found(agent_id, agent_id, None, caller)
         return await self.creation.child(agent_id, parent, caller, label)
 
+    async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
+        """Create a fresh ``agent:<id>:a2a:<uuid>`` session: an A2A message without a
+        ``contextId`` starts a conversation on purpose (origin ``a2a``), for a caller that
+        may reach the agent."""
+        if self.config.agent(agent_id) is None or not self.visibility.may_reach(caller, agent_id):
+            raise await self._agent_not_found(agent_id, agent_id, None, caller)
+        return await self.creation.context(agent_id, caller)
+
     async def ensure_origin_session(
-        self, key: str, origin: Origin, entry_point: str, label: str | None = None
+        self,
+        key: str,
+        origin: Origin,
+        entry_point: str,
+        label: str | None = None,
+        decided_at: float | None = None,
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session whose key is derived from a message's own origin."""
+        """Create (or find) a session whose key is derived from a message's own origin.
+
+        A deleted key is created again only when `decided_at` (the request's start)
+        is after the delete; None (a repair) never re-creates one.
+        """
         parsed = self.parse(key)
         agent_id = parsed.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(key, agent_id, parsed, Caller(None, entry_point))
         record, created = await self.creation.for_origin(
-            parsed, agent_id, origin, entry_point, label
+            parsed, agent_id, origin, entry_point, label, decided_at
         )
         followed = await follow_aliases(self.store.find, record)  # a repaired key leads on
         return followed or record, created

@@ -1,12 +1,16 @@
 """Every way a session comes to exist, each recording its origin.
 
-- start-up: each configured agent's main session (`startup_mains`);
+- start-up: each configured agent's main session (`startup_mains`; a force-deleted
+  main stays deleted);
 - a spawn: a fresh ``agent:<id>:subagent:<uuid>`` child (`child`);
+- an A2A message without a ``contextId``: a fresh ``agent:<id>:a2a:<uuid>`` (`context`);
 - a message's own origin: an inbound channel message, ``sessions create`` (`for_origin`);
 - an address the create-on-miss policy let create (`on_miss`; the resolver decides).
 
 Creation is an atomic ensure in the store: created once, even under concurrent callers
-and several gateway processes. Whether a caller may create is decided before this.
+and several gateway processes, and never over a delete decided after the creation was
+(`NewSession.decided_at`: SessionDeletedError). Whether a caller may create is decided
+before this.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import uuid
 from collections.abc import Callable
 
 from sessiongate.config import SessionGateConfig
-from sessiongate.keys import SessionKey, SessionKind, main_key, subagent_key
+from sessiongate.errors import SessionDeletedError
+from sessiongate.keys import SessionKey, SessionKind, a2a_context_key, main_key, subagent_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolution.caller import Caller
 from sessiongate.resolution.visibility import MAX_TREE_DEPTH
@@ -74,14 +79,20 @@ class SessionCreation:
     async def _create_main(self, agent_id: str) -> bool:
         provenance = Provenance(Origin.STARTUP, "startup")
         new = NewSession(main_key(agent_id), agent_id, SessionKind.MAIN.value, provenance)
-        return (await self._ensure(new))[1]
+        try:
+            return (await self._ensure(new))[1]
+        except SessionDeletedError:  # a force-deleted main stays deleted (see sessions delete)
+            return False
 
     async def on_miss(
-        self, key: SessionKey, agent_id: str, caller: Caller
+        self, key: SessionKey, agent_id: str, caller: Caller, decided_at: float
     ) -> tuple[SessionRecord, bool]:
         """Create an addressed key the policy let create (False: a concurrent caller did)."""
         provenance = Provenance(Origin.ADDRESS, caller.entry_point, caller.session_key)
-        return await self._ensure(NewSession(key.text, agent_id, key.kind.value, provenance))
+        kind = key.kind.value
+        return await self._ensure(
+            NewSession(key.text, agent_id, kind, provenance, None, decided_at)
+        )
 
     async def child(
         self, agent_id: str, parent: SessionRecord | None, caller: Caller, label: str | None
@@ -97,9 +108,24 @@ class SessionCreation:
         new = NewSession(key, agent_id, SessionKind.SUBAGENT.value, provenance, label)
         return (await self._ensure(new))[0]
 
+    async def context(self, agent_id: str, caller: Caller) -> SessionRecord:
+        """A fresh ``agent:<id>:a2a:<uuid>`` session: a new A2A conversation (origin a2a)."""
+        key = a2a_context_key(agent_id, str(uuid.uuid4()))
+        provenance = Provenance(Origin.A2A, caller.entry_point, caller.session_key)
+        return (await self._ensure(NewSession(key, agent_id, SessionKind.A2A.value, provenance)))[0]
+
     async def for_origin(
-        self, key: SessionKey, agent_id: str, origin: Origin, entry_point: str, label: str | None
+        self,
+        key: SessionKey,
+        agent_id: str,
+        origin: Origin,
+        entry_point: str,
+        label: str | None,
+        decided_at: float | None,
     ) -> tuple[SessionRecord, bool]:
-        """A session whose key comes from a message's own origin (found if it exists)."""
+        """A session whose key comes from a message's own origin (found if it exists; a
+        deleted key only when `decided_at` is after the delete, never for None)."""
         provenance = Provenance(origin, entry_point)
-        return await self._ensure(NewSession(key.text, agent_id, key.kind.value, provenance, label))
+        kind = key.kind.value
+        new = NewSession(key.text, agent_id, kind, provenance, label, decided_at)
+        return await self._ensure(new)

@@ -14,10 +14,10 @@ KNOWN_SESSIONS = 10_000
 class KnownSessions:
     """The newest `capacity` sessions found, least recently used dropped first.
 
-    Sessions are never deleted and their agent and provenance never change, so a
-    remembered record can only go stale by gaining an alias (doctor --fix in another
-    process); storing a message checks for that (SessionMovedError) and the resolver
-    forgets the key and resolves it again (`Resolver.deliver`).
+    A remembered record goes stale by gaining an alias, being reset or being deleted
+    (in another process); storing a message checks each (SessionMovedError,
+    SessionResetError, SessionDeletedError) and the resolver forgets the key and
+    resolves it again or refuses (`Resolver.deliver`).
     """
 
     def __init__(self, capacity: int = KNOWN_SESSIONS) -> None:

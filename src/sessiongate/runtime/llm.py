@@ -3,16 +3,17 @@
 A tool call that fails comes back to the model as the error's wire form (a
 tool result it can read), so a model that hits SESSION_NOT_FOUND can use the
 suggestions and retry.
+
+The `openai` SDK is imported, and the client made, at an agent's first turn: the SDK is
+~20 MiB of memory that a gateway whose LLM agents are idle does not need.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
-
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sessiongate.catchall import internal_error
 from sessiongate.errors import SessionGateError
@@ -22,7 +23,27 @@ from sessiongate.runtime.base import Emit, Turn
 from sessiongate.tools import TOOLS
 from sessiongate.wire import decode_json
 
-__all__ = ["LlmRuntime"]
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletion
+
+__all__ = ["LlmRuntime", "ModelEndpoint"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEndpoint:
+    """Where an agent's model answers: an OpenAI-compatible base URL."""
+
+    base_url: str
+    api_key: str
+    timeout_seconds: float
+
+    def connect(self) -> AsyncOpenAI:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_seconds
+        )
 
 
 def _tool_definitions(offered: Collection[str]) -> list[dict[str, Any]]:
@@ -57,7 +78,7 @@ class LlmRuntime:
 
     def __init__(
         self,
-        client: AsyncOpenAI,
+        endpoint: ModelEndpoint,
         model: str,
         system_prompt: str,
         max_tool_rounds: int,
@@ -65,7 +86,8 @@ class LlmRuntime:
     ) -> None:
         """`offered`: the tools shown to the model (the gateway passes `gateway.tools.allow`;
         a call to another is refused on the invoke path all the same)."""
-        self.client = client
+        self.endpoint = endpoint
+        self.client: AsyncOpenAI | None = None  # made at the first turn
         self.model = model
         self.system_prompt = system_prompt
         self.max_tool_rounds = max_tool_rounds
@@ -90,11 +112,16 @@ class LlmRuntime:
     async def close(self) -> None:
         # unclosed, the SDK's client closes itself on garbage collection, from whatever
         # event loop is running then (not the one its connections belong to)
-        await self.client.close()
+        if self.client is not None:
+            await self.client.close()
 
     async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         # The SDK's post() sends our already-JSON-shaped body as is; chat.completions.create()
         # would first walk it against its TypedDicts, which profiled at ~10 ms per turn.
+        from openai.types.chat import ChatCompletion
+
+        if self.client is None:
+            self.client = self.endpoint.connect()
         body: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.tools:
             body["tools"] = self.tools

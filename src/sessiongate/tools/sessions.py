@@ -49,7 +49,7 @@ OPENCLAW_KINDS: dict[str, frozenset[str]] = {
     "cron": frozenset({"cron"}),
     "hook": frozenset({"hook"}),
     "node": frozenset(),
-    "other": frozenset({"direct", "subagent"}),
+    "other": frozenset({"direct", "subagent", "a2a"}),
 }
 
 
