@@ -273,6 +273,10 @@ class Resolver:
         self.known.remember(record)
         return Resolution(record, reference, key.text, decision, policy, lints)
 
+    def forget(self, key: str) -> None:
+        """Drop what this process remembers of `key` (it was just deleted or reset here)."""
+        self.known.forget(key)
+
     async def may_see(self, caller: Caller, record: SessionRecord) -> bool:
         """Whether `caller` may see this stored session."""
         return await self.visibility.may_see(caller, record.key, record.agent_id, record)
