@@ -32,7 +32,7 @@ from pydantic.alias_generators import to_camel
 from sessiongate.errors import ConfigError, plain_message
 from sessiongate.keys import AGENT_ID_RE, DmScope
 from sessiongate.paths import default_config_path, state_dir
-from sessiongate.tool_names import ToolName
+from sessiongate.tool_names import DEFAULT_TOOLS, ToolName
 
 __all__ = [
     "AgentConfig",
@@ -84,7 +84,7 @@ class GatewaySessionsConfig(_Model):
 
 class GatewayToolsConfig(_Model):
     allow: list[str] = Field(
-        default_factory=lambda: [name.value for name in ToolName],
+        default_factory=lambda: [name.value for name in DEFAULT_TOOLS],
         json_schema_extra={"items": {"type": "string", "enum": [name.value for name in ToolName]}},
     )
 
@@ -153,8 +153,29 @@ class GatewayConfig(_Model):
         return ipaddress.ip_address(self.host).is_loopback
 
 
+class RetentionRule(_Model):
+    """Which sessions a retention rule covers, and what it does with them once idle.
+
+    The first rule whose `agent` and `match` globs both fit a session decides for it.
+    """
+
+    agent: str = Field(default="*", min_length=1)  # agent-id glob
+    match: str = Field(default="*", min_length=1)  # glob on the canonical key
+    archive_after_days: float | None = Field(default=None, gt=0)  # idle days, then archived
+    delete_after_days: float | None = Field(default=None, gt=0)  # days archived, then deleted
+
+
+class RetentionConfig(_Model):
+    """`session.retention`: the janitor archives idle sessions and deletes archived ones
+    (never a main session), on one gateway process at a time."""
+
+    rules: list[RetentionRule] = Field(default_factory=list)
+    interval_minutes: float = Field(default=60.0, gt=0, le=10_080)
+
+
 class SessionConfig(_Model):
     dm_scope: DmScope = DmScope.MAIN
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class StorageConfig(_Model):

@@ -470,6 +470,9 @@ class SessionCatalog(Protocol):
     async def set_status(self, key: str, status: str) -> None:
         """Mark a session active, archived or quarantined."""
 
+    async def set_label(self, key: str, label: str | None) -> None:
+        """Give a session a label (None removes it)."""
+
     async def import_session(
         self,
         session: SessionRecord,
@@ -577,6 +580,10 @@ class Coordination(Protocol):
 
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Deliver run events published by other processes to `listener`."""
+
+    def exclusive(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        """Try to hold the store-wide lock `name` (never waits): True inside when this
+        process holds it, False when another does (e.g. the retention janitor)."""
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import bisect
 import contextlib
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sessiongate.errors import ConflictError
@@ -53,6 +53,7 @@ class MemorySessionStore:
         self._runs: dict[str, RunRecord] = {}
         self._tombstones: dict[str, Tombstone] = {}
         self._last_row_id = 0
+        self._held: set[str] = set()
         self._archived: dict[str, list[MessageRecord]] = {}
 
     async def find(self, key: str) -> SessionRecord | None:
@@ -175,6 +176,22 @@ class MemorySessionStore:
 
     async def set_status(self, key: str, status: str) -> None:
         self._update(key, status=status)
+
+    async def set_label(self, key: str, label: str | None) -> None:
+        check_storable("label", label, indexed=True)
+        self._update(key, label=label)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """One process: held unless this store already holds it."""
+        if name in self._held:
+            yield False
+            return
+        self._held.add(name)
+        try:
+            yield True
+        finally:
+            self._held.discard(name)
 
     def _refusal(self, key: str, incarnation: str | None) -> Exception:
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""

@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -343,6 +343,26 @@ class SqliteSessionStore:
 
     async def set_status(self, key: str, status: str) -> None:
         await self._call_write(self._update, key, "status", status)
+
+    async def set_label(self, key: str, label: str | None) -> None:
+        check_storable("label", label, indexed=True)
+        await self._call_write(self._update, key, "label", label)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """An exclusive lock on a file beside the database (processes sharing the file)."""
+        path = self.path.with_name(f"{self.path.name}.{name}.lock")
+        touch_private(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)

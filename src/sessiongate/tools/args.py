@@ -19,6 +19,7 @@ from sessiongate.fields import (
     Label,
     ListLimit,
     MessageText,
+    Reason,
     Seq,
     SessionRef,
     WaitSeconds,
@@ -27,13 +28,18 @@ from sessiongate.keys import SessionKind
 from sessiongate.tools.base import ToolArgs
 
 __all__ = [
+    "DeleteArgs",
     "HistoryArgs",
     "Kind",
     "ListArgs",
     "OpenClawKind",
+    "PatchArgs",
+    "PruneArgs",
+    "ResetArgs",
     "SendArgs",
     "SessionArgs",
     "SpawnArgs",
+    "StatusArgs",
 ]
 
 # the session kinds of keys.py, offered inline (not as a $ref) in the schema LLMs and MCP see
@@ -107,3 +113,40 @@ class SessionArgs(ToolArgs):
 
     session_key: SessionRef
     follow_alias: bool = True  # false: the key's own session (an archived phantom)
+
+
+class DeleteArgs(ToolArgs):
+    """Erase a session: transcript, archives and runs; a tombstone keeps key, when, who, why."""
+
+    session_key: SessionRef
+    force: bool = False  # needed to delete an agent's main session
+    reason: Reason | None = None
+
+
+class ResetArgs(ToolArgs):
+    """A fresh, empty transcript under the same key; the old one archived or deleted."""
+
+    session_key: SessionRef
+    old_transcript: Literal["archive", "delete"] = "archive"
+    reason: Reason | None = None
+
+
+class StatusArgs(ToolArgs):
+    """Archive or unarchive a session."""
+
+    session_key: SessionRef
+    reason: Reason | None = None
+
+
+class PatchArgs(ToolArgs):
+    """Change a session's label (null removes it)."""
+
+    session_key: SessionRef
+    label: Label | None
+    reason: Reason | None = None
+
+
+class PruneArgs(ToolArgs):
+    """Apply session.retention now; with dryRun (the default), only say what would go."""
+
+    dry_run: bool = True
