@@ -88,11 +88,14 @@ class Target:
 
 TARGETS = {
     "sends": Target("sends/s vs bare endpoint", ">= 0.50x", lambda r: r >= 0.5),
+    "sends_cpu": Target("  same, by server CPU per request", ">= 0.50x", lambda r: r >= 0.5),
     "ws_turn": Target("WS agent turn vs bare echo (p50)", "<= 3.00x", lambda r: r <= 3.0),
     "reject": Target("strict rejection vs hit (p50)", "<= 1.00x", lambda r: r <= 1.0),
     "access_log": Target("access log cost (sends/s)", "<= 5%", lambda r: r <= 5.0, "%"),
+    "access_log_cpu": Target("  same, by server CPU per request", "<= 5%", lambda r: r <= 5.0, "%"),
     "llm_ms": Target("LLM turn over echo (p50)", "<= 1.00 ms", lambda r: r <= 1.0, " ms"),
     "postgres": Target("PostgreSQL 1 process vs bare", ">= 0.25x", lambda r: r >= 0.25),
+    "postgres_cpu": Target("  same, by gateway CPU per request", ">= 0.25x", lambda r: r >= 0.25),
     "idle_rss": Target("idle RSS", "<= 80 MiB", lambda r: r <= 80.0, " MiB"),
 }
 
@@ -101,6 +104,7 @@ TARGETS = {
 class Server:
     port: int
     pid: int = 0
+    cpu_us: float = 0.0  # CPU per request of its latest throughput sample
 
     @property
     def url(self) -> str:
@@ -201,8 +205,14 @@ def send_request(port: int, timeout: float | None, keys: list[str]) -> Callable[
     return make
 
 
-async def throughput(server: Server, make: Callable[[int], bytes], total: int) -> float:
-    return await hammer(HOST, server.port, make, total, CLIENTS)
+async def throughput(s: Servers, server: Server, make: Callable[[int], bytes], total: int) -> float:
+    """Requests/s; also keeps the server's CPU per request, its fire-and-forget runs included
+    (`server.cpu_us`): what other load on the machine moves least."""
+    before = cpu_seconds(server.pid)
+    rate = await hammer(HOST, server.port, make, total, CLIENTS)
+    await settle(s)
+    server.cpu_us = (cpu_seconds(server.pid) - before) / total * 1e6
+    return rate
 
 
 async def p50_http(server: Server, make: Callable[[int], bytes], count: int, expect: int) -> float:
@@ -244,20 +254,25 @@ async def one_round(
     send = send_request(gw.port, 0, SESSIONS)
     bare_rps, send_rps = await pair(
         s, flip,
-        lambda: throughput(bare, send_request(bare.port, 0, SESSIONS), p.sends),
-        lambda: throughput(gw, send, p.sends),
+        lambda: throughput(s, bare, send_request(bare.port, 0, SESSIONS), p.sends),
+        lambda: throughput(s, gw, send, p.sends),
     )  # fmt: skip
     r.add("sends", send_rps / bare_rps)
+    r.add("sends_cpu", bare.cpu_us / gw.cpu_us)
     r.add("bare_rps", bare_rps, "raw")
     r.add("send_rps", send_rps, "raw")
+    r.add("bare_cpu_us", bare.cpu_us, "raw")
+    r.add("send_cpu_us", gw.cpu_us, "raw")
 
     quiet_rps, logged_rps = await pair(
         s, flip,
-        lambda: throughput(quiet, send_request(quiet.port, 0, SESSIONS), p.sends),
-        lambda: throughput(gw, send, p.sends),
+        lambda: throughput(s, quiet, send_request(quiet.port, 0, SESSIONS), p.sends),
+        lambda: throughput(s, gw, send, p.sends),
     )  # fmt: skip
     r.add("access_log", 100 * (1 - logged_rps / quiet_rps))
+    r.add("access_log_cpu", 100 * (1 - quiet.cpu_us / gw.cpu_us))
     r.add("quiet_rps", quiet_rps, "raw")
+    r.add("quiet_cpu_us", quiet.cpu_us, "raw")
 
     echo_p50, turn_p50 = await pair(
         s, flip, lambda: p50_ws(echo_ws, "echo", p.calls), lambda: p50_ws(ws, "agent", p.calls)
@@ -289,11 +304,13 @@ async def one_round(
         pg = s.postgres
         bare_rps, pg_rps = await pair(
             s, flip,
-            lambda: throughput(bare, send_request(bare.port, 0, SESSIONS), p.postgres_sends),
-            lambda: throughput(pg, send_request(pg.port, 0, SESSIONS), p.postgres_sends),
+            lambda: throughput(s, bare, send_request(bare.port, 0, SESSIONS), p.postgres_sends),
+            lambda: throughput(s, pg, send_request(pg.port, 0, SESSIONS), p.postgres_sends),
         )  # fmt: skip
         r.add("postgres", pg_rps / bare_rps)
+        r.add("postgres_cpu", bare.cpu_us / pg.cpu_us)
         r.add("postgres_rps", pg_rps, "raw")
+        r.add("postgres_cpu_us", pg.cpu_us, "raw")
 
 
 async def warm_up(s: Servers, ws: ClientConnection, echo_ws: ClientConnection) -> None:

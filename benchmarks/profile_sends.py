@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -18,21 +19,33 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from benchmarks._common import TOKEN, console, free_port, gateway_command, print_table, process
+from benchmarks._common import (
+    TOKEN,
+    console,
+    free_port,
+    gateway_command,
+    postgres_schema,
+    print_table,
+    process,
+)
 from benchmarks._loadgen import hammer, render
 
 
-def summarise(raw: Path, top: int) -> list[tuple[str, str]]:
-    """Inclusive share of samples per function, from py-spy's collapsed stacks."""
-    inclusive: Counter[str] = Counter()
+def summarise(raw: Path, top: int, own: bool = False) -> list[tuple[str, str]]:
+    """Share of samples per function, from py-spy's collapsed stacks: inclusive of callees,
+    or (`own`) only where the function itself was running."""
+    shares: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         total += int(count)
-        names = {frame.split(" (")[0] + _where(frame) for frame in stack.split(";")[1:]}
-        for name in names:
-            inclusive[name] += int(count)
-    below_entry = [(name, n) for name, n in inclusive.most_common() if n < 0.9 * total]
+        frames = stack.split(";")[1:]
+        if own:
+            shares[frames[-1].split(" (")[0] + _where(frames[-1])] += int(count)
+            continue
+        for name in {frame.split(" (")[0] + _where(frame) for frame in frames}:
+            shares[name] += int(count)
+    below_entry = [(name, n) for name, n in shares.most_common() if own or n < 0.9 * total]
     return [(f"{n / total:.1%}", escape(name)) for name, n in below_entry[:top]]
 
 
@@ -41,17 +54,39 @@ def _where(frame: str) -> str:
     return f"  ({path.split('site-packages/')[-1].split('/src/')[-1]})"
 
 
-async def profile(sends: int, clients: int, seconds: int, top: int) -> None:
+async def profile(
+    sends: int,
+    clients: int,
+    seconds: int,
+    top: int,
+    gil: bool = True,
+    keep: Path | None = None,
+    postgres: bool = False,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(postgres_schema("sg_prof")) if postgres else None
+        await _profile(sends, clients, seconds, top, gil, keep, storage)
+
+
+async def _profile(
+    sends: int,
+    clients: int,
+    seconds: int,
+    top: int,
+    gil: bool,
+    keep: Path | None,
+    storage: str | None,
+) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with process(gateway_command(tmp, port, None, create_on_miss=True), url) as gateway:
+        with process(gateway_command(tmp, port, storage, create_on_miss=True), url) as gateway:
             spy_bin = Path(sys.executable).parent / "py-spy"
             raw = tmp / "profile.txt"
             spy = subprocess.Popen(
                 [str(spy_bin), "record", "-p", str(gateway.pid), "-o", str(raw), "-f", "raw",
-                 "-r", "250", "-d", str(seconds), "--threads", "--gil"],
+                 "-r", "250", "-d", str(seconds), "--threads", *(["--gil"] if gil else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             await asyncio.sleep(0.5)
@@ -64,9 +99,14 @@ async def profile(sends: int, clients: int, seconds: int, top: int) -> None:
 
             rate = await hammer("127.0.0.1", port, make, sends, clients)
             spy.wait(timeout=seconds + 30)
+            if keep is not None:
+                keep.write_bytes(raw.read_bytes())
             rows = summarise(raw, top)
+            own = summarise(raw, top // 2, own=True)
     console.print(f"{rate:,.0f} sends/s while profiled (py-spy slows the gateway)")
-    print_table("share of GIL-holding samples, inclusive", rows, ("share", "function"))
+    what = "GIL-holding samples" if gil else "samples of running threads (syscalls included)"
+    print_table(f"share of {what}, inclusive", rows, ("share", "function"))
+    print_table(f"share of {what}, own time", own, ("share", "function"))
 
 
 if __name__ == "__main__":
@@ -75,5 +115,20 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--top", type=int, default=60)
+    parser.add_argument(
+        "--no-gil", action="store_true", help="sample running threads, GIL or not (syscalls)"
+    )
+    parser.add_argument("--keep", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--postgres", action="store_true", help="a gateway on PostgreSQL")
     args = parser.parse_args()
-    asyncio.run(profile(args.sends, args.clients, args.seconds, args.top))
+    asyncio.run(
+        profile(
+            args.sends,
+            args.clients,
+            args.seconds,
+            args.top,
+            not args.no_gil,
+            args.keep,
+            args.postgres,
+        )
+    )

@@ -32,6 +32,9 @@ from typing import Any, Literal
 import httpx
 import pytest
 import typer.main
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.types.a2a_pb2 import ListTasksRequest, SendMessageRequest
+from a2a.utils.errors import A2AError
 from mcp.shared.exceptions import MCPError
 from starlette.routing import Route
 from typer.testing import CliRunner
@@ -48,6 +51,7 @@ from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
 from .conftest import config_data
+from .test_a2a import a2a_client, user_message
 
 Intent = Literal["address", "parent", "own", "read"]
 CALLER = "agent:peggy:main"
@@ -151,6 +155,24 @@ def http_get(path: Callable[[str], str], intent: Intent, own: Callable[[str], st
     return Probe(intent, call)
 
 
+def http_call(
+    method: str,
+    path: Callable[[str], str],
+    intent: Intent,
+    own: Callable[[str], str],
+    body: dict[str, Any] | None = None,
+) -> Probe:
+    """A request with a method and an optional JSON body, with an X-Session-Key header."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        response = await ctx.http.request(
+            method, path(key), json=body, headers={"x-session-key": own(key)}
+        )
+        return dict(response.json())
+
+    return Probe(intent, call)
+
+
 def http_invoke_as_own() -> Probe:
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         body = {"tool": "sessions_list", "args": {}, "sessionKey": key}
@@ -244,6 +266,55 @@ def cli_mcp_as_own() -> Probe:
     return Probe("own", call)
 
 
+def a2a_answer(exc: A2AError) -> dict[str, Any]:
+    """An A2A error as the wire form it carries (its data), or a bare failure."""
+    return dict(exc.data) if isinstance(exc.data, dict) else {"ok": False, "error": {}}
+
+
+def a2a_send(intent: Intent, *, streaming: bool = False) -> Probe:
+    """SendMessage (or SendStreamingMessage) with the SDK's client, the key as contextId, as
+    peggy's main session."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        try:
+            async with a2a_client(ctx.gw, caller=CALLER, streaming=streaming) as client:
+                request = SendMessageRequest(message=user_message("hi", key))
+                async for _ in client.send_message(request):
+                    pass
+        except A2AError as exc:
+            return a2a_answer(exc)
+        return {"ok": True}
+
+    return Probe(intent, call)
+
+
+def a2a_list_tasks() -> Probe:
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        try:
+            async with a2a_client(ctx.gw, caller=CALLER) as client:
+                await client.list_tasks(ListTasksRequest(context_id=key))
+        except A2AError as exc:
+            return a2a_answer(exc)
+        return {"ok": True}
+
+    return Probe("read", call)
+
+
+def a2a_as_own() -> Probe:
+    """The X-Session-Key header: the session an A2A client speaks as."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        try:
+            async with a2a_client(ctx.gw, caller=key) as client:
+                async for _ in client.send_message(SendMessageRequest(message=user_message("hi"))):
+                    pass
+        except A2AError as exc:
+            return a2a_answer(exc)
+        return {"ok": True}
+
+    return Probe("own", call)
+
+
 def page_send(key: str, *, must_exist: bool = False, as_caller: str = CALLER) -> dict[str, str]:
     form = {"caller": as_caller, "sessionKey": key, "message": "hi"}
     return {**form, "mustExist": "on"} if must_exist else form
@@ -275,6 +346,14 @@ SPAWN_UNDER: Callable[[str], dict[str, Any]] = lambda key: {  # noqa: E731
     "parentSessionKey": key,
 }
 SEND_TOOL = tool("sessions_send", "address", SEND)
+KEY_ONLY: Callable[[str], dict[str, Any]] = lambda key: {"sessionKey": key}  # noqa: E731
+LIFECYCLE_ARGS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "sessions_delete": lambda key: {"sessionKey": key, "force": True, "reason": "probe"},
+    "sessions_reset": KEY_ONLY,
+    "sessions_archive": KEY_ONLY,
+    "sessions_unarchive": KEY_ONLY,
+    "sessions_patch": lambda key: {"sessionKey": key, "label": "x"},
+}
 
 PROBES: dict[tuple[str, str], list[Probe]] = {
     ("tool", "sessions_send"): [
@@ -286,7 +365,11 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         tool("sessions_spawn", "parent", SPAWN_UNDER),
     ],
     ("tool", "sessions_history"): [tool("sessions_history", "read", lambda k: {"sessionKey": k})],
+    **{("tool", name): [tool(name, "read", args)] for name, args in LIFECYCLE_ARGS.items()},
     ("ws", "connect"): [ws_connect_as_own()],
+    **{("ws", f"sessions.{name.removeprefix('sessions_')}"): [
+        ws(f"sessions.{name.removeprefix('sessions_')}", "read", args)]
+       for name, args in LIFECYCLE_ARGS.items()},
     ("ws", "agent"): [ws("agent", "address", SEND)],
     ("ws", "sessions.history"): [ws("sessions.history", "read", lambda k: {"sessionKey": k})],
     ("ws", "sessions.resolve"): [ws("sessions.resolve", "read", lambda k: {"sessionKey": k})],
@@ -311,7 +394,13 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("http", "/v1/sessions/{key:path}"): [
         http_get(lambda k: f"/v1/sessions/{k}", "read", caller),
         http_get(lambda k: "/v1/sessions/main", "own", own),
+        http_call("DELETE", lambda k: f"/v1/sessions/{k}", "read", caller, {"force": True}),
+        http_call("DELETE", lambda k: "/v1/sessions/agent:atlas:cron:x", "own", own),
+        http_call("PATCH", lambda k: f"/v1/sessions/{k}", "read", caller, {"label": "x"}),
     ],
+    **{("http", f"/v1/sessions/{{key:path}}/{verb}"): [
+        http_call("POST", lambda k, v=verb: f"/v1/sessions/{k}/{v}", "read", caller),
+    ] for verb in ("reset", "archive", "unarchive")},
     ("http", "/v1/sessions/{key:path}/messages"): [
         http_get(lambda k: f"/v1/sessions/{k}/messages", "read", caller),
         http_get(lambda k: "/v1/sessions/main/messages", "own", own),
@@ -329,8 +418,14 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("mcp", "tools/call sessions_history"): [
         mcp_tool("sessions_history", "read", lambda k: {"sessionKey": k}),
     ],
+    **{("mcp", f"tools/call {name}"): [mcp_tool(name, "read", args)]
+       for name, args in LIFECYCLE_ARGS.items()},
     ("mcp", "resources/read"): [mcp_read_resource()],
     ("mcp", "X-Session-Key"): [mcp_as_own()],
+    ("a2a", "SendMessage"): [a2a_send("address")],
+    ("a2a", "SendStreamingMessage"): [a2a_send("address", streaming=True)],
+    ("a2a", "ListTasks"): [a2a_list_tasks()],
+    ("a2a", "X-Session-Key"): [a2a_as_own()],
     ("page", "/send"): [
         page("address", lambda k: "/ui/send", page_send),
         # must-exist never creates: refused in every mode, like a read
@@ -350,10 +445,29 @@ EXEMPT: dict[str, set[str]] = {
     # no reference / only drops a subscription / streams the audit log
     "ws": {"sessions.list", "sessions.unsubscribe", "audit.subscribe"},
     "openclaw": {"connect", "health", "sessions.list"},  # token auth, no session reference
-    "http": {"/v1/status", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"},
+    "http": {
+        "/v1/status",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/channels/{channel}/inbound",
+        "/v1/retention/prune",
+    },
     "cli": {"sessions create"},  # creates on purpose (origin "cli")
     # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
     "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
+    # task ids (a task's run is read through its session's visibility: test_a2a.py), push
+    # notifications and the extended card (not served)
+    "a2a": {
+        "GetTask",
+        "CancelTask",
+        "SubscribeToTask",
+        "GetExtendedAgentCard",
+        "CreateTaskPushNotificationConfig",
+        "GetTaskPushNotificationConfig",
+        "ListTaskPushNotificationConfigs",
+        "DeleteTaskPushNotificationConfig",
+    },
     # sign-in, assets, and views that list without a reference (filters are not addresses)
     "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},
 }
@@ -391,6 +505,11 @@ def mcp_entry_points() -> set[str]:
     return served | tools | {"X-Session-Key"}
 
 
+def a2a_entry_points() -> set[str]:
+    """The A2A JSON-RPC methods the SDK dispatches, and the caller's header."""
+    return set(JsonRpcDispatcher.METHOD_TO_MODEL) | {"X-Session-Key"}
+
+
 SURFACES: dict[str, Callable[[], set[str]]] = {
     "tool": lambda: {name for name, spec in TOOLS.items() if spec.addresses_session},
     "ws": lambda: {"connect", *METHODS},
@@ -398,6 +517,7 @@ SURFACES: dict[str, Callable[[], set[str]]] = {
     "http": lambda: {r.path for r in http_routes() if isinstance(r, Route)},
     "cli": cli_entry_points,
     "mcp": mcp_entry_points,
+    "a2a": a2a_entry_points,
     "page": lambda: {r.path for r in page_routes()},
 }
 
@@ -434,6 +554,7 @@ async def test_each_probe_creates_only_what_its_intent_allows(
     serve: Any, tmp_path: Path, mode: Any
 ) -> None:
     data = config_data(tmp_path, gateway__sessions={"createOnMiss": mode})
+    data["gateway"]["tools"] = {"allow": sorted(TOOLS)}  # the lifecycle tools too
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(data), encoding="utf-8")
     numbers = itertools.count(6596143250)

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def test_the_cli_reaches_the_gateway_its_config_names(state: Path, tmp_path: Pat
     ambiguous = sessiongate("status", state=state)
     assert ambiguous.returncode == 2
     assert "2 gateways run from this state folder" in ambiguous.stderr
-    assert "pick one with --url or --config" in ambiguous.stderr
+    assert "pick one with --config and --port (or --url)" in ambiguous.stderr
     for config in (one, two):
         assert sessiongate("stop", "--config", str(config), state=state).returncode == 0
     assert records(state) == []
@@ -309,6 +310,10 @@ def test_one_json_access_line_per_request_with_its_request_id(state: Path) -> No
     assert access[1]["status"] == 401
     assert access[1]["request_id"] == fresh.headers["x-request-id"]
     assert all(isinstance(line["duration_ms"], float) for line in access)
+    for line in access:  # ISO 8601 in UTC with microseconds, and the level
+        stamp = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+        assert stamp.tzinfo == UTC and len(line["timestamp"]) == 27
+        assert line["level"] == "info"
 
 
 def test_metrics_are_open_on_loopback_or_need_the_scrape_token(state: Path, tmp_path: Path) -> None:

@@ -39,10 +39,18 @@ class Decision(StrEnum):
     NOT_FOUND = "not-found"  # a parent, own session or read that does not exist
     INVALID = "invalid"  # not a session key, or an agent that is not configured
     REPAIRED = "repaired"  # doctor --fix
+    DELETED = "deleted"  # an address or read of a key that was deleted (SESSION_DELETED)
+    # the lifecycle operations (who and why; see tools/lifecycle.py)
+    ERASED = "erased"
+    RESET = "reset"
+    ARCHIVED = "archived"
+    UNARCHIVED = "unarchived"
+    LABELLED = "labelled"
 
 
 AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
-           Decision.NOT_FOUND, Decision.REPAIRED)  # fmt: skip
+           Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED, Decision.ERASED,
+           Decision.RESET, Decision.ARCHIVED, Decision.UNARCHIVED, Decision.LABELLED)  # fmt: skip
 
 
 class AuditLog:

@@ -18,6 +18,7 @@ is to parse its wire shape once into the shared models, to build the `Caller`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import time
@@ -29,8 +30,8 @@ import structlog
 from sessiongate.audit import AuditLog
 from sessiongate.channels import receive_inbound
 from sessiongate.config import AgentConfig, SessionGateConfig
-from sessiongate.errors import StoreUnavailableError
-from sessiongate.extras import require_extra
+from sessiongate.errors import RunNotFoundError, SessionNotFoundError, StoreUnavailableError
+from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.outcomes import (
     History,
@@ -42,16 +43,46 @@ from sessiongate.outcomes import (
 )
 from sessiongate.paging import CursorSigner, VisibleListing
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
+from sessiongate.retention import PruneReport, RetentionAction, plan
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
-from sessiongate.store.base import Origin
+from sessiongate.store.base import (
+    Erasure,
+    MessageRecord,
+    Origin,
+    ResetOutcome,
+    RunRecord,
+    SessionStatus,
+    Tombstone,
+    now,
+)
 from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
-from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
+from sessiongate.tools.args import (
+    DeleteArgs,
+    HistoryArgs,
+    ListArgs,
+    PatchArgs,
+    PruneArgs,
+    ResetArgs,
+    SendArgs,
+    SessionArgs,
+    SpawnArgs,
+    StatusArgs,
+)
 from sessiongate.tools.base import validate_args
+from sessiongate.tools.lifecycle import (
+    erase,
+    sessions_archive,
+    sessions_delete,
+    sessions_patch,
+    sessions_reset,
+    sessions_unarchive,
+    set_status,
+)
 from sessiongate.tools.sessions import (
     sessions_history,
     sessions_list,
@@ -64,6 +95,8 @@ __all__ = ["Gateway"]
 log = structlog.get_logger("sessiongate.gateway")
 
 JANITOR_INTERVAL_SECONDS = 2.0
+RUN_TRANSCRIPT = 1000  # messages searched for a run's own (sessions_history's largest page)
+MAX_RUN_ID = 200
 
 
 class Gateway:
@@ -80,7 +113,7 @@ class Gateway:
         self.cursors = CursorSigner(config.gateway.auth.token)
         self.runs = RunManager(store, self.metrics, self.runtime_for, self.invoke)
         self.http = httpx.AsyncClient()
-        self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
+        self._runtimes: dict[str, Runtime] = {}  # built when first needed (`runtime_for`)
         self._background: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -93,6 +126,9 @@ class Gateway:
         store = await open_store(config.storage_url, config.storage.timeout_seconds)
         try:
             gateway = cls(config, store)
+            if serving:  # a serving gateway refuses to start without what its agents need
+                for agent in config.agents.entries:
+                    gateway.runtime_for(agent.id)
         except BaseException:
             await store.close()
             raise
@@ -101,6 +137,8 @@ class Gateway:
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
             gateway._background.append(asyncio.create_task(gateway._sweep_orphaned_runs()))
+            if config.session.retention.rules:
+                gateway._background.append(asyncio.create_task(gateway._retention_janitor()))
             if store.shared:
                 gateway._background.append(asyncio.create_task(gateway.runs.relay_events()))
         return gateway
@@ -120,6 +158,23 @@ class Gateway:
                 continue
             if swept:
                 log.warning("runs of a stopped gateway process marked interrupted", runs=swept)
+
+    async def _retention_janitor(self) -> None:
+        """Apply session.retention every intervalMinutes (one process at a time)."""
+        interval = self.config.session.retention.interval_minutes * 60
+        caller = Caller(None, "retention")
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                report = await self.prune(PruneArgs(dry_run=False), caller)
+            except StoreUnavailableError as exc:
+                log.warning("retention pass skipped", error=exc.message)
+                continue
+            except Exception:  # the janitor must outlive any one pass
+                log.exception("retention pass failed")
+                continue
+            if report.done:
+                log.info("retention applied", sessions=len(report.done))
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """Finish or interrupt in-flight runs, then release the store."""
@@ -143,24 +198,27 @@ class Gateway:
         return self._make_llm_runtime(agent, model)
 
     def _make_llm_runtime(self, agent: AgentConfig, model: str) -> Runtime:
-        openai = require_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
-        from sessiongate.runtime.llm import LlmRuntime
+        check_extra("openai", "llm", f"agent {agent.id!r} (model {model!r})")
+        from sessiongate.runtime.llm import LlmRuntime, ModelEndpoint
 
         provider_name, model_name = model.split("/", 1)
         provider = self.config.models.providers[provider_name]
-        client = openai.AsyncOpenAI(
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            timeout=provider.timeout_seconds,
-        )
+        endpoint = ModelEndpoint(provider.base_url, provider.api_key, provider.timeout_seconds)
         defaults = self.config.agents.defaults
         prompt = agent.system_prompt or defaults.system_prompt
         offered = self.config.gateway.tools.allow
-        return LlmRuntime(client, model_name, prompt, defaults.max_tool_rounds, offered)
+        return LlmRuntime(endpoint, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
-        """The runtime that answers for this agent."""
-        return self._runtimes[agent_id]
+        """The runtime that answers for this agent, built the first time it is needed (so
+        reading the store — ``sessions list``, ``doctor`` — needs no runtime's extra)."""
+        runtime = self._runtimes.get(agent_id)
+        if runtime is None:
+            agent = self.config.agent(agent_id)
+            if agent is None:
+                raise KeyError(agent_id)
+            runtime = self._runtimes[agent_id] = self._make_runtime(agent)
+        return runtime
 
     def _context(self, caller: Caller) -> ToolContext:
         return ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
@@ -234,6 +292,82 @@ class Gateway:
         key = (await self.resolve(args, caller)).key
         return Subscription(key, self.runs.subscribe(key, listener))
 
+    def _allowed_for(self, caller: Caller, tool: ToolName) -> None:
+        """An operator may always use the lifecycle operations; an agent (a caller with a
+        session of its own) only when `gateway.tools.allow` names the tool."""
+        if not caller.is_operator:
+            self._allowed(tool)
+
+    async def delete(self, args: DeleteArgs, caller: Caller) -> Erasure:
+        """Erase a session, leaving a tombstone (``sessions_delete``; see tools/lifecycle.py)."""
+        self._allowed_for(caller, ToolName.DELETE)
+        return await sessions_delete(self._context(caller), args)
+
+    async def reset(self, args: ResetArgs, caller: Caller) -> ResetOutcome:
+        """A fresh transcript under the same key (``sessions_reset``)."""
+        self._allowed_for(caller, ToolName.RESET)
+        return await sessions_reset(self._context(caller), args)
+
+    async def archive(self, args: StatusArgs, caller: Caller) -> ShownSession:
+        """Archive a session (``sessions_archive``)."""
+        self._allowed_for(caller, ToolName.ARCHIVE)
+        return await sessions_archive(self._context(caller), args)
+
+    async def unarchive(self, args: StatusArgs, caller: Caller) -> ShownSession:
+        """Make an archived session active (``sessions_unarchive``)."""
+        self._allowed_for(caller, ToolName.UNARCHIVE)
+        return await sessions_unarchive(self._context(caller), args)
+
+    async def patch(self, args: PatchArgs, caller: Caller) -> ShownSession:
+        """Set or clear a session's label (``sessions_patch``)."""
+        self._allowed_for(caller, ToolName.PATCH)
+        return await sessions_patch(self._context(caller), args)
+
+    async def prune(self, args: PruneArgs, caller: Caller, at: float | None = None) -> PruneReport:
+        """Apply `session.retention` at time `at` (default now); a dry run changes nothing.
+
+        Operators only. Runs on one gateway process at a time: while another holds
+        the retention lock, the report says ``skipped``.
+        """
+        self._allowed_for(caller, ToolName.DELETE)
+        at = now() if at is None else at
+        rules = self.config.session.retention.rules
+        actions = plan(await self._all_sessions(), rules, at)
+        if args.dry_run:
+            return PruneReport(True, at, actions)
+        async with self.store.exclusive("retention") as held:
+            if not held:
+                return PruneReport(False, at, actions, skipped=True)
+            done = [a.session_key for a in actions if await self._retain(a, caller)]
+        return PruneReport(False, at, actions, tuple(done))
+
+    async def _retain(self, action: RetentionAction, caller: Caller) -> bool:
+        """Apply one planned action, unless its session changed since it was planned."""
+        session = await self.store.find(action.session_key)
+        if session is None or session.updated_at != action.updated_at:
+            return False
+        context = self._context(caller)
+        reason = f"session.retention.rules[{action.rule}]: idle {action.idle_days:.1f} days"
+        if action.action == "archive":
+            await set_status(context, session, SessionStatus.ARCHIVED, reason)
+        else:
+            await erase(context, session, reason)
+        return True
+
+    async def _all_sessions(self) -> list[SessionRecord]:
+        found: list[SessionRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.store.list_sessions(limit=1000, cursor=cursor)
+            found.extend(page.sessions)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def tombstones(self, limit: int = 1000) -> list[Tombstone]:
+        """The deleted keys, newest deletion first (doctor, the page)."""
+        return await self.store.list_tombstones(limit=limit)
+
     async def caller_for(self, session_key: str | None, entry_point: str) -> Caller:
         """The caller an optional own-session key stands for; that session must exist
         (it is never created: SessionNotFoundError otherwise)."""
@@ -284,8 +418,46 @@ class Gateway:
     async def create_session(
         self, reference: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
-        return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`
+        (a deleted key too: this is the explicit creation that brings it back)."""
+        return await self.resolver.ensure_origin_session(
+            reference, origin, entry_point, label, decided_at=now()
+        )
+
+    async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
+        """Start a new conversation with `agent_id` on purpose (an A2A message without a
+        ``contextId``): a fresh ``agent:<id>:a2a:<uuid>`` session, origin ``a2a``."""
+        return await self.resolver.create_context(agent_id, caller)
+
+    async def show_run(self, run_id: str, caller: Caller) -> tuple[RunRecord, list[MessageRecord]]:
+        """A run and its messages (among its session's newest `RUN_TRANSCRIPT`), for a caller
+        that may read its session (as ``sessions_history``).
+
+        RunNotFoundError otherwise, the same for a run of a session hidden from the caller
+        as for an id that was never a run.
+        """
+        record = await self.store.find_run(run_id) if 0 < len(run_id) <= MAX_RUN_ID else None
+        key = None
+        if record is not None:
+            with contextlib.suppress(SessionNotFoundError):
+                key = (await self.resolve(_read(record.session_key), caller)).key
+        if record is None or key is None:
+            raise RunNotFoundError(
+                f"no run {run_id[:MAX_RUN_ID]!r}", details={"runId": run_id[:MAX_RUN_ID]}
+            )
+        history = await self.store.history(key, limit=RUN_TRANSCRIPT)
+        return record, [m for m in history if m.run_id == record.run_id]
+
+    async def runs_of(
+        self, reference: str, caller: Caller, limit: int
+    ) -> tuple[str, list[RunRecord]]:
+        """The newest runs (at most `limit`, newest first) among a session's newest
+        `RUN_TRANSCRIPT` messages, and its canonical key; read as ``sessions_history``."""
+        key = (await self.resolve(_read(reference), caller)).key
+        history = await self.store.history(key, limit=RUN_TRANSCRIPT)
+        run_ids = list(dict.fromkeys(m.run_id for m in reversed(history) if m.run_id))
+        runs = [await self.store.find_run(run_id) for run_id in run_ids[:limit]]
+        return key, [run for run in runs if run is not None]
 
     async def receive_inbound(self, channel: str, raw: Any) -> dict[str, Any]:
         """Store and run a channel's inbound message (its session comes from its origin)."""
@@ -298,3 +470,8 @@ class Gateway:
     async def check_ready(self) -> None:
         """Raise StoreUnavailableError unless the store answers and can write (cheap)."""
         await self.store.ping()
+
+
+def _read(reference: str) -> SessionArgs:
+    """A reference read as it is (its aliases followed), already validated by its caller."""
+    return SessionArgs.model_construct(session_key=reference, follow_alias=True)

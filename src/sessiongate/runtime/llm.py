@@ -3,16 +3,17 @@
 A tool call that fails comes back to the model as the error's wire form (a
 tool result it can read), so a model that hits SESSION_NOT_FOUND can use the
 suggestions and retry.
+
+The `openai` SDK is imported, and the client made, at an agent's first turn: the SDK is
+~20 MiB of memory that a gateway whose LLM agents are idle does not need.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
-
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sessiongate.catchall import internal_error
 from sessiongate.errors import SessionGateError
@@ -22,7 +23,26 @@ from sessiongate.runtime.base import Emit, Turn
 from sessiongate.tools import TOOLS
 from sessiongate.wire import decode_json
 
-__all__ = ["LlmRuntime"]
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["LlmRuntime", "ModelEndpoint"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEndpoint:
+    """Where an agent's model answers: an OpenAI-compatible base URL."""
+
+    base_url: str
+    api_key: str
+    timeout_seconds: float
+
+    def connect(self) -> AsyncOpenAI:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_seconds
+        )
 
 
 def _tool_definitions(offered: Collection[str]) -> list[dict[str, Any]]:
@@ -51,13 +71,27 @@ def _transcript(turn: Turn, system_prompt: str) -> list[dict[str, Any]]:
     return messages
 
 
+def _first_message(answer: object) -> dict[str, Any]:
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(message, dict):
+        raise RuntimeError(f"the model's answer has no message: {str(answer)[:200]}")
+    return message
+
+
+def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    calls = message.get("tool_calls")
+    return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+
+
 class LlmRuntime:
     name = "llm"
     uses_history = True
 
     def __init__(
         self,
-        client: AsyncOpenAI,
+        endpoint: ModelEndpoint,
         model: str,
         system_prompt: str,
         max_tool_rounds: int,
@@ -65,7 +99,8 @@ class LlmRuntime:
     ) -> None:
         """`offered`: the tools shown to the model (the gateway passes `gateway.tools.allow`;
         a call to another is refused on the invoke path all the same)."""
-        self.client = client
+        self.endpoint = endpoint
+        self.client: AsyncOpenAI | None = None  # made at the first turn
         self.model = model
         self.system_prompt = system_prompt
         self.max_tool_rounds = max_tool_rounds
@@ -74,31 +109,39 @@ class LlmRuntime:
     async def run(self, turn: Turn, emit: Emit) -> str:
         messages = _transcript(turn, self.system_prompt)
         for _ in range(self.max_tool_rounds):
-            completion = await self._complete(messages)
-            choice = completion.choices[0].message
-            calls = [c for c in choice.tool_calls or [] if c.type == "function"]
+            choice = await self._complete(messages)
+            calls = [c for c in _tool_calls(choice) if c.get("type") == "function"]
             if not calls:
-                reply = choice.content or ""
+                content = choice.get("content")
+                reply = content if isinstance(content, str) else ""
                 await emit(reply)
                 return reply
-            messages.append(choice.model_dump(exclude_none=True))
+            messages.append({k: v for k, v in choice.items() if v is not None})
             for call in calls:
-                result = await self._call_tool(turn, call.function.name, call.function.arguments)
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+                function = call.get("function") or {}
+                name, arguments = function.get("name") or "", function.get("arguments") or ""
+                result = await self._call_tool(turn, str(name), str(arguments))
+                messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": result})
         raise RuntimeError(f"model made more than {self.max_tool_rounds} rounds of tool calls")
 
     async def close(self) -> None:
         # unclosed, the SDK's client closes itself on garbage collection, from whatever
         # event loop is running then (not the one its connections belong to)
-        await self.client.close()
+        if self.client is not None:
+            await self.client.close()
 
-    async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
-        # The SDK's post() sends our already-JSON-shaped body as is; chat.completions.create()
-        # would first walk it against its TypedDicts, which profiled at ~10 ms per turn.
+    async def _complete(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The model's message: the first choice of a chat completion, as JSON."""
+        # The SDK's post() sends our already-JSON-shaped body as is (chat.completions.create()
+        # would first walk it against its TypedDicts: ~10 ms per turn), and the answer is read
+        # as plain JSON (building the SDK's ChatCompletion models was ~15% of a turn's CPU).
+        if self.client is None:
+            self.client = self.endpoint.connect()
         body: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.tools:
             body["tools"] = self.tools
-        return await self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        answer = await self.client.post("/chat/completions", body=body, cast_to=object)
+        return _first_message(answer)
 
     async def _call_tool(self, turn: Turn, name: str, raw_arguments: str) -> str:
         """One tool call of the model: the LLM surface's edge (its one catch-all)."""

@@ -16,7 +16,9 @@ a connected client.
   the HTTP GET routes); without it the caller is the operator. Provenance
   records the entry point ``mcp``.
 
-Everything goes through `Gateway.invoke`, like every other surface.
+Tool calls go through `Gateway.invoke` (the tool's model validates the arguments
+once); resources through the typed `list_sessions` and `history`. `_Handlers.edge` is
+the surface's one catch-all.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
@@ -37,13 +39,16 @@ from starlette.types import Receive, Scope, Send
 
 from sessiongate import __version__
 from sessiongate.catchall import internal_error
-from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
+from sessiongate.errors import InvalidRequestError, SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.mcp_wire import SESSION_HEADER, compact_json, tool_error, tool_result
+from sessiongate.outcomes import SessionListing
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
-from sessiongate.server.http import authenticate, session_gate_error_response
+from sessiongate.server.http import authenticate
+from sessiongate.store.base import SessionRecord
 from sessiongate.tools import TOOLS
+from sessiongate.tools.args import HistoryArgs, ListArgs
 
 __all__ = [
     "ENTRY_POINT",
@@ -112,10 +117,11 @@ def _protocol_error(error: SessionGateError) -> MCPError:
 
 
 Context = ServerRequestContext[Any, Any]
+T = TypeVar("T")
 
 
 class _Handlers:
-    """The MCP requests, each a thin translation onto `Gateway.invoke`."""
+    """The MCP requests, each a thin translation onto the gateway's operations."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -125,8 +131,17 @@ class _Handlers:
         key = request.headers.get(SESSION_HEADER) if isinstance(request, Request) else None
         return await self.gateway.caller_for(key or None, ENTRY_POINT)
 
-    async def _invoke(self, ctx: Context, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.gateway.invoke(tool, dict(args), await self._caller(ctx))
+    @staticmethod
+    async def edge(where: str, work: Awaitable[T]) -> T | SessionGateError:
+        """The MCP surface's one catch-all: the result, or the error to answer with
+        (anything untyped becomes ``INTERNAL_ERROR``, logged with its request id)."""
+        begin_request()
+        try:
+            return await work
+        except SessionGateError as exc:
+            return exc
+        except Exception as exc:
+            return internal_error(exc, ENTRY_POINT, where)
 
     async def list_tools(
         self, ctx: Context, params: types.PaginatedRequestParams | None
@@ -138,23 +153,26 @@ class _Handlers:
     async def call_tool(
         self, ctx: Context, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        begin_request()
-        try:
-            return tool_result(await self._invoke(ctx, params.name, params.arguments or {}))
-        except SessionGateError as exc:
-            return tool_error(exc)
-        except Exception as exc:  # the one catch-all at this surface's edge
-            return tool_error(internal_error(exc, ENTRY_POINT, f"tools/call {params.name}"))
+        answer = await self.edge(f"tools/call {params.name}", self._call(ctx, params))
+        if isinstance(answer, SessionGateError):
+            return tool_error(answer)
+        return tool_result(answer)
+
+    async def _call(self, ctx: Context, params: types.CallToolRequestParams) -> dict[str, Any]:
+        caller = await self._caller(ctx)
+        return await self.gateway.invoke(params.name, dict(params.arguments or {}), caller)
 
     async def list_resources(
         self, ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        args: dict[str, Any] = {"limit": RESOURCE_PAGE}
-        if params is not None and params.cursor:
-            args["cursor"] = params.cursor
-        page = await self._resource_call(ctx, "sessions_list", args)
-        resources = [_transcript_resource(session) for session in page["sessions"]]
-        return types.ListResourcesResult(resources=resources, next_cursor=page["nextCursor"])
+        cursor = params.cursor if params is not None and params.cursor else None
+        args = ListArgs.model_construct(limit=RESOURCE_PAGE, cursor=cursor)
+        listing = _resource(await self.edge("resources/list", self._list(ctx, args)))
+        resources = [_transcript_resource(session) for session in listing.sessions]
+        return types.ListResourcesResult(resources=resources, next_cursor=listing.next_cursor)
+
+    async def _list(self, ctx: Context, args: ListArgs) -> SessionListing:
+        return await self.gateway.list_sessions(args, await self._caller(ctx))
 
     async def list_templates(
         self, ctx: Context, params: types.PaginatedRequestParams | None
@@ -171,36 +189,30 @@ class _Handlers:
         self, ctx: Context, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        try:
-            key = _key_of(uri)
-        except InvalidRequestError as exc:
-            raise _protocol_error(exc) from None
-        args = {"sessionKey": key, "limit": TRANSCRIPT_MESSAGES}
-        history = await self._resource_call(ctx, "sessions_history", args)
+        history = _resource(await self.edge("resources/read", self._read(ctx, uri)))
         contents = types.TextResourceContents(
             uri=uri, mime_type="application/json", text=compact_json(history)
         )
         return types.ReadResourceResult(contents=[contents])
 
-    async def _resource_call(self, ctx: Context, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        begin_request()
-        try:
-            return await self._invoke(ctx, tool, args)
-        except SessionGateError as exc:
-            raise _protocol_error(exc) from None
-        except Exception as exc:  # the one catch-all at this surface's edge
-            raise _protocol_error(
-                internal_error(exc, ENTRY_POINT, f"resources via {tool}")
-            ) from None
+    async def _read(self, ctx: Context, uri: str) -> dict[str, Any]:
+        args = HistoryArgs.model_construct(session_key=_key_of(uri), limit=TRANSCRIPT_MESSAGES)
+        return (await self.gateway.history(args, await self._caller(ctx))).to_wire()
 
 
-def _transcript_resource(session: dict[str, Any]) -> types.Resource:
-    key = session["key"]
-    label = f" ({session['label']})" if session.get("label") else ""
+def _resource(answer: T | SessionGateError) -> T:
+    """A resource request's result; a refusal is a JSON-RPC error carrying the wire form."""
+    if isinstance(answer, SessionGateError):
+        raise _protocol_error(answer)
+    return answer
+
+
+def _transcript_resource(session: SessionRecord) -> types.Resource:
+    label = f" ({session.label})" if session.label else ""
     return types.Resource(
-        name=key,
-        uri=transcript_uri(key),
-        description=f"Transcript of {key}{label}: {session['messageCount']} messages",
+        name=session.key,
+        uri=transcript_uri(session.key),
+        description=f"Transcript of {session.key}{label}: {session.last_seq} messages",
         mime_type="application/json",
     )
 
@@ -247,15 +259,7 @@ class McpEndpoint:
                 self._manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            authenticate(request)
-        except SessionGateError as exc:  # unauthorized, or over the token's request rate
-            response = session_gate_error_response(exc)
-            if isinstance(exc, UnauthorizedError):
-                response.headers["www-authenticate"] = "Bearer"
-            await response(scope, receive, send)
-            return
+        authenticate(Request(scope, receive))  # a refusal is answered by the HTTP edge
         if self._manager is None:
             raise RuntimeError("the MCP endpoint is not serving (outside the app's lifespan)")
         await self._manager.handle_request(scope, receive, send)

@@ -1,12 +1,21 @@
 """The store protocols, the records they hold, and the rules every backend shares.
 
-Three narrow protocols, one per concern, each handed to the parts that use it:
+Four narrow protocols, one per concern, each handed to the parts that use it:
 
 - `SessionCatalog`: sessions and their transcripts (the resolver needs only this);
 - `RunLedger`: the bookkeeping of runs (accepted, completed, failed, interrupted);
+- `SessionLifecycle`: deliberate removal — delete (erasure, leaving a tombstone) and reset;
 - `Coordination`: what several gateway processes on one store share (locks, events).
 
-`SessionStore` is all three plus opening concerns (`shared`, `ping`, `close`):
+Nothing comes back by itself: every session has an *incarnation* (a fresh id
+when it is created and when it is reset). Accepting a message and completing a
+run name the incarnation they belong to, and the store refuses them atomically
+when it changed (`SessionResetError`) or the session is gone
+(`SessionDeletedError`, from the tombstone). `ensure` and `import_session` refuse
+a tombstoned key unless the creation was decided after the delete
+(`NewSession.decided_at`) or the import is told to.
+
+`SessionStore` is all four plus opening concerns (`shared`, `ping`, `close`):
 what a backend implements. Rules every backend applies the same way live here:
 text a backend cannot store is refused (`check_storable`), numbers are clamped into
 the range every backend can hold, and store faults become typed errors.
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +34,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from sessiongate.errors import (
     InvalidRequestError,
+    SessionDeletedError,
     SessionMovedError,
     SessionNotFoundError,
+    SessionResetError,
     StoreTimeoutError,
 )
 from sessiongate.text import text_problem
@@ -33,29 +45,37 @@ from sessiongate.text import text_problem
 __all__ = [
     "MAX_SEQ",
     "Coordination",
+    "Erasure",
     "MessageRecord",
     "NewSession",
     "Origin",
     "Provenance",
+    "ResetOutcome",
     "RunLedger",
     "RunRecord",
     "RunStatus",
     "SessionCatalog",
+    "SessionLifecycle",
     "SessionPage",
     "SessionRecord",
     "SessionStatus",
     "SessionStore",
+    "Tombstone",
     "check_import",
     "check_message",
     "check_new_session",
     "check_storable",
     "clamp_seq",
     "decode_cursor",
+    "deleted",
     "encode_cursor",
     "iso",
     "missing",
     "moved",
+    "new_incarnation",
     "now",
+    "refused_over_tombstone",
+    "reset_since",
     "store_timeout",
 ]
 
@@ -70,6 +90,7 @@ class Origin(StrEnum):
     CLI = "cli"  # `sessiongate sessions create`
     REPAIR = "repair"  # doctor --fix
     IMPORTED = "imported"  # the OpenClaw importer
+    A2A = "a2a"  # an A2A message without contextId: a new context
 
 
 class SessionStatus(StrEnum):
@@ -123,15 +144,27 @@ class Provenance:
         }
 
 
+def new_incarnation() -> str:
+    """A fresh incarnation id (a session's, when it is created or reset)."""
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class NewSession:
-    """What `ensure` needs to create a session that is missing."""
+    """What `ensure` needs to create a session that is missing.
+
+    `decided_at` is when the creation was decided (the request's start): a key
+    deleted at or after that time stays deleted (`SessionDeletedError`), so a
+    creation decided before a delete never lands after it. None (start-up,
+    repair) means a tombstone of any age refuses it.
+    """
 
     key: str
     agent_id: str
     kind: str
     provenance: Provenance
     label: str | None = None
+    decided_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +179,7 @@ class SessionRecord:
     created_at: float
     updated_at: float
     last_seq: int
+    incarnation: str = ""  # changes when the session is created again or reset
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -203,6 +237,68 @@ class RunRecord:
             "createdAt": iso(self.created_at),
             "finishedAt": iso(self.finished_at),
             "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What remains of a deleted key: when, by whom and why (never its transcript)."""
+
+    key: str
+    agent_id: str
+    incarnation: str  # the incarnation that was deleted last
+    deleted_at: float
+    deleted_by: str | None
+    reason: str | None
+    deletions: int = 1  # how many times the key was deleted
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "agentId": self.agent_id,
+            "deletedAt": iso(self.deleted_at),
+            "deletedBy": self.deleted_by,
+            "reason": self.reason,
+            "deletions": self.deletions,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What a delete removed."""
+
+    tombstone: Tombstone
+    messages: int
+    runs: int
+    archived_messages: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "sessionKey": self.tombstone.key,
+            "deleted": True,
+            "deletedAt": iso(self.tombstone.deleted_at),
+            "messages": self.messages,
+            "runs": self.runs,
+            "archivedMessages": self.archived_messages,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ResetOutcome:
+    """A reset: the fresh session, and what became of the old transcript and its runs."""
+
+    session: SessionRecord
+    archived: int  # messages kept in the archive
+    deleted: int  # messages removed (a reset that deletes)
+    interrupted: int  # runs in flight, which never finish into the fresh transcript
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "sessionKey": self.session.key,
+            "reset": True,
+            "archivedMessages": self.archived,
+            "deletedMessages": self.deleted,
+            "interruptedRuns": self.interrupted,
         }
 
 
@@ -283,6 +379,30 @@ def missing(key: str) -> SessionNotFoundError:
     return SessionNotFoundError(f"no session {key!r}", details={"requestedKey": key})
 
 
+def deleted(key: str, tombstone: Tombstone) -> SessionDeletedError:
+    """The error for a key that was deleted (its tombstone's time, never who or why)."""
+    return SessionDeletedError(
+        f"session {key!r} was deleted at {iso(tombstone.deleted_at)}; nothing re-creates it"
+        " by itself",
+        details={"requestedKey": key, "canonicalKey": key, "deletedAt": iso(tombstone.deleted_at)},
+    )
+
+
+def reset_since(key: str) -> SessionResetError:
+    """The error for a write into an incarnation of a session that was reset since."""
+    return SessionResetError(
+        f"session {key!r} was reset; nothing was stored in the fresh transcript",
+        details={"requestedKey": key},
+    )
+
+
+def refused_over_tombstone(new: NewSession, tombstone: Tombstone | None) -> bool:
+    """Whether a tombstone keeps `new` from being created (see `NewSession.decided_at`)."""
+    if tombstone is None:
+        return False
+    return new.decided_at is None or tombstone.deleted_at >= new.decided_at
+
+
 def moved(key: str, target: str) -> SessionMovedError:
     """The error for a message to a session that now redirects elsewhere."""
     return SessionMovedError(
@@ -350,8 +470,18 @@ class SessionCatalog(Protocol):
     async def set_status(self, key: str, status: str) -> None:
         """Mark a session active, archived or quarantined."""
 
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        """Insert a session and its transcript as they were (bulk import); False if present."""
+    async def set_label(self, key: str, label: str | None) -> None:
+        """Give a session a label (None removes it)."""
+
+    async def import_session(
+        self,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        *,
+        over_tombstone: bool = False,
+    ) -> bool:
+        """Insert a session and its transcript as they were (bulk import); False if present,
+        or if the key was deleted (unless `over_tombstone`)."""
 
     async def count_sessions(self) -> int:
         """How many sessions are stored."""
@@ -362,22 +492,39 @@ class SessionCatalog(Protocol):
     async def aliases_of(self, key: str) -> list[str]:
         """The keys whose alias redirects to `key`, sorted."""
 
+    async def find_tombstone(self, key: str) -> Tombstone | None:
+        """The tombstone of a deleted key (kept when the key is created again); None if never."""
+
 
 @runtime_checkable
 class RunLedger(Protocol):
     """Runs: accepted with their inbound message, ended with a reply or a failure."""
 
     async def accept_message(
-        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+        self,
+        key: str,
+        content: str,
+        *,
+        run_id: str,
+        meta: dict[str, Any] | None = None,
+        incarnation: str | None = None,
     ) -> tuple[MessageRecord, RunRecord]:
         """Append an inbound (user) message and record its run as running, in one transaction.
 
         SessionMovedError if the session now redirects (an alias was added since it
-        was resolved); ConflictError if a run with this id exists. Nothing is stored then.
+        was resolved); SessionDeletedError / SessionResetError if `incarnation` is
+        given and no longer the session's; ConflictError if a run with this id
+        exists. Nothing is stored then.
         """
 
-    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        """Append a run's reply and mark the run completed, in one transaction."""
+    async def complete_run(
+        self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
+    ) -> MessageRecord:
+        """Append a run's reply and mark the run completed, in one transaction.
+
+        With `incarnation` (the one the run was accepted into), a session deleted or
+        reset since refuses the reply (SessionDeletedError / SessionResetError).
+        """
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
         """Record a run as running."""
@@ -397,6 +544,31 @@ class RunLedger(Protocol):
 
 
 @runtime_checkable
+class SessionLifecycle(Protocol):
+    """Deliberate removal: each call is one transaction, atomic against every write above."""
+
+    async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
+        """Erase a session: its transcript, archived transcripts and runs; leave a tombstone.
+
+        SessionNotFoundError if there is no session (SessionDeletedError if it was
+        deleted already). Afterwards no write for any earlier incarnation lands.
+        """
+
+    async def reset_session(
+        self, key: str, *, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        """Give the session a fresh, empty transcript and a new incarnation.
+
+        The old transcript is archived (kept, not listed) or, with `archive`
+        False, deleted; runs in flight are marked interrupted and can never
+        complete into the fresh transcript.
+        """
+
+    async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
+        """Tombstones, newest deletion first."""
+
+
+@runtime_checkable
 class Coordination(Protocol):
     """What the gateway processes sharing one store coordinate through it."""
 
@@ -409,10 +581,14 @@ class Coordination(Protocol):
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Deliver run events published by other processes to `listener`."""
 
+    def exclusive(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        """Try to hold the store-wide lock `name` (never waits): True inside when this
+        process holds it, False when another does (e.g. the retention janitor)."""
+
 
 @runtime_checkable
-class SessionStore(SessionCatalog, RunLedger, Coordination, Protocol):
-    """A whole backend: the three protocols, plus what opening and probing it needs."""
+class SessionStore(SessionCatalog, RunLedger, SessionLifecycle, Coordination, Protocol):
+    """A whole backend: the four protocols, plus what opening and probing it needs."""
 
     shared: bool  # whether several gateway processes may serve from this store at once
 

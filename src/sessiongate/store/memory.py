@@ -6,28 +6,35 @@ import bisect
 import contextlib
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sessiongate.errors import ConflictError
 from sessiongate.store.base import (
+    Erasure,
     MessageRecord,
     NewSession,
+    ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
     SessionStatus,
+    Tombstone,
     check_import,
     check_message,
     check_new_session,
     check_storable,
     clamp_seq,
     decode_cursor,
+    deleted,
     encode_cursor,
     missing,
     moved,
+    new_incarnation,
     now,
+    refused_over_tombstone,
+    reset_since,
 )
 
 __all__ = ["MemorySessionStore"]
@@ -44,6 +51,10 @@ class MemorySessionStore:
         self._order: list[tuple[int, str]] = []
         self._messages: dict[str, list[MessageRecord]] = {}
         self._runs: dict[str, RunRecord] = {}
+        self._tombstones: dict[str, Tombstone] = {}
+        self._last_row_id = 0
+        self._held: set[str] = set()
+        self._archived: dict[str, list[MessageRecord]] = {}
 
     async def find(self, key: str) -> SessionRecord | None:
         check_storable("sessionKey", key, indexed=True)
@@ -64,6 +75,10 @@ class MemorySessionStore:
         existing = self._sessions.get(new.key)
         if existing is not None:
             return existing, False
+        tombstone = self._tombstones.get(new.key)
+        if refused_over_tombstone(new, tombstone):
+            assert tombstone is not None
+            raise deleted(new.key, tombstone)
         stamp = now()
         record = SessionRecord(
             new.key,
@@ -76,13 +91,19 @@ class MemorySessionStore:
             stamp,
             stamp,
             0,
+            new_incarnation(),
         )
-        row_id = len(self._order) + 1
+        row_id = self._next_row_id()
         self._sessions[new.key] = record
         self._row_ids[new.key] = row_id
         self._order.append((row_id, new.key))
         self._messages[new.key] = []
         return record, True
+
+    def _next_row_id(self) -> int:
+        """Row ids only grow (a deleted session's id is never given again), as in SQL."""
+        self._last_row_id += 1
+        return self._last_row_id
 
     async def list_sessions(
         self,
@@ -118,9 +139,21 @@ class MemorySessionStore:
         created_at: float | None = None,
     ) -> MessageRecord:
         check_message(key, role, content, run_id)
+        return self._append(key, role, content, run_id, meta, created_at, None)
+
+    def _append(
+        self,
+        key: str,
+        role: str,
+        content: str,
+        run_id: str | None,
+        meta: dict[str, Any] | None,
+        created_at: float | None,
+        incarnation: str | None,
+    ) -> MessageRecord:
         record = self._sessions.get(key)
-        if record is None:
-            raise missing(key)
+        if record is None or (incarnation is not None and record.incarnation != incarnation):
+            raise self._refusal(key, incarnation)
         stamp = now()
         message = MessageRecord(
             key, record.last_seq + 1, role, content, run_id, created_at or stamp, dict(meta or {})
@@ -144,10 +177,35 @@ class MemorySessionStore:
     async def set_status(self, key: str, status: str) -> None:
         self._update(key, status=status)
 
+    async def set_label(self, key: str, label: str | None) -> None:
+        check_storable("label", label, indexed=True)
+        self._update(key, label=label)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """One process: held unless this store already holds it."""
+        if name in self._held:
+            yield False
+            return
+        self._held.add(name)
+        try:
+            yield True
+        finally:
+            self._held.discard(name)
+
+    def _refusal(self, key: str, incarnation: str | None) -> Exception:
+        """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
+        tombstone = self._tombstones.get(key)
+        if key not in self._sessions:
+            return deleted(key, tombstone) if tombstone is not None else missing(key)
+        if tombstone is not None and tombstone.incarnation == incarnation:
+            return deleted(key, tombstone)
+        return reset_since(key)
+
     def _update(self, key: str, **changes: Any) -> None:
         record = self._sessions.get(key)
         if record is None:
-            raise missing(key)
+            raise self._refusal(key, None)
         self._sessions[key] = dataclasses.replace(record, updated_at=now(), **changes)
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
@@ -162,20 +220,82 @@ class MemorySessionStore:
         self._runs[run_id] = dataclasses.replace(run, status=status, finished_at=now(), error=error)
 
     async def accept_message(
-        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+        self,
+        key: str,
+        content: str,
+        *,
+        run_id: str,
+        meta: dict[str, Any] | None = None,
+        incarnation: str | None = None,
     ) -> tuple[MessageRecord, RunRecord]:
+        check_message(key, "user", content, run_id)
         record = self._sessions.get(key)
-        if record is not None and record.alias_of is not None:
+        if record is None or (incarnation is not None and record.incarnation != incarnation):
+            raise self._refusal(key, incarnation)
+        if record.alias_of is not None:
             raise moved(key, record.alias_of)
         if run_id in self._runs:  # as the SQL stores' primary key refuses it
             raise ConflictError(f"run {run_id} exists", details={"runId": run_id})
-        message = await self.append_message(key, "user", content, run_id=run_id, meta=meta)
+        message = self._append(key, "user", content, run_id, meta, None, incarnation)
         return message, await self.start_run(run_id, key)
 
-    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        message = await self.append_message(key, "assistant", reply, run_id=run_id)
+    async def complete_run(
+        self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
+    ) -> MessageRecord:
+        check_message(key, "assistant", reply, run_id)
+        message = self._append(key, "assistant", reply, run_id, None, None, incarnation)
         await self.finish_run(run_id, RunStatus.COMPLETED)
         return message
+
+    async def find_tombstone(self, key: str) -> Tombstone | None:
+        check_storable("sessionKey", key, indexed=True)
+        return self._tombstones.get(key)
+
+    async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
+        newest = sorted(self._tombstones.values(), key=lambda t: t.deleted_at, reverse=True)
+        return newest[:limit]
+
+    async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
+        check_storable("sessionKey", key, indexed=True)
+        check_storable("deletedBy", by)
+        check_storable("reason", reason)
+        record = self._sessions.pop(key, None)
+        if record is None:
+            raise self._refusal(key, None)
+        del self._row_ids[key]
+        self._order = [(row_id, k) for row_id, k in self._order if k != key]
+        messages = len(self._messages.pop(key, []))
+        archived = len(self._archived.pop(key, []))
+        runs = [r for r in self._runs.values() if r.session_key == key]
+        for run in runs:
+            del self._runs[run.run_id]
+        before = self._tombstones.get(key)
+        tombstone = Tombstone(key, record.agent_id, record.incarnation, now(), by, reason,
+                              before.deletions + 1 if before else 1)  # fmt: skip
+        self._tombstones[key] = tombstone
+        return Erasure(tombstone, messages, len(runs), archived)
+
+    async def reset_session(
+        self, key: str, *, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        check_storable("sessionKey", key, indexed=True)
+        record = self._sessions.get(key)
+        if record is None:
+            raise self._refusal(key, None)
+        old = self._messages[key]
+        if archive:
+            self._archived.setdefault(key, []).extend(old)
+        self._messages[key] = []
+        interrupted = 0
+        for run in [r for r in self._runs.values() if r.session_key == key]:
+            if run.status == "running":
+                await self.finish_run(run.run_id, "interrupted", "the session was reset")
+                interrupted += 1
+        fresh = dataclasses.replace(record, incarnation=new_incarnation(), last_seq=0,
+                                    status="active", updated_at=now())  # fmt: skip
+        self._sessions[key] = fresh
+        kept = len(old) if archive else 0
+        return ResetOutcome(fresh, kept, len(old) - kept, interrupted)
 
     async def find_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
@@ -193,11 +313,19 @@ class MemorySessionStore:
         """Runs of one session are already serialised by this process's lanes."""
         return contextlib.nullcontext()
 
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+    async def import_session(
+        self,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        *,
+        over_tombstone: bool = False,
+    ) -> bool:
         check_import(session, messages)
         if session.key in self._sessions:
             return False
-        row_id = len(self._order) + 1
+        if session.key in self._tombstones and not over_tombstone:
+            return False
+        row_id = self._next_row_id()
         self._sessions[session.key] = session
         self._row_ids[session.key] = row_id
         self._order.append((row_id, session.key))

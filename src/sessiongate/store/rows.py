@@ -8,11 +8,12 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from sessiongate.store.base import MessageRecord, Provenance, SessionRecord
+from sessiongate.store.base import MessageRecord, Provenance, SessionRecord, Tombstone
 
 __all__ = [
     "MESSAGE_COLUMNS",
     "SESSION_COLUMNS",
+    "TOMBSTONE_COLUMNS",
     "dump_ancestors",
     "dump_meta",
     "load_ancestors",
@@ -20,20 +21,27 @@ __all__ = [
     "message_from_row",
     "owner_is_dead_here",
     "session_from_row",
+    "tombstone_from_row",
 ]
 
 SESSION_COLUMNS = (
     "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
-    " parent_key, created_at, updated_at, last_seq, ancestors"
+    " parent_key, created_at, updated_at, last_seq, ancestors, incarnation"
 )
 MESSAGE_COLUMNS = "session_key, seq, role, content, run_id, created_at, meta"
+TOMBSTONE_COLUMNS = "key, agent_id, incarnation, deleted_at, deleted_by, reason, deletions"
 
 
 def session_from_row(row: Sequence[Any]) -> SessionRecord:
     provenance = Provenance(row[7], row[8], row[9], row[10], load_ancestors(row[14]))
     return SessionRecord(
-        row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13]
-    )
+        row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13],
+        row[15],
+    )  # fmt: skip
+
+
+def tombstone_from_row(row: Sequence[Any] | None) -> Tombstone | None:
+    return Tombstone(*row) if row is not None else None
 
 
 def dump_ancestors(ancestors: tuple[str, ...]) -> str | None:

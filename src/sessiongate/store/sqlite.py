@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,33 +28,42 @@ from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_SEQ,
+    Erasure,
     MessageRecord,
     NewSession,
+    ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
+    Tombstone,
     check_import,
     check_message,
     check_new_session,
     check_storable,
     clamp_seq,
     decode_cursor,
+    deleted,
     encode_cursor,
     missing,
     moved,
+    new_incarnation,
     now,
+    refused_over_tombstone,
+    reset_since,
     store_timeout,
 )
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
+    TOMBSTONE_COLUMNS,
     dump_ancestors,
     dump_meta,
     local_owner,
     message_from_row,
     owner_is_dead_here,
     session_from_row,
+    tombstone_from_row,
 )
 from sessiongate.store.sqlite_thread import StoreThread
 
@@ -123,6 +132,7 @@ class SqliteSessionStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -32000")  # 32 MB of pages: hot index paths stay hot
+        conn.execute("PRAGMA secure_delete = ON")  # an erased transcript leaves no readable page
         try:
             _migrate(conn)
         except BaseException:
@@ -207,13 +217,19 @@ class SqliteSessionStore:
         return await self._call(self._find_by_label, label, agent_id)
 
     def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
+        existing = self._find(new.key)
+        if existing is not None:
+            return existing, False
+        tombstone = self._find_tombstone(new.key)
+        if refused_over_tombstone(new, tombstone):
+            assert tombstone is not None
+            raise deleted(new.key, tombstone)
         stamp = now()
         p = new.provenance
         row = db.execute(
             f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            f" parent_key, ancestors, created_at, updated_at)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}",
+            f" parent_key, ancestors, created_at, updated_at, incarnation)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {SESSION_COLUMNS}",
             (
                 new.key,
                 new.agent_id,
@@ -226,13 +242,10 @@ class SqliteSessionStore:
                 dump_ancestors(p.ancestors),
                 stamp,
                 stamp,
+                new_incarnation(),
             ),
         ).fetchone()
-        if row is not None:
-            return session_from_row(row), True
-        existing = self._find(new.key)
-        assert existing is not None  # a conflicting row exists and rows are never deleted
-        return existing, False
+        return session_from_row(row), True
 
     async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
         check_new_session(new)
@@ -271,15 +284,16 @@ class SqliteSessionStore:
         run_id: str | None,
         meta: dict[str, Any],
         created_at: float | None,
+        incarnation: str | None = None,
     ) -> MessageRecord:
         stamp = now()
         row = db.execute(
-            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ? WHERE key = ?"
-            " RETURNING last_seq",
-            (stamp, key),
+            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ?"
+            " WHERE key = ? AND (? IS NULL OR incarnation = ?) RETURNING last_seq",
+            (stamp, key, incarnation, incarnation),
         ).fetchone()
         if row is None:
-            raise missing(key)
+            raise self._refusal(key, incarnation)
         message = MessageRecord(key, row[0], role, content, run_id, created_at or stamp, meta)
         db.execute(
             "INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)"
@@ -321,7 +335,7 @@ class SqliteSessionStore:
             f"UPDATE sessions SET {column} = ?, updated_at = ? WHERE key = ?", (value, now(), key)
         )
         if cursor.rowcount == 0:
-            raise missing(key)
+            raise self._refusal(key, None)
 
     async def set_alias(self, key: str, target: str | None) -> None:
         check_storable("aliasOf", target, indexed=True)
@@ -329,6 +343,26 @@ class SqliteSessionStore:
 
     async def set_status(self, key: str, status: str) -> None:
         await self._call_write(self._update, key, "status", status)
+
+    async def set_label(self, key: str, label: str | None) -> None:
+        check_storable("label", label, indexed=True)
+        await self._call_write(self._update, key, "label", label)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """An exclusive lock on a file beside the database (processes sharing the file)."""
+        path = self.path.with_name(f"{self.path.name}.{name}.lock")
+        touch_private(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
@@ -352,31 +386,137 @@ class SqliteSessionStore:
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         await self._call_write(self._finish_run, run_id, status, error)
 
+    def _refusal(self, key: str, incarnation: str | None) -> Exception:
+        """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
+        tombstone = self._find_tombstone(key)
+        exists = self._db.execute("SELECT 1 FROM sessions WHERE key = ?", (key,)).fetchone()
+        if exists is None:
+            return deleted(key, tombstone) if tombstone is not None else missing(key)
+        if tombstone is not None and tombstone.incarnation == incarnation:
+            return deleted(key, tombstone)  # deleted, then created again: not this one
+        return reset_since(key)
+
     def _accept(
-        self, db: sqlite3.Connection, key: str, content: str, run_id: str, meta: dict[str, Any]
+        self,
+        db: sqlite3.Connection,
+        key: str,
+        content: str,
+        run_id: str,
+        meta: dict[str, Any],
+        incarnation: str | None,
     ) -> tuple[MessageRecord, RunRecord]:
-        row = db.execute("SELECT alias_of FROM sessions WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            raise missing(key)
+        row = db.execute(
+            "SELECT alias_of, incarnation FROM sessions WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None or (incarnation is not None and row[1] != incarnation):
+            raise self._refusal(key, incarnation)
         if row[0] is not None:
             raise moved(key, row[0])
         message = self._append(db, key, "user", content, run_id, meta, None)
         return message, self._start_run(db, run_id, key)
 
     async def accept_message(
-        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+        self,
+        key: str,
+        content: str,
+        *,
+        run_id: str,
+        meta: dict[str, Any] | None = None,
+        incarnation: str | None = None,
     ) -> tuple[MessageRecord, RunRecord]:
         check_message(key, "user", content, run_id)
-        return await self._call_write(self._accept, key, content, run_id, dict(meta or {}))
+        return await self._call_write(
+            self._accept, key, content, run_id, dict(meta or {}), incarnation
+        )
 
-    def _complete(self, db: sqlite3.Connection, key: str, run_id: str, reply: str) -> MessageRecord:
-        message = self._append(db, key, "assistant", reply, run_id, {}, None)
+    def _complete(
+        self, db: sqlite3.Connection, key: str, run_id: str, reply: str, incarnation: str | None
+    ) -> MessageRecord:
+        message = self._append(db, key, "assistant", reply, run_id, {}, None, incarnation)
         self._finish_run(db, run_id, RunStatus.COMPLETED, None)
         return message
 
-    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
+    async def complete_run(
+        self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
+    ) -> MessageRecord:
         check_message(key, "assistant", reply, run_id)
-        return await self._call_write(self._complete, key, run_id, reply)
+        return await self._call_write(self._complete, key, run_id, reply, incarnation)
+
+    def _find_tombstone(self, key: str) -> Tombstone | None:
+        sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = ?"
+        return tombstone_from_row(self._db.execute(sql, (key,)).fetchone())
+
+    async def find_tombstone(self, key: str) -> Tombstone | None:
+        check_storable("sessionKey", key, indexed=True)
+        return await self._call(self._find_tombstone, key)
+
+    def _list_tombstones(self, limit: int) -> list[Tombstone]:
+        sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT ?"
+        return [Tombstone(*row) for row in self._db.execute(sql, (limit,)).fetchall()]
+
+    async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
+        return await self._call(self._list_tombstones, limit)
+
+    def _delete(
+        self, db: sqlite3.Connection, key: str, by: str | None, reason: str | None
+    ) -> Erasure:
+        record = self._find(key)
+        if record is None:
+            raise self._refusal(key, None)
+        counts = [
+            db.execute(f"DELETE FROM {table} WHERE session_key = ?", (key,)).rowcount
+            for table in ("messages", "runs", "archived_messages")
+        ]
+        db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+        row = db.execute(
+            f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1)"
+            " ON CONFLICT (key) DO UPDATE SET agent_id = excluded.agent_id,"
+            " incarnation = excluded.incarnation, deleted_at = excluded.deleted_at,"
+            " deleted_by = excluded.deleted_by, reason = excluded.reason,"
+            f" deletions = tombstones.deletions + 1 RETURNING {TOMBSTONE_COLUMNS}",
+            (key, record.agent_id, record.incarnation, now(), by, reason),
+        ).fetchone()
+        return Erasure(Tombstone(*row), counts[0], counts[1], counts[2])
+
+    async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
+        check_storable("sessionKey", key, indexed=True)
+        check_storable("deletedBy", by)
+        check_storable("reason", reason)
+        return await self._call_write(self._delete, key, by, reason)
+
+    def _reset(
+        self, db: sqlite3.Connection, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        record = self._find(key)
+        if record is None:
+            raise self._refusal(key, None)
+        stamp = now()
+        archived = 0
+        if archive:
+            archived = db.execute(
+                f"INSERT INTO archived_messages ({MESSAGE_COLUMNS}, incarnation, archived_at)"
+                f" SELECT {MESSAGE_COLUMNS}, ?, ? FROM messages WHERE session_key = ?",
+                (record.incarnation, stamp, key),
+            ).rowcount
+        removed = db.execute("DELETE FROM messages WHERE session_key = ?", (key,)).rowcount
+        interrupted = db.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?,"
+            " error = 'the session was reset during the run'"
+            " WHERE session_key = ? AND status = 'running'",
+            (stamp, key),
+        ).rowcount
+        row = db.execute(
+            "UPDATE sessions SET incarnation = ?, last_seq = 0, status = 'active', updated_at = ?"
+            f" WHERE key = ? RETURNING {SESSION_COLUMNS}",
+            (new_incarnation(), stamp, key),
+        ).fetchone()
+        return ResetOutcome(session_from_row(row), archived, removed - archived, interrupted)
+
+    async def reset_session(
+        self, key: str, *, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        check_storable("sessionKey", key, indexed=True)
+        return await self._call_write(self._reset, key, archive, by, reason)
 
     def _find_run(self, run_id: str) -> RunRecord | None:
         row = self._db.execute(
@@ -413,17 +553,24 @@ class SqliteSessionStore:
         return contextlib.nullcontext()
 
     def _import(
-        self, db: sqlite3.Connection, session: SessionRecord, messages: list[MessageRecord]
+        self,
+        db: sqlite3.Connection,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        over_tombstone: bool,
     ) -> bool:
+        if not over_tombstone and self._find_tombstone(session.key) is not None:
+            return False
         p = session.provenance
         inserted = db.execute(
             "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq, ancestors)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq, ancestors,"
+            " incarnation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING",
             (session.key, session.agent_id, session.kind, session.status, session.label,
              session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
              session.created_at, session.updated_at, session.last_seq,
-             dump_ancestors(p.ancestors)),
+             dump_ancestors(p.ancestors), session.incarnation),
         ).rowcount  # fmt: skip
         if not inserted:
             return False
@@ -434,9 +581,15 @@ class SqliteSessionStore:
         )  # fmt: skip
         return True
 
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+    async def import_session(
+        self,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        *,
+        over_tombstone: bool = False,
+    ) -> bool:
         check_import(session, messages)
-        return await self._call_write(self._import, session, messages)
+        return await self._call_write(self._import, session, messages, over_tombstone)
 
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
         """One process per store: its own listeners already have the event."""

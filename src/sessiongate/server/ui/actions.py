@@ -1,6 +1,6 @@
 """The views that change state: send (as a chosen caller) and doctor's repair.
 
-Send goes through `Gateway.invoke` like every other surface; repair shows
+Send parses the form once into the shared `SendArgs` and calls `Gateway.send`; repair shows
 doctor's dry run first and then applies it with the same code as
 ``sessiongate doctor --fix``.
 """
@@ -18,7 +18,8 @@ from sessiongate.keys import main_key
 from sessiongate.server.ui.rendering import render
 from sessiongate.server.ui.security import Signed, action, page
 from sessiongate.server.ui.views import OPERATOR, doctor_scan, gateway_of
-from sessiongate.tools.args import SessionArgs
+from sessiongate.tools.args import SendArgs, SessionArgs
+from sessiongate.tools.base import validate_args
 
 __all__ = ["doctor_plan", "doctor_repair", "doctor_view", "send", "send_form"]
 
@@ -70,17 +71,18 @@ async def send(request: Request, signed: Signed, form: dict[str, str]) -> Respon
         "message": form.get("message", ""),
         "mustExist": form.get("mustExist") == "on",
     }
-    args: dict[str, Any] = {
+    raw: dict[str, Any] = {
         "sessionKey": fields["sessionKey"],
         "message": fields["message"],
         "timeoutSeconds": SEND_TIMEOUT_SECONDS,
     }
     if fields["mustExist"]:
-        args["createOnMiss"] = False
+        raw["createOnMiss"] = False
     result, error, status = None, None, 200
-    try:
+    try:  # a refusal is shown on the form, with its suggestions as buttons
+        args = validate_args(SendArgs, raw, "send")
         caller = await gateway.caller_for(caller_key or None, "ui")
-        result = await gateway.invoke("sessions_send", args, caller)
+        result = (await gateway.send(args, caller)).to_wire()
     except SessionGateError as exc:
         error, status = exc.to_wire()["error"], exc.http_status
     return _send_page(request, signed, fields, result, error, status)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sessiongate.catchall import internal_error
 from sessiongate.errors import (
     ForbiddenError,
     SessionGateError,
@@ -98,6 +99,19 @@ PageHandler = Callable[[Request, Signed], Awaitable[Response]]
 ActionHandler = Callable[[Request, Signed, dict[str, str]], Awaitable[Response]]
 
 
+async def answering(request: Request, csrf: str, work: Awaitable[Response]) -> Response:
+    """The page's one catch-all: a refusal is shown as the error page (same code, message
+    and details as on the wire); anything untyped as ``INTERNAL_ERROR`` with the request id
+    that the log shows with the traceback."""
+    try:
+        return await work
+    except SessionGateError as exc:
+        return render_error(request, exc, csrf)
+    except Exception as exc:
+        where = f"{request.method} {request.url.path}"
+        return render_error(request, internal_error(exc, "ui", where), csrf)
+
+
 def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
     """A view: signed-out browsers go to the sign-in form and come back afterwards."""
 
@@ -107,10 +121,7 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
         if signed is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{PREFIX}/signin?next={quote(target)}", 303)
-        try:
-            return await handler(request, signed)
-        except SessionGateError as exc:
-            return render_error(request, exc, signed.csrf)
+        return await answering(request, signed.csrf, handler(request, signed))
 
     return view
 
@@ -118,20 +129,20 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
 def action(handler: ActionHandler) -> Callable[[Request], Awaitable[Response]]:
     """A state-changing form post: signed in, same origin, with the page's CSRF token."""
 
+    async def checked(request: Request, signed: Signed | None) -> Response:
+        if signed is None:
+            raise UnauthorizedError("sign in to the control page first", details={})
+        form = await read_form(request)
+        if not same_origin(request, absent=True) or form.get("csrf") != signed.csrf:
+            raise ForbiddenError(
+                "this form is stale or came from another site: reload the page and retry",
+                details={"hint": "forms carry a token that is valid while you are signed in"},
+            )
+        return await handler(request, signed, form)
+
     @functools.wraps(handler)
     async def post(request: Request) -> Response:
         signed = signed_in(request)
-        try:
-            if signed is None:
-                raise UnauthorizedError("sign in to the control page first", details={})
-            form = await read_form(request)
-            if not same_origin(request, absent=True) or form.get("csrf") != signed.csrf:
-                raise ForbiddenError(
-                    "this form is stale or came from another site: reload the page and retry",
-                    details={"hint": "forms carry a token that is valid while you are signed in"},
-                )
-            return await handler(request, signed, form)
-        except SessionGateError as exc:
-            return render_error(request, exc, signed.csrf if signed else "")
+        return await answering(request, signed.csrf if signed else "", checked(request, signed))
 
     return post
