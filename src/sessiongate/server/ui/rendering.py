@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -61,6 +61,11 @@ def _key_path(key: str) -> str:
     return quote(key, safe=":@")
 
 
+def _keywrap(key: str) -> Markup:
+    """A key that may break only after a colon (never inside a segment) on a narrow screen."""
+    return Markup(":<wbr>").join(escape(part) for part in str(key).split(":"))
+
+
 ENV = Environment(
     loader=PackageLoader("sessiongate.server.ui", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -69,7 +74,7 @@ ENV = Environment(
     finalize=_visible,
 )
 ENV.globals.update(asset=asset_url, version=__version__)
-ENV.filters.update(ago=_ago, clock=_clock, keypath=_key_path)
+ENV.filters.update(ago=_ago, clock=_clock, keypath=_key_path, keywrap=_keywrap)
 
 
 def render(

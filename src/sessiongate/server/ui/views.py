@@ -18,16 +18,17 @@ from starlette.responses import RedirectResponse, Response
 
 from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
-from sessiongate.errors import UnauthorizedError
+from sessiongate.errors import RouteNotFoundError, UnauthorizedError
 from sessiongate.gateway import Gateway
 from sessiongate.keys import SessionKind, agent_of_key
+from sessiongate.paths import token_file
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, issue_ui_cookie
 from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.requests import SIGNIN_BODY_BYTES, read_form
-from sessiongate.server.ui.rendering import render
+from sessiongate.server.ui.rendering import render, render_error
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, set_cookie
 from sessiongate.store.base import Origin, SessionStatus, now
 from sessiongate.tools.args import SessionArgs
@@ -62,9 +63,24 @@ async def root(request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/", 303)
 
 
+def token_where(request: Request) -> tuple[str, str | None]:
+    """Where the person signing in finds the token: the config's value, or (a loopback
+    gateway with no token configured) the state folder's token file."""
+    if gateway_of(request).config.gateway.auth.token:
+        return "this gateway's gateway.auth.token (in its config or its environment)", None
+    return "in the file", str(token_file())
+
+
 async def signin_form(request: Request) -> Response:
     next_target = _next_target(request.query_params.get("next"))
-    return render(request, "signin.html", title="Sign in", next=next_target, problem=None)
+    return render(
+        request,
+        "signin.html",
+        title="Sign in",
+        next=next_target,
+        problem=None,
+        token_where=token_where(request),
+    )
 
 
 async def signin(request: Request) -> Response:
@@ -91,6 +107,7 @@ async def signin(request: Request) -> Response:
             title="Sign in",
             next=next_target,
             problem=problem,
+            token_where=token_where(request),
         )
     value, cookie = issue_ui_cookie(request.app.state.token)
     sign_ins = gateway_of(request).page_sessions
@@ -323,3 +340,11 @@ async def audit_view(request: Request, signed: Signed) -> Response:
         decisions=DECISIONS,
         agents=gateway.config.agent_ids,
     )
+
+
+async def page_not_found(request: Request) -> Response:
+    """An unknown path under /ui: a page, like every other answer of the page."""
+    error = RouteNotFoundError(
+        f"no page at {request.url.path[:200]}", details={"path": request.url.path[:200]}
+    )
+    return render_error(request, error)
