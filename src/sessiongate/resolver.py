@@ -38,7 +38,7 @@ from sessiongate.store.base import (
     NewSession,
     Origin,
     Provenance,
-    SessionCatalog,
+    SessionLookup,
     SessionRecord,
     SessionStatus,
 )
@@ -166,7 +166,7 @@ class Resolver:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionCatalog,
+        store: SessionLookup,
         metrics: GatewayMetrics,
         audit: AuditLog | None = None,
     ) -> None:

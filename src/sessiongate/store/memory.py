@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 from sessiongate.errors import ConflictError
 from sessiongate.store.base import (
     MessageRecord,
+    NewMessage,
     NewSession,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
     SessionStatus,
-    check_import,
-    check_message,
-    check_new_session,
-    check_storable,
-    clamp_seq,
-    decode_cursor,
+    SessionStore,
+    SingleProcessCoordination,
     encode_cursor,
     missing,
     moved,
@@ -33,25 +27,21 @@ from sessiongate.store.base import (
 __all__ = ["MemorySessionStore"]
 
 
-class MemorySessionStore:
-    """Dicts and lists; every method runs without awaiting, so each is atomic."""
+class MemorySessionStore(SingleProcessCoordination, SessionStore):
+    """Dicts and lists; every step runs without awaiting, so each is atomic."""
 
     shared = False
 
     def __init__(self) -> None:
         self._sessions: dict[str, SessionRecord] = {}
-        self._row_ids: dict[str, int] = {}
         self._order: list[tuple[int, str]] = []
         self._messages: dict[str, list[MessageRecord]] = {}
         self._runs: dict[str, RunRecord] = {}
 
-    async def find(self, key: str) -> SessionRecord | None:
-        check_storable("sessionKey", key, indexed=True)
+    async def _find(self, key: str) -> SessionRecord | None:
         return self._sessions.get(key)
 
-    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_storable("label", label, indexed=True)
-        check_storable("agentId", agent_id, indexed=True)
+    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         for _, key in reversed(self._order):
             record = self._sessions[key]
             wanted_agent = agent_id is None or record.agent_id == agent_id
@@ -59,40 +49,22 @@ class MemorySessionStore:
                 return record
         return None
 
-    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
-        check_new_session(new)
+    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
         existing = self._sessions.get(new.key)
         if existing is not None:
             return existing, False
-        stamp = now()
-        record = SessionRecord(
-            new.key,
-            new.agent_id,
-            new.kind,
-            SessionStatus.ACTIVE,
-            new.label,
-            None,
-            new.provenance,
-            stamp,
-            stamp,
-            0,
-        )
-        row_id = len(self._order) + 1
-        self._sessions[new.key] = record
-        self._row_ids[new.key] = row_id
-        self._order.append((row_id, new.key))
-        self._messages[new.key] = []
+        record = new.created(now())
+        self._add(record, [])
         return record, True
 
-    async def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        kind: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+    def _add(self, record: SessionRecord, messages: list[MessageRecord]) -> None:
+        self._sessions[record.key] = record
+        self._order.append((len(self._order) + 1, record.key))
+        self._messages[record.key] = messages
+
+    async def _list(
+        self, agent_id: str | None, kind: str | None, limit: int, after: int | None
     ) -> SessionPage:
-        after = decode_cursor(cursor)
         end = len(self._order) if after is None else bisect.bisect_left(self._order, (after, ""))
         page: list[SessionRecord] = []
         last_id = 0
@@ -107,48 +79,32 @@ class MemorySessionStore:
             last_id = row_id
         return SessionPage(page, None)
 
-    async def append_message(
-        self,
-        key: str,
-        role: str,
-        content: str,
-        *,
-        run_id: str | None = None,
-        meta: dict[str, Any] | None = None,
-        created_at: float | None = None,
-    ) -> MessageRecord:
-        check_message(key, role, content, run_id)
-        record = self._sessions.get(key)
+    async def _append(self, new: NewMessage) -> MessageRecord:
+        record = self._sessions.get(new.key)
         if record is None:
-            raise missing(key)
+            raise missing(new.key)
         stamp = now()
-        message = MessageRecord(
-            key, record.last_seq + 1, role, content, run_id, created_at or stamp, dict(meta or {})
+        message = new.stored(record.last_seq + 1, stamp)
+        self._messages[new.key].append(message)
+        self._sessions[new.key] = dataclasses.replace(
+            record, last_seq=message.seq, updated_at=stamp
         )
-        self._messages[key].append(message)
-        self._sessions[key] = dataclasses.replace(record, last_seq=message.seq, updated_at=stamp)
         return message
 
-    async def history(
-        self, key: str, *, limit: int = 50, before: int | None = None
-    ) -> list[MessageRecord]:
+    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         messages = self._messages.get(key, [])
-        before = clamp_seq(before)
         end = len(messages) if before is None else max(0, min(before - 1, len(messages)))
         return messages[max(0, end - limit) : end]
 
-    async def set_alias(self, key: str, target: str | None) -> None:
-        check_storable("aliasOf", target, indexed=True)
-        self._update(key, alias_of=target)
-
-    async def set_status(self, key: str, status: str) -> None:
-        self._update(key, status=status)
-
-    def _update(self, key: str, **changes: Any) -> None:
+    async def _update(self, key: str, column: str, value: str | None) -> None:
         record = self._sessions.get(key)
         if record is None:
             raise missing(key)
-        self._sessions[key] = dataclasses.replace(record, updated_at=now(), **changes)
+        if column == "status":
+            record = dataclasses.replace(record, status=str(value))
+        else:
+            record = dataclasses.replace(record, alias_of=value)
+        self._sessions[key] = dataclasses.replace(record, updated_at=now())
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
@@ -161,20 +117,18 @@ class MemorySessionStore:
             return  # as on the SQL stores: ending an unknown run changes nothing
         self._runs[run_id] = dataclasses.replace(run, status=status, finished_at=now(), error=error)
 
-    async def accept_message(
-        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
-    ) -> tuple[MessageRecord, RunRecord]:
-        record = self._sessions.get(key)
+    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+        record, run_id = self._sessions.get(new.key), str(new.run_id)
         if record is not None and record.alias_of is not None:
-            raise moved(key, record.alias_of)
+            raise moved(new.key, record.alias_of)
         if run_id in self._runs:  # as the SQL stores' primary key refuses it
             raise ConflictError(f"run {run_id} exists", details={"runId": run_id})
-        message = await self.append_message(key, "user", content, run_id=run_id, meta=meta)
-        return message, await self.start_run(run_id, key)
+        message = await self._append(new)
+        return message, await self.start_run(run_id, new.key)
 
-    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        message = await self.append_message(key, "assistant", reply, run_id=run_id)
-        await self.finish_run(run_id, RunStatus.COMPLETED)
+    async def _complete(self, new: NewMessage) -> MessageRecord:
+        message = await self._append(new)
+        await self.finish_run(str(new.run_id), RunStatus.COMPLETED)
         return message
 
     async def find_run(self, run_id: str) -> RunRecord | None:
@@ -189,26 +143,11 @@ class MemorySessionStore:
             await self.finish_run(run.run_id, RunStatus.INTERRUPTED, stopped)
         return len(running)
 
-    def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """Runs of one session are already serialised by this process's lanes."""
-        return contextlib.nullcontext()
-
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        check_import(session, messages)
+    async def _import(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
         if session.key in self._sessions:
             return False
-        row_id = len(self._order) + 1
-        self._sessions[session.key] = session
-        self._row_ids[session.key] = row_id
-        self._order.append((row_id, session.key))
-        self._messages[session.key] = list(messages)
+        self._add(session, list(messages))
         return True
-
-    async def publish_events(self, events: list[dict[str, Any]]) -> None:
-        """One process per store: its own listeners already have the event."""
-
-    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """No other process publishes into this store."""
 
     async def count_sessions(self) -> int:
         return len(self._sessions)
@@ -221,12 +160,6 @@ class MemorySessionStore:
 
     async def ping(self) -> None:
         """Memory always answers."""
-
-    async def mark_serving(self) -> None:
-        """No other process can see this store."""
-
-    async def served_elsewhere(self) -> bool:
-        return False
 
     async def close(self) -> None:
         return None

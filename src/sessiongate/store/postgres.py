@@ -31,17 +31,14 @@ from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     MessageRecord,
+    NewMessage,
     NewSession,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
-    check_import,
-    check_message,
-    check_new_session,
-    check_storable,
-    clamp_seq,
-    decode_cursor,
+    SessionStatus,
+    SessionStore,
     encode_cursor,
     missing,
     moved,
@@ -50,14 +47,22 @@ from sessiongate.store.base import (
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
+    RUN_COLUMNS,
     SESSION_COLUMNS,
-    dump_ancestors,
     dump_meta,
+    insert_message,
+    insert_session,
     message_from_row,
+    message_values,
+    run_from_row,
     session_from_row,
+    session_values,
 )
 
 __all__ = ["PostgresSessionStore", "split_schema"]
+
+INSERT_SESSION = insert_session("postgresql")
+INSERT_MESSAGE = insert_message("postgresql")
 
 T = TypeVar("T")
 
@@ -74,12 +79,12 @@ WITH s AS (
 ){run_change}
 SELECT seq FROM m
 """
-START_RUN = """, r AS (
+START_RUN = f""", r AS (
     INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT $5, $2, 'running', $6, $8 FROM s
+    SELECT $5, $2, '{RunStatus.RUNNING.value}', $6, $8 FROM s
 )"""
-COMPLETE_RUN = """, r AS (
-    UPDATE runs SET status = 'completed', finished_at = $1
+COMPLETE_RUN = f""", r AS (
+    UPDATE runs SET status = '{RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
 
@@ -108,7 +113,7 @@ def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None
     return done
 
 
-class PostgresSessionStore:
+class PostgresSessionStore(SessionStore):
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
     shared = True
@@ -259,34 +264,24 @@ class PostgresSessionStore:
 
         return await self._run(in_transaction)
 
-    async def find(self, key: str) -> SessionRecord | None:
-        check_storable("sessionKey", key, indexed=True)
+    async def _find(self, key: str) -> SessionRecord | None:
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
-    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_storable("label", label, indexed=True)
-        check_storable("agentId", agent_id, indexed=True)
+    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         sql = (
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1"
+            f" AND status = '{SessionStatus.ACTIVE.value}'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
         )
         row = await self._run(lambda c: c.fetchrow(sql, label, agent_id))
         return session_from_row(row) if row else None
 
-    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
-        check_new_session(new)
-        stamp, p = now(), new.provenance
-        insert = (
-            "INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            " parent_key, created_at, updated_at, ancestors)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
-            f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}"
-        )
-        args = (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
-                p.caller_key, p.parent_key, stamp, dump_ancestors(p.ancestors))  # fmt: skip
+    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        insert = f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}"
+        args = session_values(new.created(now()))
 
         async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
             row = await conn.fetchrow(insert, *args)
@@ -299,15 +294,9 @@ class PostgresSessionStore:
 
         return await self._run(ensure)
 
-    async def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        kind: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+    async def _list(
+        self, agent_id: str | None, kind: str | None, limit: int, after: int | None
     ) -> SessionPage:
-        after = decode_cursor(cursor)
         filters = [("agent_id", agent_id), ("kind", kind), ("id <", after)]
         active = [(column, value) for column, value in filters if value is not None]
         # only the filters in use, so the planner picks the matching (agent_id, kind, id) index
@@ -321,24 +310,15 @@ class PostgresSessionStore:
         )
         values = [value for _, value in active]
         rows = await self._run(lambda c: c.fetch(sql, *values, limit + 1))
-        next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
         return SessionPage([session_from_row(r) for r in rows[:limit]], next_cursor)
 
-    async def _append(
-        self,
-        key: str,
-        role: str,
-        content: str,
-        run_id: str | None,
-        meta: dict[str, Any],
-        created_at: float | None = None,
-        run_change: str = "",
-    ) -> MessageRecord:
+    async def _append(self, new: NewMessage, run_change: str = "") -> MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
         and optionally start or complete its run."""
         stamp = now()
-        at = created_at or stamp
-        args: list[Any] = [stamp, key, role, content, run_id, at, dump_meta(meta)]
+        key, at = new.key, new.created_at or stamp
+        args: list[Any] = [stamp, key, new.role, new.content, new.run_id, at, dump_meta(new.meta)]
         if run_change == START_RUN:
             args.append(self.owner)
         guard = " AND alias_of IS NULL" if run_change == START_RUN else ""
@@ -348,47 +328,24 @@ class PostgresSessionStore:
             target = await self._run(
                 lambda c: c.fetchrow("SELECT alias_of FROM sessions WHERE key = $1", key)
             )
-            if target is not None and target[0] is not None:
-                raise moved(key, target[0])
+            if target is not None and target["alias_of"] is not None:
+                raise moved(key, target["alias_of"])
             raise missing(key)
-        return MessageRecord(key, seq, role, content, run_id, at, meta)
+        return new.stored(seq, stamp)
 
-    async def append_message(
-        self,
-        key: str,
-        role: str,
-        content: str,
-        *,
-        run_id: str | None = None,
-        meta: dict[str, Any] | None = None,
-        created_at: float | None = None,
-    ) -> MessageRecord:
-        check_message(key, role, content, run_id)
-        return await self._append(key, role, content, run_id, dict(meta or {}), created_at)
-
-    async def history(
-        self, key: str, *, limit: int = 50, before: int | None = None
-    ) -> list[MessageRecord]:
+    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         sql = (
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1"
             " AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3"
         )
-        bound = clamp_seq(before)
-        rows = await self._run(lambda c: c.fetch(sql, key, bound, limit))
+        rows = await self._run(lambda c: c.fetch(sql, key, before, limit))
         return [message_from_row(r) for r in reversed(rows)]
 
-    async def _update(self, key: str, column: str, value: Any) -> None:
+    async def _update(self, key: str, column: str, value: str | None) -> None:
         sql = f"UPDATE sessions SET {column} = $1, updated_at = $2 WHERE key = $3"
         status = await self._run(lambda c: c.execute(sql, value, now(), key))
         if status.endswith(" 0"):
             raise missing(key)
-
-    async def set_alias(self, key: str, target: str | None) -> None:
-        check_storable("aliasOf", target, indexed=True)
-        await self._update(key, "alias_of", target)
-
-    async def set_status(self, key: str, status: str) -> None:
-        await self._update(key, "status", status)
 
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
         run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
@@ -414,37 +371,32 @@ class PostgresSessionStore:
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         await self._run(lambda c: self._finish_run(c, run_id, status, error))
 
-    async def accept_message(
-        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
-    ) -> tuple[MessageRecord, RunRecord]:
-        check_message(key, "user", content, run_id)
-        message = await self._append(
-            key, "user", content, run_id, dict(meta or {}), run_change=START_RUN
-        )
-        return message, RunRecord(run_id, key, RunStatus.RUNNING, message.created_at, None, None)
+    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+        message = await self._append(new, run_change=START_RUN)
+        run = RunRecord(str(new.run_id), new.key, RunStatus.RUNNING, message.created_at, None, None)
+        return message, run
 
-    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        check_message(key, "assistant", reply, run_id)
-        return await self._append(key, "assistant", reply, run_id, {}, run_change=COMPLETE_RUN)
+    async def _complete(self, new: NewMessage) -> MessageRecord:
+        return await self._append(new, run_change=COMPLETE_RUN)
 
     async def find_run(self, run_id: str) -> RunRecord | None:
-        row = await self._run(
-            lambda c: c.fetchrow(
-                "SELECT run_id, session_key, status, created_at, finished_at, error FROM runs"
-                " WHERE run_id = $1",
-                run_id,
-            )
-        )
-        return RunRecord(*row) if row else None
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
+        row = await self._run(lambda c: c.fetchrow(sql, run_id))
+        return run_from_row(row) if row else None
 
-    async def interrupt_running(self, *, own: bool = False) -> int:
+    async def heal(self) -> None:
+        """Reclaim the owner lock and the event listener if their connections were lost
+        (the pool reconnects by itself; these two long-lived connections do not)."""
         await self._within_deadline(self._claim_owner())
         await self._ensure_listening()
 
+    async def interrupt_running(self, *, own: bool = False) -> int:
         async def sweep(conn: asyncpg.Connection) -> int:
-            owners = await conn.fetch("SELECT DISTINCT owner FROM runs WHERE status = 'running'")
+            owners = await conn.fetch(
+                f"SELECT DISTINCT owner FROM runs WHERE status = '{RunStatus.RUNNING.value}'"
+            )
             total = 0
-            for (owner,) in owners:
+            for owner in (row["owner"] for row in owners):
                 if owner != self.owner or own:
                     total += await self._interrupt_if_gone(conn, owner)
             return total
@@ -460,9 +412,9 @@ class PostgresSessionStore:
             if alive:
                 return 0
         status = await conn.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = $1,"
+            f"UPDATE runs SET status = '{RunStatus.INTERRUPTED.value}', finished_at = $1,"
             " error = 'the gateway process stopped during the run'"
-            " WHERE status = 'running' AND owner IS NOT DISTINCT FROM $2",
+            f" WHERE status = '{RunStatus.RUNNING.value}' AND owner IS NOT DISTINCT FROM $2",
             now(),
             owner,
         )
@@ -500,28 +452,12 @@ class PostgresSessionStore:
             _discard(conn)
             raise
 
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        check_import(session, messages)
-        p = session.provenance
-
+    async def _import(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
         async def insert(conn: asyncpg.Connection) -> bool:
-            status = await conn.execute(
-                "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq,"
-                " ancestors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                " ON CONFLICT (key) DO NOTHING",
-                session.key, session.agent_id, session.kind, session.status, session.label,
-                session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
-                session.created_at, session.updated_at, session.last_seq,
-                dump_ancestors(p.ancestors),
-            )  # fmt: skip
+            status = await conn.execute(INSERT_SESSION, *session_values(session))
             if status.endswith(" 0"):
                 return False
-            await conn.executemany(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [(m.session_key, m.seq, m.role, m.content, m.run_id, m.created_at,
-                  dump_meta(m.meta)) for m in messages],
-            )  # fmt: skip
+            await conn.executemany(INSERT_MESSAGE, [message_values(m) for m in messages])
             return True
 
         return await self._write(insert)
@@ -566,14 +502,14 @@ class PostgresSessionStore:
         return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
 
     async def count_by_origin(self) -> dict[str, int]:
-        sql = "SELECT origin, count(*) FROM sessions GROUP BY origin"
+        sql = "SELECT origin, count(*) AS count FROM sessions GROUP BY origin"
         rows = await self._run(lambda c: c.fetch(sql))
-        return {row[0]: int(row[1]) for row in rows}
+        return {row["origin"]: int(row["count"]) for row in rows}
 
     async def aliases_of(self, key: str) -> list[str]:
         sql = "SELECT key FROM sessions WHERE alias_of = $1 ORDER BY key"
         rows = await self._run(lambda c: c.fetch(sql, key))
-        return [row[0] for row in rows]
+        return [row["key"] for row in rows]
 
     async def _close_pool(self, pool: asyncpg.Pool) -> None:
         try:
