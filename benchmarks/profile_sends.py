@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,15 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from benchmarks._common import TOKEN, console, free_port, gateway_command, print_table, process
+from benchmarks._common import (
+    TOKEN,
+    console,
+    free_port,
+    gateway_command,
+    postgres_schema,
+    print_table,
+    process,
+)
 from benchmarks._loadgen import hammer, render
 
 
@@ -46,13 +55,33 @@ def _where(frame: str) -> str:
 
 
 async def profile(
-    sends: int, clients: int, seconds: int, top: int, gil: bool = True, keep: Path | None = None
+    sends: int,
+    clients: int,
+    seconds: int,
+    top: int,
+    gil: bool = True,
+    keep: Path | None = None,
+    postgres: bool = False,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(postgres_schema("sg_prof")) if postgres else None
+        await _profile(sends, clients, seconds, top, gil, keep, storage)
+
+
+async def _profile(
+    sends: int,
+    clients: int,
+    seconds: int,
+    top: int,
+    gil: bool,
+    keep: Path | None,
+    storage: str | None,
 ) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with process(gateway_command(tmp, port, None, create_on_miss=True), url) as gateway:
+        with process(gateway_command(tmp, port, storage, create_on_miss=True), url) as gateway:
             spy_bin = Path(sys.executable).parent / "py-spy"
             raw = tmp / "profile.txt"
             spy = subprocess.Popen(
@@ -90,7 +119,16 @@ if __name__ == "__main__":
         "--no-gil", action="store_true", help="sample running threads, GIL or not (syscalls)"
     )
     parser.add_argument("--keep", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--postgres", action="store_true", help="a gateway on PostgreSQL")
     args = parser.parse_args()
     asyncio.run(
-        profile(args.sends, args.clients, args.seconds, args.top, not args.no_gil, args.keep)
+        profile(
+            args.sends,
+            args.clients,
+            args.seconds,
+            args.top,
+            not args.no_gil,
+            args.keep,
+            args.postgres,
+        )
     )

@@ -32,6 +32,9 @@ from typing import Any, Literal
 import httpx
 import pytest
 import typer.main
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.types.a2a_pb2 import ListTasksRequest, SendMessageRequest
+from a2a.utils.errors import A2AError
 from mcp.shared.exceptions import MCPError
 from starlette.routing import Route
 from typer.testing import CliRunner
@@ -48,6 +51,7 @@ from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
 
 from .conftest import config_data
+from .test_a2a import a2a_client, user_message
 
 Intent = Literal["address", "parent", "own", "read"]
 CALLER = "agent:peggy:main"
@@ -244,6 +248,55 @@ def cli_mcp_as_own() -> Probe:
     return Probe("own", call)
 
 
+def a2a_answer(exc: A2AError) -> dict[str, Any]:
+    """An A2A error as the wire form it carries (its data), or a bare failure."""
+    return dict(exc.data) if isinstance(exc.data, dict) else {"ok": False, "error": {}}
+
+
+def a2a_send(intent: Intent, *, streaming: bool = False) -> Probe:
+    """SendMessage (or SendStreamingMessage) with the SDK's client, the key as contextId, as
+    peggy's main session."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        try:
+            async with a2a_client(ctx.gw, caller=CALLER, streaming=streaming) as client:
+                request = SendMessageRequest(message=user_message("hi", key))
+                async for _ in client.send_message(request):
+                    pass
+        except A2AError as exc:
+            return a2a_answer(exc)
+        return {"ok": True}
+
+    return Probe(intent, call)
+
+
+def a2a_list_tasks() -> Probe:
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        try:
+            async with a2a_client(ctx.gw, caller=CALLER) as client:
+                await client.list_tasks(ListTasksRequest(context_id=key))
+        except A2AError as exc:
+            return a2a_answer(exc)
+        return {"ok": True}
+
+    return Probe("read", call)
+
+
+def a2a_as_own() -> Probe:
+    """The X-Session-Key header: the session an A2A client speaks as."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        try:
+            async with a2a_client(ctx.gw, caller=key) as client:
+                async for _ in client.send_message(SendMessageRequest(message=user_message("hi"))):
+                    pass
+        except A2AError as exc:
+            return a2a_answer(exc)
+        return {"ok": True}
+
+    return Probe("own", call)
+
+
 def page_send(key: str, *, must_exist: bool = False, as_caller: str = CALLER) -> dict[str, str]:
     form = {"caller": as_caller, "sessionKey": key, "message": "hi"}
     return {**form, "mustExist": "on"} if must_exist else form
@@ -331,6 +384,10 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ],
     ("mcp", "resources/read"): [mcp_read_resource()],
     ("mcp", "X-Session-Key"): [mcp_as_own()],
+    ("a2a", "SendMessage"): [a2a_send("address")],
+    ("a2a", "SendStreamingMessage"): [a2a_send("address", streaming=True)],
+    ("a2a", "ListTasks"): [a2a_list_tasks()],
+    ("a2a", "X-Session-Key"): [a2a_as_own()],
     ("page", "/send"): [
         page("address", lambda k: "/ui/send", page_send),
         # must-exist never creates: refused in every mode, like a read
@@ -354,6 +411,18 @@ EXEMPT: dict[str, set[str]] = {
     "cli": {"sessions create"},  # creates on purpose (origin "cli")
     # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
     "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
+    # task ids (a task's run is read through its session's visibility: test_a2a.py), push
+    # notifications and the extended card (not served)
+    "a2a": {
+        "GetTask",
+        "CancelTask",
+        "SubscribeToTask",
+        "GetExtendedAgentCard",
+        "CreateTaskPushNotificationConfig",
+        "GetTaskPushNotificationConfig",
+        "ListTaskPushNotificationConfigs",
+        "DeleteTaskPushNotificationConfig",
+    },
     # sign-in, assets, and views that list without a reference (filters are not addresses)
     "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},
 }
@@ -391,6 +460,11 @@ def mcp_entry_points() -> set[str]:
     return served | tools | {"X-Session-Key"}
 
 
+def a2a_entry_points() -> set[str]:
+    """The A2A JSON-RPC methods the SDK dispatches, and the caller's header."""
+    return set(JsonRpcDispatcher.METHOD_TO_MODEL) | {"X-Session-Key"}
+
+
 SURFACES: dict[str, Callable[[], set[str]]] = {
     "tool": lambda: {name for name, spec in TOOLS.items() if spec.addresses_session},
     "ws": lambda: {"connect", *METHODS},
@@ -398,6 +472,7 @@ SURFACES: dict[str, Callable[[], set[str]]] = {
     "http": lambda: {r.path for r in http_routes() if isinstance(r, Route)},
     "cli": cli_entry_points,
     "mcp": mcp_entry_points,
+    "a2a": a2a_entry_points,
     "page": lambda: {r.path for r in page_routes()},
 }
 

@@ -311,3 +311,80 @@ async def _fuzz_first_frames(gw: Any, rng: random.Random, texts: list[str]) -> N
             assert isinstance(answer, str)
             texts.append(answer)
             assert json.loads(answer)["type"] == "res"
+
+
+# ---------------------------------------------------------------- A2A (JSON-RPC)
+
+A2A_METHODS = ["SendMessage", "SendStreamingMessage", "GetTask", "CancelTask", "ListTasks",
+               "SubscribeToTask", "GetExtendedAgentCard", "CreateTaskPushNotificationConfig",
+               "message/send", "tasks/get", "nope", ""]  # fmt: skip
+A2A_NAMES = ["message", "parts", "text", "data", "url", "contextId", "taskId", "messageId",
+             "role", "id", "historyLength", "pageSize", "configuration", "returnImmediately",
+             "metadata", "extra"]  # fmt: skip
+a2a_values = st.recursive(
+    st.one_of(scalars, st.sampled_from(["ROLE_USER", "ROLE_AGENT", "ctx-never-issued"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(A2A_NAMES), inner, max_size=4)
+    ),
+    max_leaves=14,
+)
+
+
+@st.composite
+def a2a_message(draw: st.DrawFn) -> dict[str, Any]:
+    """A message close to a valid one: most fields right, one or two of them wild."""
+    message: dict[str, Any] = {"role": "ROLE_USER", "messageId": draw(nasty_text),
+                               "parts": [{"text": draw(nasty_text)}]}  # fmt: skip
+    if draw(st.booleans()):
+        message["contextId"] = draw(nasty_text)
+    if draw(st.booleans()):
+        message[draw(st.sampled_from(A2A_NAMES))] = draw(a2a_values)
+    return message
+
+
+@st.composite
+def a2a_bodies(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["send", "send", "task", "wild", "raw"]))
+    if kind == "raw":
+        return draw(raw_bodies)
+    version = draw(st.sampled_from(["2.0", "2.0", "2.0", "1.0", 2]))
+    body: dict[str, Any] = {"jsonrpc": version, "id": draw(st.one_of(st.integers(), nasty_text))}
+    if kind == "send":
+        body["method"] = draw(st.sampled_from(["SendMessage", "SendStreamingMessage"]))
+        body["params"] = {"message": draw(a2a_message())}
+    elif kind == "task":
+        body["method"] = draw(st.sampled_from(["GetTask", "CancelTask", "ListTasks"]))
+        body["params"] = {draw(st.sampled_from(["id", "contextId"])): draw(nasty_text)}
+    else:
+        body["method"] = draw(st.sampled_from(A2A_METHODS))
+        body["params"] = draw(a2a_values)
+    return json.dumps(body).encode()
+
+
+def _assert_structured_a2a(response: httpx.Response) -> None:
+    """A JSON-RPC answer (result or a structured error; never -32603) or the wire form."""
+    _assert_answered_well(response.status_code, response.text)
+    if response.headers["content-type"].startswith("text/event-stream"):
+        events = [line for line in response.text.splitlines() if line.startswith("data:")]
+        answers = [json.loads(line.removeprefix("data:")) for line in events]
+    else:
+        answers = [response.json()]
+    for answer in answers:
+        assert "result" in answer or "error" in answer or "ok" in answer, answer
+        if "error" in answer and "code" in answer["error"]:
+            assert answer["error"]["code"] != -32603, answer
+
+
+def test_fuzzed_a2a_requests_answer_structured_errors(config_factory: ConfigFactory) -> None:
+    with gateway_in_thread(config_factory(gateway__sessions=STRICT)) as threaded:
+        gw = threaded.running
+        headers = {"authorization": f"Bearer {gw.token}", "a2a-version": "1.0"}
+        with httpx.Client(base_url=gw.url, timeout=30, headers=headers) as http:
+
+            @settings(HTTP_SETTINGS, max_examples=300)
+            @given(st.sampled_from(["atlas", "peggy", "zed", "ATLAS"]), a2a_bodies())
+            def one_request(agent: str, body: bytes) -> None:
+                _assert_structured_a2a(http.post(f"/a2a/{agent}", content=body))
+
+            one_request()
+        assert _address_created(threaded) == []

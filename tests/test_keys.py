@@ -25,6 +25,7 @@ VALID = {
     "agent:atlas:discord:channel:c1:thread:t2": SessionKind.CHANNEL,
     f"agent:atlas:subagent:{UUID}": SessionKind.SUBAGENT,
     "agent:atlas:cron:nightly-report": SessionKind.CRON,
+    "agent:atlas:a2a:ctx-never-issued-7f3a9c": SessionKind.A2A,
     f"hook:{UUID}": SessionKind.HOOK,
 }
 

@@ -39,10 +39,11 @@ class Decision(StrEnum):
     NOT_FOUND = "not-found"  # a parent, own session or read that does not exist
     INVALID = "invalid"  # not a session key, or an agent that is not configured
     REPAIRED = "repaired"  # doctor --fix
+    DELETED = "deleted"  # an address or read of a key that was deleted (SESSION_DELETED)
 
 
 AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
-           Decision.NOT_FOUND, Decision.REPAIRED)  # fmt: skip
+           Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED)  # fmt: skip
 
 
 class AuditLog:

@@ -16,7 +16,7 @@ from sessiongate.fields import MessageText, WaitSeconds
 from sessiongate.keys import direct_key_for, group_key
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
-from sessiongate.store.base import Origin
+from sessiongate.store.base import Origin, now
 from sessiongate.tools.base import ToolArgs, validate_args
 
 __all__ = ["InboundMessage", "receive_inbound"]
@@ -49,9 +49,12 @@ async def receive_inbound(
     resolver: Resolver, runs: RunManager, channel: str, raw: Any
 ) -> dict[str, Any]:
     """Store and run one inbound message; create its session if this is its first."""
+    started = now()
     message = validate_args(InboundMessage, raw, f"inbound {channel}")
     key = inbound_key(resolver.config, channel, message)
-    session, created = await resolver.ensure_origin_session(key, Origin.INBOUND, "channel")
+    session, created = await resolver.ensure_origin_session(
+        key, Origin.INBOUND, "channel", decided_at=started
+    )
     origin = {
         "channel": channel,
         "accountId": message.account_id,

@@ -11,10 +11,13 @@ The tree::
     ├── UnauthorizedError             UNAUTHORIZED           401
     ├── ForbiddenError                FORBIDDEN              403
     ├── SessionNotFoundError          SESSION_NOT_FOUND      404
-    │   └── AgentNotFoundError        AGENT_NOT_FOUND        404
+    │   ├── AgentNotFoundError        AGENT_NOT_FOUND        404
+    │   └── SessionDeletedError       SESSION_DELETED        404
     ├── ToolNotFoundError             TOOL_NOT_FOUND         404
+    ├── RunNotFoundError              RUN_NOT_FOUND          404
     ├── ConflictError                 CONFLICT               409
-    │   └── SessionMovedError         SESSION_MOVED          409 (retryable)
+    │   ├── SessionMovedError         SESSION_MOVED          409 (retryable)
+    │   └── SessionResetError         SESSION_RESET          409 (retryable)
     ├── RouteNotFoundError            ROUTE_NOT_FOUND        404
     ├── MethodNotAllowedError         METHOD_NOT_ALLOWED     405
     ├── TooManyRequestsError          TOO_MANY_REQUESTS      429 (retryable)
@@ -43,6 +46,13 @@ Where the less obvious codes come from:
   WebSocket request, LLM tool call) turned an unexpected exception into this;
   ``details.requestId`` is also in the server log next to the traceback, which
   never goes on the wire. The connection stays usable.
+- ``SESSION_DELETED``: the key was deleted (erased) and nothing re-created it;
+  ``details.deletedAt`` is the tombstone's time. Only a caller that may see the
+  key gets it; any other gets the plain ``SESSION_NOT_FOUND``. It is a
+  `SessionNotFoundError`, so code that handles a missing session handles it.
+- ``SESSION_RESET``: the session was reset between resolving it and storing the
+  message; nothing was stored. The tools resolve again and store it in the fresh
+  transcript; a run already in flight is never finished into the fresh one.
 - ``RUN_FAILED`` / ``RUN_INTERRUPTED``: not raised to a caller; they are the
   ``error`` of a run's result (``{"status": "error", "error": {...}}``) and of the
   ``run.failed`` event: the runtime raised, or the gateway stopped mid-run. The
@@ -57,6 +67,7 @@ Where the less obvious codes come from:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 __all__ = [
@@ -75,10 +86,13 @@ __all__ = [
     "RouteNotFoundError",
     "RunFailedError",
     "RunInterruptedError",
+    "RunNotFoundError",
     "RunTimeoutError",
+    "SessionDeletedError",
     "SessionGateError",
     "SessionMovedError",
     "SessionNotFoundError",
+    "SessionResetError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "TooManyConnectionsError",
@@ -189,8 +203,34 @@ class AgentNotFoundError(SessionNotFoundError):
         return cls(f"no agent {agent_id!r} in agents.list{where}", details=details)
 
 
+class SessionDeletedError(SessionNotFoundError):
+    """The key was deleted; a tombstone keeps when (``details.deletedAt``)."""
+
+    code = "SESSION_DELETED"
+    http_status = 404
+
+    @property
+    def deleted_at(self) -> float | None:
+        """The tombstone's time (seconds since the epoch), when this process knows it."""
+        value = self.details.get("deletedAt")
+        if not isinstance(value, str):
+            return None
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+
+
 class ToolNotFoundError(SessionGateError):
     code = "TOOL_NOT_FOUND"
+    http_status = 404
+
+
+class RunNotFoundError(SessionGateError):
+    """No run with this id that the caller may see (an A2A task is a run): a run of a
+    session hidden from the caller answers exactly like a run that does not exist."""
+
+    code = "RUN_NOT_FOUND"
     http_status = 404
 
 
@@ -203,6 +243,13 @@ class SessionMovedError(ConflictError):
     """The session was redirected (aliased) between resolving it and storing a message in it."""
 
     code = "SESSION_MOVED"
+    retryable = True
+
+
+class SessionResetError(ConflictError):
+    """The session was reset between resolving it and storing into it; nothing was stored."""
+
+    code = "SESSION_RESET"
     retryable = True
 
 

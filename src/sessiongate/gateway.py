@@ -18,6 +18,7 @@ is to parse its wire shape once into the shared models, to build the `Caller`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import time
@@ -29,7 +30,7 @@ import structlog
 from sessiongate.audit import AuditLog
 from sessiongate.channels import receive_inbound
 from sessiongate.config import AgentConfig, SessionGateConfig
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import RunNotFoundError, SessionNotFoundError, StoreUnavailableError
 from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.outcomes import (
@@ -47,7 +48,7 @@ from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
-from sessiongate.store.base import Origin
+from sessiongate.store.base import MessageRecord, Origin, RunRecord, now
 from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
 from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
@@ -64,6 +65,8 @@ __all__ = ["Gateway"]
 log = structlog.get_logger("sessiongate.gateway")
 
 JANITOR_INTERVAL_SECONDS = 2.0
+RUN_TRANSCRIPT = 1000  # messages searched for a run's own (sessions_history's largest page)
+MAX_RUN_ID = 200
 
 
 class Gateway:
@@ -281,8 +284,46 @@ class Gateway:
     async def create_session(
         self, reference: str, origin: Origin, entry_point: str, label: str | None = None
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`."""
-        return await self.resolver.ensure_origin_session(reference, origin, entry_point, label)
+        """Create (or find) a session on purpose, e.g. `sessiongate sessions create`
+        (a deleted key too: this is the explicit creation that brings it back)."""
+        return await self.resolver.ensure_origin_session(
+            reference, origin, entry_point, label, decided_at=now()
+        )
+
+    async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
+        """Start a new conversation with `agent_id` on purpose (an A2A message without a
+        ``contextId``): a fresh ``agent:<id>:a2a:<uuid>`` session, origin ``a2a``."""
+        return await self.resolver.create_context(agent_id, caller)
+
+    async def show_run(self, run_id: str, caller: Caller) -> tuple[RunRecord, list[MessageRecord]]:
+        """A run and its messages (among its session's newest `RUN_TRANSCRIPT`), for a caller
+        that may read its session (as ``sessions_history``).
+
+        RunNotFoundError otherwise, the same for a run of a session hidden from the caller
+        as for an id that was never a run.
+        """
+        record = await self.store.find_run(run_id) if 0 < len(run_id) <= MAX_RUN_ID else None
+        key = None
+        if record is not None:
+            with contextlib.suppress(SessionNotFoundError):
+                key = (await self.resolve(_read(record.session_key), caller)).key
+        if record is None or key is None:
+            raise RunNotFoundError(
+                f"no run {run_id[:MAX_RUN_ID]!r}", details={"runId": run_id[:MAX_RUN_ID]}
+            )
+        history = await self.store.history(key, limit=RUN_TRANSCRIPT)
+        return record, [m for m in history if m.run_id == record.run_id]
+
+    async def runs_of(
+        self, reference: str, caller: Caller, limit: int
+    ) -> tuple[str, list[RunRecord]]:
+        """The newest runs (at most `limit`, newest first) among a session's newest
+        `RUN_TRANSCRIPT` messages, and its canonical key; read as ``sessions_history``."""
+        key = (await self.resolve(_read(reference), caller)).key
+        history = await self.store.history(key, limit=RUN_TRANSCRIPT)
+        run_ids = list(dict.fromkeys(m.run_id for m in reversed(history) if m.run_id))
+        runs = [await self.store.find_run(run_id) for run_id in run_ids[:limit]]
+        return key, [run for run in runs if run is not None]
 
     async def receive_inbound(self, channel: str, raw: Any) -> dict[str, Any]:
         """Store and run a channel's inbound message (its session comes from its origin)."""
@@ -295,3 +336,8 @@ class Gateway:
     async def check_ready(self) -> None:
         """Raise StoreUnavailableError unless the store answers and can write (cheap)."""
         await self.store.ping()
+
+
+def _read(reference: str) -> SessionArgs:
+    """A reference read as it is (its aliases followed), already validated by its caller."""
+    return SessionArgs.model_construct(session_key=reference, follow_alias=True)

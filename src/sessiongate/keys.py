@@ -13,6 +13,7 @@ OpenClaw-compatible one (stored lower-cased)::
     agent:<id>:<channel>:channel:<cid>[:thread:<tid>]
     agent:<id>:subagent:<uuid>
     agent:<id>:cron:<job>
+    agent:<id>:a2a:<context-id>                       an A2A context (`server/a2a.py`)
     hook:<uuid>                                       (runs on the default agent)
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "DmScope",
     "SessionKey",
     "SessionKind",
+    "a2a_context_key",
     "agent_key_prefix",
     "agent_of_key",
     "canonical_session_key",
@@ -52,7 +54,8 @@ AGENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 CHANNEL_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 SEGMENT_RE = re.compile(r"[a-z0-9_.+@=#-]{1,256}")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-RESERVED = frozenset({"main", "direct", "group", "channel", "thread", "subagent", "cron"})
+RESERVED = frozenset({"main", "direct", "group", "channel", "thread", "subagent", "cron", "a2a"})
+SIMPLE_KINDS = ("main", "direct", "subagent", "cron", "a2a")  # agent:<id>:<kind>[:<one segment>]
 
 
 class SessionKind(StrEnum):
@@ -62,6 +65,7 @@ class SessionKind(StrEnum):
     CHANNEL = "channel"
     SUBAGENT = "subagent"
     CRON = "cron"
+    A2A = "a2a"
     HOOK = "hook"
 
 
@@ -143,6 +147,9 @@ def _parse_simple(text: str, parts: list[str], agent: str) -> SessionKey:
     if kind == "subagent":
         ident = _check(text, parts, 3, UUID_RE, "subagent uuid")
         return SessionKey(text, SessionKind.SUBAGENT, agent, ident=ident)
+    if kind == "a2a":
+        ident = _check(text, parts, 3, SEGMENT_RE, "A2A context id")
+        return SessionKey(text, SessionKind.A2A, agent, ident=ident)
     ident = _check(text, parts, 3, SEGMENT_RE, "cron job id")
     return SessionKey(text, SessionKind.CRON, agent, ident=ident)
 
@@ -184,7 +191,7 @@ def _parse_agent_key(text: str, parts: list[str]) -> SessionKey:
         _fail(text, None, "wrong number of segments: 'agent:<id>:...' needs at least 3")
     agent = _check(text, parts, 1, AGENT_ID_RE, "agent id")
     body = parts[2:]
-    if body[0] in ("main", "direct", "subagent", "cron"):
+    if body[0] in SIMPLE_KINDS:
         return _parse_simple(text, parts, agent)
     if not body[0]:
         _fail(text, 2, "empty kind")
@@ -233,6 +240,11 @@ def main_key(agent_id: str) -> str:
 def subagent_key(agent_id: str, ident: str) -> str:
     """The key of a child session `sessions_spawn` creates."""
     return f"{agent_key_prefix(agent_id)}subagent:{ident}"
+
+
+def a2a_context_key(agent_id: str, context_id: str) -> str:
+    """The key of an A2A context of `agent_id` (a ``contextId`` that is not itself a key)."""
+    return f"{agent_key_prefix(agent_id)}a2a{SEPARATOR}{context_id}"
 
 
 def group_key(agent_id: str, channel: str, group_id: str) -> str:

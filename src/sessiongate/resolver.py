@@ -20,10 +20,16 @@ from typing import Any
 
 from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import SessionGateConfig
-from sessiongate.errors import AgentNotFoundError, InvalidSessionKeyError, SessionNotFoundError
+from sessiongate.errors import (
+    AgentNotFoundError,
+    InvalidSessionKeyError,
+    SessionDeletedError,
+    SessionNotFoundError,
+)
 from sessiongate.keys import (
     SessionKey,
     SessionKind,
+    a2a_context_key,
     agent_key_prefix,
     agent_of_key,
     key_segments,
@@ -41,6 +47,8 @@ from sessiongate.store.base import (
     SessionLookup,
     SessionRecord,
     SessionStatus,
+    deleted,
+    now,
 )
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver"]
@@ -228,7 +236,10 @@ class Resolver:
         return await self._create(NewSession(main_key(agent_id), agent_id, "main", provenance))
 
     async def _create(self, new: NewSession) -> bool:
-        _, created = await self.store.ensure(new)
+        try:
+            _, created = await self.store.ensure(new)
+        except SessionDeletedError:  # a force-deleted main stays deleted (see sessions delete)
+            return False
         self._recent.pop(new.agent_id, None)
         if created:
             self.metrics.created(new.provenance.origin)
@@ -240,13 +251,18 @@ class Resolver:
         caller: Caller,
         intent: Intent = Intent.ADDRESS,
         create_on_miss: bool | None = None,
+        started: float | None = None,
         *,
         follow_alias: bool = True,
     ) -> Resolution:
         """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
 
         `follow_alias=False` (reads only) gives the session stored under the key itself,
-        e.g. an archived phantom whose alias leads to where its messages were recovered."""
+        e.g. an archived phantom whose alias leads to where its messages were recovered.
+        `started` is when the request began (default: now): a key deleted since then
+        is refused with SessionDeletedError, never created again by this request.
+        """
+        started = now() if started is None else started
         try:
             key = self.parse(reference)
         except InvalidSessionKeyError as exc:
@@ -274,13 +290,28 @@ class Resolver:
             self._remember(record)
             return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
+            await self._refuse_if_deleted(reference, key, caller, None)
             raise await self._not_found(
                 reference, key, caller, None, None, list(lints), Decision.NOT_FOUND
             )
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
+            await self._refuse_if_deleted(reference, key, caller, policy.describe)
             raise await self._not_found(reference, key, caller, policy.describe, None, list(lints))
-        return await self._create_on_miss(reference, key, agent_id, caller, policy, lints)
+        return await self._create_on_miss(reference, key, agent_id, caller, policy, lints, started)
+
+    async def _refuse_if_deleted(
+        self, reference: str, key: SessionKey, caller: Caller, policy: str | None
+    ) -> None:
+        """A missing key the caller may see that was deleted: say so (SESSION_DELETED)."""
+        tombstone = await self.store.find_tombstone(key.text)
+        if tombstone is None:
+            return
+        self.metrics.resolved(Decision.DELETED)
+        await self._audit(Decision.DELETED, reference, key, caller, policy, (), [])
+        error = deleted(key.text, tombstone)
+        error.details.update(requestedKey=reference, policy=policy)
+        raise error
 
     async def _create_on_miss(
         self,
@@ -290,11 +321,17 @@ class Resolver:
         caller: Caller,
         policy: PolicyDecision,
         lints: tuple[KeyLint, ...],
+        started: float,
     ) -> Resolution:
         provenance = Provenance(Origin.ADDRESS, caller.entry_point, caller.session_key)
-        record, created = await self.store.ensure(
-            NewSession(key.text, agent_id, key.kind.value, provenance)
-        )
+        new = NewSession(key.text, agent_id, key.kind.value, provenance, None, started)
+        try:
+            record, created = await self.store.ensure(new)
+        except SessionDeletedError as exc:  # deleted after this request began
+            self.metrics.resolved(Decision.DELETED)
+            await self._audit(Decision.DELETED, reference, key, caller, policy.describe, lints, [])
+            exc.details.update(requestedKey=reference, policy=policy.describe)
+            raise
         self._recent.pop(agent_id, None)
         decision = Decision.WARNED if policy.mode is CreateOnMissPolicy.WARN else Decision.CREATED
         if not created:
@@ -316,9 +353,9 @@ class Resolver:
     def _remember(self, record: SessionRecord) -> None:
         """Keep a session that was just found for the next address of the same key.
 
-        Sessions are never deleted and their agent and provenance never change,
-        so a remembered record can only go stale by gaining an alias; storing a
-        message checks for that (SessionMovedError) and the caller resolves again.
+        A remembered record goes stale by gaining an alias, being reset or being
+        deleted; storing a message checks each (SessionMovedError, SessionResetError,
+        SessionDeletedError) and the caller resolves again or is refused.
         """
         if record.alias_of is not None:
             return
@@ -328,7 +365,7 @@ class Resolver:
             self._known.popitem(last=False)
 
     def forget(self, key: str) -> None:
-        """Drop what this process remembers of `key` (after SessionMovedError)."""
+        """Drop what this process remembers of `key` (after it moved, was reset or deleted)."""
         self._known.pop(key, None)
 
     async def _follow_aliases(self, record: SessionRecord | None) -> SessionRecord | None:
@@ -588,16 +625,40 @@ class Resolver:
         self.metrics.created(Origin.SPAWN)
         return record
 
+    async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
+        """Create a fresh ``agent:<id>:a2a:<uuid>`` session: an A2A message without a
+        ``contextId`` starts a conversation on purpose (origin ``a2a``), for a caller that
+        may reach the agent."""
+        if self.config.agent(agent_id) is None or not self._may_reach(caller, agent_id):
+            raise await self._agent_not_found(agent_id, agent_id, None, caller)
+        key = a2a_context_key(agent_id, str(uuid.uuid4()))
+        provenance = Provenance(Origin.A2A, caller.entry_point, caller.session_key)
+        record, _ = await self.store.ensure(
+            NewSession(key, agent_id, SessionKind.A2A.value, provenance)
+        )
+        self._recent.pop(agent_id, None)
+        self.metrics.created(Origin.A2A)
+        return record
+
     async def ensure_origin_session(
-        self, key: str, origin: Origin, entry_point: str, label: str | None = None
+        self,
+        key: str,
+        origin: Origin,
+        entry_point: str,
+        label: str | None = None,
+        decided_at: float | None = None,
     ) -> tuple[SessionRecord, bool]:
-        """Create (or find) a session whose key is derived from a message's own origin."""
+        """Create (or find) a session whose key is derived from a message's own origin.
+
+        A deleted key is created again only when `decided_at` (the request's start)
+        is after the delete; None (a repair) never re-creates one.
+        """
         parsed = self.parse(key)
         agent_id = parsed.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(key, agent_id, parsed, Caller(None, entry_point))
         provenance = Provenance(origin, entry_point)
-        new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance, label)
+        new = NewSession(parsed.text, agent_id, parsed.kind.value, provenance, label, decided_at)
         record, created = await self.store.ensure(new)
         self._recent.pop(agent_id, None)
         if created:

@@ -20,6 +20,8 @@ import structlog
 from sessiongate.errors import (
     RunFailedError,
     RunInterruptedError,
+    SessionDeletedError,
+    SessionResetError,
     StoreTimeoutError,
     StoreUnavailableError,
 )
@@ -222,7 +224,7 @@ class RunManager:
             }
             try:
                 _, record = await store.accept_message(
-                    session.key, message, run_id=run_id, meta=meta
+                    session.key, message, run_id=run_id, meta=meta, incarnation=session.incarnation
                 )
             except BaseException:  # nothing stored: do not leave an empty lane behind
                 if lane.worker is None and lane.queue.empty():
@@ -274,7 +276,21 @@ class RunManager:
 
     async def _complete(self, run: _Run, runtime: Runtime, started: float, reply: str) -> None:
         store, key, run_id = self.store, run.session.key, run.record.run_id
-        if await self._record_end(run_id, lambda: store.complete_run(key, run_id, reply)):
+        incarnation = run.session.incarnation
+
+        async def complete() -> None:
+            await store.complete_run(key, run_id, reply, incarnation=incarnation)
+
+        try:
+            stored = await self._record_end(run_id, complete)
+        except (SessionDeletedError, SessionResetError) as exc:
+            # deleted or reset during the run: its reply is not kept anywhere
+            gone = RunInterruptedError(f"{exc.message}; the reply was dropped")
+            error = {**gone.to_wire()["error"], "details": {"cause": exc.code}}
+            self._publish("run.failed", run, error=error)
+            self._end(run, runtime, started, "error", error=error)
+            return
+        if stored:
             self._publish("run.completed", run, reply=reply)
             self._end(run, runtime, started, "ok", reply=reply)
             return
@@ -348,6 +364,30 @@ class RunManager:
             self._publish("run.delta", run, delta=delta)
 
         return await runtime.run(turn, emit)
+
+    def cancel_session(self, key: str, keep: str | None = None) -> int:
+        """Drop the queued runs of `key` in this process that belong to an incarnation other
+        than `keep` (after a delete or reset); returns how many.
+
+        A run already executing is left to finish: the store refuses its reply
+        (SESSION_DELETED / SESSION_RESET), as it does for other processes' runs.
+        """
+        lane = self._lanes.get(key)
+        if lane is None:
+            return 0
+        kept: list[_Run] = []
+        dropped = 0
+        while not lane.queue.empty():
+            run = lane.queue.get_nowait()
+            if keep is not None and run.session.incarnation == keep:
+                kept.append(run)
+                continue
+            stopped = RunInterruptedError("the session was deleted or reset before this run")
+            self._settle(run, "error", error=stopped.to_wire()["error"])
+            dropped += 1
+        for run in kept:
+            lane.queue.put_nowait(run)
+        return dropped
 
     def _settle(
         self,

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.gateway import Gateway
+from sessiongate.server.a2a_mount import A2A_PATHS, LazyA2AEndpoint
 from sessiongate.server.access_log import AccessLogMiddleware
 from sessiongate.server.http import http_routes
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
@@ -49,6 +50,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
     """The gateway as an ASGI app; the lifespan opens the `Gateway` (unless given one) and
     closes it on shutdown."""
     mcp = LazyMcpEndpoint()
+    a2a = LazyA2AEndpoint()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -67,6 +69,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             WebSocketRoute("/ws", websocket_endpoint),
             WebSocketRoute("/", openclaw_websocket_endpoint),  # OpenClaw's CLI connects here
             Route("/mcp", mcp),
+            *(Route(path, a2a) for path in A2A_PATHS),  # the A2A surface, if installed
             *ui_routes(),  # the control page; a browser's GET / goes there
         ],
         lifespan=lifespan,

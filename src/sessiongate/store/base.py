@@ -2,12 +2,21 @@
 
 Interfaces by consumer, each handed to the parts that use it:
 
-- `SessionLookup`: find, ensure and list sessions (all the resolver needs);
+- `SessionLookup`: find, ensure and list sessions, and tombstones (all the resolver needs);
 - `Transcript`: append to and read a session's messages;
 - `RunLedger`: the bookkeeping of runs (accepted, completed, failed, interrupted);
 - `SessionAdmin`: aliases, statuses, bulk import and counts (doctor, importer, page);
+- `SessionLifecycle`: deliberate removal — delete (erasure, leaving a tombstone) and reset;
 - `Coordination`: what several gateway processes on one store share (locks, events);
   `SingleProcessCoordination` serves the memory and SQLite stores.
+
+Nothing comes back by itself: every session has an *incarnation* (a fresh id
+when it is created and when it is reset). Accepting a message and completing a
+run name the incarnation they belong to, and the store refuses them atomically
+when it changed (`SessionResetError`) or the session is gone
+(`SessionDeletedError`, from the tombstone). `ensure` and `import_session` refuse
+a tombstoned key unless the creation was decided after the delete
+(`NewSession.decided_at`) or the import is told to.
 
 `SessionStore` is all of them plus opening concerns (`shared`, `ping`, `heal`,
 `close`): what a backend subclasses. The public methods check their input here,
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +40,10 @@ from typing import Any
 
 from sessiongate.errors import (
     InvalidRequestError,
+    SessionDeletedError,
     SessionMovedError,
     SessionNotFoundError,
+    SessionResetError,
     StoreTimeoutError,
 )
 from sessiongate.text import text_problem
@@ -39,21 +51,25 @@ from sessiongate.text import text_problem
 __all__ = [
     "MAX_SEQ",
     "Coordination",
+    "Erasure",
     "MessageRecord",
     "NewMessage",
     "NewSession",
     "Origin",
     "Provenance",
+    "ResetOutcome",
     "RunLedger",
     "RunRecord",
     "RunStatus",
     "SessionAdmin",
+    "SessionLifecycle",
     "SessionLookup",
     "SessionPage",
     "SessionRecord",
     "SessionStatus",
     "SessionStore",
     "SingleProcessCoordination",
+    "Tombstone",
     "Transcript",
     "check_import",
     "check_message",
@@ -61,11 +77,15 @@ __all__ = [
     "check_storable",
     "clamp_seq",
     "decode_cursor",
+    "deleted",
     "encode_cursor",
     "iso",
     "missing",
     "moved",
+    "new_incarnation",
     "now",
+    "refused_over_tombstone",
+    "reset_since",
     "store_timeout",
 ]
 
@@ -80,6 +100,7 @@ class Origin(StrEnum):
     CLI = "cli"  # `sessiongate sessions create`
     REPAIR = "repair"  # doctor --fix
     IMPORTED = "imported"  # the OpenClaw importer
+    A2A = "a2a"  # an A2A message without contextId: a new context
 
 
 class SessionStatus(StrEnum):
@@ -133,25 +154,40 @@ class Provenance:
         }
 
 
+def new_incarnation() -> str:
+    """A fresh incarnation id (a session's, when it is created or reset)."""
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class NewSession:
-    """What `ensure` needs to create a session that is missing."""
+    """What `ensure` needs to create a session that is missing.
+
+    `decided_at` is when the creation was decided (the request's start): a key
+    deleted at or after that time stays deleted (`SessionDeletedError`), so a
+    creation decided before a delete never lands after it. None (start-up,
+    repair) means a tombstone of any age refuses it.
+    """
 
     key: str
     agent_id: str
     kind: str
     provenance: Provenance
     label: str | None = None
+    decided_at: float | None = None
 
     def created(self, stamp: float) -> SessionRecord:
-        """The session as it is first stored, at `stamp`."""
+        """The session as it is first stored, at `stamp`, in a fresh incarnation."""
         return SessionRecord(self.key, self.agent_id, self.kind, SessionStatus.ACTIVE, self.label,
-                             None, self.provenance, stamp, stamp, 0)  # fmt: skip
+                             None, self.provenance, stamp, stamp, 0, new_incarnation())  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """What appending to a transcript (or accepting or completing a run) stores."""
+    """What appending to a transcript (or accepting or completing a run) stores.
+
+    With `incarnation`, the write lands only in that incarnation of the session.
+    """
 
     key: str
     role: str
@@ -159,6 +195,7 @@ class NewMessage:
     run_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     created_at: float | None = None  # None: when it is stored
+    incarnation: str | None = None
 
     def stored(self, seq: int, stamp: float) -> MessageRecord:
         """The message as stored with sequence number `seq` at `stamp`."""
@@ -178,6 +215,7 @@ class SessionRecord:
     created_at: float
     updated_at: float
     last_seq: int
+    incarnation: str = ""  # changes when the session is created again or reset
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -235,6 +273,68 @@ class RunRecord:
             "createdAt": iso(self.created_at),
             "finishedAt": iso(self.finished_at),
             "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What remains of a deleted key: when, by whom and why (never its transcript)."""
+
+    key: str
+    agent_id: str
+    incarnation: str  # the incarnation that was deleted last
+    deleted_at: float
+    deleted_by: str | None
+    reason: str | None
+    deletions: int = 1  # how many times the key was deleted
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "agentId": self.agent_id,
+            "deletedAt": iso(self.deleted_at),
+            "deletedBy": self.deleted_by,
+            "reason": self.reason,
+            "deletions": self.deletions,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What a delete removed."""
+
+    tombstone: Tombstone
+    messages: int
+    runs: int
+    archived_messages: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "sessionKey": self.tombstone.key,
+            "deleted": True,
+            "deletedAt": iso(self.tombstone.deleted_at),
+            "messages": self.messages,
+            "runs": self.runs,
+            "archivedMessages": self.archived_messages,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ResetOutcome:
+    """A reset: the fresh session, and what became of the old transcript and its runs."""
+
+    session: SessionRecord
+    archived: int  # messages kept in the archive
+    deleted: int  # messages removed (a reset that deletes)
+    interrupted: int  # runs in flight, which never finish into the fresh transcript
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "sessionKey": self.session.key,
+            "reset": True,
+            "archivedMessages": self.archived,
+            "deletedMessages": self.deleted,
+            "interruptedRuns": self.interrupted,
         }
 
 
@@ -315,6 +415,30 @@ def missing(key: str) -> SessionNotFoundError:
     return SessionNotFoundError(f"no session {key!r}", details={"requestedKey": key})
 
 
+def deleted(key: str, tombstone: Tombstone) -> SessionDeletedError:
+    """The error for a key that was deleted (its tombstone's time, never who or why)."""
+    return SessionDeletedError(
+        f"session {key!r} was deleted at {iso(tombstone.deleted_at)}; nothing re-creates it"
+        " by itself",
+        details={"requestedKey": key, "canonicalKey": key, "deletedAt": iso(tombstone.deleted_at)},
+    )
+
+
+def reset_since(key: str) -> SessionResetError:
+    """The error for a write into an incarnation of a session that was reset since."""
+    return SessionResetError(
+        f"session {key!r} was reset; nothing was stored in the fresh transcript",
+        details={"requestedKey": key},
+    )
+
+
+def refused_over_tombstone(new: NewSession, tombstone: Tombstone | None) -> bool:
+    """Whether a tombstone keeps `new` from being created (see `NewSession.decided_at`)."""
+    if tombstone is None:
+        return False
+    return new.decided_at is None or tombstone.deleted_at >= new.decided_at
+
+
 def moved(key: str, target: str) -> SessionMovedError:
     """The error for a message to a session that now redirects elsewhere."""
     return SessionMovedError(
@@ -370,6 +494,11 @@ class SessionLookup(ABC):
         """A page of sessions, newest first, filtered by agent and kind."""
         return await self._list(agent_id, kind, max(0, limit), decode_cursor(cursor))
 
+    async def find_tombstone(self, key: str) -> Tombstone | None:
+        """The tombstone of a deleted key (kept when the key is created again); None if never."""
+        check_storable("sessionKey", key, indexed=True)
+        return await self._find_tombstone(key)
+
     @abstractmethod
     async def _find(self, key: str) -> SessionRecord | None: ...
 
@@ -384,6 +513,9 @@ class SessionLookup(ABC):
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
     ) -> SessionPage:
         """Up to `limit` sessions with a row id below `after` (None: from the newest)."""
+
+    @abstractmethod
+    async def _find_tombstone(self, key: str) -> Tombstone | None: ...
 
 
 class Transcript(ABC):
@@ -422,20 +554,36 @@ class RunLedger(ABC):
     """Runs: accepted with their inbound message, ended with a reply or a failure."""
 
     async def accept_message(
-        self, key: str, content: str, *, run_id: str, meta: dict[str, Any] | None = None
+        self,
+        key: str,
+        content: str,
+        *,
+        run_id: str,
+        meta: dict[str, Any] | None = None,
+        incarnation: str | None = None,
     ) -> tuple[MessageRecord, RunRecord]:
         """Append an inbound (user) message and record its run as running, in one transaction.
 
         SessionMovedError if the session now redirects (an alias was added since it
-        was resolved); ConflictError if a run with this id exists. Nothing is stored then.
+        was resolved); SessionDeletedError / SessionResetError if `incarnation` is
+        given and no longer the session's; ConflictError if a run with this id
+        exists. Nothing is stored then.
         """
         check_message(key, "user", content, run_id)
-        return await self._accept(NewMessage(key, "user", content, run_id, dict(meta or {})))
+        meta = dict(meta or {})
+        return await self._accept(NewMessage(key, "user", content, run_id, meta, None, incarnation))
 
-    async def complete_run(self, key: str, run_id: str, reply: str) -> MessageRecord:
-        """Append a run's reply and mark the run completed, in one transaction."""
+    async def complete_run(
+        self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
+    ) -> MessageRecord:
+        """Append a run's reply and mark the run completed, in one transaction.
+
+        With `incarnation` (the one the run was accepted into), a session deleted or
+        reset since refuses the reply (SessionDeletedError / SessionResetError).
+        """
         check_message(key, "assistant", reply, run_id)
-        return await self._complete(NewMessage(key, "assistant", reply, run_id))
+        new = NewMessage(key, "assistant", reply, run_id, incarnation=incarnation)
+        return await self._complete(new)
 
     @abstractmethod
     async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
@@ -482,17 +630,26 @@ class SessionAdmin(ABC):
             )
         await self._update(key, "status", str(status))
 
-    async def import_session(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        """Insert a session and its transcript as they were (bulk import); False if present."""
+    async def import_session(
+        self,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        *,
+        over_tombstone: bool = False,
+    ) -> bool:
+        """Insert a session and its transcript as they were (bulk import); False if present,
+        or if the key was deleted (unless `over_tombstone`)."""
         check_import(session, messages)
-        return await self._import(session, messages)
+        return await self._import(session, messages, over_tombstone)
 
     @abstractmethod
     async def _update(self, key: str, column: str, value: str | None) -> None:
         """Set one column of a session (and its updated_at); SessionNotFoundError if none."""
 
     @abstractmethod
-    async def _import(self, session: SessionRecord, messages: list[MessageRecord]) -> bool: ...
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+    ) -> bool: ...
 
     @abstractmethod
     async def count_sessions(self) -> int:
@@ -505,6 +662,52 @@ class SessionAdmin(ABC):
     @abstractmethod
     async def aliases_of(self, key: str) -> list[str]:
         """The keys whose alias redirects to `key`, sorted."""
+
+
+class SessionLifecycle(ABC):
+    """Deliberate removal: each call is one transaction, atomic against every write above."""
+
+    async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
+        """Erase a session: its transcript, archived transcripts and runs; leave a tombstone.
+
+        SessionNotFoundError if there is no session (SessionDeletedError if it was
+        deleted already). Afterwards no write for any earlier incarnation lands.
+        """
+        _check_removal(key, by, reason)
+        return await self._delete(key, by, reason)
+
+    async def reset_session(
+        self, key: str, *, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        """Give the session a fresh, empty transcript and a new incarnation.
+
+        The old transcript is archived (kept, not listed) or, with `archive`
+        False, deleted; runs in flight are marked interrupted and can never
+        complete into the fresh transcript.
+        """
+        _check_removal(key, by, reason)
+        return await self._reset(key, archive, by, reason)
+
+    async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
+        """Tombstones, newest deletion first."""
+        return await self._list_tombstones(max(0, limit))
+
+    @abstractmethod
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure: ...
+
+    @abstractmethod
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome: ...
+
+    @abstractmethod
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]: ...
+
+
+def _check_removal(key: str, by: str | None, reason: str | None) -> None:
+    check_storable("sessionKey", key, indexed=True)
+    check_storable("deletedBy", by)
+    check_storable("reason", reason)
 
 
 class Coordination(ABC):
@@ -537,7 +740,9 @@ class SingleProcessCoordination(Coordination):
         return None
 
 
-class SessionStore(SessionLookup, Transcript, RunLedger, SessionAdmin, Coordination):
+class SessionStore(
+    SessionLookup, Transcript, RunLedger, SessionAdmin, SessionLifecycle, Coordination
+):
     """A whole backend: every interface above, plus what opening and probing it needs."""
 
     shared: bool = False  # whether several gateway processes may serve from this store at once

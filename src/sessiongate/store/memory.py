@@ -8,9 +8,11 @@ from collections import Counter
 
 from sessiongate.errors import ConflictError
 from sessiongate.store.base import (
+    Erasure,
     MessageRecord,
     NewMessage,
     NewSession,
+    ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
@@ -18,10 +20,15 @@ from sessiongate.store.base import (
     SessionStatus,
     SessionStore,
     SingleProcessCoordination,
+    Tombstone,
+    deleted,
     encode_cursor,
     missing,
     moved,
+    new_incarnation,
     now,
+    refused_over_tombstone,
+    reset_since,
 )
 
 __all__ = ["MemorySessionStore"]
@@ -37,6 +44,9 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         self._order: list[tuple[int, str]] = []
         self._messages: dict[str, list[MessageRecord]] = {}
         self._runs: dict[str, RunRecord] = {}
+        self._tombstones: dict[str, Tombstone] = {}
+        self._last_row_id = 0
+        self._archived: dict[str, list[MessageRecord]] = {}
 
     async def _find(self, key: str) -> SessionRecord | None:
         return self._sessions.get(key)
@@ -53,13 +63,19 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         existing = self._sessions.get(new.key)
         if existing is not None:
             return existing, False
+        tombstone = self._tombstones.get(new.key)
+        if refused_over_tombstone(new, tombstone):
+            assert tombstone is not None
+            raise deleted(new.key, tombstone)
         record = new.created(now())
         self._add(record, [])
         return record, True
 
     def _add(self, record: SessionRecord, messages: list[MessageRecord]) -> None:
+        # row ids only grow (a deleted session's id is never given again), as in SQL
+        self._last_row_id += 1
         self._sessions[record.key] = record
-        self._order.append((len(self._order) + 1, record.key))
+        self._order.append((self._last_row_id, record.key))
         self._messages[record.key] = messages
 
     async def _list(
@@ -80,9 +96,7 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         return SessionPage(page, None)
 
     async def _append(self, new: NewMessage) -> MessageRecord:
-        record = self._sessions.get(new.key)
-        if record is None:
-            raise missing(new.key)
+        record = self._live(new.key, new.incarnation)
         stamp = now()
         message = new.stored(record.last_seq + 1, stamp)
         self._messages[new.key].append(message)
@@ -91,15 +105,29 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         )
         return message
 
+    def _live(self, key: str, incarnation: str | None) -> SessionRecord:
+        """The session a write for `key` (in `incarnation`, if given) goes into."""
+        record = self._sessions.get(key)
+        if record is None or (incarnation is not None and record.incarnation != incarnation):
+            raise self._refusal(key, incarnation)
+        return record
+
     async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         messages = self._messages.get(key, [])
         end = len(messages) if before is None else max(0, min(before - 1, len(messages)))
         return messages[max(0, end - limit) : end]
 
+    def _refusal(self, key: str, incarnation: str | None) -> Exception:
+        """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
+        tombstone = self._tombstones.get(key)
+        if key not in self._sessions:
+            return deleted(key, tombstone) if tombstone is not None else missing(key)
+        if tombstone is not None and tombstone.incarnation == incarnation:
+            return deleted(key, tombstone)
+        return reset_since(key)
+
     async def _update(self, key: str, column: str, value: str | None) -> None:
-        record = self._sessions.get(key)
-        if record is None:
-            raise missing(key)
+        record = self._live(key, None)
         if column == "status":
             record = dataclasses.replace(record, status=str(value))
         else:
@@ -118,8 +146,8 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         self._runs[run_id] = dataclasses.replace(run, status=status, finished_at=now(), error=error)
 
     async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
-        record, run_id = self._sessions.get(new.key), str(new.run_id)
-        if record is not None and record.alias_of is not None:
+        record, run_id = self._live(new.key, new.incarnation), str(new.run_id)
+        if record.alias_of is not None:
             raise moved(new.key, record.alias_of)
         if run_id in self._runs:  # as the SQL stores' primary key refuses it
             raise ConflictError(f"run {run_id} exists", details={"runId": run_id})
@@ -130,6 +158,48 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         message = await self._append(new)
         await self.finish_run(str(new.run_id), RunStatus.COMPLETED)
         return message
+
+    async def _find_tombstone(self, key: str) -> Tombstone | None:
+        return self._tombstones.get(key)
+
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
+        newest = sorted(self._tombstones.values(), key=lambda t: t.deleted_at, reverse=True)
+        return newest[:limit]
+
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
+        record = self._sessions.pop(key, None)
+        if record is None:
+            raise self._refusal(key, None)
+        self._order = [(row_id, k) for row_id, k in self._order if k != key]
+        messages = len(self._messages.pop(key, []))
+        archived = len(self._archived.pop(key, []))
+        runs = [r for r in self._runs.values() if r.session_key == key]
+        for run in runs:
+            del self._runs[run.run_id]
+        before = self._tombstones.get(key)
+        tombstone = Tombstone(key, record.agent_id, record.incarnation, now(), by, reason,
+                              before.deletions + 1 if before else 1)  # fmt: skip
+        self._tombstones[key] = tombstone
+        return Erasure(tombstone, messages, len(runs), archived)
+
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        record = self._live(key, None)
+        old = self._messages[key]
+        if archive:
+            self._archived.setdefault(key, []).extend(old)
+        self._messages[key] = []
+        interrupted = 0
+        for run in [r for r in self._runs.values() if r.session_key == key]:
+            if run.status == RunStatus.RUNNING:
+                await self.finish_run(run.run_id, RunStatus.INTERRUPTED, "the session was reset")
+                interrupted += 1
+        fresh = dataclasses.replace(record, incarnation=new_incarnation(), last_seq=0,
+                                    status=SessionStatus.ACTIVE, updated_at=now())  # fmt: skip
+        self._sessions[key] = fresh
+        kept = len(old) if archive else 0
+        return ResetOutcome(fresh, kept, len(old) - kept, interrupted)
 
     async def find_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
@@ -143,8 +213,12 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
             await self.finish_run(run.run_id, RunStatus.INTERRUPTED, stopped)
         return len(running)
 
-    async def _import(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+    ) -> bool:
         if session.key in self._sessions:
+            return False
+        if session.key in self._tombstones and not over_tombstone:
             return False
         self._add(session, list(messages))
         return True

@@ -30,25 +30,33 @@ from sessiongate.errors import StoreUnavailableError
 from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
+    Erasure,
     MessageRecord,
     NewMessage,
     NewSession,
+    ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
     SessionStatus,
     SessionStore,
+    Tombstone,
+    deleted,
     encode_cursor,
     missing,
     moved,
+    new_incarnation,
     now,
+    refused_over_tombstone,
+    reset_since,
 )
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     RUN_COLUMNS,
     SESSION_COLUMNS,
+    TOMBSTONE_COLUMNS,
     dump_meta,
     insert_message,
     insert_session,
@@ -57,6 +65,7 @@ from sessiongate.store.rows import (
     run_from_row,
     session_from_row,
     session_values,
+    tombstone_from_row,
 )
 
 __all__ = ["PostgresSessionStore", "split_schema"]
@@ -67,26 +76,60 @@ INSERT_MESSAGE = insert_message("postgresql")
 T = TypeVar("T")
 
 MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate process
+# Creating a key and deleting it take this transaction lock on the key first: a creation
+# then always sees a tombstone committed before it (ON CONFLICT alone would not: it
+# waits for the deleting transaction, then inserts under its earlier snapshot).
+KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))"
 MAX_NOTIFY_BYTES = 7000
 
-APPEND = """
+APPEND = f"""
 WITH s AS (
     UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1
-    WHERE key = $2{guard} RETURNING last_seq
+    WHERE key = $2{{guard}} AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
 ), m AS (
-    INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)
+    INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT $2, last_seq, $3, $4, $5, $6, $7 FROM s RETURNING seq
-){run_change}
+){{run_change}}
 SELECT seq FROM m
 """
 START_RUN = f""", r AS (
     INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT $5, $2, '{RunStatus.RUNNING.value}', $6, $8 FROM s
+    SELECT $5, $2, '{RunStatus.RUNNING.value}', $6, $9 FROM s
 )"""
 COMPLETE_RUN = f""", r AS (
     UPDATE runs SET status = '{RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
+REFUSAL = f"""
+SELECT (SELECT alias_of FROM sessions WHERE key = $1) AS alias_of,
+       EXISTS (SELECT 1 FROM sessions WHERE key = $1) AS session_exists,
+       t.* FROM (SELECT 1) AS one
+LEFT JOIN (SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = $1) AS t ON true
+"""
+
+
+TOMBSTONE_UPSERT = f"""
+INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 1)
+ON CONFLICT (key) DO UPDATE SET agent_id = excluded.agent_id,
+    incarnation = excluded.incarnation, deleted_at = excluded.deleted_at,
+    deleted_by = excluded.deleted_by, reason = excluded.reason,
+    deletions = tombstones.deletions + 1
+RETURNING {TOMBSTONE_COLUMNS}
+"""
+ARCHIVE_MESSAGES = f"""
+INSERT INTO archived_messages ({MESSAGE_COLUMNS}, incarnation, archived_at)
+SELECT {MESSAGE_COLUMNS}, $2, $3 FROM messages WHERE session_key = $1
+"""
+INTERRUPT_FOR_RESET = f"""
+UPDATE runs SET status = '{RunStatus.INTERRUPTED.value}', finished_at = $1,
+    error = 'the session was reset during the run'
+WHERE session_key = $2 AND status = '{RunStatus.RUNNING.value}'
+"""
+RESET_SESSION = f"""
+UPDATE sessions SET incarnation = $1, last_seq = 0, status = '{SessionStatus.ACTIVE.value}',
+    updated_at = $2
+WHERE key = $3 RETURNING {SESSION_COLUMNS}
+"""
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -98,10 +141,26 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit(parts._replace(query=rest)), schema
 
 
+def _count(status: str) -> int:
+    """The row count of a command status (``DELETE 3``)."""
+    return int(status.split()[-1])
+
+
 def _discard(conn: asyncpg.Connection) -> None:
     """Close a connection at once, without a goodbye to a server that may not answer."""
     with contextlib.suppress(asyncpg.InterfaceError):  # the pool already took it back
         conn.terminate()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: no reset statement, a round trip per call saved.
+
+    asyncpg's default runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
+    every release. Nothing here leaves session state on a pooled connection: statements run
+    without SET/LISTEN/cursors, a lane's advisory lock is released explicitly or its
+    connection closed (`session_lock`), and the sweep takes transaction-scoped locks only.
+    An open transaction is still rolled back by asyncpg before this is called.
+    """
 
 
 def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
@@ -158,7 +217,7 @@ class PostgresSessionStore(SessionStore):
     async def _create_pool(self, *, min_size: int, max_size: int) -> asyncpg.Pool:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             self.dsn, min_size=min_size, max_size=max_size, timeout=self.timeout,
-            command_timeout=self.timeout, server_settings=self._settings,
+            command_timeout=self.timeout, server_settings=self._settings, reset=_keep_session,
         )  # fmt: skip
         return pool
 
@@ -282,15 +341,25 @@ class PostgresSessionStore(SessionStore):
     async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
         insert = f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}"
         args = session_values(new.created(now()))
+        select = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1"
 
         async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
-            row = await conn.fetchrow(insert, *args)
-            if row is not None:
-                return session_from_row(row), True
-            existing = await conn.fetchrow(
-                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", new.key
-            )
-            return session_from_row(existing), False
+            existing = await conn.fetchrow(select, new.key)
+            if existing is not None:  # the common case: no lock, no transaction
+                return session_from_row(existing), False
+            async with conn.transaction():
+                await conn.execute(KEY_LOCK, new.key)
+                tombstone = await self._tombstone(conn, new.key)
+                if refused_over_tombstone(new, tombstone):
+                    existing = await conn.fetchrow(select, new.key)
+                    if existing is None:
+                        assert tombstone is not None
+                        raise deleted(new.key, tombstone)
+                    return session_from_row(existing), False
+                row = await conn.fetchrow(insert, *args)
+                if row is not None:
+                    return session_from_row(row), True
+                return session_from_row(await conn.fetchrow(select, new.key)), False
 
         return await self._run(ensure)
 
@@ -315,23 +384,37 @@ class PostgresSessionStore(SessionStore):
 
     async def _append(self, new: NewMessage, run_change: str = "") -> MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
-        and optionally start or complete its run."""
-        stamp = now()
-        key, at = new.key, new.created_at or stamp
-        args: list[Any] = [stamp, key, new.role, new.content, new.run_id, at, dump_meta(new.meta)]
+        and optionally start or complete its run.
+
+        With `incarnation`, only into that incarnation: a delete or reset holds the
+        session's row while it works, and this statement re-checks the row after
+        waiting for it, so a write never lands in a fresh (or re-created) session.
+        """
+        stamp, key, incarnation = now(), new.key, new.incarnation
+        message = new.stored(0, stamp)
+        args: list[Any] = [stamp, key, new.role, new.content, new.run_id, message.created_at,
+                           dump_meta(new.meta), incarnation]  # fmt: skip
         if run_change == START_RUN:
             args.append(self.owner)
         guard = " AND alias_of IS NULL" if run_change == START_RUN else ""
         sql = APPEND.format(run_change=run_change, guard=guard)
         seq = await self._run(lambda c: c.fetchval(sql, *args))
         if seq is None:
-            target = await self._run(
-                lambda c: c.fetchrow("SELECT alias_of FROM sessions WHERE key = $1", key)
-            )
-            if target is not None and target["alias_of"] is not None:
-                raise moved(key, target["alias_of"])
-            raise missing(key)
+            raise await self._refusal(key, incarnation)
         return new.stored(seq, stamp)
+
+    async def _refusal(self, key: str, incarnation: str | None) -> Exception:
+        """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
+        row = await self._run(lambda c: c.fetchrow(REFUSAL, key))
+        alias_of, exists = row["alias_of"], row["session_exists"]
+        tombstone = tombstone_from_row(row if row["key"] is not None else None)
+        if not exists:
+            return deleted(key, tombstone) if tombstone is not None else missing(key)
+        if tombstone is not None and tombstone.incarnation == incarnation:
+            return deleted(key, tombstone)
+        if alias_of is not None:
+            return moved(key, alias_of)
+        return reset_since(key) if incarnation is not None else missing(key)
 
     async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         sql = (
@@ -345,7 +428,7 @@ class PostgresSessionStore(SessionStore):
         sql = f"UPDATE sessions SET {column} = $1, updated_at = $2 WHERE key = $3"
         status = await self._run(lambda c: c.execute(sql, value, now(), key))
         if status.endswith(" 0"):
-            raise missing(key)
+            raise await self._refusal(key, None)
 
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
         run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
@@ -379,6 +462,67 @@ class PostgresSessionStore(SessionStore):
     async def _complete(self, new: NewMessage) -> MessageRecord:
         return await self._append(new, run_change=COMPLETE_RUN)
 
+    async def _tombstone(self, conn: asyncpg.Connection, key: str) -> Tombstone | None:
+        sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = $1"
+        return tombstone_from_row(await conn.fetchrow(sql, key))
+
+    async def _find_tombstone(self, key: str) -> Tombstone | None:
+        return await self._run(lambda c: self._tombstone(c, key))
+
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
+        sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT $1"
+        rows = await self._run(lambda c: c.fetch(sql, limit))
+        return [t for t in map(tombstone_from_row, rows) if t is not None]
+
+    async def _locked_session(self, conn: asyncpg.Connection, key: str) -> SessionRecord:
+        """In a transaction: take the key's lock and its row's lock, so every write to it
+        waits; the session, or the error for a key with no session."""
+        await conn.execute(KEY_LOCK, key)
+        row = await conn.fetchrow(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1 FOR UPDATE", key
+        )
+        if row is None:
+            tombstone = await self._tombstone(conn, key)
+            raise deleted(key, tombstone) if tombstone is not None else missing(key)
+        return session_from_row(row)
+
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
+
+        async def erase(conn: asyncpg.Connection) -> Erasure:
+            record = await self._locked_session(conn, key)
+            counts = [
+                _count(await conn.execute(f"DELETE FROM {table} WHERE session_key = $1", key))
+                for table in ("messages", "runs", "archived_messages")
+            ]
+            await conn.execute("DELETE FROM sessions WHERE key = $1", key)
+            row = await conn.fetchrow(TOMBSTONE_UPSERT, key, record.agent_id,
+                                      record.incarnation, now(), by, reason)  # fmt: skip
+            tombstone = tombstone_from_row(row)
+            assert tombstone is not None
+            return Erasure(tombstone, counts[0], counts[1], counts[2])
+
+        return await self._write(erase)
+
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+
+        async def reset(conn: asyncpg.Connection) -> ResetOutcome:
+            record = await self._locked_session(conn, key)
+            stamp = now()
+            archived = 0
+            if archive:
+                status = await conn.execute(ARCHIVE_MESSAGES, key, record.incarnation, stamp)
+                archived = _count(status)
+            status = await conn.execute("DELETE FROM messages WHERE session_key = $1", key)
+            removed = _count(status)
+            status = await conn.execute(INTERRUPT_FOR_RESET, stamp, key)
+            row = await conn.fetchrow(RESET_SESSION, new_incarnation(), stamp, key)
+            fresh = session_from_row(row)
+            return ResetOutcome(fresh, archived, removed - archived, _count(status))
+
+        return await self._write(reset)
+
     async def find_run(self, run_id: str) -> RunRecord | None:
         sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
         row = await self._run(lambda c: c.fetchrow(sql, run_id))
@@ -401,13 +545,13 @@ class PostgresSessionStore(SessionStore):
                     total += await self._interrupt_if_gone(conn, owner)
             return total
 
-        return await self._run(sweep)
+        return await self._write(sweep)
 
     async def _interrupt_if_gone(self, conn: asyncpg.Connection, owner: str | None) -> int:
         mine = owner == self.owner
         if not mine and owner is not None:
-            alive = not await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", owner
+            alive = not await conn.fetchval(  # held to the end of the sweep's transaction
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", owner
             )
             if alive:
                 return 0
@@ -418,8 +562,6 @@ class PostgresSessionStore(SessionStore):
             now(),
             owner,
         )
-        if not mine and owner is not None:
-            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", owner)
         return int(status.split()[-1])
 
     @contextlib.asynccontextmanager
@@ -435,8 +577,11 @@ class PostgresSessionStore(SessionStore):
         try:
             try:
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", key)
-            except Exception as exc:
-                raise self._fault(exc) from exc
+            except BaseException as exc:  # the lock may have been granted as the wait ended:
+                _discard(conn)  # closing the connection releases it on the server
+                if isinstance(exc, Exception):
+                    raise self._fault(exc) from exc
+                raise
             try:
                 yield
             finally:
@@ -452,8 +597,13 @@ class PostgresSessionStore(SessionStore):
             _discard(conn)
             raise
 
-    async def _import(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+    ) -> bool:
         async def insert(conn: asyncpg.Connection) -> bool:
+            await conn.execute(KEY_LOCK, session.key)
+            if not over_tombstone and await self._tombstone(conn, session.key) is not None:
+                return False
             status = await conn.execute(INSERT_SESSION, *session_values(session))
             if status.endswith(" 0"):
                 return False

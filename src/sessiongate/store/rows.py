@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from sessiongate.store.base import MessageRecord, Provenance, RunRecord, SessionRecord
+from sessiongate.store.base import MessageRecord, Provenance, RunRecord, SessionRecord, Tombstone
 from sessiongate.store.schema import TABLES, Dialect
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "RUN_COLUMNS",
     "SESSION_COLUMNS",
     "SESSION_FIELDS",
+    "TOMBSTONE_COLUMNS",
     "columns",
     "dump_ancestors",
     "dump_meta",
@@ -33,6 +34,7 @@ __all__ = [
     "run_from_row",
     "session_from_row",
     "session_values",
+    "tombstone_from_row",
 ]
 
 Row = Mapping[str, Any]  # what both drivers' rows offer: the value of a column by name
@@ -48,6 +50,7 @@ SESSION_COLUMNS = columns("sessions")
 SESSION_FIELDS = columns("sessions", without=("id",))  # what a write gives (the id is the db's)
 MESSAGE_COLUMNS = columns("messages")
 RUN_COLUMNS = columns("runs", without=("owner",))
+TOMBSTONE_COLUMNS = columns("tombstones")
 
 
 def placeholders(count: int, dialect: Dialect) -> str:
@@ -76,7 +79,7 @@ def session_values(s: SessionRecord) -> tuple[Any, ...]:
         "label": s.label, "alias_of": s.alias_of, "origin": p.origin,
         "entry_point": p.entry_point, "caller_key": p.caller_key, "parent_key": p.parent_key,
         "created_at": s.created_at, "updated_at": s.updated_at, "last_seq": s.last_seq,
-        "ancestors": dump_ancestors(p.ancestors),
+        "ancestors": dump_ancestors(p.ancestors), "incarnation": s.incarnation,
     }  # fmt: skip
     return tuple(by_column[name] for name in SESSION_FIELDS.split(", "))
 
@@ -95,8 +98,15 @@ def session_from_row(row: Row) -> SessionRecord:
                             row["parent_key"], load_ancestors(row["ancestors"]))  # fmt: skip
     return SessionRecord(
         row["key"], row["agent_id"], row["kind"], row["status"], row["label"], row["alias_of"],
-        provenance, row["created_at"], row["updated_at"], row["last_seq"],
+        provenance, row["created_at"], row["updated_at"], row["last_seq"], row["incarnation"],
     )  # fmt: skip
+
+
+def tombstone_from_row(row: Row | None) -> Tombstone | None:
+    if row is None:
+        return None
+    return Tombstone(row["key"], row["agent_id"], row["incarnation"], row["deleted_at"],
+                     row["deleted_by"], row["reason"], row["deletions"])  # fmt: skip
 
 
 def dump_ancestors(ancestors: tuple[str, ...]) -> str | None:

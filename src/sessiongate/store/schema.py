@@ -74,6 +74,7 @@ TABLES = (
             Column("updated_at", "real"),
             Column("last_seq", "integer"),
             Column("ancestors", "text", nullable=True),  # JSON array, parent first
+            Column("incarnation", "text"),  # new on creation and on reset ('' before v6)
         ),
         primary_key=("id",),
         unique=("key",),
@@ -104,6 +105,34 @@ TABLES = (
         ),
         primary_key=("run_id",),
     ),
+    Table(
+        "tombstones",
+        (
+            Column("key", "text"),
+            Column("agent_id", "text"),
+            Column("incarnation", "text"),
+            Column("deleted_at", "real"),
+            Column("deleted_by", "text", nullable=True),
+            Column("reason", "text", nullable=True),
+            Column("deletions", "integer"),
+        ),
+        primary_key=("key",),
+    ),
+    Table(
+        "archived_messages",
+        (
+            Column("session_key", "text"),
+            Column("incarnation", "text"),
+            Column("seq", "integer"),
+            Column("role", "text"),
+            Column("content", "text"),
+            Column("run_id", "text", nullable=True),
+            Column("created_at", "real"),
+            Column("meta", "text", nullable=True),
+            Column("archived_at", "real"),
+        ),
+        primary_key=("session_key", "incarnation", "seq"),
+    ),
 )
 
 INDEXES = (
@@ -113,6 +142,7 @@ INDEXES = (
     Index("sessions_by_label", "sessions", ("label", "id"), where="label IS NOT NULL"),
     Index("runs_running", "runs", ("owner",), where="status = 'running'"),
     Index("sessions_by_alias", "sessions", ("alias_of",), where="alias_of IS NOT NULL"),
+    Index("tombstones_by_time", "tombstones", ("deleted_at",)),
 )
 
 
@@ -186,6 +216,31 @@ _V1_POSTGRESQL = _split(_TABLES_V1.format(
     id="BIGSERIAL PRIMARY KEY", real="DOUBLE PRECISION", int="BIGINT",
     without_rowid="", owner=",\n    owner TEXT", running_column="owner"))  # fmt: skip
 
+_LIFECYCLE = """
+CREATE TABLE tombstones (
+    key TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    incarnation TEXT NOT NULL,
+    deleted_at {real} NOT NULL,
+    deleted_by TEXT,
+    reason TEXT,
+    deletions {int} NOT NULL DEFAULT 1
+){without_rowid};
+CREATE INDEX tombstones_by_time ON tombstones (deleted_at);
+CREATE TABLE archived_messages (
+    session_key TEXT NOT NULL,
+    incarnation TEXT NOT NULL,
+    seq {int} NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    run_id TEXT,
+    created_at {real} NOT NULL,
+    meta TEXT,
+    archived_at {real} NOT NULL,
+    PRIMARY KEY (session_key, incarnation, seq)
+){without_rowid}
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, transcripts and runs", _V1_SQLITE, _V1_POSTGRESQL),
     Migration(
@@ -242,6 +297,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             UPDATE sessions SET ancestors = complete.path::text
             FROM complete WHERE complete.key = sessions.key""",
+        ),
+    ),
+    Migration(
+        6,
+        "deletion leaves a tombstone; a reset keeps the old transcript in an archive;"
+        " each session has an incarnation, so writes for a deleted or reset one are refused",
+        sqlite=(
+            "ALTER TABLE sessions ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''",
+            *_split(_LIFECYCLE.format(real="REAL", int="INTEGER", without_rowid=" WITHOUT ROWID")),
+        ),
+        postgresql=(
+            "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS incarnation TEXT NOT NULL DEFAULT ''",
+            *_split(_LIFECYCLE.format(real="DOUBLE PRECISION", int="BIGINT", without_rowid="")),
         ),
     ),
 )

@@ -27,9 +27,11 @@ from sessiongate.store import schema
 from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_SEQ,
+    Erasure,
     MessageRecord,
     NewMessage,
     NewSession,
+    ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
@@ -37,16 +39,22 @@ from sessiongate.store.base import (
     SessionStatus,
     SessionStore,
     SingleProcessCoordination,
+    Tombstone,
+    deleted,
     encode_cursor,
     missing,
     moved,
+    new_incarnation,
     now,
+    refused_over_tombstone,
+    reset_since,
     store_timeout,
 )
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     RUN_COLUMNS,
     SESSION_COLUMNS,
+    TOMBSTONE_COLUMNS,
     insert_message,
     insert_session,
     local_owner,
@@ -56,6 +64,7 @@ from sessiongate.store.rows import (
     run_from_row,
     session_from_row,
     session_values,
+    tombstone_from_row,
 )
 from sessiongate.store.sqlite_thread import StoreThread
 
@@ -130,6 +139,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -32000")  # 32 MB of pages: hot index paths stay hot
+        conn.execute("PRAGMA secure_delete = ON")  # an erased transcript leaves no readable page
         try:
             _migrate(conn)
         except BaseException:
@@ -211,14 +221,17 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         return await self._call(self._sql_find_by_label, label, agent_id)
 
     def _sql_ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
+        existing = self._sql_find(new.key)
+        if existing is not None:
+            return existing, False
+        tombstone = self._sql_find_tombstone(new.key)
+        if refused_over_tombstone(new, tombstone):
+            assert tombstone is not None
+            raise deleted(new.key, tombstone)
         row = db.execute(
             f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}", session_values(new.created(now()))
         ).fetchone()
-        if row is not None:
-            return session_from_row(row), True
-        existing = self._sql_find(new.key)
-        assert existing is not None  # a conflicting row exists and rows are never deleted
-        return existing, False
+        return session_from_row(row), True
 
     async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
         return await self._call_write(self._sql_ensure, new)
@@ -242,16 +255,15 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     ) -> SessionPage:
         return await self._call(self._sql_list, agent_id, kind, limit, after)
 
-    @staticmethod
-    def _sql_append(db: sqlite3.Connection, new: NewMessage) -> MessageRecord:
+    def _sql_append(self, db: sqlite3.Connection, new: NewMessage) -> MessageRecord:
         stamp = now()
         row = db.execute(
-            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ? WHERE key = ?"
-            " RETURNING last_seq",
-            (stamp, new.key),
+            "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ?"
+            " WHERE key = ? AND (? IS NULL OR incarnation = ?) RETURNING last_seq",
+            (stamp, new.key, new.incarnation, new.incarnation),
         ).fetchone()
         if row is None:
-            raise missing(new.key)
+            raise self._refusal(new.key, new.incarnation)
         message = new.stored(row["last_seq"], stamp)
         db.execute(INSERT_MESSAGE, message_values(message))
         return message
@@ -275,7 +287,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
             f"UPDATE sessions SET {column} = ?, updated_at = ? WHERE key = ?", (value, now(), key)
         )
         if cursor.rowcount == 0:
-            raise missing(key)
+            raise self._refusal(key, None)
 
     async def _update(self, key: str, column: str, value: str | None) -> None:
         await self._call_write(self._sql_update, key, column, value)
@@ -304,12 +316,24 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         await self._call_write(self._sql_finish_run, run_id, status, error)
 
+    def _refusal(self, key: str, incarnation: str | None) -> Exception:
+        """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
+        tombstone = self._sql_find_tombstone(key)
+        exists = self._db.execute("SELECT 1 FROM sessions WHERE key = ?", (key,)).fetchone()
+        if exists is None:
+            return deleted(key, tombstone) if tombstone is not None else missing(key)
+        if tombstone is not None and tombstone.incarnation == incarnation:
+            return deleted(key, tombstone)  # deleted, then created again: not this one
+        return reset_since(key)
+
     def _sql_accept(
         self, db: sqlite3.Connection, new: NewMessage
     ) -> tuple[MessageRecord, RunRecord]:
-        row = db.execute("SELECT alias_of FROM sessions WHERE key = ?", (new.key,)).fetchone()
-        if row is None:
-            raise missing(new.key)
+        row = db.execute(
+            "SELECT alias_of, incarnation FROM sessions WHERE key = ?", (new.key,)
+        ).fetchone()
+        if row is None or new.incarnation not in (None, row["incarnation"]):
+            raise self._refusal(new.key, new.incarnation)
         if row["alias_of"] is not None:
             raise moved(new.key, row["alias_of"])
         message = self._sql_append(db, new)
@@ -325,6 +349,80 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
 
     async def _complete(self, new: NewMessage) -> MessageRecord:
         return await self._call_write(self._sql_complete, new)
+
+    def _sql_find_tombstone(self, key: str) -> Tombstone | None:
+        sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = ?"
+        return tombstone_from_row(self._db.execute(sql, (key,)).fetchone())
+
+    async def _find_tombstone(self, key: str) -> Tombstone | None:
+        return await self._call(self._sql_find_tombstone, key)
+
+    def _sql_list_tombstones(self, limit: int) -> list[Tombstone]:
+        sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT ?"
+        rows = self._db.execute(sql, (limit,)).fetchall()
+        return [t for t in map(tombstone_from_row, rows) if t is not None]
+
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
+        return await self._call(self._sql_list_tombstones, limit)
+
+    def _sql_delete(
+        self, db: sqlite3.Connection, key: str, by: str | None, reason: str | None
+    ) -> Erasure:
+        record = self._sql_find(key)
+        if record is None:
+            raise self._refusal(key, None)
+        counts = [
+            db.execute(f"DELETE FROM {table} WHERE session_key = ?", (key,)).rowcount
+            for table in ("messages", "runs", "archived_messages")
+        ]
+        db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+        row = db.execute(
+            f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1)"
+            " ON CONFLICT (key) DO UPDATE SET agent_id = excluded.agent_id,"
+            " incarnation = excluded.incarnation, deleted_at = excluded.deleted_at,"
+            " deleted_by = excluded.deleted_by, reason = excluded.reason,"
+            f" deletions = tombstones.deletions + 1 RETURNING {TOMBSTONE_COLUMNS}",
+            (key, record.agent_id, record.incarnation, now(), by, reason),
+        ).fetchone()
+        tombstone = tombstone_from_row(row)
+        assert tombstone is not None
+        return Erasure(tombstone, counts[0], counts[1], counts[2])
+
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
+        return await self._call_write(self._sql_delete, key, by, reason)
+
+    def _sql_reset(
+        self, db: sqlite3.Connection, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        record = self._sql_find(key)
+        if record is None:
+            raise self._refusal(key, None)
+        stamp = now()
+        archived = 0
+        if archive:
+            archived = db.execute(
+                f"INSERT INTO archived_messages ({MESSAGE_COLUMNS}, incarnation, archived_at)"
+                f" SELECT {MESSAGE_COLUMNS}, ?, ? FROM messages WHERE session_key = ?",
+                (record.incarnation, stamp, key),
+            ).rowcount
+        removed = db.execute("DELETE FROM messages WHERE session_key = ?", (key,)).rowcount
+        interrupted = db.execute(
+            f"UPDATE runs SET status = '{INTERRUPTED}', finished_at = ?,"
+            " error = 'the session was reset during the run'"
+            f" WHERE session_key = ? AND status = '{RUNNING}'",
+            (stamp, key),
+        ).rowcount
+        row = db.execute(
+            f"UPDATE sessions SET incarnation = ?, last_seq = 0, status = '{ACTIVE}',"
+            f" updated_at = ? WHERE key = ? RETURNING {SESSION_COLUMNS}",
+            (new_incarnation(), stamp, key),
+        ).fetchone()
+        return ResetOutcome(session_from_row(row), archived, removed - archived, interrupted)
+
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome:
+        return await self._call_write(self._sql_reset, key, archive, by, reason)
 
     def _sql_find_run(self, run_id: str) -> RunRecord | None:
         row = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
@@ -353,19 +451,27 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     async def interrupt_running(self, *, own: bool = False) -> int:
         return await self._call_write(self._sql_interrupt_running, own)
 
-    def _sql_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
-
     def _sql_import(
-        self, db: sqlite3.Connection, session: SessionRecord, messages: list[MessageRecord]
+        self,
+        db: sqlite3.Connection,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        over_tombstone: bool,
     ) -> bool:
+        if not over_tombstone and self._sql_find_tombstone(session.key) is not None:
+            return False
         if not db.execute(INSERT_SESSION, session_values(session)).rowcount:
             return False
         db.executemany(INSERT_MESSAGE, [message_values(m) for m in messages])
         return True
 
-    async def _import(self, session: SessionRecord, messages: list[MessageRecord]) -> bool:
-        return await self._call_write(self._sql_import, session, messages)
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+    ) -> bool:
+        return await self._call_write(self._sql_import, session, messages, over_tombstone)
+
+    def _sql_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) AS count FROM sessions").fetchone()["count"])
 
     async def count_sessions(self) -> int:
         return await self._call(self._sql_count)

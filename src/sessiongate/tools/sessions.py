@@ -8,11 +8,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from sessiongate.errors import InvalidRequestError, SessionMovedError, SessionNotFoundError
+from sessiongate.errors import (
+    InvalidRequestError,
+    SessionDeletedError,
+    SessionMovedError,
+    SessionNotFoundError,
+    SessionResetError,
+)
 from sessiongate.outcomes import History, SendOutcome, SessionListing, SpawnOutcome
 from sessiongate.resolver import Intent, Resolution
 from sessiongate.runtime.runs import RunStream
-from sessiongate.store.base import MessageRecord, SessionRecord
+from sessiongate.store.base import MessageRecord, SessionRecord, now
 from sessiongate.tool_names import ToolName
 from sessiongate.tools.args import (
     HistoryArgs,
@@ -49,7 +55,7 @@ OPENCLAW_KINDS: dict[str, frozenset[str]] = {
     "cron": frozenset({"cron"}),
     "hook": frozenset({"hook"}),
     "node": frozenset(),
-    "other": frozenset({"direct", "subagent"}),
+    "other": frozenset({"direct", "subagent", "a2a"}),
 }
 
 
@@ -98,18 +104,29 @@ async def _address(
 ) -> tuple[Resolution, T]:
     """Resolve an address and hand its session to `deliver` (which stores the message).
 
-    A session this process remembered may have gained an alias since (doctor --fix
-    in another process); storing refuses with SessionMovedError and the address is
-    resolved once more, now following the alias.
+    A session this process remembered may have gained an alias or been reset since
+    (in another process); storing refuses (SessionMovedError, SessionResetError) and
+    the address is resolved once more. A session deleted before this request began
+    is resolved once more too (the policy may create it anew); one deleted while
+    the request was in flight is refused (SessionDeletedError), never re-created.
     """
     resolver = ctx.resolver
-    resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, create_on_miss)
+    started = now()
+    resolution = await resolver.resolve(
+        reference, ctx.caller, Intent.ADDRESS, create_on_miss, started
+    )
     try:
         return resolution, await deliver(resolution.session)
-    except SessionMovedError:
-        resolver.forget(resolution.key)
-        resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, False)
-        return resolution, await deliver(resolution.session)
+    except (SessionMovedError, SessionResetError):
+        again: bool | None = False
+    except SessionDeletedError as exc:
+        deleted_at = exc.deleted_at
+        if deleted_at is None or deleted_at + 0.001 >= started:
+            raise
+        again = create_on_miss  # remembered from before the delete: address it afresh
+    resolver.forget(resolution.key)
+    resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, again, started)
+    return resolution, await deliver(resolution.session)
 
 
 async def _key_for_label(ctx: ToolContext, label: str, agent_id: str | None) -> str:

@@ -1,0 +1,335 @@
+"""A2A with the official `a2a-sdk` client against a real gateway on a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.client.client import Client
+from a2a.types.a2a_pb2 import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    StreamResponse,
+    Task,
+    TaskState,
+)
+from a2a.utils.errors import (
+    A2AError,
+    InvalidParamsError,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+)
+
+from sessiongate.config import SessionGateConfig
+
+ConfigFactory = Callable[..., SessionGateConfig]
+Serve = Callable[[SessionGateConfig], Any]
+
+NEVER_ISSUED = "ctx-never-issued-7f3a9c"
+
+
+def bearer(gw: Any) -> dict[str, str]:
+    return {"authorization": f"Bearer {gw.token}"}
+
+
+@contextlib.asynccontextmanager
+async def a2a_client(
+    gw: Any, agent: str | None = None, *, streaming: bool = False, caller: str | None = None
+) -> AsyncIterator[Client]:
+    """The SDK's client for an agent's card (the default agent's without `agent`)."""
+    headers = bearer(gw) | ({"x-session-key": caller} if caller else {})
+    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+        factory = ClientFactory(ClientConfig(httpx_client=http, streaming=streaming))
+        url = gw.url if agent is None else f"{gw.url}/a2a/{agent}"
+        client = await factory.create_from_url(url)
+        yield client
+
+
+def user_message(text: str, context_id: str | None = None, **fields: Any) -> Message:
+    message = Message(
+        role=Role.ROLE_USER, message_id=str(uuid.uuid4()), parts=[Part(text=text)], **fields
+    )
+    if context_id is not None:
+        message.context_id = context_id
+    return message
+
+
+async def send(client: Client, message: Message) -> Task:
+    answers: list[StreamResponse] = [
+        a async for a in client.send_message(SendMessageRequest(message=message))
+    ]
+    assert len(answers) == 1 and answers[0].HasField("task"), answers
+    return answers[0].task
+
+
+def reply_of(task: Task) -> str:
+    return "".join(part.text for artifact in task.artifacts for part in artifact.parts)
+
+
+async def session_keys(gw: Any) -> set[str]:
+    page = await gw.gateway.store.list_sessions(limit=500)
+    return {s.key for s in page.sessions}
+
+
+def wire_of(exc: A2AError) -> dict[str, Any]:
+    """The gateway's wire error an A2A error carries (ErrorInfo metadata, via the client)."""
+    assert isinstance(exc.data, dict), exc
+    return exc.data
+
+
+# ---------------------------------------------------------------- cards
+
+
+async def test_cards_are_served_behind_the_token(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        anonymous = await http.get("/.well-known/agent-card.json")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["code"] == "UNAUTHORIZED"
+        default = (await http.get("/.well-known/agent-card.json", headers=bearer(gw))).json()
+        peggy = await http.get("/a2a/peggy/.well-known/agent-card.json", headers=bearer(gw))
+        missing = await http.get("/a2a/zed/.well-known/agent-card.json", headers=bearer(gw))
+    assert default["name"] == "atlas"
+    assert default["supportedInterfaces"] == [
+        {"url": f"{gw.url}/a2a/atlas", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+    ]
+    assert default["capabilities"]["streaming"] is True
+    scheme = default["securitySchemes"]["gatewayToken"]["httpAuthSecurityScheme"]
+    assert scheme["scheme"] == "bearer"
+    assert default["securityRequirements"] == [{"schemes": {"gatewayToken": {}}}]
+    assert [skill["id"] for skill in default["skills"]] == ["converse"]
+    assert peggy.json()["supportedInterfaces"][0]["url"] == f"{gw.url}/a2a/peggy"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "AGENT_NOT_FOUND"
+
+
+async def test_the_sdk_client_resolves_a_card_with_the_token(
+    serve: Serve, config_factory: ConfigFactory
+):
+    async with serve(config_factory()) as gw, httpx.AsyncClient(headers=bearer(gw)) as http:
+        card = await A2ACardResolver(http, f"{gw.url}/a2a/peggy").get_agent_card()
+    assert card.name == "peggy"
+    assert card.supported_interfaces[0].url == f"{gw.url}/a2a/peggy"
+
+
+# ---------------------------------------------------------------- contexts are sessions
+
+
+async def test_a_message_without_context_starts_a_session_on_purpose(
+    serve: Serve, config_factory: ConfigFactory
+):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw) as client:
+        before = await session_keys(gw)
+        task = await send(client, user_message("hello"))
+        created = await session_keys(gw) - before
+        session = await gw.gateway.store.find(f"agent:atlas:a2a:{task.context_id}")
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert reply_of(task) == "echo: hello"
+    assert created == {f"agent:atlas:a2a:{task.context_id}"}
+    assert session is not None and session.kind == "a2a"
+    assert session.provenance.origin == "a2a"
+    assert session.provenance.entry_point == "a2a"
+    assert [m.role for m in task.history] == [Role.ROLE_USER, Role.ROLE_AGENT]
+
+
+async def test_an_issued_context_continues_its_session(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw, "peggy", caller="agent:peggy:main") as client:
+        first = await send(client, user_message("one"))
+        before = await session_keys(gw)
+        second = await send(client, user_message("two", first.context_id))
+        after = await session_keys(gw)
+        key = f"agent:peggy:a2a:{first.context_id}"
+        session = await gw.gateway.store.find(key)
+        history = await gw.gateway.store.history(key, limit=10)
+    assert second.context_id == first.context_id and second.id != first.id
+    assert after == before
+    assert session is not None and session.provenance.caller_key == "agent:peggy:main"
+    assert [m.content for m in history] == ["one", "echo: one", "two", "echo: two"]
+
+
+async def test_a_never_issued_context_is_refused_under_strict_policy(
+    serve: Serve, config_factory: ConfigFactory
+):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw) as client:
+        before = await session_keys(gw)
+        with pytest.raises(InvalidParamsError) as refused:
+            await send(client, user_message("hi", NEVER_ISSUED))
+        assert await session_keys(gw) == before
+    error = wire_of(refused.value)["error"]
+    assert error["code"] == "SESSION_NOT_FOUND"
+    assert error["details"]["requestedKey"] == f"agent:atlas:a2a:{NEVER_ISSUED}"
+    assert "suggestions" in error["details"]
+    assert "SESSION_NOT_FOUND" in refused.value.message
+
+
+async def test_a_refusal_suggests_the_context_it_probably_meant(
+    serve: Serve, config_factory: ConfigFactory
+):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw) as client:
+        issued = (await send(client, user_message("hi"))).context_id
+        typo = issued[:-1] + ("0" if issued[-1] != "0" else "1")
+        with pytest.raises(InvalidParamsError) as refused:
+            await send(client, user_message("hi", typo))
+    assert wire_of(refused.value)["error"]["details"]["suggestions"] == [
+        f"agent:atlas:a2a:{issued}"
+    ]
+
+
+@pytest.mark.parametrize("mode", [True, "warn"], ids=["true", "warn"])
+async def test_a_never_issued_context_is_an_address_under_permissive_policy(
+    serve: Serve, config_factory: ConfigFactory, mode: Any
+):
+    async with (
+        serve(config_factory(gateway__sessions={"createOnMiss": mode})) as gw,
+        a2a_client(gw) as client,
+    ):
+        task = await send(client, user_message("hi", NEVER_ISSUED))
+        session = await gw.gateway.store.find(f"agent:atlas:a2a:{NEVER_ISSUED}")
+    assert task.context_id == NEVER_ISSUED
+    assert session is not None and session.provenance.origin == "address"
+
+
+async def test_a_session_key_is_a_context_of_its_own_agent_only(
+    serve: Serve, config_factory: ConfigFactory
+):
+    async with serve(config_factory()) as gw, a2a_client(gw, "peggy") as client:
+        task = await send(client, user_message("hi", "agent:peggy:main"))
+        with pytest.raises(InvalidParamsError) as elsewhere:
+            await send(client, user_message("hi", "agent:atlas:main"))
+    assert task.context_id == "agent:peggy:main"
+    assert wire_of(elsewhere.value)["error"]["code"] == "INVALID_REQUEST"
+
+
+# ---------------------------------------------------------------- tasks are runs
+
+
+async def test_get_a_task_and_its_history(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, a2a_client(gw) as client:
+        sent = await send(client, user_message("hello"))
+        task = await client.get_task(GetTaskRequest(id=sent.id))
+        short = await client.get_task(GetTaskRequest(id=sent.id, history_length=1))
+    assert task.id == sent.id and task.context_id == sent.context_id
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert [m.parts[0].text for m in task.history] == ["hello", "echo: hello"]
+    assert reply_of(task) == "echo: hello"
+    assert [m.parts[0].text for m in short.history] == ["echo: hello"]
+
+
+async def test_a_task_that_does_not_exist(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, a2a_client(gw) as client:
+        with pytest.raises(TaskNotFoundError) as missing:
+            await client.get_task(GetTaskRequest(id=str(uuid.uuid4())))
+        with pytest.raises(TaskNotFoundError):
+            await client.cancel_task(CancelTaskRequest(id="no-such-task"))
+    assert wire_of(missing.value)["error"]["code"] == "RUN_NOT_FOUND"
+
+
+async def test_a_task_of_a_hidden_session_is_not_found(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(tools={"sessions": {"visibility": "self"}})
+    async with serve(config) as gw:
+        async with a2a_client(gw) as operator:
+            sent = await send(operator, user_message("private"))
+        async with a2a_client(gw, caller="agent:atlas:main") as agent:
+            with pytest.raises(TaskNotFoundError):
+                await agent.get_task(GetTaskRequest(id=sent.id))
+
+
+async def test_cancel_a_finished_task(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, a2a_client(gw) as client:
+        sent = await send(client, user_message("hello"))
+        with pytest.raises(TaskNotCancelableError):
+            await client.cancel_task(CancelTaskRequest(id=sent.id))
+
+
+async def test_list_the_tasks_of_a_context(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, a2a_client(gw) as client:
+        first = await send(client, user_message("one"))
+        second = await send(client, user_message("two", first.context_id))
+        listed = await client.list_tasks(ListTasksRequest(context_id=first.context_id))
+    assert [t.id for t in listed.tasks] == [second.id, first.id]
+    assert all(t.status.state == TaskState.TASK_STATE_COMPLETED for t in listed.tasks)
+
+
+async def test_a_repeated_message_id_answers_with_its_first_run(
+    serve: Serve, config_factory: ConfigFactory
+):
+    async with serve(config_factory()) as gw, a2a_client(gw) as client:
+        first = await send(client, user_message("once"))
+        message = user_message("once", first.context_id)
+        again = await send(client, message)
+        repeat = await send(client, message)
+        history = await gw.gateway.store.history(f"agent:atlas:a2a:{first.context_id}")
+    assert repeat.id == again.id
+    assert [m.content for m in history].count("once") == 2
+
+
+# ---------------------------------------------------------------- without the extra
+
+
+async def test_without_the_extra_the_routes_name_it(
+    serve: Serve, config_factory: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(sys.modules, "a2a", None)  # as if a2a-sdk were not installed
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        card = await http.get("/.well-known/agent-card.json", headers=bearer(gw))
+        rpc = await http.post("/a2a/atlas", headers=bearer(gw), json={"jsonrpc": "2.0"})
+    for answer in (card, rpc):
+        error = answer.json()["error"]
+        assert error["code"] == "EXTRA_NOT_INSTALLED"
+        assert "sessiongate[a2a]" in error["message"]
+
+
+# ---------------------------------------------------------------- streaming
+
+
+async def test_stream_a_message(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw, streaming=True) as client:
+        request = SendMessageRequest(message=user_message("hello"))
+        events = [event async for event in client.send_message(request)]
+        context_id = events[0].task.context_id
+        again = SendMessageRequest(message=user_message("again", context_id))
+        continued = [event async for event in client.send_message(again)]
+    first = events[0].task
+    assert first.status.state == TaskState.TASK_STATE_SUBMITTED
+    states = [e.status_update.status.state for e in events if e.HasField("status_update")]
+    assert states == [TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_COMPLETED]
+    streamed = "".join(
+        part.text
+        for e in events
+        if e.HasField("artifact_update")
+        for part in e.artifact_update.artifact.parts
+    )
+    final = events[-1].status_update
+    assert final.task_id == first.id and final.context_id == first.context_id
+    assert final.status.message.parts[0].text == "echo: hello"
+    assert streamed in ("", "echo: hello")  # the echo runtime may or may not stream deltas
+    assert continued[0].task.context_id == context_id
+    assert continued[-1].status_update.status.message.parts[0].text == "echo: again"
+
+
+async def test_a_streamed_message_to_a_never_issued_context_is_refused(
+    serve: Serve, config_factory: ConfigFactory
+):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw, streaming=True) as client:
+        before = await session_keys(gw)
+        request = SendMessageRequest(message=user_message("hi", NEVER_ISSUED))
+        with pytest.raises(InvalidParamsError) as refused:
+            _ = [event async for event in client.send_message(request)]
+        assert await session_keys(gw) == before
+    assert wire_of(refused.value)["error"]["code"] == "SESSION_NOT_FOUND"
