@@ -86,10 +86,11 @@ def test_schema_describes_create_on_miss() -> None:
 
 
 def test_the_tool_names_the_config_checks_are_the_registry() -> None:
-    from sessiongate.tool_names import ToolName
+    from sessiongate.tool_names import DEFAULT_TOOLS, ToolName
     from sessiongate.tools import TOOLS
 
     assert set(TOOLS) == set(ToolName)
-    assert parse_config({}, "x").gateway.tools.allow == [name.value for name in ToolName]
+    assert parse_config({}, "x").gateway.tools.allow == [name.value for name in DEFAULT_TOOLS]
+    assert "sessions_delete" not in parse_config({}, "x").gateway.tools.allow  # off by default
     with pytest.raises(ConfigError, match="did you mean 'sessions_list'"):
         parse_config({"gateway": {"tools": {"allow": ["session_list"]}}}, "x.json5")

@@ -155,6 +155,24 @@ def http_get(path: Callable[[str], str], intent: Intent, own: Callable[[str], st
     return Probe(intent, call)
 
 
+def http_call(
+    method: str,
+    path: Callable[[str], str],
+    intent: Intent,
+    own: Callable[[str], str],
+    body: dict[str, Any] | None = None,
+) -> Probe:
+    """A request with a method and an optional JSON body, with an X-Session-Key header."""
+
+    async def call(ctx: Context, key: str) -> dict[str, Any]:
+        response = await ctx.http.request(
+            method, path(key), json=body, headers={"x-session-key": own(key)}
+        )
+        return dict(response.json())
+
+    return Probe(intent, call)
+
+
 def http_invoke_as_own() -> Probe:
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         body = {"tool": "sessions_list", "args": {}, "sessionKey": key}
@@ -328,6 +346,14 @@ SPAWN_UNDER: Callable[[str], dict[str, Any]] = lambda key: {  # noqa: E731
     "parentSessionKey": key,
 }
 SEND_TOOL = tool("sessions_send", "address", SEND)
+KEY_ONLY: Callable[[str], dict[str, Any]] = lambda key: {"sessionKey": key}  # noqa: E731
+LIFECYCLE_ARGS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "sessions_delete": lambda key: {"sessionKey": key, "force": True, "reason": "probe"},
+    "sessions_reset": KEY_ONLY,
+    "sessions_archive": KEY_ONLY,
+    "sessions_unarchive": KEY_ONLY,
+    "sessions_patch": lambda key: {"sessionKey": key, "label": "x"},
+}
 
 PROBES: dict[tuple[str, str], list[Probe]] = {
     ("tool", "sessions_send"): [
@@ -339,7 +365,11 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         tool("sessions_spawn", "parent", SPAWN_UNDER),
     ],
     ("tool", "sessions_history"): [tool("sessions_history", "read", lambda k: {"sessionKey": k})],
+    **{("tool", name): [tool(name, "read", args)] for name, args in LIFECYCLE_ARGS.items()},
     ("ws", "connect"): [ws_connect_as_own()],
+    **{("ws", f"sessions.{name.removeprefix('sessions_')}"): [
+        ws(f"sessions.{name.removeprefix('sessions_')}", "read", args)]
+       for name, args in LIFECYCLE_ARGS.items()},
     ("ws", "agent"): [ws("agent", "address", SEND)],
     ("ws", "sessions.history"): [ws("sessions.history", "read", lambda k: {"sessionKey": k})],
     ("ws", "sessions.resolve"): [ws("sessions.resolve", "read", lambda k: {"sessionKey": k})],
@@ -364,7 +394,13 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("http", "/v1/sessions/{key:path}"): [
         http_get(lambda k: f"/v1/sessions/{k}", "read", caller),
         http_get(lambda k: "/v1/sessions/main", "own", own),
+        http_call("DELETE", lambda k: f"/v1/sessions/{k}", "read", caller, {"force": True}),
+        http_call("DELETE", lambda k: "/v1/sessions/agent:atlas:cron:x", "own", own),
+        http_call("PATCH", lambda k: f"/v1/sessions/{k}", "read", caller, {"label": "x"}),
     ],
+    **{("http", f"/v1/sessions/{{key:path}}/{verb}"): [
+        http_call("POST", lambda k, v=verb: f"/v1/sessions/{k}/{v}", "read", caller),
+    ] for verb in ("reset", "archive", "unarchive")},
     ("http", "/v1/sessions/{key:path}/messages"): [
         http_get(lambda k: f"/v1/sessions/{k}/messages", "read", caller),
         http_get(lambda k: "/v1/sessions/main/messages", "own", own),
@@ -382,6 +418,8 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("mcp", "tools/call sessions_history"): [
         mcp_tool("sessions_history", "read", lambda k: {"sessionKey": k}),
     ],
+    **{("mcp", f"tools/call {name}"): [mcp_tool(name, "read", args)]
+       for name, args in LIFECYCLE_ARGS.items()},
     ("mcp", "resources/read"): [mcp_read_resource()],
     ("mcp", "X-Session-Key"): [mcp_as_own()],
     ("a2a", "SendMessage"): [a2a_send("address")],
@@ -407,7 +445,14 @@ EXEMPT: dict[str, set[str]] = {
     # no reference / only drops a subscription / streams the audit log
     "ws": {"sessions.list", "sessions.unsubscribe", "audit.subscribe"},
     "openclaw": {"connect", "health", "sessions.list"},  # token auth, no session reference
-    "http": {"/v1/status", "/healthz", "/readyz", "/metrics", "/v1/channels/{channel}/inbound"},
+    "http": {
+        "/v1/status",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/channels/{channel}/inbound",
+        "/v1/retention/prune",
+    },
     "cli": {"sessions create"},  # creates on purpose (origin "cli")
     # no reference of their own (the caller's X-Session-Key is probed once, for all of them)
     "mcp": {"ping", "server/discover", "tools/list", "resources/list", "resources/templates/list"},
@@ -423,8 +468,18 @@ EXEMPT: dict[str, set[str]] = {
         "ListTaskPushNotificationConfigs",
         "DeleteTaskPushNotificationConfig",
     },
-    # sign-in, assets, and views that list without a reference (filters are not addresses)
-    "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},
+    # sign-in, assets, views that list without a reference (filters are not addresses),
+    # and the not-found page for any other path
+    "page": {
+        "/",
+        "/signin",
+        "/signout",
+        "/sessions",
+        "/audit",
+        "/doctor",
+        "/static/{name}",
+        "/{rest:path}",
+    },
 }
 
 # ---------------------------------------------------------------- enumerating the surfaces
@@ -509,6 +564,7 @@ async def test_each_probe_creates_only_what_its_intent_allows(
     serve: Any, tmp_path: Path, mode: Any
 ) -> None:
     data = config_data(tmp_path, gateway__sessions={"createOnMiss": mode})
+    data["gateway"]["tools"] = {"allow": sorted(TOOLS)}  # the lifecycle tools too
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(data), encoding="utf-8")
     numbers = itertools.count(6596143250)

@@ -87,7 +87,7 @@ def test_the_cli_reaches_the_gateway_its_config_names(state: Path, tmp_path: Pat
     ambiguous = sessiongate("status", state=state)
     assert ambiguous.returncode == 2
     assert "2 gateways run from this state folder" in ambiguous.stderr
-    assert "pick one with --url or --config" in ambiguous.stderr
+    assert "pick one with --config and --port (or --url)" in ambiguous.stderr
     for config in (one, two):
         assert sessiongate("stop", "--config", str(config), state=state).returncode == 0
     assert records(state) == []

@@ -153,7 +153,8 @@ async def test_invalid_keys_and_unknown_agents_are_audited_with_their_suggestion
     assert invalid["agent:atlas:mian"]["rule"] == "INVALID_SESSION_KEY"
     assert invalid["agent:atlsa:main"]["suggestions"] == ["agent:atlas:main"]
     assert invalid["agent:atlsa:main"]["rule"] == "AGENT_NOT_FOUND"
-    assert page.count('class="pill d-invalid"') == 2 and "agent:atlsa:main" in page
+    assert page.count('class="pill d-invalid"') == 2
+    assert "agent:<wbr>atlsa:<wbr>main" in page  # a key breaks only at its colons
     env = {**os.environ, "COLUMNS": "250"}
     config_file = write_config(tmp_path, config)
     tail = subprocess.run(
@@ -232,3 +233,26 @@ async def test_repair_keeps_time_and_the_phantom_keeps_its_own_transcript(
     assert shown.returncode == 0 and "archived" in shown.stdout
     assert f"key         │ {INCIDENT_KEY}" in shown.stdout or INCIDENT_KEY in shown.stdout
     assert "None" not in shown.stdout  # empty fields are left out
+
+
+async def test_must_exist_on_the_wire_is_create_on_miss_false_and_messages_have_no_prefix(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw, client_for(gw) as http:
+        args = {"sessionKey": "agent:atlas:cron:new", "message": "hi", "mustExist": True}
+        refused = await invoke(http, "sessions_send", args)
+        assert refused.status_code == 404
+        assert refused.json()["error"]["details"]["policy"] == "call createOnMiss=false"
+        both = await invoke(http, "sessions_send", {**args, "createOnMiss": True})
+        assert both.status_code == 400
+        assert "contradict" in both.json()["error"]["message"]
+        neither = await invoke(http, "sessions_send", {"message": "hi"})
+        assert "give exactly one of sessionKey or label" in neither.json()["error"]["message"]
+        assert "Value error" not in neither.text
+        ws = await connected(gw)
+        frame = await request(
+            ws, 1, "agent", sessionKey="agent:atlas:cron:new", message="hi", mustExist=True
+        )
+        assert frame["ok"] is False and frame["error"]["code"] == "SESSION_NOT_FOUND"
+        await ws.close()
+        assert (await http.get("/v1/sessions/agent:atlas:cron:new")).status_code == 404

@@ -40,10 +40,17 @@ class Decision(StrEnum):
     INVALID = "invalid"  # not a session key, or an agent that is not configured
     REPAIRED = "repaired"  # doctor --fix
     DELETED = "deleted"  # an address or read of a key that was deleted (SESSION_DELETED)
+    # the lifecycle operations (who and why; see tools/lifecycle.py)
+    ERASED = "erased"
+    RESET = "reset"
+    ARCHIVED = "archived"
+    UNARCHIVED = "unarchived"
+    LABELLED = "labelled"
 
 
 AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
-           Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED)  # fmt: skip
+           Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED, Decision.ERASED,
+           Decision.RESET, Decision.ARCHIVED, Decision.UNARCHIVED, Decision.LABELLED)  # fmt: skip
 
 
 class AuditLog:

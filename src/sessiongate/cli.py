@@ -19,6 +19,7 @@ from sessiongate.cli_import import import_app
 from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.cli_output import (
     ConfigOption,
+    GatewayPortOption,
     JsonOption,
     TokenOption,
     UrlOption,
@@ -30,7 +31,7 @@ from sessiongate.cli_output import (
     run,
 )
 from sessiongate.cli_target import open_client, resolve_target
-from sessiongate.errors import InvalidRequestError
+from sessiongate.errors import InvalidRequestError, plain_message
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
 
@@ -97,14 +98,21 @@ def root(
 
 @config_app.command("validate")
 def config_validate(
-    path: Annotated[Path | None, typer.Argument(help="Config file to check.")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Config file to check (same as --config).")
+    ] = None,
+    config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a config file (default: the one `serve` would read); print every problem at once."""
+    """Check a config file (default: the one `serve` would read); print every problem at once,
+    and whether the extras it needs (postgres, llm) are installed."""
     from sessiongate.config import config_file, load_config
+    from sessiongate.extras import check_extras
 
+    path = path or config_path
     with guarded(as_json):
         config = load_config(path)
+        check_extras(config)
         file = config_file(path)
         source = str(file) if file else "embedded default (no config file)"
         if as_json:
@@ -128,12 +136,16 @@ def config_schema() -> None:
 
 
 def _table(sessions: list[dict[str, Any]]) -> Table:
+    """Sessions newest first by creation time; a key is never cut or wrapped (it is meant to
+    be copied): the other columns fold around it."""
+    longest = max((len(s["key"]) for s in sessions), default=3)
     table = Table(
-        Column("key", overflow="fold", min_width=30),
-        "agent", "kind", "status", "origin", "msgs",
-        Column("created (UTC)", no_wrap=True),
+        Column("key", no_wrap=True, min_width=longest),
+        *(Column(name, overflow="fold") for name in ("agent", "kind", "status", "origin")),
+        Column("msgs", overflow="fold"),
+        Column("created (UTC)", overflow="fold"),
     )  # fmt: skip
-    for s in sessions:
+    for s in sorted(sessions, key=lambda s: s["createdAt"] or "", reverse=True):
         created = (s["createdAt"] or "")[:16].replace("T", " ")
         row = (s["key"], s["agentId"], s["kind"], s["status"], s["origin"],
                str(s.get("messageCount", "")), created)  # fmt: skip
@@ -270,9 +282,13 @@ def sessions_create(
 
 
 def _client(
-    config_path: Path | None, url: str | None, token: str | None, verbose: bool
+    config_path: Path | None,
+    url: str | None,
+    token: str | None,
+    verbose: bool,
+    port: int | None = None,
 ) -> AsyncSessionGateClient:
-    target = resolve_target(url, config_path)
+    target = resolve_target(url, config_path, port)
     cli_gateway.say_target(target, verbose)
     return open_client(target, token)
 
@@ -285,6 +301,7 @@ def sessions_history(
     archived: ArchivedOption = False,
     config_path: ConfigOption = None,
     url: UrlOption = None,
+    port: GatewayPortOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
@@ -292,7 +309,7 @@ def sessions_history(
     """Print a session's transcript from the running gateway."""
 
     async def history() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose) as client:
+        async with _client(config_path, url, token, verbose, port) as client:
             return await client.history(key, limit=limit, before=before, follow_alias=not archived)
 
     with guarded(as_json):
@@ -323,6 +340,7 @@ def send(
     ] = False,
     config_path: ConfigOption = None,
     url: UrlOption = None,
+    port: GatewayPortOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
@@ -330,7 +348,7 @@ def send(
     """Send a message to a session through the running gateway and print the reply."""
 
     async def deliver() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose) as client:
+        async with _client(config_path, url, token, verbose, port) as client:
             return await client.send(key, message, timeout_seconds=timeout, must_exist=must_exist)
 
     with guarded(as_json):
@@ -458,7 +476,7 @@ def _check_storage_url(model: Any, url: str) -> None:
         model(url=url)
     except ValidationError as exc:
         raise InvalidRequestError(
-            f"{url!r} is not a store URL: {exc.errors()[0]['msg']}",
+            f"{url!r} is not a store URL: {plain_message(exc.errors()[0]['msg'])}",
             details={"hint": "sqlite:///path.db, sqlite:////abs/path.db or postgresql://…"},
         ) from None
 

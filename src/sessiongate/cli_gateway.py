@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from rich.markup import escape
 
 from sessiongate.cli_output import (
     ConfigOption,
+    GatewayPortOption,
     JsonOption,
     TokenOption,
     UrlOption,
@@ -26,7 +29,7 @@ from sessiongate.cli_output import (
     run,
 )
 from sessiongate.cli_target import Target, open_client, resolve_target
-from sessiongate.errors import ConflictError, GatewayUnreachableError
+from sessiongate.errors import ConflictError, GatewayUnreachableError, InvalidRequestError
 from sessiongate.logs import LogFormat, configure_logging, log_level
 from sessiongate.paths import state_dir, token_file
 from sessiongate.private_files import touch_private
@@ -83,6 +86,7 @@ def serve(
     with guarded():
         config = load_config(config_path)
         token, generated = gateway_token(config)
+        _check_port_free(config, port)
         _check_store_not_served(config, force)
     configure_logging(log_level(config.logging.level), log_format or config.logging.format)
     file = config_file(config_path)
@@ -90,6 +94,31 @@ def serve(
         _detach(file, port, force, log_format)
         return
     _serve_foreground(config, token, generated, file, port)
+
+
+def _check_port_free(config: SessionGateConfig, port: int | None) -> None:
+    """Refuse, in our own words only, a port something already listens on (before uvicorn
+    logs its own error, and before a detached child appends to the shared log)."""
+    wanted = port or config.gateway.port
+    if wanted == 0:
+        return
+    host = config.gateway.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, wanted))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # not ours to judge here: uvicorn reports it
+            listen = f"http://{host}:{wanted}"
+            live, _ = read_records()
+            holder = next((r for r in live if r.url.endswith(f":{wanted}")), None)
+            who = f"sessiongate pid {holder.pid}" if holder else "another program"
+            err.print(f"[bold red]error[/] [GATEWAY_NOT_STARTED] could not serve on {listen}: "
+                      f"{who} listens there", highlight=False)  # fmt: skip
+            err.print("[dim]hint:[/] pick another port with --port (or gateway.port)")
+            raise typer.Exit(1) from None
 
 
 def _check_store_not_served(config: SessionGateConfig, force: bool) -> None:
@@ -115,6 +144,7 @@ def _banner(url: str, config: SessionGateConfig, generated: bool) -> None:
     from sessiongate.policy import effective_policies
 
     out.print(f"[bold]sessiongate {__version__}[/] listening on {url} (ws: /ws)")
+    out.print(f"page    {url}/ui (sign in with {token_source(config)})", highlight=False)
     out.print(f"storage {describe_store(config.storage_url)}")
     wire = {p.agent_id: p.to_wire() for p in effective_policies(config)}
     out.print(escape("\n".join(policy_lines(wire))), highlight=False)
@@ -171,6 +201,13 @@ def _serve_foreground(
             remove_record(record)
 
 
+def token_source(config: SessionGateConfig) -> str:
+    """Where the token a person signs in with lives: the config's value or the token file."""
+    if config.gateway.auth.token:
+        return "gateway.auth.token from the config"
+    return f"the token in {token_file()}"
+
+
 def _detach(file: Path | None, port: int | None, force: bool, log_format: str | None) -> None:
     from sessiongate import __version__
 
@@ -181,25 +218,33 @@ def _detach(file: Path | None, port: int | None, force: bool, log_format: str | 
     command += ["--log-format", log_format] if log_format else []
     log_path = state_dir() / "gateway.log"
     touch_private(log_path)
+    start = log_path.stat().st_size  # on failure, show what this start wrote, nothing older
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    record = _wait_for_record(process, log_path)
+    record = _wait_for_record(process, log_path, start)
+    from sessiongate.config import load_config
+
+    record_config = load_config(file)
     out.print(
         f"[bold]sessiongate {__version__}[/] running in the background on {record.url} "
         f"(pid {record.pid})",
         highlight=False,
     )
-    out.print(f"log {log_path}; token in the state folder; stop with `sessiongate stop`")
+    out.print(f"page {record.url}/ui (sign in with {token_source(record_config)})", highlight=False)
+    out.print(f"log {log_path}; stop with `sessiongate stop`", highlight=False)
 
 
-def _wait_for_record(process: subprocess.Popen[bytes], log_path: Path) -> RunRecord:
+def _wait_for_record(process: subprocess.Popen[bytes], log_path: Path, start: int) -> RunRecord:
     deadline = time.monotonic() + DETACH_READY_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            with log_path.open("rb") as log:
+                log.seek(start)
+                written = log.read().decode("utf-8", errors="replace")
+            tail = written.splitlines()[-5:]
             err.print("\n".join(tail), markup=False, highlight=False)
             err.print(f"[bold red]error[/] [GATEWAY_NOT_STARTED] see {log_path}")
             raise typer.Exit(1)
@@ -222,6 +267,7 @@ def status(
     ] = 0,
     config_path: ConfigOption = None,
     url: UrlOption = None,
+    port: GatewayPortOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
@@ -235,7 +281,7 @@ def status(
         err.print(f"[yellow]stale run record[/] of pid {record.pid} ({record.url}) removed: "
                   "that gateway did not exit cleanly", highlight=False)  # fmt: skip
     with guarded(as_json):
-        target, result = _poll_status(url, config_path, token, wait)
+        target, result = _poll_status(url, config_path, token, wait, port)
     say_target(target, verbose)
     body = {"running": result is not None, "url": target.url, "source": target.source,
             **(result or {})}  # fmt: skip
@@ -248,11 +294,11 @@ def status(
 
 
 def _poll_status(
-    url: str | None, config_path: Path | None, token: str | None, wait: float
+    url: str | None, config_path: Path | None, token: str | None, wait: float, port: int | None
 ) -> tuple[Target, dict[str, Any] | None]:
     deadline = time.monotonic() + wait
     while True:
-        target = resolve_target(url, config_path)  # a record may appear while we wait
+        target = resolve_target(url, config_path, port)  # a record may appear while we wait
         try:
             return target, run(_fetch_status(target, token))
         except GatewayUnreachableError:
@@ -283,14 +329,20 @@ def stop(
     timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for a clean exit.")] = 30,
     config_path: ConfigOption = None,
     url: UrlOption = None,
+    port: GatewayPortOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Stop the gateway: SIGTERM to its PID, then wait for it to finish its runs and exit."""
     with guarded():
-        target = resolve_target(url, config_path)
+        target = resolve_target(url, config_path, port)
         say_target(target, verbose)
-        pid = _pid_of(target, token)
+        try:
+            pid = _pid_of(target, token)
+        except GatewayUnreachableError:
+            out.print(f"nothing to stop: no gateway runs at {target.url} (from {target.source})",
+                      highlight=False)  # fmt: skip
+            return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(pid):
@@ -309,7 +361,7 @@ def _pid_of(target: Target, token: str | None) -> int:
     result = run(_fetch_status(target, token))  # no record: ask it, if it runs on this machine
     host = target.url.split("//", 1)[-1].rsplit(":", 1)[0]
     if host not in ("127.0.0.1", "localhost", "[::1]"):
-        raise GatewayUnreachableError(
+        raise InvalidRequestError(  # it answers, so it runs: elsewhere
             f"{target.url} is not a gateway recorded on this machine; stop it where it runs",
             details={"url": target.url},
         )

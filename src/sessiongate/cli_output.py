@@ -60,6 +60,15 @@ UrlOption = Annotated[
         "--url", help="Gateway URL (default: --config's port, else the run record, else 18789)."
     ),
 ]
+GatewayPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        min=1,
+        max=65535,
+        help="The gateway on this port (several serving one --config or state folder).",
+    ),
+]
 TokenOption = Annotated[
     str | None,
     typer.Option(

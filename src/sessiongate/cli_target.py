@@ -1,11 +1,13 @@
 """Which gateway a client command talks to, in one documented order.
 
 1. ``--url``;
-2. the ``--config`` file (or ``$SESSIONGATE_CONFIG``): its ``gateway.port`` and
+2. the ``--config`` file (or ``$SESSIONGATE_CONFIG``): its ``gateway.port`` (or
+   ``--port``, for several gateways serving one file on different ports) and
    ``gateway.bind`` (port 0: the run record of a gateway serving that file);
-3. the run record of the one gateway running from this state folder (several:
-   the one serving the default config, else an error listing them);
-4. the default config (``~/.sessiongate/config.json5``, else the embedded
+3. ``--port`` alone: the gateway of this state folder listening on that port;
+4. the run record of the one gateway running from this state folder (several:
+   the one serving the default config, else an error listing how to pick each);
+5. the default config (``~/.sessiongate/config.json5``, else the embedded
    default): ``http://127.0.0.1:18789``.
 
 The token follows the same config: ``--token``/``$SESSIONGATE_TOKEN``, else the
@@ -50,15 +52,39 @@ def _same_file(recorded: str | None, path: Path) -> bool:
     return recorded is not None and Path(recorded).resolve() == path.expanduser().resolve()
 
 
-def _from_config(path: Path, live: list[RunRecord]) -> Target:
+def _port_of(url: str) -> int | None:
+    tail = url.rstrip("/").rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _from_config(path: Path, live: list[RunRecord], port: int | None) -> Target:
     from sessiongate.config import load_config
 
     config = load_config(path)
-    record = next((r for r in live if _same_file(r.config_path, path)), None)
-    if config.gateway.port == 0 and record is not None:
-        return Target(record.url, f"run record of {path} (gateway.port 0)", config, record)
+    serving = [r for r in live if _same_file(r.config_path, path)]
+    wanted = port or config.gateway.port
+    record = next((r for r in serving if _port_of(r.url) == wanted), None)
+    if wanted == 0 and serving:
+        record = serving[0]
+    if record is not None and (port or config.gateway.port == 0):
+        return Target(
+            record.url, f"run record of {path} on port {_port_of(record.url)}", config, record
+        )
+    if port:
+        config = config.model_copy(
+            update={"gateway": config.gateway.model_copy(update={"port": port})}
+        )
     source = f"{path}: gateway.port {config.gateway.port}, gateway.bind {config.gateway.bind}"
     return Target(config_url(config), source, config, record)
+
+
+def _choices(live: list[RunRecord]) -> str:
+    """How to pick each of several gateways: by --config and --port, or by --url."""
+    picks = []
+    for r in live:
+        by_config = f"--config {r.config_path} --port {_port_of(r.url)}" if r.config_path else ""
+        picks.append(f"{r.url} (pid {r.pid}): {by_config or '--url ' + r.url}")
+    return "; ".join(picks)
 
 
 def _from_records(live: list[RunRecord]) -> Target | None:
@@ -70,10 +96,9 @@ def _from_records(live: list[RunRecord]) -> Target | None:
             r for r in live if r.config_path is None or _same_file(r.config_path, default)
         ]
         if len(serving_default) != 1:
-            running = "; ".join(f"{r.url} (pid {r.pid}, config {r.config_path})" for r in live)
             raise InvalidRequestError(
-                f"{len(live)} gateways run from this state folder: {running}",
-                details={"hint": "pick one with --url or --config"},
+                f"{len(live)} gateways run from this state folder: {_choices(live)}",
+                details={"hint": "pick one with --config and --port (or --url)"},
             )
         live = serving_default
     from sessiongate.config import load_config
@@ -84,7 +109,7 @@ def _from_records(live: list[RunRecord]) -> Target | None:
     return Target(record.url, source, config, record)
 
 
-def resolve_target(url: str | None, config_path: Path | None) -> Target:
+def resolve_target(url: str | None, config_path: Path | None, port: int | None = None) -> Target:
     """The gateway a client command talks to (see the module docstring for the order)."""
     from sessiongate.config import load_config  # pydantic: only once a command needs a target
 
@@ -94,7 +119,15 @@ def resolve_target(url: str | None, config_path: Path | None) -> Target:
     live, _ = read_records()
     explicit = config_path or os.environ.get("SESSIONGATE_CONFIG")
     if explicit:
-        return _from_config(Path(explicit), live)
+        return _from_config(Path(explicit), live, port)
+    if port:
+        live = [r for r in live if _port_of(r.url) == port]
+        if not live:
+            config = load_config()
+            config = config.model_copy(
+                update={"gateway": config.gateway.model_copy(update={"port": port})}
+            )
+            return Target(config_url(config), f"--port {port}", config)
     from_record = _from_records(live)
     if from_record is not None:
         return from_record

@@ -29,10 +29,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from sessiongate.errors import ConfigError
+from sessiongate.errors import ConfigError, plain_message
 from sessiongate.keys import AGENT_ID_RE, DmScope
 from sessiongate.paths import default_config_path, state_dir
-from sessiongate.tool_names import ToolName
+from sessiongate.tool_names import DEFAULT_TOOLS, ToolName
 
 __all__ = [
     "AgentConfig",
@@ -84,7 +84,7 @@ class GatewaySessionsConfig(_Model):
 
 class GatewayToolsConfig(_Model):
     allow: list[str] = Field(
-        default_factory=lambda: [name.value for name in ToolName],
+        default_factory=lambda: [name.value for name in DEFAULT_TOOLS],
         json_schema_extra={"items": {"type": "string", "enum": [name.value for name in ToolName]}},
     )
 
@@ -153,8 +153,29 @@ class GatewayConfig(_Model):
         return ipaddress.ip_address(self.host).is_loopback
 
 
+class RetentionRule(_Model):
+    """Which sessions a retention rule covers, and what it does with them once idle.
+
+    The first rule whose `agent` and `match` globs both fit a session decides for it.
+    """
+
+    agent: str = Field(default="*", min_length=1)  # agent-id glob
+    match: str = Field(default="*", min_length=1)  # glob on the canonical key
+    archive_after_days: float | None = Field(default=None, gt=0)  # idle days, then archived
+    delete_after_days: float | None = Field(default=None, gt=0)  # days archived, then deleted
+
+
+class RetentionConfig(_Model):
+    """`session.retention`: the janitor archives idle sessions and deletes archived ones
+    (never a main session), on one gateway process at a time."""
+
+    rules: list[RetentionRule] = Field(default_factory=list)
+    interval_minutes: float = Field(default=60.0, gt=0, le=10_080)
+
+
 class SessionConfig(_Model):
     dm_scope: DmScope = DmScope.MAIN
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class StorageConfig(_Model):
@@ -466,7 +487,7 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
 
 def _format_error(error: Any) -> str:
     loc = ".".join(str(part) for part in error["loc"]) or "(root)"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = plain_message(str(error["msg"]))
     if error["type"] == "extra_forbidden":
         return _unknown_key(tuple(error["loc"]))
     if error["type"] == "missing":
@@ -526,8 +547,19 @@ def load_config(path: str | Path | None = None) -> SessionGateConfig:
     try:
         data = json5.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
+        where, what = _syntax_error_at(file, exc)
         raise ConfigError(
-            f"Invalid config at {file}:\n- (syntax): {exc}",
-            details={"source": str(file), "problems": [f"(syntax): {exc}"]},
+            f"Invalid config at {where}:\n- (syntax): {what}",
+            details={"source": str(file), "problems": [f"(syntax): {what}"], "at": where},
         ) from None
     return parse_config(data, str(file))
+
+
+def _syntax_error_at(file: Path, exc: Exception) -> tuple[str, str]:
+    """``file:line:column`` and the parser's words (json5 says ``<string>:3 … at column 5``)."""
+    text = str(exc)
+    found = re.match(r"<string>:(\d+) (.*?)(?: at column (\d+))?$", text, re.S)
+    if found is None:
+        return str(file), text
+    line, what, column = found.groups()
+    return f"{file}:{line}" + (f":{column}" if column else ""), what

@@ -101,6 +101,7 @@ __all__ = [
     "UnauthorizedError",
     "error_for_http_status",
     "error_from_wire",
+    "plain_message",
 ]
 
 
@@ -340,6 +341,14 @@ class GatewayUnreachableError(SessionGateError):
     code = "GATEWAY_UNREACHABLE"
     http_status = 503
     retryable = True
+
+
+def plain_message(validator_message: str) -> str:
+    """A validator's message without pydantic's ``Value error, `` style prefix: the reader
+    sees the rule, not which kind of exception a validator raised."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        validator_message = validator_message.removeprefix(prefix)
+    return validator_message
 
 
 def _all_error_types() -> dict[str, type[SessionGateError]]:

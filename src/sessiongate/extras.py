@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from sessiongate.errors import MissingExtraError
 
-__all__ = ["check_extra", "require_extra"]
+if TYPE_CHECKING:
+    from sessiongate.config import SessionGateConfig
+
+__all__ = ["check_extra", "check_extras", "require_extra"]
 
 
 def require_extra(module: str, extra: str, purpose: str) -> ModuleType:
@@ -34,4 +38,32 @@ def _missing(module: str, extra: str, purpose: str, missing: str | None) -> Miss
     return MissingExtraError(
         f"{purpose} needs the '{extra}' extra: pip install 'sessiongate[{extra}]'",
         details={"extra": extra, "module": missing or module},
+    )
+
+
+def _needed(config: SessionGateConfig) -> list[tuple[str, str, str]]:
+    """(module, extra, what needs it) for every optional integration `config` uses."""
+    needed = []
+    if config.storage_url.startswith(("postgresql://", "postgres://")):
+        needed.append(("asyncpg", "postgres", "storage.url postgresql://…"))
+    for agent in config.agents.entries:
+        model = config.model_of(agent)
+        if model not in ("echo", "webhook"):
+            needed.append(("openai", "llm", f"agent {agent.id!r} (model {model!r})"))
+            break
+    return needed
+
+
+def check_extras(config: SessionGateConfig) -> None:
+    """MissingExtraError naming every extra `config` needs that is not installed (found
+    without importing them: validating a config stays fast)."""
+    missing = [n for n in _needed(config) if importlib.util.find_spec(n[0]) is None]
+    if not missing:
+        return
+    extras = sorted({extra for _, extra, _ in missing})
+    lines = [f"- {purpose} needs the '{extra}' extra" for _, extra, purpose in missing]
+    install = f"pip install 'sessiongate[{','.join(extras)}]'"
+    raise MissingExtraError(
+        "this config needs extras that are not installed:\n" + "\n".join(lines),
+        details={"extras": extras, "hint": install},
     )

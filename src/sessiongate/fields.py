@@ -20,6 +20,7 @@ __all__ = [
     "Label",
     "ListLimit",
     "MessageText",
+    "Reason",
     "Seq",
     "SessionRef",
     "WaitSeconds",
@@ -40,6 +41,9 @@ WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS)]
 
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)]
 """A caller-chosen key that makes a repeated send answer with the first one's run."""
+
+Reason = Annotated[str, Field(max_length=500)]
+"""Why an operation was asked for (kept in the audit and on a tombstone)."""
 
 SessionRef = Annotated[str, Field()]
 """A session reference: a key, an alias, or a bare ``main`` (the resolver checks it)."""

@@ -43,16 +43,46 @@ from sessiongate.outcomes import (
 )
 from sessiongate.paging import CursorSigner, VisibleListing
 from sessiongate.resolver import Caller, Intent, Resolution, Resolver
+from sessiongate.retention import PruneReport, RetentionAction, plan
 from sessiongate.runtime.base import Runtime
 from sessiongate.runtime.echo import EchoRuntime
 from sessiongate.runtime.runs import Listener, RunManager, RunStream
 from sessiongate.runtime.webhook import WebhookRuntime
 from sessiongate.store import SessionPage, SessionRecord, SessionStore, open_store
-from sessiongate.store.base import MessageRecord, Origin, RunRecord, now
+from sessiongate.store.base import (
+    Erasure,
+    MessageRecord,
+    Origin,
+    ResetOutcome,
+    RunRecord,
+    SessionStatus,
+    Tombstone,
+    now,
+)
 from sessiongate.tool_names import ToolName
 from sessiongate.tools import ToolContext, get_tool
-from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs, SpawnArgs
+from sessiongate.tools.args import (
+    DeleteArgs,
+    HistoryArgs,
+    ListArgs,
+    PatchArgs,
+    PruneArgs,
+    ResetArgs,
+    SendArgs,
+    SessionArgs,
+    SpawnArgs,
+    StatusArgs,
+)
 from sessiongate.tools.base import validate_args
+from sessiongate.tools.lifecycle import (
+    erase,
+    sessions_archive,
+    sessions_delete,
+    sessions_patch,
+    sessions_reset,
+    sessions_unarchive,
+    set_status,
+)
 from sessiongate.tools.sessions import (
     sessions_history,
     sessions_list,
@@ -83,7 +113,7 @@ class Gateway:
         self.cursors = CursorSigner(config.gateway.auth.token)
         self.runs = RunManager(store, self.metrics, self.runtime_for, self.invoke)
         self.http = httpx.AsyncClient()
-        self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
+        self._runtimes: dict[str, Runtime] = {}  # built when first needed (`runtime_for`)
         self._background: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -96,6 +126,9 @@ class Gateway:
         store = await open_store(config.storage_url, config.storage.timeout_seconds)
         try:
             gateway = cls(config, store)
+            if serving:  # a serving gateway refuses to start without what its agents need
+                for agent in config.agents.entries:
+                    gateway.runtime_for(agent.id)
         except BaseException:
             await store.close()
             raise
@@ -104,6 +137,8 @@ class Gateway:
             await store.interrupt_running()
             await gateway.resolver.ensure_startup_sessions()
             gateway._background.append(asyncio.create_task(gateway._sweep_orphaned_runs()))
+            if config.session.retention.rules:
+                gateway._background.append(asyncio.create_task(gateway._retention_janitor()))
             if store.shared:
                 gateway._background.append(asyncio.create_task(gateway.runs.relay_events()))
         return gateway
@@ -124,6 +159,23 @@ class Gateway:
                 continue
             if swept:
                 log.warning("runs of a stopped gateway process marked interrupted", runs=swept)
+
+    async def _retention_janitor(self) -> None:
+        """Apply session.retention every intervalMinutes (one process at a time)."""
+        interval = self.config.session.retention.interval_minutes * 60
+        caller = Caller(None, "retention")
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                report = await self.prune(PruneArgs(dry_run=False), caller)
+            except StoreUnavailableError as exc:
+                log.warning("retention pass skipped", error=exc.message)
+                continue
+            except Exception:  # the janitor must outlive any one pass
+                log.exception("retention pass failed")
+                continue
+            if report.done:
+                log.info("retention applied", sessions=len(report.done))
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """Finish or interrupt in-flight runs, then release the store."""
@@ -159,8 +211,15 @@ class Gateway:
         return LlmRuntime(endpoint, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
-        """The runtime that answers for this agent."""
-        return self._runtimes[agent_id]
+        """The runtime that answers for this agent, built the first time it is needed (so
+        reading the store — ``sessions list``, ``doctor`` — needs no runtime's extra)."""
+        runtime = self._runtimes.get(agent_id)
+        if runtime is None:
+            agent = self.config.agent(agent_id)
+            if agent is None:
+                raise KeyError(agent_id)
+            runtime = self._runtimes[agent_id] = self._make_runtime(agent)
+        return runtime
 
     def _context(self, caller: Caller) -> ToolContext:
         return ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
@@ -233,6 +292,82 @@ class Gateway:
         from this process and every other one on the same store."""
         key = (await self.resolve(args, caller)).key
         return Subscription(key, self.runs.subscribe(key, listener))
+
+    def _allowed_for(self, caller: Caller, tool: ToolName) -> None:
+        """An operator may always use the lifecycle operations; an agent (a caller with a
+        session of its own) only when `gateway.tools.allow` names the tool."""
+        if not caller.is_operator:
+            self._allowed(tool)
+
+    async def delete(self, args: DeleteArgs, caller: Caller) -> Erasure:
+        """Erase a session, leaving a tombstone (``sessions_delete``; see tools/lifecycle.py)."""
+        self._allowed_for(caller, ToolName.DELETE)
+        return await sessions_delete(self._context(caller), args)
+
+    async def reset(self, args: ResetArgs, caller: Caller) -> ResetOutcome:
+        """A fresh transcript under the same key (``sessions_reset``)."""
+        self._allowed_for(caller, ToolName.RESET)
+        return await sessions_reset(self._context(caller), args)
+
+    async def archive(self, args: StatusArgs, caller: Caller) -> ShownSession:
+        """Archive a session (``sessions_archive``)."""
+        self._allowed_for(caller, ToolName.ARCHIVE)
+        return await sessions_archive(self._context(caller), args)
+
+    async def unarchive(self, args: StatusArgs, caller: Caller) -> ShownSession:
+        """Make an archived session active (``sessions_unarchive``)."""
+        self._allowed_for(caller, ToolName.UNARCHIVE)
+        return await sessions_unarchive(self._context(caller), args)
+
+    async def patch(self, args: PatchArgs, caller: Caller) -> ShownSession:
+        """Set or clear a session's label (``sessions_patch``)."""
+        self._allowed_for(caller, ToolName.PATCH)
+        return await sessions_patch(self._context(caller), args)
+
+    async def prune(self, args: PruneArgs, caller: Caller, at: float | None = None) -> PruneReport:
+        """Apply `session.retention` at time `at` (default now); a dry run changes nothing.
+
+        Operators only. Runs on one gateway process at a time: while another holds
+        the retention lock, the report says ``skipped``.
+        """
+        self._allowed_for(caller, ToolName.DELETE)
+        at = now() if at is None else at
+        rules = self.config.session.retention.rules
+        actions = plan(await self._all_sessions(), rules, at)
+        if args.dry_run:
+            return PruneReport(True, at, actions)
+        async with self.store.exclusive("retention") as held:
+            if not held:
+                return PruneReport(False, at, actions, skipped=True)
+            done = [a.session_key for a in actions if await self._retain(a, caller)]
+        return PruneReport(False, at, actions, tuple(done))
+
+    async def _retain(self, action: RetentionAction, caller: Caller) -> bool:
+        """Apply one planned action, unless its session changed since it was planned."""
+        session = await self.store.find(action.session_key)
+        if session is None or session.updated_at != action.updated_at:
+            return False
+        context = self._context(caller)
+        reason = f"session.retention.rules[{action.rule}]: idle {action.idle_days:.1f} days"
+        if action.action == "archive":
+            await set_status(context, session, SessionStatus.ARCHIVED, reason)
+        else:
+            await erase(context, session, reason)
+        return True
+
+    async def _all_sessions(self) -> list[SessionRecord]:
+        found: list[SessionRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.store.list_sessions(limit=1000, cursor=cursor)
+            found.extend(page.sessions)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def tombstones(self, limit: int = 1000) -> list[Tombstone]:
+        """The deleted keys, newest deletion first (doctor, the page)."""
+        return await self.store.list_tombstones(limit=limit)
 
     async def caller_for(self, session_key: str | None, entry_point: str) -> Caller:
         """The caller an optional own-session key stands for; that session must exist

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ToolName"]
+__all__ = ["DEFAULT_TOOLS", "ToolName"]
 
 
 class ToolName(StrEnum):
@@ -17,3 +17,14 @@ class ToolName(StrEnum):
     SPAWN = "sessions_spawn"
     LIST = "sessions_list"
     HISTORY = "sessions_history"
+    # lifecycle: offered to agents (LLM, MCP, /tools/invoke) only when gateway.tools.allow
+    # names them; an operator (token, no session of its own) may always use them
+    DELETE = "sessions_delete"
+    RESET = "sessions_reset"
+    ARCHIVE = "sessions_archive"
+    UNARCHIVE = "sessions_unarchive"
+    PATCH = "sessions_patch"
+
+
+DEFAULT_TOOLS = (ToolName.SEND, ToolName.SPAWN, ToolName.LIST, ToolName.HISTORY)
+"""gateway.tools.allow when it is not set: the lifecycle tools are off."""

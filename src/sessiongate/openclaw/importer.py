@@ -191,7 +191,8 @@ class OpenClawImporter:
         if unconfigured:
             report.problems.append(_unconfigured(index))
             tally.skipped += len(index.entries)
-        pending = iter(index.entries.items())
+        # oldest first, so the store's newest-first listing shows them in their own time
+        pending = iter(sorted(index.entries.items(), key=_entry_started))
 
         async def worker() -> None:
             for raw_key, entry in pending:  # shared: each worker takes the next entry
@@ -341,6 +342,16 @@ def _parent(entry: dict[str, Any]) -> str | None:
         return canonical_session_key(spawned_by)
     except InvalidSessionKeyError:
         return None
+
+
+def _entry_started(item: tuple[str, Any]) -> float:
+    """When an index entry's session started, as far as the index says (0: unknown)."""
+    entry = item[1]
+    if not isinstance(entry, dict):
+        return 0.0
+    return (
+        epoch_seconds(entry.get("sessionStartedAt")) or epoch_seconds(entry.get("updatedAt")) or 0.0
+    )
 
 
 def _session_record(

@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import ipaddress
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,13 +29,24 @@ from sessiongate.server.access_log import session_gate_error_response
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
 from sessiongate.server.requests import read_body
-from sessiongate.tools.args import HistoryArgs, ListArgs, SessionArgs
+from sessiongate.tools.args import (
+    DeleteArgs,
+    HistoryArgs,
+    ListArgs,
+    PatchArgs,
+    PruneArgs,
+    ResetArgs,
+    SessionArgs,
+    StatusArgs,
+)
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_text, decode_json, query_int
 
 __all__ = ["authenticate", "bearer_token", "http_routes", "ok", "session_gate_error_response"]
 
 log = structlog.get_logger("sessiongate.http")
+
+A = TypeVar("A", bound=ToolArgs)
 
 READY_DEADLINE_SECONDS = 2.0
 
@@ -141,6 +152,63 @@ async def session_messages(request: Request) -> Response:
     return ok((await gateway.history(args, caller)).to_wire())
 
 
+async def _optional_body(request: Request) -> Any:
+    raw = await read_body(request)
+    return decode_json(raw) if raw.strip() else {}
+
+
+async def _session_operation(
+    request: Request, model: type[A], what: str
+) -> tuple[Gateway, A, Caller]:
+    """A lifecycle route: the key from the path, the rest from an optional JSON body,
+    the caller from X-Session-Key (none: an operator)."""
+    gateway = _gateway(request)
+    body = await _optional_body(request)
+    raw = {**body, "sessionKey": _path_key(request)} if isinstance(body, dict) else body
+    args = validate_args(model, raw, what)
+    return gateway, args, await _header_caller(request, gateway)
+
+
+async def delete_session(request: Request) -> Response:
+    gateway, args, caller = await _session_operation(
+        request, DeleteArgs, "DELETE /v1/sessions/{key}"
+    )
+    return ok((await gateway.delete(args, caller)).to_wire())
+
+
+async def reset_session(request: Request) -> Response:
+    gateway, args, caller = await _session_operation(
+        request, ResetArgs, "POST /v1/sessions/{key}/reset"
+    )
+    return ok((await gateway.reset(args, caller)).to_wire())
+
+
+async def archive_session(request: Request) -> Response:
+    gateway, args, caller = await _session_operation(
+        request, StatusArgs, "POST /v1/sessions/{key}/archive"
+    )
+    return ok((await gateway.archive(args, caller)).to_wire())
+
+
+async def unarchive_session(request: Request) -> Response:
+    gateway, args, caller = await _session_operation(
+        request, StatusArgs, "POST /v1/sessions/{key}/unarchive"
+    )
+    return ok((await gateway.unarchive(args, caller)).to_wire())
+
+
+async def patch_session(request: Request) -> Response:
+    gateway, args, caller = await _session_operation(request, PatchArgs, "PATCH /v1/sessions/{key}")
+    return ok((await gateway.patch(args, caller)).to_wire())
+
+
+async def prune_sessions(request: Request) -> Response:
+    gateway = _gateway(request)
+    args = validate_args(PruneArgs, await _optional_body(request), "POST /v1/retention/prune")
+    caller = await _header_caller(request, gateway)
+    return ok((await gateway.prune(args, caller)).to_wire())
+
+
 async def channel_inbound(request: Request) -> Response:
     gateway = _gateway(request)
     channel: str = request.path_params["channel"]
@@ -231,7 +299,13 @@ def http_routes() -> list[Route]:
         Route("/tools/invoke", tools_invoke, methods=["POST"]),
         Route("/v1/sessions", list_sessions, methods=["GET"]),
         Route("/v1/sessions/{key:path}/messages", session_messages, methods=["GET"]),
+        Route("/v1/sessions/{key:path}/reset", reset_session, methods=["POST"]),
+        Route("/v1/sessions/{key:path}/archive", archive_session, methods=["POST"]),
+        Route("/v1/sessions/{key:path}/unarchive", unarchive_session, methods=["POST"]),
         Route("/v1/sessions/{key:path}", show_session, methods=["GET"]),
+        Route("/v1/sessions/{key:path}", delete_session, methods=["DELETE"]),
+        Route("/v1/sessions/{key:path}", patch_session, methods=["PATCH"]),
+        Route("/v1/retention/prune", prune_sessions, methods=["POST"]),
         Route("/v1/channels/{channel}/inbound", channel_inbound, methods=["POST"]),
         Route("/v1/status", status, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import Field
+from pydantic import Field, model_validator
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sessiongate import __version__
@@ -33,13 +33,22 @@ from sessiongate.errors import (
 )
 from sessiongate.fields import MessageText, SessionRef, WaitSeconds
 from sessiongate.gateway import Gateway
+from sessiongate.outcomes import Outcome
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.server.requests import same_origin
-from sessiongate.tools.args import SendArgs, SessionArgs
+from sessiongate.tools.args import (
+    DeleteArgs,
+    PatchArgs,
+    ResetArgs,
+    SendArgs,
+    SessionArgs,
+    StatusArgs,
+    must_exist_as_create_on_miss,
+)
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_json, check_text, load_json
 
@@ -82,7 +91,13 @@ class AgentParams(ToolArgs):
     session_key: SessionRef
     message: MessageText
     create_on_miss: bool | None = None
+    must_exist: bool | None = None  # true: the same as createOnMiss false
     timeout_seconds: WaitSeconds = 30
+
+    @model_validator(mode="after")
+    def _must_exist(self) -> AgentParams:
+        self.create_on_miss = must_exist_as_create_on_miss(self.must_exist, self.create_on_miss)
+        return self
 
     def send_args(self) -> SendArgs:
         """The send (answered at once; the run's events follow), without validating again."""
@@ -287,6 +302,31 @@ async def _invoke(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     return await conn.gateway.invoke(args.tool, args.args, conn.caller)
 
 
+LifecycleOperation = Callable[[Any, Caller], Awaitable[Outcome]]
+
+
+def _lifecycle_method(
+    name: str, model: type[ToolArgs], operation: Callable[[Gateway], LifecycleOperation]
+) -> Handler:
+    """A lifecycle operation as a method: its params are the tool's arguments (an agent's
+    connection needs the tool in gateway.tools.allow; an operator's does not)."""
+
+    async def method(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        assert conn.caller is not None
+        args = validate_args(model, params, name)
+        return (await operation(conn.gateway)(args, conn.caller)).to_wire()
+
+    return method
+
+
+LIFECYCLE_METHODS: dict[str, tuple[type[ToolArgs], Callable[[Gateway], LifecycleOperation]]] = {
+    "sessions.delete": (DeleteArgs, lambda gw: gw.delete),
+    "sessions.reset": (ResetArgs, lambda gw: gw.reset),
+    "sessions.archive": (StatusArgs, lambda gw: gw.archive),
+    "sessions.unarchive": (StatusArgs, lambda gw: gw.unarchive),
+    "sessions.patch": (PatchArgs, lambda gw: gw.patch),
+}
+
 METHODS: dict[str, Handler] = {
     "agent": _agent,
     "sessions.list": _tool_method("sessions_list"),
@@ -296,6 +336,7 @@ METHODS: dict[str, Handler] = {
     "sessions.unsubscribe": _unsubscribe,
     "audit.subscribe": _audit_subscribe,
     "tools.invoke": _invoke,
+    **{name: _lifecycle_method(name, *entry) for name, entry in LIFECYCLE_METHODS.items()},
 }
 
 

@@ -630,6 +630,11 @@ class SessionAdmin(ABC):
             )
         await self._update(key, "status", str(status))
 
+    async def set_label(self, key: str, label: str | None) -> None:
+        """Give a session a label (None removes it)."""
+        check_storable("label", label, indexed=True)
+        await self._update(key, "label", label)
+
     async def import_session(
         self,
         session: SessionRecord,
@@ -724,6 +729,11 @@ class Coordination(ABC):
     @abstractmethod
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Deliver run events published by other processes to `listener`."""
+
+    @abstractmethod
+    def exclusive(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        """Try to hold the store-wide lock `name` (never waits): True inside when this
+        process holds it, False when another does (e.g. the retention janitor)."""
 
 
 class SingleProcessCoordination(Coordination):

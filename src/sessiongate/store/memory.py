@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 from collections import Counter
+from collections.abc import AsyncIterator
 
 from sessiongate.errors import ConflictError
 from sessiongate.store.base import (
@@ -46,6 +48,7 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         self._runs: dict[str, RunRecord] = {}
         self._tombstones: dict[str, Tombstone] = {}
         self._last_row_id = 0
+        self._held: set[str] = set()
         self._archived: dict[str, list[MessageRecord]] = {}
 
     async def _find(self, key: str) -> SessionRecord | None:
@@ -130,9 +133,23 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         record = self._live(key, None)
         if column == "status":
             record = dataclasses.replace(record, status=str(value))
+        elif column == "label":
+            record = dataclasses.replace(record, label=value)
         else:
             record = dataclasses.replace(record, alias_of=value)
         self._sessions[key] = dataclasses.replace(record, updated_at=now())
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """One process: held unless this store already holds it."""
+        if name in self._held:
+            yield False
+            return
+        self._held.add(name)
+        try:
+            yield True
+        finally:
+            self._held.discard(name)
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)

@@ -430,6 +430,26 @@ class PostgresSessionStore(SessionStore):
         if status.endswith(" 0"):
             raise await self._refusal(key, None)
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """A session-level advisory lock on a connection of its own, tried once."""
+        pool = self._open_pool(self._lane_pool)
+        conn = await self._within_deadline(pool.acquire(timeout=self.timeout))
+        try:
+            lock = f"{self.schema or 'public'}:{name}"
+            held = await self._within_deadline(
+                conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 3))", lock)
+            )
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    await self._within_deadline(
+                        conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 3))", lock)
+                    )
+        finally:
+            await pool.release(conn)
+
     async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
         run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
         await conn.execute(

@@ -9,10 +9,11 @@ writes) while the event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -291,6 +292,22 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
 
     async def _update(self, key: str, column: str, value: str | None) -> None:
         await self._call_write(self._sql_update, key, column, value)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """An exclusive lock on a file beside the database (processes sharing the file)."""
+        path = self.path.with_name(f"{self.path.name}.{name}.lock")
+        touch_private(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _sql_start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)

@@ -6,11 +6,12 @@ from typing import Any
 
 from sessiongate.errors import ToolNotFoundError
 from sessiongate.tools.base import ToolContext, ToolSpec, forbidden_tool
+from sessiongate.tools.lifecycle import LIFECYCLE_TOOLS
 from sessiongate.tools.sessions import SESSION_TOOLS
 
 __all__ = ["TOOLS", "ToolContext", "ToolSpec", "get_tool"]
 
-TOOLS: dict[str, ToolSpec[Any]] = dict(SESSION_TOOLS)
+TOOLS: dict[str, ToolSpec[Any]] = {**SESSION_TOOLS, **LIFECYCLE_TOOLS}
 
 
 def get_tool(name: Any, allowed: list[str] | None = None) -> ToolSpec[Any]:

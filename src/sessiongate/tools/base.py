@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from sessiongate.errors import ForbiddenError, InvalidRequestError
+from sessiongate.errors import ForbiddenError, InvalidRequestError, plain_message
 from sessiongate.outcomes import Outcome
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.runtime.runs import RunManager
@@ -69,7 +69,8 @@ def validate_args(model: type[A], raw: Any, what: str) -> A:
         return model.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(args)'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(args)'}: {plain_message(e['msg'])}"
+            for e in exc.errors()
         ]
         raise InvalidRequestError(
             f"{what}: invalid arguments: " + "; ".join(problems),

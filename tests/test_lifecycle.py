@@ -1,0 +1,206 @@
+"""Delete, reset, archive, label and retention, over the real HTTP surface.
+
+Semantics under test (tools/lifecycle.py): a delete erases and leaves a tombstone;
+the key answers SESSION_DELETED to whoever may see it (SESSION_NOT_FOUND to anyone
+else) until something made after the delete creates it anew; a main needs force
+and stays deleted across a restart; a reset keeps the key with a fresh transcript;
+retention runs with a controlled clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sessiongate.config import SessionGateConfig
+from sessiongate.resolver import Caller
+from sessiongate.store.base import now
+from sessiongate.tools.args import PruneArgs
+
+from .conftest import make_config
+
+KEY = "agent:atlas:cron:nightly"
+DAY = 86_400.0
+
+
+@asynccontextmanager
+async def client(
+    serve: Any, config: SessionGateConfig
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    async with serve(config) as gw:
+        headers = {"authorization": f"Bearer {gw.token}"}
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers, timeout=30) as http:
+            yield gw, http
+
+
+async def send(
+    http: httpx.AsyncClient, key: str, message: str = "hi", **extra: Any
+) -> dict[str, Any]:
+    args = {"sessionKey": key, "message": message, "timeoutSeconds": 10, **extra}
+    response = await http.post("/tools/invoke", json={"tool": "sessions_send", "args": args})
+    return dict(response.json())
+
+
+async def test_delete_erases_and_the_key_answers_deleted(serve: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path, gateway__sessions={"rules": [
+        {"match": "agent:atlas:cron:*", "createOnMiss": False}]})  # fmt: skip
+    async with client(serve, config) as (gw, http):
+        await gw.gateway.create_session(KEY, "cli", "test")
+        assert (await send(http, KEY))["ok"]
+        response = await http.request("DELETE", f"/v1/sessions/{KEY}",
+                                      json={"reason": "erasure request"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        result = response.json()["result"]
+        assert result["deleted"] is True and result["messages"] == 2 and result["runs"] == 1
+        shown = (await http.get(f"/v1/sessions/{KEY}")).json()
+        assert shown["error"]["code"] == "SESSION_DELETED"
+        assert shown["error"]["details"]["deletedAt"] == result["deletedAt"]
+        refused = await send(http, KEY)
+        assert refused["error"]["code"] == "SESSION_DELETED"
+        again = await http.request("DELETE", f"/v1/sessions/{KEY}")
+        assert again.json()["error"]["code"] == "SESSION_DELETED"
+        assert await gw.gateway.store.find(KEY) is None
+        await gw.gateway.audit.flush()
+        events = [e for e in gw.gateway.audit.read() if e["decision"] == "erased"]
+        assert events and events[0]["reason"] == "erasure request"
+        assert events[0]["caller"] == {"sessionKey": None, "entryPoint": "http"}
+
+
+async def test_an_address_made_after_the_delete_creates_a_new_session(
+    serve: Any, tmp_path: Path
+) -> None:
+    async with client(serve, make_config(tmp_path)) as (gw, http):
+        key = "agent:atlas:direct:6596143250"
+        assert (await send(http, key))["ok"]
+        first = await gw.gateway.store.find(key)
+        assert (await http.request("DELETE", f"/v1/sessions/{key}")).status_code == 200
+        assert (await send(http, key, "again"))["ok"]  # createOnMiss true: a new session
+        second = await gw.gateway.store.find(key)
+        assert first is not None and second is not None
+        assert second.incarnation != first.incarnation
+        history = (await http.get(f"/v1/sessions/{key}/messages")).json()["result"]
+        assert [m["content"] for m in history["messages"]] == ["again", "echo: again"]
+
+
+async def test_a_caller_who_cannot_see_the_key_gets_not_found(serve: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path, tools__sessions={"visibility": "self"})
+    async with client(serve, config) as (gw, http):
+        await gw.gateway.create_session(KEY, "cli", "test")
+        await http.request("DELETE", f"/v1/sessions/{KEY}")
+        hidden = await http.get(
+            f"/v1/sessions/{KEY}", headers={"x-session-key": "agent:atlas:main"}
+        )
+        assert hidden.json()["error"]["code"] == "SESSION_NOT_FOUND"
+        assert "deletedAt" not in hidden.json()["error"]["details"]
+
+
+async def test_a_main_needs_force_and_stays_deleted_across_a_restart(
+    serve: Any, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path)
+    async with client(serve, config) as (gw, http):
+        refused = await http.request("DELETE", "/v1/sessions/agent:peggy:main")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "CONFLICT"
+        forced = await http.request("DELETE", "/v1/sessions/agent:peggy:main", json={"force": True})
+        assert forced.status_code == 200
+    async with client(serve, config) as (gw, http):
+        assert await gw.gateway.store.find("agent:peggy:main") is None
+        assert await gw.gateway.store.find("agent:atlas:main") is not None
+        created = await gw.gateway.create_session("agent:peggy:main", "cli", "test")
+        assert created[1] is True  # only an explicit create brings it back
+
+
+async def test_reset_starts_afresh_and_keeps_the_old_transcript_archived(
+    serve: Any, tmp_path: Path
+) -> None:
+    async with client(serve, make_config(tmp_path)) as (gw, http):
+        assert (await send(http, "main", "before"))["ok"]
+        before = await gw.gateway.store.find("agent:atlas:main")
+        response = await http.post("/v1/sessions/main/reset", json={"reason": "fresh start"})
+        assert response.status_code == 200, response.text
+        assert response.json()["result"]["archivedMessages"] == 2
+        after = await gw.gateway.store.find("agent:atlas:main")
+        assert before is not None and after is not None
+        assert after.incarnation != before.incarnation and after.last_seq == 0
+        assert (await send(http, "main", "after"))["ok"]
+        history = (await http.get("/v1/sessions/main/messages")).json()["result"]["messages"]
+        assert [m["content"] for m in history] == ["after", "echo: after"]
+
+
+async def test_archive_unarchive_and_label(serve: Any, tmp_path: Path) -> None:
+    async with client(serve, make_config(tmp_path)) as (gw, http):
+        await gw.gateway.create_session(KEY, "cli", "test")
+        archived = (await http.post(f"/v1/sessions/{KEY}/archive")).json()["result"]
+        assert archived["status"] == "archived"
+        active = (await http.post(f"/v1/sessions/{KEY}/unarchive")).json()["result"]
+        assert active["status"] == "active"
+        labelled = await http.patch(f"/v1/sessions/{KEY}", json={"label": "nightly job"})
+        assert labelled.json()["result"]["label"] == "nightly job"
+        cleared = await http.patch(f"/v1/sessions/{KEY}", json={"label": None})
+        assert cleared.json()["result"]["label"] is None
+
+
+async def test_agents_need_the_tool_allowed_operators_do_not(serve: Any, tmp_path: Path) -> None:
+    async with client(serve, make_config(tmp_path)) as (gw, http):
+        await gw.gateway.create_session(KEY, "cli", "test")
+        as_agent = {"x-session-key": "agent:atlas:main"}
+        refused = await http.request("DELETE", f"/v1/sessions/{KEY}", headers=as_agent)
+        assert refused.json()["error"]["code"] == "FORBIDDEN"
+        tool = {"tool": "sessions_delete", "args": {"sessionKey": KEY}}
+        assert (await http.post("/tools/invoke", json=tool)).json()["error"]["code"] == "FORBIDDEN"
+        assert await gw.gateway.store.find(KEY) is not None
+    allow = ["sessions_send", "sessions_delete"]
+    async with client(serve, make_config(tmp_path, gateway__tools={"allow": allow})) as (gw, http):
+        tool = {"tool": "sessions_delete", "args": {"sessionKey": KEY}, "sessionKey": "main"}
+        done = (await http.post("/tools/invoke", json=tool)).json()
+        assert done["ok"] and done["result"]["deleted"] is True
+
+
+async def test_retention_with_a_controlled_clock(serve: Any, tmp_path: Path) -> None:
+    rules = [{"match": "agent:*:cron:*", "archiveAfterDays": 7, "deleteAfterDays": 30},
+             {"agent": "atlas", "archiveAfterDays": 1, "deleteAfterDays": 1}]  # fmt: skip
+    config = make_config(tmp_path, session={"dmScope": "main", "retention": {"rules": rules}})
+    async with client(serve, config) as (gw, http):
+        gateway = gw.gateway
+        await gateway.create_session(KEY, "cli", "test")
+        operator = Caller(None, "test")
+        start = now()
+        soon = await gateway.prune(PruneArgs(dry_run=True), operator, at=start + 2 * DAY)
+        assert soon.to_wire()["archive"] == ["agent:atlas:main"]  # cron: 7 days; main: 1
+        week = await gateway.prune(PruneArgs(dry_run=True), operator, at=start + 8 * DAY)
+        assert sorted(week.to_wire()["archive"]) == sorted(["agent:atlas:main", KEY])
+        assert (await gateway.store.find(KEY)).status == "active"  # a dry run changes nothing
+        done = await gateway.prune(PruneArgs(dry_run=False), operator, at=start + 8 * DAY)
+        assert sorted(done.done) == sorted(["agent:atlas:main", KEY])
+        assert (await gateway.store.find(KEY)).status == "archived"
+        later = now() + 31 * DAY
+        plan = await gateway.prune(PruneArgs(dry_run=True), operator, at=later)
+        assert plan.to_wire()["delete"] == [KEY]  # a main is never deleted by retention
+        await gateway.prune(PruneArgs(dry_run=False), operator, at=later)
+        assert await gateway.store.find(KEY) is None
+        assert (await gateway.store.find_tombstone(KEY)) is not None
+        assert (await gateway.store.find("agent:atlas:main")).status == "archived"
+        response = await http.post("/v1/retention/prune", json={"dryRun": True})
+        assert response.json()["result"]["dryRun"] is True
+
+
+async def test_only_one_process_applies_retention_at_a_time(tmp_path: Path) -> None:
+    from sessiongate.store import SqliteSessionStore
+
+    store = await SqliteSessionStore.open(tmp_path / "x.db")
+    other = await SqliteSessionStore.open(tmp_path / "x.db")
+    try:
+        async with store.exclusive("retention") as held:
+            assert held
+            async with other.exclusive("retention") as second:
+                assert not second
+        async with other.exclusive("retention") as after:
+            assert after
+    finally:
+        await store.close()
+        await other.close()
