@@ -21,7 +21,7 @@ from sessiongate.errors import InvalidRequestError, SessionGateError, Unauthoriz
 from sessiongate.tools import get_tool
 from sessiongate.tools.base import validate_args
 
-__all__ = ["dry_run", "openclaw_envelope", "tool_args"]
+__all__ = ["dry_run", "openclaw_envelope", "refuse_action"]
 
 _ERROR_TYPES = {
     400: "invalid_request",
@@ -34,12 +34,9 @@ _ERROR_TYPES = {
 }
 
 
-def tool_args(tool: str, args: dict[str, Any], action: str | None) -> dict[str, Any]:
-    """The arguments of a call; OpenClaw's `action` selects an action of multi-action tools,
-    and no tool here has actions."""
-    if action is None:
-        return args
-    raise InvalidRequestError(
+def refuse_action(tool: str, action: str) -> InvalidRequestError:
+    """OpenClaw's `action` selects an action of multi-action tools; no tool here has any."""
+    return InvalidRequestError(
         f"{tool}: takes no action (got action {action!r}); leave action out",
         details={"argument": "action", "tool": tool},
     )
