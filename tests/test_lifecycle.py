@@ -204,3 +204,34 @@ async def test_only_one_process_applies_retention_at_a_time(tmp_path: Path) -> N
     finally:
         await store.close()
         await other.close()
+
+
+def test_the_cli_deletes_resets_and_prunes(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sessiongate.cli import app
+
+    from .conftest import config_data
+
+    data = config_data(tmp_path, session={"dmScope": "main", "retention": {
+        "rules": [{"match": "agent:*:cron:*", "archiveAfterDays": 7}]}})  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+
+    def cli(*argv: str) -> dict[str, Any]:
+        result = CliRunner().invoke(app, [*argv, "--json", "--config", str(path)])
+        return dict(json.loads(result.stdout))
+
+    assert cli("sessions", "create", KEY)["ok"]
+    assert cli("sessions", "prune", "--dry-run")["result"]["dryRun"] is True
+    deleted = cli("sessions", "delete", KEY, "--reason", "asked to be forgotten")
+    assert deleted["result"]["deleted"] is True
+    assert cli("sessions", "show", KEY)["error"]["code"] == "SESSION_DELETED"
+    assert cli("sessions", "create", KEY)["result"]["created"] is True  # explicit: back, empty
+    assert cli("sessions", "create", "main")["ok"]  # a gateway that served would have made it
+    assert cli("sessions", "delete", "main")["error"]["code"] == "CONFLICT"
+    assert cli("sessions", "reset", "main")["result"]["reset"] is True
+    assert cli("sessions", "archive", KEY)["result"]["status"] == "archived"
+    assert cli("sessions", "unarchive", KEY)["result"]["status"] == "active"

@@ -98,7 +98,8 @@ async def _invoke_tool(request: Request) -> dict[str, Any]:
     gateway = _gateway(request)
     body = validate_args(InvokeBody, await _json_body(request), "/tools/invoke")
     caller = await gateway.caller_for(body.session_key, "http")
-    args = tool_args(body.tool, body.args, body.action)
+    compat = gateway.config.gateway.compat.openclaw
+    args = tool_args(body.tool, body.args, body.action, compat)
     if body.dry_run:
         return dry_run(body.tool, args, gateway.config.gateway.tools.allow)
     return await gateway.invoke(body.tool, args, caller)

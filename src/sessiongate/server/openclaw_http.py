@@ -18,6 +18,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
+from sessiongate.fields import MAX_LIST_LIMIT
 from sessiongate.tools import get_tool
 from sessiongate.tools.base import validate_args
 
@@ -34,9 +35,15 @@ _ERROR_TYPES = {
 }
 
 
-def tool_args(tool: str, args: dict[str, Any], action: str | None) -> dict[str, Any]:
+def tool_args(
+    tool: str, args: dict[str, Any], action: str | None, compat: bool = False
+) -> dict[str, Any]:
     """The arguments of a call; OpenClaw's `action` selects an action of multi-action tools,
-    and no tool here has actions."""
+    and no tool here has actions. Under gateway.compat.openclaw, a sessions_list limit over
+    the maximum is clamped (the answer's nextCursor pages on), as OpenClaw's callers expect."""
+    limit = args.get("limit")
+    if compat and tool == "sessions_list" and type(limit) is int and limit > MAX_LIST_LIMIT:
+        args = {**args, "limit": MAX_LIST_LIMIT}
     if action is None:
         return args
     raise InvalidRequestError(
