@@ -454,6 +454,15 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("page", "/doctor/repair"): [page("read", lambda k: "/ui/doctor/repair",
                                       lambda k: {"sessionKey": k})],
     ("page", "/sessions/{key:path}"): [page("read", lambda k: f"/ui/sessions/{k}")],
+    ("page", "/lifecycle/plan"): [
+        page("read", lambda k: f"/ui/lifecycle/plan?action=delete&sessionKey={k}"),
+    ],
+    ("page", "/lifecycle/apply"): [
+        page("read", lambda k: "/ui/lifecycle/apply",
+             lambda k: {"action": "delete", "sessionKey": k, "force": "on"}),
+        page("read", lambda k: "/ui/lifecycle/apply",
+             lambda k: {"action": "reset", "sessionKey": k}),
+    ],
     ("page", "/messages"): [page("read", lambda k: f"/ui/messages?key={k}")],
 }  # fmt: skip
 
