@@ -17,9 +17,10 @@ SURFACES = ("server", "cli", "cli_*", "client", "mcp_bridge", "demo", "__main__"
 # the gateway's own logic, below every surface
 CORE = (
     "errors", "text", "keys", "tool_names", "config", "policy", "lints", "wire", "metrics",
-    "store", "audit", "paging", "resolver", "tools", "runtime", "gateway", "channels", "doctor",
-    "openclaw",
+    "store", "audit", "paging", "resolver", "resolution", "tools", "runtime", "gateway",
+    "channels", "doctor", "openclaw",
 )  # fmt: skip
+BELOW_RESOLVER = ("config", "errors", "keys", "lints", "metrics", "store")
 # what each layer may import from sessiongate, where narrower than "anything in the core"
 ONLY = {
     "store": ("store", "errors", "text", "private_files", "extras"),
@@ -29,7 +30,9 @@ ONLY = {
     "config": ("errors", "keys", "tool_names", "paths"),
     "paths": (),  # where state lives on disk: shared by the client and the server
     "policy": ("config", "keys", "errors"),
-    "resolver": ("audit", "config", "errors", "keys", "lints", "metrics", "policy", "store"),
+    "resolver": (*BELOW_RESOLVER, "audit", "policy", "resolution"),
+    # the resolver's parts (visibility, suggestions, creation): below it, beside each other
+    "resolution": (*BELOW_RESOLVER, "resolution"),
 }
 
 

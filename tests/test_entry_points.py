@@ -495,8 +495,18 @@ EXEMPT: dict[str, set[str]] = {
         "ListTaskPushNotificationConfigs",
         "DeleteTaskPushNotificationConfig",
     },
-    # sign-in, assets, and views that list without a reference (filters are not addresses)
-    "page": {"/", "/signin", "/signout", "/sessions", "/audit", "/doctor", "/static/{name}"},
+    # sign-in, assets, views that list without a reference (filters are not addresses),
+    # and the not-found page for any other path
+    "page": {
+        "/",
+        "/signin",
+        "/signout",
+        "/sessions",
+        "/audit",
+        "/doctor",
+        "/static/{name}",
+        "/{rest:path}",
+    },
 }
 
 # ---------------------------------------------------------------- enumerating the surfaces

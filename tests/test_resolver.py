@@ -212,7 +212,8 @@ async def test_a_remembered_session_that_gained_an_alias_is_followed_on_send(
     assert second["reply"] == "echo: two"
     phantom = await store.history(INCIDENT_KEY)
     assert [m.content for m in phantom] == ["one", "echo: one"]
-    gateway.resolver._remember(stale)  # remembered from before the alias, as another process would
+    # remembered from before the alias, as another process would
+    gateway.resolver.known.remember(stale)
     spawned = await gateway.invoke(
         "sessions_spawn", {"agentId": "atlas", "task": "t", "sessionKey": INCIDENT_KEY}, PEGGY
     )

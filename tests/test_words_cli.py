@@ -100,3 +100,20 @@ def test_sessions_list_is_newest_first_and_never_wraps_a_key(state: Path, tmp_pa
     assert shown[:3] == keys[::-1]  # whole keys, on one line each, newest first
     shown_one = sessiongate("sessions", "show", keys[0], "-c", str(config), state=state)
     assert "None" not in shown_one.stdout and "label" not in shown_one.stdout
+
+
+def test_the_documented_rollout_edits_an_init_config_without_overwriting_it(state: Path) -> None:
+    """docs/gateway/configuration-reference.md, "Rolling out false safely", steps 1 and 4."""
+    assert sessiongate("init", state=state).returncode == 0
+    config = state / "config.json5"
+    assert sessiongate("init", state=state).returncode != 0  # never overwritten
+    for old, new in (("true", '"warn"'), ('"warn"', "false")):
+        text = config.read_text()
+        assert text.count(f"createOnMiss: {old},") == 1
+        config.write_text(text.replace(f"createOnMiss: {old},", f"createOnMiss: {new},"))
+        checked = sessiongate("config", "validate", "--json", state=state)
+        assert checked.returncode == 0, checked.stderr
+        status = sessiongate("status", "--json", state=state)
+        assert json.loads(status.stdout)["result"]["running"] is False
+    stopped = sessiongate("stop", state=state)
+    assert stopped.returncode == 0 and "nothing to stop" in stopped.stdout

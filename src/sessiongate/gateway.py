@@ -114,7 +114,7 @@ class Gateway:
         self.cursors = CursorSigner(config.gateway.auth.token)
         self.runs = RunManager(store, self.metrics, self.runtime_for, self.invoke)
         self.http = httpx.AsyncClient()
-        self._runtimes = {agent.id: self._make_runtime(agent) for agent in config.agents.entries}
+        self._runtimes: dict[str, Runtime] = {}  # built when first needed (`runtime_for`)
         self._background: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -127,6 +127,9 @@ class Gateway:
         store = await open_store(config.storage_url, config.storage.timeout_seconds)
         try:
             gateway = cls(config, store)
+            if serving:  # a serving gateway refuses to start without what its agents need
+                for agent in config.agents.entries:
+                    gateway.runtime_for(agent.id)
         except BaseException:
             await store.close()
             raise
@@ -208,8 +211,15 @@ class Gateway:
         return LlmRuntime(endpoint, model_name, prompt, defaults.max_tool_rounds, offered)
 
     def runtime_for(self, agent_id: str) -> Runtime:
-        """The runtime that answers for this agent."""
-        return self._runtimes[agent_id]
+        """The runtime that answers for this agent, built the first time it is needed (so
+        reading the store — ``sessions list``, ``doctor`` — needs no runtime's extra)."""
+        runtime = self._runtimes.get(agent_id)
+        if runtime is None:
+            agent = self.config.agent(agent_id)
+            if agent is None:
+                raise KeyError(agent_id)
+            runtime = self._runtimes[agent_id] = self._make_runtime(agent)
+        return runtime
 
     def _context(self, caller: Caller) -> ToolContext:
         return ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from sessiongate.errors import (
-    InvalidRequestError,
-    SessionDeletedError,
-    SessionMovedError,
-    SessionNotFoundError,
-    SessionResetError,
-)
+from sessiongate.errors import InvalidRequestError, SessionNotFoundError
 from sessiongate.outcomes import History, SendOutcome, SessionListing, SpawnOutcome
-from sessiongate.resolver import Intent, Resolution
+from sessiongate.resolver import Intent
 from sessiongate.runtime.runs import RunStream
-from sessiongate.store.base import MessageRecord, SessionRecord, now
+from sessiongate.store.base import MessageRecord, SessionRecord
 from sessiongate.tool_names import ToolName
 from sessiongate.tools.args import (
     HistoryArgs,
@@ -96,39 +90,6 @@ async def sessions_history(ctx: ToolContext, args: HistoryArgs) -> History:
     return History(resolution.key, tuple(in_time_order(messages)))
 
 
-async def _address(
-    ctx: ToolContext,
-    reference: str,
-    create_on_miss: bool | None,
-    deliver: Callable[[SessionRecord], Awaitable[T]],
-) -> tuple[Resolution, T]:
-    """Resolve an address and hand its session to `deliver` (which stores the message).
-
-    A session this process remembered may have gained an alias or been reset since
-    (in another process); storing refuses (SessionMovedError, SessionResetError) and
-    the address is resolved once more. A session deleted before this request began
-    is resolved once more too (the policy may create it anew); one deleted while
-    the request was in flight is refused (SessionDeletedError), never re-created.
-    """
-    resolver = ctx.resolver
-    started = now()
-    resolution = await resolver.resolve(
-        reference, ctx.caller, Intent.ADDRESS, create_on_miss, started
-    )
-    try:
-        return resolution, await deliver(resolution.session)
-    except (SessionMovedError, SessionResetError):
-        again: bool | None = False
-    except SessionDeletedError as exc:
-        deleted_at = exc.deleted_at
-        if deleted_at is None or deleted_at + 0.001 >= started:
-            raise
-        again = create_on_miss  # remembered from before the delete: address it afresh
-    resolver.forget(resolution.key)
-    resolution = await resolver.resolve(reference, ctx.caller, Intent.ADDRESS, again, started)
-    return resolution, await deliver(resolution.session)
-
-
 async def _key_for_label(ctx: ToolContext, label: str, agent_id: str | None) -> str:
     """The key of the newest active session with this label (sessions_send by label)."""
     if not label.strip():
@@ -162,7 +123,9 @@ async def sessions_send(
         run_id = idempotent_run_id(ctx.caller.session_key, session.key, args.idempotency_key)
         return ctx.runs.send_once(session, args.message, ctx.caller, args.timeout_seconds, run_id)
 
-    resolution, outcome = await _address(ctx, reference, args.create_on_miss, deliver)
+    resolution, outcome = await ctx.resolver.deliver(
+        reference, ctx.caller, args.create_on_miss, deliver
+    )
     if resolution.lints:
         return replace(outcome, warnings=tuple(resolution.warnings))
     return outcome
@@ -206,8 +169,8 @@ def _check_named_spawn(ctx: ToolContext, args: SpawnArgs, session_key: str) -> N
 async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> SpawnOutcome:
     if args.session_key is not None:
         _check_named_spawn(ctx, args, args.session_key)
-        named, run = await _address(
-            ctx, args.session_key, None, lambda s: ctx.runs.start(s, args.task, ctx.caller)
+        named, run = await ctx.resolver.deliver(
+            args.session_key, ctx.caller, None, lambda s: ctx.runs.start(s, args.task, ctx.caller)
         )
         return SpawnOutcome(named.key, run.run_id)
     parent_ref = args.parent_session_key or ctx.caller.session_key

@@ -18,6 +18,7 @@ from sessiongate.server.ui.views import (
     audit_view,
     message_rows,
     overview,
+    page_not_found,
     root,
     session_view,
     sessions_view,
@@ -48,6 +49,7 @@ def page_routes() -> list[Route]:
         Route("/send", send_form, methods=["GET"]),
         Route("/send", send, methods=["POST"]),
         Route("/static/{name}", serve_asset, methods=["GET"]),
+        Route("/{rest:path}", page_not_found, methods=["GET", "HEAD"]),  # last: nothing else
     ]
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -37,6 +38,11 @@ def _clock(timestamp: str | None) -> str:
     return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _keywrap(key: str) -> Markup:
+    """A key that may break only after a colon (never inside a segment) on a narrow screen."""
+    return Markup(":<wbr>").join(escape(part) for part in str(key).split(":"))
+
+
 ENV = Environment(
     loader=PackageLoader("sessiongate.server.ui", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -44,7 +50,7 @@ ENV = Environment(
     lstrip_blocks=True,
 )
 ENV.globals.update(asset=asset_url, version=__version__)
-ENV.filters.update(ago=_ago, clock=_clock)
+ENV.filters.update(ago=_ago, clock=_clock, keywrap=_keywrap)
 
 
 def render(

@@ -18,14 +18,15 @@ from starlette.responses import RedirectResponse, Response
 
 from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
-from sessiongate.errors import SessionGateError
+from sessiongate.errors import RouteNotFoundError, SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.keys import SessionKind, agent_of_key
+from sessiongate.paths import token_file
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
-from sessiongate.server.ui.rendering import render
+from sessiongate.server.ui.rendering import render, render_error
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
 from sessiongate.store.base import Origin, SessionStatus
 from sessiongate.tools.args import SessionArgs
@@ -60,9 +61,24 @@ async def root(request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/", 303)
 
 
+def token_where(request: Request) -> tuple[str, str | None]:
+    """Where the person signing in finds the token: the config's value, or (a loopback
+    gateway with no token configured) the state folder's token file."""
+    if gateway_of(request).config.gateway.auth.token:
+        return "this gateway's gateway.auth.token (in its config or its environment)", None
+    return "in the file", str(token_file())
+
+
 async def signin_form(request: Request) -> Response:
     next_target = _next_target(request.query_params.get("next"))
-    return render(request, "signin.html", title="Sign in", next=next_target, problem=None)
+    return render(
+        request,
+        "signin.html",
+        title="Sign in",
+        next=next_target,
+        problem=None,
+        token_where=token_where(request),
+    )
 
 
 async def signin(request: Request) -> Response:
@@ -85,6 +101,7 @@ async def signin(request: Request) -> Response:
             title="Sign in",
             next=next_target,
             problem=problem,
+            token_where=token_where(request),
         )
     value, _ = issue_ui_cookie(request.app.state.token)
     response = RedirectResponse(next_target, 303)
@@ -313,3 +330,11 @@ async def audit_view(request: Request, signed: Signed) -> Response:
         decisions=DECISIONS,
         agents=gateway.config.agent_ids,
     )
+
+
+async def page_not_found(request: Request) -> Response:
+    """An unknown path under /ui: a page, like every other answer of the page."""
+    error = RouteNotFoundError(
+        f"no page at {request.url.path[:200]}", details={"path": request.url.path[:200]}
+    )
+    return render_error(request, error)

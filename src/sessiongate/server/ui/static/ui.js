@@ -81,12 +81,27 @@
     return parts.length > 2 && parts[0] === "agent" ? parts[1] : "";
   }
 
+  function keyCode(text) {
+    // a key may break only after a colon, never inside a segment (as the server renders it)
+    const code = document.createElement("code");
+    code.className = "key";
+    String(text).split(":").forEach(function (part, index) {
+      if (index > 0) {
+        code.append(":");
+        code.appendChild(document.createElement("wbr"));
+      }
+      code.append(part);
+    });
+    return code;
+  }
+
   function cell(row, text, asCode) {
     const td = document.createElement("td");
     if (asCode && text) {
-      const code = document.createElement("code");
-      code.textContent = text;
-      td.appendChild(code);
+      String(text).split(" ").forEach(function (key, index) {
+        if (index > 0) td.append(" ");
+        td.appendChild(keyCode(key));
+      });
     } else {
       td.textContent = text || "";
     }
@@ -112,7 +127,7 @@
       const moved = document.createElement("div");
       moved.className = "moved";
       moved.append("→ ");
-      moved.appendChild(document.createElement("code")).textContent = event.canonicalKey;
+      moved.appendChild(keyCode(event.canonicalKey));
       keyCell.appendChild(moved);
     }
     const caller = event.caller
@@ -121,6 +136,10 @@
     cell(row, event.rule);
     cell(row, Array.isArray(event.lint) ? event.lint.join("; ") : (event.reason || ""));
     cell(row, (event.suggestions || []).join(" "), true);
+    const labels = ["Time", "Decision", "Key", "Caller", "Rule", "Lint", "Suggestions"];
+    Array.prototype.forEach.call(row.children, function (td, index) {
+      td.setAttribute("data-label", labels[index]);
+    });
     document.getElementById("audit-rows").prepend(row);
     document.getElementById("audit-empty").hidden = true;
   }
