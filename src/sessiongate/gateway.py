@@ -149,6 +149,7 @@ class Gateway:
         while True:
             await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
             try:
+                await self.store.heal()
                 swept = await self.store.interrupt_running()
                 swept += await self.runs.interrupt_unrecorded()
             except StoreUnavailableError as exc:

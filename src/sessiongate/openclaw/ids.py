@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 from sessiongate.errors import SessionNotFoundError
-from sessiongate.store.base import Origin, SessionCatalog
+from sessiongate.store.base import Origin, SessionStore
 
 __all__ = ["find_session_id", "session_id"]
 
@@ -25,7 +25,7 @@ def session_id(key: str) -> str:
     return str(uuid.uuid5(SESSION_ID_NAMESPACE, key))
 
 
-async def find_session_id(store: SessionCatalog, wanted: str) -> str:
+async def find_session_id(store: SessionStore, wanted: str) -> str:
     """The key of the session `wanted` names: its own id, or the id it carried in OpenClaw
     before it was imported; SessionNotFoundError naming the id otherwise (never created)."""
     wanted = wanted.strip().lower()

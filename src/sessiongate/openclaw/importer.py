@@ -41,9 +41,9 @@ from sessiongate.store.base import (
     MessageRecord,
     Origin,
     Provenance,
-    SessionCatalog,
     SessionRecord,
     SessionStatus,
+    SessionStore,
     now,
 )
 
@@ -144,7 +144,7 @@ class OpenClawImporter:
 
     def __init__(
         self,
-        store: SessionCatalog,
+        store: SessionStore,
         config: SessionGateConfig,
         *,
         dry_run: bool = False,

@@ -395,26 +395,23 @@ async def _handshake(conn: OpenClawConnection) -> bool:
     await conn.send({"type": "event", "event": "connect.challenge", "payload": challenge})
     connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     request = await receive_request(conn, connect_by)
-    opened = False
     if request is not None:
-        async with answering(conn, request.id, "connect"):
-            opened = await _open(conn, request)
-    if not opened:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await conn.websocket.close(POLICY_VIOLATION, "connect refused")
-    return opened
+        async with answering(conn, request.id, "connect") as answer:
+            await _open(conn, request)
+        if answer.error is None and conn.caller is not None:
+            return True
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await conn.websocket.close(POLICY_VIOLATION, "connect refused")
+    return False
 
 
-async def _open(conn: OpenClawConnection, request: RequestFrame) -> bool:
-    try:
-        params = _check_connect(conn, request)
-    except SessionGateError as exc:
-        await conn.fail(request.id, exc)
-        return False
-    conn.caller = Caller(None, ENTRY_POINT)
+async def _open(conn: OpenClawConnection, request: RequestFrame) -> None:
+    """Open the connection for a valid `connect` (anything else raises: `answering`
+    answers it and the connection closes)."""
+    params = _check_connect(conn, request)
     conn.scopes = frozenset(g for s in params.scopes for g in SCOPE_GRANTS.get(s, ()))
     await conn.respond(request.id, _hello(conn, params))
-    return True
+    conn.caller = Caller(None, ENTRY_POINT)
 
 
 async def _tick(conn: OpenClawConnection) -> None:
