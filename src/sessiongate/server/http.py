@@ -27,7 +27,12 @@ from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.access_log import session_gate_error_response
 from sessiongate.server.auth import check_token
-from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, refuse_action
+from sessiongate.server.openclaw_http import (
+    clamp_list_limit,
+    dry_run,
+    openclaw_envelope,
+    refuse_action,
+)
 from sessiongate.server.requests import read_body
 from sessiongate.tools.args import (
     DeleteArgs,
@@ -96,9 +101,12 @@ async def _invoke_tool(request: Request) -> dict[str, Any]:
     caller = await gateway.caller_for(body.session_key, "http")
     if body.action is not None:
         raise refuse_action(body.tool, body.action)
+    args = body.args
+    if gateway.config.gateway.compat.openclaw:
+        args = clamp_list_limit(body.tool, args)
     if body.dry_run:
-        return dry_run(body.tool, body.args, gateway.config.gateway.tools.allow)
-    return await gateway.invoke(body.tool, body.args, caller)
+        return dry_run(body.tool, args, gateway.config.gateway.tools.allow)
+    return await gateway.invoke(body.tool, args, caller)
 
 
 def _query_args(request: Request) -> dict[str, Any]:
