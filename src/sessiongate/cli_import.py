@@ -44,6 +44,12 @@ def import_openclaw(
             "source folder (by an absolute path, '..' or a symlink); repeatable.",
         ),
     ] = None,
+    include_deleted: Annotated[
+        bool,
+        typer.Option(
+            "--include-deleted", help="Import sessions deleted here too (skipped by default)."
+        ),
+    ] = False,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -58,7 +64,7 @@ def import_openclaw(
 
     with guarded(as_json):
         config = load_config(config_path)
-        options = _Options(agent, dry_run, as_json, tuple(allow_outside or ()))
+        options = _Options(agent, dry_run, as_json, tuple(allow_outside or ()), include_deleted)
         report = run(_import(config, state_dir.expanduser(), options))
     if as_json:
         emit_json({"ok": True, "result": report.to_wire()})
@@ -74,6 +80,7 @@ class _Options:
     dry_run: bool
     quiet: bool
     allow_outside: tuple[Path, ...]
+    include_deleted: bool = False
 
 
 async def _import(config: SessionGateConfig, state_dir: Path, options: _Options) -> ImportReport:
@@ -95,6 +102,7 @@ async def _import(config: SessionGateConfig, state_dir: Path, options: _Options)
                 started=lambda total: progress.update(task, total=total),
                 advance=lambda agent_id: progress.update(task, advance=1, description=agent_id),
                 allow_outside=options.allow_outside,
+                include_deleted=options.include_deleted,
             )
             return await importer.run(state_dir, options.agent)
     finally:
@@ -119,7 +127,7 @@ def print_report(report: ImportReport, target: str, console: Console) -> None:
     verb = "would import" if report.dry_run else "imported"
     table = Table(
         "agent", "index entries", "new sessions", "updated", "already there", "skipped",
-        f"messages {verb}", title=f"{report.state_dir} → {target}",
+        f"messages {verb}", "deleted here", title=f"{report.state_dir} → {target}",
     )  # fmt: skip
     for agent, tally in report.agents.items():
         table.add_row(agent, *(str(v) for v in tally.to_wire().values()))

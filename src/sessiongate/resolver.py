@@ -40,7 +40,7 @@ from sessiongate.resolution.creation import SessionCreation
 from sessiongate.resolution.known import KnownSessions
 from sessiongate.resolution.suggestions import Suggestions, closest_keys
 from sessiongate.resolution.visibility import Visibility
-from sessiongate.store.base import Origin, SessionCatalog, SessionRecord, deleted, now
+from sessiongate.store.base import Origin, SessionLookup, SessionRecord, deleted, now
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver", "closest_keys"]
 
@@ -93,7 +93,7 @@ class Resolver:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionCatalog,
+        store: SessionLookup,
         metrics: GatewayMetrics,
         audit: AuditLog | None = None,
     ) -> None:
