@@ -155,6 +155,7 @@ class Resolver:
         started = now() if started is None else started
         key, agent_id = await self._parse_address(reference, caller)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
+        remembered = record is not None
         if record is None:
             record = await self.store.find(key.text)
             if follow_alias or intent is not Intent.READ:
@@ -165,7 +166,8 @@ class Resolver:
         lints = self.lints(key)
         if record is not None:
             self.metrics.resolved(Decision.HIT)
-            self.known.remember(record)
+            if not remembered:
+                self.known.remember(record)
             return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
             await self._refuse_if_deleted(reference, key, caller, None)
