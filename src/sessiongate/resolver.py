@@ -43,7 +43,7 @@ from sessiongate.resolution.suggestions import Suggestions, closest_keys
 from sessiongate.resolution.visibility import Visibility
 from sessiongate.store.base import (
     Origin,
-    SessionCatalog,
+    SessionLookup,
     SessionRecord,
     Tombstone,
     deleted,
@@ -108,7 +108,7 @@ class Resolver:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionCatalog,
+        store: SessionLookup,
         metrics: GatewayMetrics,
         audit: AuditLog | None = None,
     ) -> None:

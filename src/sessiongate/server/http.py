@@ -27,7 +27,12 @@ from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.access_log import session_gate_error_response
 from sessiongate.server.auth import check_token
-from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
+from sessiongate.server.openclaw_http import (
+    clamp_list_limit,
+    dry_run,
+    openclaw_envelope,
+    refuse_action,
+)
 from sessiongate.server.requests import read_body
 from sessiongate.tools.args import (
     DeleteArgs,
@@ -76,10 +81,6 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _json_body(request: Request) -> Any:
-    return decode_json(await read_body(request))
-
-
 class InvokeBody(ToolArgs):
     tool: str
     args: dict[str, Any] = {}
@@ -96,9 +97,13 @@ async def tools_invoke(request: Request) -> Response:
 
 async def _invoke_tool(request: Request) -> dict[str, Any]:
     gateway = _gateway(request)
-    body = validate_args(InvokeBody, await _json_body(request), "/tools/invoke")
+    body = validate_args(InvokeBody, decode_json(await read_body(request)), "/tools/invoke")
     caller = await gateway.caller_for(body.session_key, "http")
-    args = tool_args(body.tool, body.args, body.action)
+    if body.action is not None:
+        raise refuse_action(body.tool, body.action)
+    args = body.args
+    if gateway.config.gateway.compat.openclaw:
+        args = clamp_list_limit(body.tool, args)
     if body.dry_run:
         return dry_run(body.tool, args, gateway.config.gateway.tools.allow)
     return await gateway.invoke(body.tool, args, caller)
@@ -213,7 +218,7 @@ async def channel_inbound(request: Request) -> Response:
     gateway = _gateway(request)
     channel: str = request.path_params["channel"]
     check_text(channel, "path")
-    body = await _json_body(request)
+    body = decode_json(await read_body(request))
     return ok(await gateway.receive_inbound(channel, body))
 
 
