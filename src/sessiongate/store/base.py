@@ -41,6 +41,7 @@ from typing import Any
 from sessiongate.errors import (
     InvalidRequestError,
     SessionDeletedError,
+    SessionGateError,
     SessionMovedError,
     SessionNotFoundError,
     SessionResetError,
@@ -84,6 +85,7 @@ __all__ = [
     "moved",
     "new_incarnation",
     "now",
+    "refusal",
     "refused_over_tombstone",
     "reset_since",
     "store_timeout",
@@ -437,6 +439,25 @@ def refused_over_tombstone(new: NewSession, tombstone: Tombstone | None) -> bool
     if tombstone is None:
         return False
     return new.decided_at is None or tombstone.deleted_at >= new.decided_at
+
+
+def refusal(
+    key: str,
+    incarnation: str | None,
+    *,
+    exists: bool,
+    tombstone: Tombstone | None,
+    alias_of: str | None = None,
+) -> SessionGateError:
+    """Why a write for `key` (in `incarnation`, if given) found no session to go into,
+    the same on every backend: deleted, reset since, moved, or missing."""
+    if not exists:
+        return deleted(key, tombstone) if tombstone is not None else missing(key)
+    if tombstone is not None and tombstone.incarnation == incarnation:
+        return deleted(key, tombstone)  # deleted, then created again: not this one
+    if alias_of is not None:
+        return moved(key, alias_of)
+    return reset_since(key) if incarnation is not None else missing(key)
 
 
 def moved(key: str, target: str) -> SessionMovedError:

@@ -25,12 +25,11 @@ from sessiongate.store.base import (
     Tombstone,
     deleted,
     encode_cursor,
-    missing,
     moved,
     new_incarnation,
     now,
+    refusal,
     refused_over_tombstone,
-    reset_since,
 )
 
 __all__ = ["MemorySessionStore"]
@@ -122,12 +121,8 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
 
     def _refusal(self, key: str, incarnation: str | None) -> Exception:
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
-        tombstone = self._tombstones.get(key)
-        if key not in self._sessions:
-            return deleted(key, tombstone) if tombstone is not None else missing(key)
-        if tombstone is not None and tombstone.incarnation == incarnation:
-            return deleted(key, tombstone)
-        return reset_since(key)
+        exists, tombstone = key in self._sessions, self._tombstones.get(key)
+        return refusal(key, incarnation, exists=exists, tombstone=tombstone)
 
     async def _update(self, key: str, column: str, value: str | None) -> None:
         record = self._live(key, None)

@@ -45,11 +45,10 @@ from sessiongate.store.base import (
     deleted,
     encode_cursor,
     missing,
-    moved,
     new_incarnation,
     now,
+    refusal,
     refused_over_tombstone,
-    reset_since,
 )
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.rows import (
@@ -406,15 +405,9 @@ class PostgresSessionStore(SessionStore):
     async def _refusal(self, key: str, incarnation: str | None) -> Exception:
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
         row = await self._run(lambda c: c.fetchrow(REFUSAL, key))
-        alias_of, exists = row["alias_of"], row["session_exists"]
         tombstone = tombstone_from_row(row if row["key"] is not None else None)
-        if not exists:
-            return deleted(key, tombstone) if tombstone is not None else missing(key)
-        if tombstone is not None and tombstone.incarnation == incarnation:
-            return deleted(key, tombstone)
-        if alias_of is not None:
-            return moved(key, alias_of)
-        return reset_since(key) if incarnation is not None else missing(key)
+        return refusal(key, incarnation, exists=row["session_exists"], tombstone=tombstone,
+                       alias_of=row["alias_of"])  # fmt: skip
 
     async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         sql = (

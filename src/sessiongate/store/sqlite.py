@@ -43,12 +43,11 @@ from sessiongate.store.base import (
     Tombstone,
     deleted,
     encode_cursor,
-    missing,
     moved,
     new_incarnation,
     now,
+    refusal,
     refused_over_tombstone,
-    reset_since,
     store_timeout,
 )
 from sessiongate.store.rows import (
@@ -337,11 +336,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
         tombstone = self._sql_find_tombstone(key)
         exists = self._db.execute("SELECT 1 FROM sessions WHERE key = ?", (key,)).fetchone()
-        if exists is None:
-            return deleted(key, tombstone) if tombstone is not None else missing(key)
-        if tombstone is not None and tombstone.incarnation == incarnation:
-            return deleted(key, tombstone)  # deleted, then created again: not this one
-        return reset_since(key)
+        return refusal(key, incarnation, exists=exists is not None, tombstone=tombstone)
 
     def _sql_accept(
         self, db: sqlite3.Connection, new: NewMessage
