@@ -99,7 +99,6 @@ from sessiongate.config import AgentConfig
 from sessiongate.errors import (
     AgentNotFoundError,
     InvalidRequestError,
-    PayloadTooLargeError,
     RunNotFoundError,
     SessionGateError,
 )
@@ -109,6 +108,7 @@ from sessiongate.keys import a2a_context_key, agent_of_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
+from sessiongate.server.requests import read_body
 from sessiongate.store.base import MessageRecord, RunRecord, RunStatus
 from sessiongate.tools.args import SendArgs, SessionArgs
 from sessiongate.tools.base import validate_args
@@ -708,7 +708,7 @@ class A2ASurface:
 
     async def rpc(self, request: Request) -> Response:
         self._agent(request)
-        body = await _read_body(request, self.gateway.config.gateway.max_body_bytes)
+        body = await read_body(request, limit=self.gateway.config.gateway.max_body_bytes)
         try:
             decode_json(body)
         except InvalidRequestError as exc:  # before the SDK parses: depth, NaN, NUL, bad text
@@ -722,18 +722,6 @@ class A2ASurface:
             Route("/a2a/{agent_id}/.well-known/agent-card.json", self.card, methods=["GET"]),
             Route("/a2a/{agent_id}", self.rpc, methods=["POST"]),
         ]
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes", details={"limit": limit})
-    return bytes(body)
 
 
 def a2a_app(gateway: Gateway) -> ASGIApp:
