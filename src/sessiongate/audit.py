@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
 import structlog
 
 from sessiongate.errors import ConfigError
@@ -71,6 +72,15 @@ def open_audit(path: Path) -> BinaryIO:
         ) from None
 
 
+def _line(event: dict[str, Any]) -> str:
+    """One compact JSON line, by orjson (a refusal's audit line was ~8% of its CPU with
+    `json.dumps`); what orjson cannot write (a lone surrogate) is written by `json`."""
+    try:
+        return orjson.dumps(event).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(event, separators=(",", ":"))
+
+
 class AuditLog:
     """One JSON object per line, rotated by size (``sessions.jsonl.1`` … ``.N``).
 
@@ -103,7 +113,7 @@ class AuditLog:
     def queue(self, event: dict[str, Any]) -> None:
         """`record` for synchronous callers (inside the event loop)."""
         stamped = {"time": iso(now()), **event}
-        self._pending.append(json.dumps(stamped, separators=(",", ":")))
+        self._pending.append(_line(stamped))
         for listener in list(self._listeners):
             listener(stamped)
         if self._writer is None or self._writer.done():
