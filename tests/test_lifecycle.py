@@ -20,8 +20,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.resolver import Caller
 from sessiongate.store.base import now
 from sessiongate.tools.args import PruneArgs
-
-from .conftest import make_config
+from tests.helpers import make_config
 
 KEY = "agent:atlas:cron:nightly"
 DAY = 86_400.0

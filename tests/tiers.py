@@ -79,6 +79,12 @@ SLOW_TESTS = frozenset({
     "test_surfaces.py::test_llm_tool_calls_obey_the_allow_list",
     "test_words.py::test_repair_keeps_time_and_the_phantom_keeps_its_own_transcript",
     "test_words.py::test_invalid_keys_and_unknown_agents_are_audited_with_their_suggestions",
+    "test_words_cli.py::test_config_and_port_pick_among_gateways_of_one_config_and_stop_is_honest",
+    "test_words_cli.py::test_a_second_start_on_a_busy_port_prints_its_own_error_only",
+    "test_words_cli.py::test_sessions_list_is_newest_first_and_never_wraps_a_key",
+    "test_words_cli.py::test_the_documented_rollout_edits_an_init_config_without_overwriting_it",
+    "test_words_page.py::test_the_audit_view_stacks_its_rows_on_a_phone",
+    "test_lifecycle_race.py::test_postgres_two_processes_no_resurrection",
 })  # fmt: skip
 
 
