@@ -333,3 +333,55 @@ async def test_a_streamed_message_to_a_never_issued_context_is_refused(
             _ = [event async for event in client.send_message(request)]
         assert await session_keys(gw) == before
     assert wire_of(refused.value)["error"]["code"] == "SESSION_NOT_FOUND"
+
+
+# ---------------------------------------------------------------- raw JSON-RPC
+
+
+async def rpc(gw: Any, method: str, params: Any, *, version: str = "1.0") -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+    headers = bearer(gw) | ({"a2a-version": version} if version else {})
+    async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+        response = await http.post("/a2a/atlas", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_a_message_needs_an_id_and_parts(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw:
+        no_id = await rpc(gw, "SendMessage", {"message": {"role": "ROLE_USER",
+                                                          "parts": [{"text": "hi"}]}})  # fmt: skip
+        no_parts = await rpc(gw, "SendMessage", {"message": {"role": "ROLE_USER",
+                                                             "messageId": "m1"}})  # fmt: skip
+        picture = {"role": "ROLE_USER", "messageId": "m2", "parts": [{"url": "https://x/y.png"}]}
+        file_part = await rpc(gw, "SendMessage", {"message": picture})
+    for answer in (no_id, no_parts, file_part):
+        assert answer["error"]["code"] == -32602, answer
+        wire = answer["error"]["data"][0]["metadata"]
+        assert wire["error"]["code"] == "INVALID_REQUEST", wire
+
+
+async def test_protocol_0_3_method_names_are_served(serve: Serve, config_factory: ConfigFactory):
+    message = {"role": "user", "messageId": "m-03", "kind": "message",
+               "parts": [{"kind": "text", "text": "hello"}]}  # fmt: skip
+    async with serve(config_factory()) as gw:
+        answer = await rpc(gw, "message/send", {"message": message}, version="")
+    assert answer["result"]["kind"] == "task", answer
+    assert answer["result"]["status"]["state"] == "completed", answer
+    assert answer["result"]["artifacts"][0]["parts"][0]["text"] == "echo: hello"
+
+
+async def test_a_body_that_is_not_clean_json_is_a_structured_error(
+    serve: Serve, config_factory: ConfigFactory
+):
+    deep = '{"a":' * 40 + "1" + "}" * 40
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        answers = [
+            await http.post("/a2a/atlas", headers=bearer(gw), content=body)
+            for body in (deep, '{"jsonrpc": "2.0", "id": 1, "method": NaN}', "{")
+        ]
+    for response in answers:
+        assert response.status_code == 200
+        error = response.json()["error"]
+        assert error["code"] == -32600, error
+        assert error["data"][0]["metadata"]["error"]["code"] == "INVALID_REQUEST"
