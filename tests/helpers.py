@@ -413,6 +413,19 @@ def write_config_file(tmp_path: Path, config: SessionGateConfig) -> Path:
 # ---------------------------------------------------------------- from test_openclaw_ws.py
 
 
+# a recording of OpenClaw's CLI talking to its gateway
+FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "cli-frames.jsonl"
+ERROR_KEYS = {"code", "message", "details", "retryable", "retryAfterMs"}
+
+
+def assert_error_object(frame: dict[str, Any]) -> dict[str, Any]:
+    assert frame["ok"] is False, frame
+    error = frame["error"]
+    assert set(error) <= ERROR_KEYS, error
+    assert error["message"], error
+    return dict(error)
+
+
 async def recv(ws: ClientConnection) -> dict[str, Any]:
     return dict(json.loads(await ws.recv()))
 

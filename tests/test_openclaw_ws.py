@@ -22,14 +22,20 @@ from websockets.exceptions import ConnectionClosed
 from sessiongate.config import SessionGateConfig
 from sessiongate.resolver import Caller
 from sessiongate.server import openclaw_ws
-from tests.helpers import INCIDENT_KEY, openclaw_client, openclaw_url, postgres_schema, recv
+from tests.helpers import (
+    FIXTURE,
+    INCIDENT_KEY,
+    assert_error_object,
+    openclaw_client,
+    openclaw_url,
+    postgres_schema,
+    recv,
+)
 from tests.helpers import openclaw_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
-FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "cli-frames.jsonl"
-ERROR_KEYS = {"code", "message", "details", "retryable", "retryAfterMs"}
 # Fields of OpenClaw's answers that sessiongate does not serve (docs/migrating-from-openclaw.md).
 NOT_SERVED = {
     "hello-ok": {"snapshot", "canvasHostUrl", "auth.deviceToken", "auth.issuedAtMs"},
@@ -82,14 +88,6 @@ async def next_non_pushed(ws: ClientConnection) -> dict[str, Any]:
         frame = await recv(ws)
         if frame.get("event") not in ("tick",):
             return frame
-
-
-def assert_error_object(frame: dict[str, Any]) -> dict[str, Any]:
-    assert frame["ok"] is False, frame
-    error = frame["error"]
-    assert set(error) <= ERROR_KEYS, error
-    assert error["message"], error
-    return dict(error)
 
 
 async def replay(gw: Any, recorded: list[dict[str, Any]]) -> None:
