@@ -7,7 +7,8 @@
   browser, pip, the benchmarks, hypothesis over a live server.
 
 ``pytest -m "not slow"`` is the fast tier (about a minute on two idle cores) and keeps
-at least one test of every module; ``scripts/test.sh`` (README, ``.ci/run``) runs every
+at least one test of every module (but test_lifecycle_gateways.py: gateway processes
+racing, tens of seconds each); ``scripts/test.sh`` (README, ``.ci/run``) runs every
 tier. Lists, not decorators or folders, so a test changes tier without moving or
 touching its file. A test that takes over a second or so on an idle machine goes in
 `SLOW_TESTS` (``module.py::name``, or ``module.py::name[param]`` for one case).
@@ -26,8 +27,8 @@ UNIT_MODULES = frozenset({
 
 # every test of these modules is slow, except those named in FAST_IN_SLOW_MODULES
 SLOW_MODULES = frozenset({
-    "test_benchmarks_smoke.py", "test_install.py", "test_multiprocess.py",
-    "test_operations.py", "test_store_faults.py", "test_ui_browser.py",
+    "test_benchmarks_smoke.py", "test_install.py", "test_lifecycle_gateways.py",
+    "test_multiprocess.py", "test_operations.py", "test_store_faults.py", "test_ui_browser.py",
 })  # fmt: skip
 FAST_IN_SLOW_MODULES = frozenset({
     "test_install.py::test_the_wheel_ships_every_template_and_asset",
