@@ -50,6 +50,7 @@ from sessiongate.tools.args import (
     must_exist_as_create_on_miss,
 )
 from sessiongate.tools.base import ToolArgs, validate_args
+from sessiongate.tracing import request_span
 from sessiongate.wire import check_json, check_text, load_json
 
 __all__ = [
@@ -226,6 +227,13 @@ async def answering(conn: Connection, request_id: Any, where: str) -> AsyncItera
     """The WebSocket surface's one catch-all: whatever happens, request `request_id` is
     answered (unless the client has gone) and the connection stays usable."""
     begin_request()
+    with request_span(f"ws {where}", {"rpc.method": where}):
+        async with _caught(conn, request_id, where):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def _caught(conn: Connection, request_id: Any, where: str) -> AsyncIterator[None]:
     try:
         yield
     except ClientGone:
