@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,40 @@ def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+# ---------------------------------------------------------------- surface cost (mcp_cost, a2a_cost)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Costs:
+    """Per path: wall seconds per call, and CPU seconds per call in the gateway and the client."""
+
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    server_cpu: dict[str, float] = field(default_factory=dict)
+    client_cpu: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+async def interleave(callers: dict[str, Any], pid: int, count: int, rounds: int) -> Costs:
+    """Every caller in turn, `rounds` times, so machine noise hits them alike."""
+    costs = Costs()
+    for name, caller in callers.items():
+        await timed(caller, min(50, count))  # warm-up
+        costs.wall[name], costs.server_cpu[name], costs.client_cpu[name] = [], 0.0, 0.0
+        costs.calls[name] = 0
+    per_round = max(1, count // rounds)
+    for _ in range(rounds):
+        for name, caller in callers.items():
+            server, client = cpu_seconds(pid), time.process_time()
+            costs.wall[name] += await timed(caller, per_round)
+            costs.server_cpu[name] += cpu_seconds(pid) - server
+            costs.client_cpu[name] += time.process_time() - client
+            costs.calls[name] += per_round
+    return costs

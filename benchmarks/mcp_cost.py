@@ -25,8 +25,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +32,14 @@ from mcp import Client, StdioServerParameters
 
 from benchmarks._common import (
     TOKEN,
+    Costs,
     console,
     free_port,
     gateway_command,
+    interleave,
     print_table,
     process,
     summary,
-    timed,
 )
 from benchmarks.gateway_e2e import HttpCaller
 from sessiongate.mcp_bridge import gateway_client
@@ -72,40 +71,6 @@ def stdio_params(url: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable, args=args, env={**os.environ, "SESSIONGATE_TOKEN": TOKEN}
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Costs:
-    """Per path: wall seconds per call, and CPU seconds per call in the gateway and the client."""
-
-    wall: dict[str, list[float]] = field(default_factory=dict)
-    server_cpu: dict[str, float] = field(default_factory=dict)
-    client_cpu: dict[str, float] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)
-
-
-async def interleave(callers: dict[str, Any], pid: int, count: int, rounds: int) -> Costs:
-    """Every caller in turn, `rounds` times, so machine noise hits them alike."""
-    costs = Costs()
-    for name, caller in callers.items():
-        await timed(caller, min(50, count))  # warm-up
-        costs.wall[name], costs.server_cpu[name], costs.client_cpu[name] = [], 0.0, 0.0
-        costs.calls[name] = 0
-    per_round = max(1, count // rounds)
-    for _ in range(rounds):
-        for name, caller in callers.items():
-            server, client = cpu_seconds(pid), time.process_time()
-            costs.wall[name] += await timed(caller, per_round)
-            costs.server_cpu[name] += cpu_seconds(pid) - server
-            costs.client_cpu[name] += time.process_time() - client
-            costs.calls[name] += per_round
-    return costs
 
 
 async def measure(count: int, rounds: int) -> Costs:

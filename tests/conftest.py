@@ -21,6 +21,7 @@ from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Resolver
 from sessiongate.server.app import RunningGateway, run_gateway
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
+from tests.tiers import apply_tiers
 
 INCIDENT_KEY = "agent:atlas:telegram:atlas:direct:6596143250"
 
@@ -66,6 +67,11 @@ def no_event_loop_errors() -> Iterator[None]:
     errors = LOOP_ERRORS.unreported()
     if errors:
         pytest.fail("the event loop logged errors:\n" + "\n\n".join(errors), pytrace=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tiers (unit, e2e, slow) come from tests/tiers.py: `pytest -m "not slow"` is fast."""
+    apply_tiers(items)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

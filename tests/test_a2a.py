@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import uuid
@@ -21,6 +22,7 @@ from a2a.types.a2a_pb2 import (
     Role,
     SendMessageRequest,
     StreamResponse,
+    SubscribeToTaskRequest,
     Task,
     TaskState,
 )
@@ -29,9 +31,16 @@ from a2a.utils.errors import (
     InvalidParamsError,
     TaskNotCancelableError,
     TaskNotFoundError,
+    UnsupportedOperationError,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from sessiongate.config import SessionGateConfig
+
+from .conftest import upstream
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -65,10 +74,9 @@ def user_message(text: str, context_id: str | None = None, **fields: Any) -> Mes
     return message
 
 
-async def send(client: Client, message: Message) -> Task:
-    answers: list[StreamResponse] = [
-        a async for a in client.send_message(SendMessageRequest(message=message))
-    ]
+async def send(client: Client, message: Message, request: SendMessageRequest | None = None) -> Task:
+    request = request or SendMessageRequest(message=message)
+    answers: list[StreamResponse] = [a async for a in client.send_message(request)]
     assert len(answers) == 1 and answers[0].HasField("task"), answers
     return answers[0].task
 
@@ -333,3 +341,101 @@ async def test_a_streamed_message_to_a_never_issued_context_is_refused(
             _ = [event async for event in client.send_message(request)]
         assert await session_keys(gw) == before
     assert wire_of(refused.value)["error"]["code"] == "SESSION_NOT_FOUND"
+
+
+# ---------------------------------------------------------------- raw JSON-RPC
+
+
+async def rpc(gw: Any, method: str, params: Any, *, version: str = "1.0") -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+    headers = bearer(gw) | ({"a2a-version": version} if version else {})
+    async with httpx.AsyncClient(base_url=gw.url, headers=headers) as http:
+        response = await http.post("/a2a/atlas", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_a_message_needs_an_id_and_parts(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw:
+        no_id = await rpc(gw, "SendMessage", {"message": {"role": "ROLE_USER",
+                                                          "parts": [{"text": "hi"}]}})  # fmt: skip
+        no_parts = await rpc(gw, "SendMessage", {"message": {"role": "ROLE_USER",
+                                                             "messageId": "m1"}})  # fmt: skip
+        picture = {"role": "ROLE_USER", "messageId": "m2", "parts": [{"url": "https://x/y.png"}]}
+        file_part = await rpc(gw, "SendMessage", {"message": picture})
+    for answer in (no_id, no_parts, file_part):
+        assert answer["error"]["code"] == -32602, answer
+        wire = answer["error"]["data"][0]["metadata"]
+        assert wire["error"]["code"] == "INVALID_REQUEST", wire
+
+
+async def test_protocol_0_3_method_names_are_served(serve: Serve, config_factory: ConfigFactory):
+    message = {"role": "user", "messageId": "m-03", "kind": "message",
+               "parts": [{"kind": "text", "text": "hello"}]}  # fmt: skip
+    async with serve(config_factory()) as gw:
+        answer = await rpc(gw, "message/send", {"message": message}, version="")
+    assert answer["result"]["kind"] == "task", answer
+    assert answer["result"]["status"]["state"] == "completed", answer
+    assert answer["result"]["artifacts"][0]["parts"][0]["text"] == "echo: hello"
+
+
+async def test_a_body_that_is_not_clean_json_is_a_structured_error(
+    serve: Serve, config_factory: ConfigFactory
+):
+    deep = '{"a":' * 40 + "1" + "}" * 40
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        answers = [
+            await http.post("/a2a/atlas", headers=bearer(gw), content=body)
+            for body in (deep, '{"jsonrpc": "2.0", "id": 1, "method": NaN}', "{")
+        ]
+    for response in answers:
+        assert response.status_code == 200
+        error = response.json()["error"]
+        assert error["code"] == -32600, error
+        assert error["data"][0]["metadata"]["error"]["code"] == "INVALID_REQUEST"
+
+
+# ---------------------------------------------------------------- a task still running
+
+
+@contextlib.asynccontextmanager
+async def held_webhook() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A webhook agent's upstream that answers only once the test releases it."""
+    release = asyncio.Event()
+
+    async def reply(request: Request) -> JSONResponse:
+        await release.wait()
+        return JSONResponse({"reply": "done"})
+
+    async with upstream(Starlette(routes=[Route("/", reply, methods=["POST"])])) as fake:
+        yield fake.url, release
+
+
+async def test_subscribe_to_a_running_task_and_cancel_is_refused(
+    serve: Serve, config_factory: ConfigFactory
+):
+    async with held_webhook() as (url, release):
+        agents = [{"id": "atlas", "default": True},
+                  {"id": "slow", "model": "webhook", "webhook": {"url": url}}]  # fmt: skip
+        async with (
+            serve(config_factory(agents={"list": agents})) as gw,
+            a2a_client(gw, "slow") as plain,
+            a2a_client(gw, "slow", streaming=True) as client,
+        ):
+            request = SendMessageRequest(message=user_message("work"))
+            request.configuration.return_immediately = True
+            sent = await send(plain, request.message, request)
+            with pytest.raises(TaskNotCancelableError):
+                await client.cancel_task(CancelTaskRequest(id=sent.id))
+            events = client.subscribe(SubscribeToTaskRequest(id=sent.id))
+            first = await anext(events)
+            release.set()
+            rest = [event async for event in events]
+            with pytest.raises(UnsupportedOperationError):  # it has ended
+                _ = [event async for event in client.subscribe(SubscribeToTaskRequest(id=sent.id))]
+            done = await client.get_task(GetTaskRequest(id=sent.id))
+    assert first.task.id == sent.id
+    assert first.task.status.state == TaskState.TASK_STATE_WORKING
+    assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    assert rest[-1].status_update.status.message.parts[0].text == "done"
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED and reply_of(done) == "done"

@@ -118,7 +118,12 @@ def ws_connect_as_own() -> Probe:
     return Probe("own", call)
 
 
-def openclaw(method: str, intent: Intent, params: Callable[[str], dict[str, Any]]) -> Probe:
+def openclaw(
+    method: str,
+    intent: Intent,
+    params: Callable[[str], dict[str, Any]],
+    scopes: tuple[str, ...] = ("operator.write",),
+) -> Probe:
     """OpenClaw's protocol on `/`, as its CLI speaks it: challenge, connect, one request
     (for `agent`, the answer after `accepted`)."""
 
@@ -126,7 +131,7 @@ def openclaw(method: str, intent: Intent, params: Callable[[str], dict[str, Any]
         async with connect("ws" + ctx.gw.url.removeprefix("http") + "/") as socket:
             assert json.loads(await socket.recv())["event"] == "connect.challenge"
             hello = {"minProtocol": 3, "maxProtocol": 3, "role": "operator",
-                     "scopes": ["operator.write"], "auth": {"token": ctx.gw.token}}  # fmt: skip
+                     "scopes": list(scopes), "auth": {"token": ctx.gw.token}}  # fmt: skip
             await socket.send(
                 json.dumps({"type": "req", "id": "c", "method": "connect", "params": hello})
             )
@@ -346,6 +351,7 @@ SPAWN_UNDER: Callable[[str], dict[str, Any]] = lambda key: {  # noqa: E731
     "parentSessionKey": key,
 }
 SEND_TOOL = tool("sessions_send", "address", SEND)
+ADMIN = ("operator.admin",)
 KEY_ONLY: Callable[[str], dict[str, Any]] = lambda key: {"sessionKey": key}  # noqa: E731
 LIFECYCLE_ARGS: dict[str, Callable[[str], dict[str, Any]]] = {
     "sessions_delete": lambda key: {"sessionKey": key, "force": True, "reason": "probe"},
@@ -389,6 +395,15 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         openclaw("chat.history", "read", lambda k: {"sessionKey": k, "limit": 2}),
     ],
     ("openclaw", "sessions.resolve"): [openclaw("sessions.resolve", "read", lambda k: {"key": k})],
+    ("openclaw", "sessions.delete"): [
+        openclaw("sessions.delete", "read", lambda k: {"key": k, "force": True}, ADMIN),
+    ],
+    ("openclaw", "sessions.reset"): [
+        openclaw("sessions.reset", "read", lambda k: {"key": k}, ADMIN),
+    ],
+    ("openclaw", "sessions.patch"): [
+        openclaw("sessions.patch", "read", lambda k: {"key": k, "label": "x"}, ADMIN),
+    ],
     ("http", "/tools/invoke"): [SEND_TOOL, http_invoke_as_own()],
     ("http", "/v1/sessions"): [http_get(lambda k: "/v1/sessions", "own", own)],
     ("http", "/v1/sessions/{key:path}"): [
@@ -409,6 +424,9 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("cli", "spawn"): [cli("parent", lambda k: ["spawn", "atlas", "t", "--parent", k])],
     ("cli", "sessions history"): [cli("read", lambda k: ["sessions", "history", k])],
     ("cli", "sessions show"): [cli("read", lambda k: ["sessions", "show", k], remote=False)],
+    **{("cli", f"sessions {verb}"): [
+        cli("read", lambda k, v=verb: ["sessions", v, k, "--reason", "probe"], remote=False)]
+       for verb in ("delete", "reset", "archive", "unarchive")},
     ("cli", "mcp"): [cli_mcp_as_own()],
     ("mcp", "tools/call sessions_send"): [mcp_tool("sessions_send", "address", SEND)],
     ("mcp", "tools/call sessions_spawn"): [
@@ -436,6 +454,15 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("page", "/doctor/repair"): [page("read", lambda k: "/ui/doctor/repair",
                                       lambda k: {"sessionKey": k})],
     ("page", "/sessions/{key:path}"): [page("read", lambda k: f"/ui/sessions/{k}")],
+    ("page", "/lifecycle/plan"): [
+        page("read", lambda k: f"/ui/lifecycle/plan?action=delete&sessionKey={k}"),
+    ],
+    ("page", "/lifecycle/apply"): [
+        page("read", lambda k: "/ui/lifecycle/apply",
+             lambda k: {"action": "delete", "sessionKey": k, "force": "on"}),
+        page("read", lambda k: "/ui/lifecycle/apply",
+             lambda k: {"action": "reset", "sessionKey": k}),
+    ],
     ("page", "/messages"): [page("read", lambda k: f"/ui/messages?key={k}")],
 }  # fmt: skip
 

@@ -388,3 +388,42 @@ def test_fuzzed_a2a_requests_answer_structured_errors(config_factory: ConfigFact
 
             one_request()
         assert _address_created(threaded) == []
+
+
+def _json_rule(raw: bytes) -> tuple[str, Any]:
+    """What the `json` module alone makes of `raw` (the rule `load_json`'s fast path keeps)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        return "value", json.loads(raw, parse_constant=refuse)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return "refused", None
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@given(JSON_VALUES | st.binary(max_size=40))
+@settings(max_examples=400, derandomize=True, deadline=None, database=None)
+def test_load_json_parses_exactly_as_the_json_module(value: Any) -> None:
+    """orjson's fast path gives the value `json` gives, and refuses what `json` refuses."""
+    from sessiongate.errors import InvalidRequestError
+    from sessiongate.wire import load_json
+
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    outcome, expected = _json_rule(raw)
+    try:
+        got = load_json(raw)
+    except InvalidRequestError:
+        assert outcome == "refused"
+        return
+    assert outcome == "value"
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert type(got) is type(expected)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from sessiongate.config import SessionGateConfig
+from sessiongate.doctor import scan
 from sessiongate.resolver import Caller
 from sessiongate.store.base import now
 from sessiongate.tools.args import PruneArgs
@@ -84,6 +85,11 @@ async def test_an_address_made_after_the_delete_creates_a_new_session(
         assert second.incarnation != first.incarnation
         history = (await http.get(f"/v1/sessions/{key}/messages")).json()["result"]
         assert [m["content"] for m in history["messages"]] == ["again", "echo: again"]
+        findings = [f for f in await scan(gw.gateway) if f.kind == "recreated"]
+        assert [f.session_key for f in findings] == [key]
+        assert findings[0].evidence["provenance"]["origin"] == "address"
+        assert findings[0].evidence["tombstone"]["deletedBy"] == "operator via http"
+        assert not findings[0].fixable
 
 
 async def test_a_caller_who_cannot_see_the_key_gets_not_found(serve: Any, tmp_path: Path) -> None:
@@ -204,3 +210,60 @@ async def test_only_one_process_applies_retention_at_a_time(tmp_path: Path) -> N
     finally:
         await store.close()
         await other.close()
+
+
+def test_the_cli_deletes_resets_and_prunes(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sessiongate.cli import app
+
+    from .conftest import config_data
+
+    data = config_data(tmp_path, session={"dmScope": "main", "retention": {
+        "rules": [{"match": "agent:*:cron:*", "archiveAfterDays": 7}]}})  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+
+    def cli(*argv: str) -> dict[str, Any]:
+        result = CliRunner().invoke(app, [*argv, "--json", "--config", str(path)])
+        return dict(json.loads(result.stdout))
+
+    assert cli("sessions", "create", KEY)["ok"]
+    assert cli("sessions", "prune", "--dry-run")["result"]["dryRun"] is True
+    deleted = cli("sessions", "delete", KEY, "--reason", "asked to be forgotten")
+    assert deleted["result"]["deleted"] is True
+    assert cli("sessions", "show", KEY)["error"]["code"] == "SESSION_DELETED"
+    assert cli("sessions", "create", KEY)["result"]["created"] is True  # explicit: back, empty
+    assert cli("sessions", "create", "main")["ok"]  # a gateway that served would have made it
+    assert cli("sessions", "delete", "main")["error"]["code"] == "CONFLICT"
+    assert cli("sessions", "reset", "main")["result"]["reset"] is True
+    assert cli("sessions", "archive", KEY)["result"]["status"] == "archived"
+    assert cli("sessions", "unarchive", KEY)["result"]["status"] == "active"
+
+
+async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path: Path) -> None:
+    import re
+
+    async with serve(make_config(tmp_path)) as gw:
+        await gw.gateway.create_session(KEY, "cli", "test")
+        async with httpx.AsyncClient(base_url=gw.url) as browser:
+            await browser.post("/ui/signin", data={"token": gw.token})
+            view = await browser.get(f"/ui/sessions/{KEY}")
+            assert "/ui/lifecycle/plan?action=delete" in view.text
+            plan = await browser.get(f"/ui/lifecycle/plan?action=delete&sessionKey={KEY}")
+            assert plan.status_code == 200 and "Nothing has changed yet" in plan.text
+            assert "tombstone" in plan.text
+            assert await gw.gateway.store.find(KEY) is not None  # the plan changes nothing
+            main = await browser.get("/ui/lifecycle/plan?action=delete&sessionKey=main")
+            assert "stays deleted" in main.text and 'name="force"' in main.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', plan.text)
+            assert csrf is not None
+            form = {"csrf": csrf[1], "action": "delete", "sessionKey": KEY, "reason": "gdpr"}
+            done = await browser.post("/ui/lifecycle/apply", data=form)
+            assert done.status_code == 200 and 'id="lifecycle-done"' in done.text, done.text
+        assert await gw.gateway.store.find(KEY) is None
+        tombstone = await gw.gateway.store.find_tombstone(KEY)
+        assert tombstone is not None and tombstone.reason == "gdpr"
+        assert tombstone.deleted_by == "operator via ui"

@@ -101,7 +101,7 @@ def check_first_import(result: subprocess.CompletedProcess[str]) -> None:
     report = as_json(result)["result"]
     assert report["agents"]["atlas"] == {
         "entries": 5, "imported": 5, "updated": 0, "unchanged": 0, "skipped": 0,
-        "messages": MAIN_MESSAGES + 4 * PHANTOM_MESSAGES,
+        "messages": MAIN_MESSAGES + 4 * PHANTOM_MESSAGES, "deleted": 0,
     }  # fmt: skip
     assert report["problems"] == []
     assert report["orphans"] == []

@@ -1,4 +1,4 @@
-"""The `SessionCatalog` contract (sessions and transcripts), run over every backend.
+"""The `SessionLookup`, `Transcript` and `SessionAdmin` contracts, run over every backend.
 
 The run ledger and coordination have their own modules: test_store_runs.py and
 test_store_coordination.py.

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from sessiongate.metrics import GatewayMetrics
@@ -53,6 +54,15 @@ AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATE
            Decision.RESET, Decision.ARCHIVED, Decision.UNARCHIVED, Decision.LABELLED)  # fmt: skip
 
 
+def _line(event: dict[str, Any]) -> str:
+    """One compact JSON line, by orjson (a refusal's audit line was ~8% of its CPU with
+    `json.dumps`); what orjson cannot write (a lone surrogate) is written by `json`."""
+    try:
+        return orjson.dumps(event).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(event, separators=(",", ":"))
+
+
 class AuditLog:
     """One JSON object per line, rotated by size (``sessions.jsonl.1`` … ``.N``).
 
@@ -81,7 +91,7 @@ class AuditLog:
     async def record(self, event: dict[str, Any]) -> None:
         """Queue one event for writing; never raises, never waits for the disk."""
         stamped = {"time": iso(now()), **event}
-        self._pending.append(json.dumps(stamped, separators=(",", ":")))
+        self._pending.append(_line(stamped))
         for listener in list(self._listeners):
             listener(stamped)
         if self._writer is None or self._writer.done():

@@ -7,6 +7,7 @@ readable line and a hint, never a traceback; `--json` prints the wire form.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,7 +49,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Check and describe configuration.", no_args_is_help=True)
-sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
+sessions_app = typer.Typer(
+    help="Inspect, delete, reset and archive sessions.", no_args_is_help=True
+)
 audit_app = typer.Typer(
     help="Read the audit log of refused, warned and created addresses.", no_args_is_help=True
 )
@@ -279,6 +282,133 @@ def sessions_create(
         return
     verb = "created" if result["created"] else "already exists:"
     out.print(f"[green]{verb}[/] {result['key']} (origin {result['origin']})")
+
+
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why (kept in the audit and on a tombstone).")
+]
+LifecycleCall = Callable[[Any, Any], Awaitable[Any]]
+
+
+def _lifecycle(
+    call: LifecycleCall, config_path: Path | None, as_json: bool, done: Callable[[Any], str]
+) -> None:
+    """Run one lifecycle operation as the operator, on the configured store directly."""
+
+    async def operate() -> dict[str, Any]:
+        from sessiongate.resolver import Caller
+
+        gateway = await _local_gateway(config_path)
+        try:
+            outcome = await call(gateway, Caller(None, "cli"))
+            result: dict[str, Any] = outcome.to_wire()
+            return result
+        finally:
+            await gateway.close()
+
+    with guarded(as_json):
+        result = run(operate())
+    if as_json:
+        emit_json({"ok": True, "result": result})
+        return
+    out.print(done(result), highlight=False)
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    key: Annotated[str, typer.Argument(help="Session key to delete (erase).")],
+    force: Annotated[bool, typer.Option("--force", help="Needed for a main session.")] = False,
+    reason: ReasonOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a session: transcript, archives and runs; a tombstone keeps key, when, who, why.
+
+    Nothing re-creates it by itself (a main stays deleted across restarts).
+    """
+    from sessiongate.tools.args import DeleteArgs
+
+    args = DeleteArgs(session_key=key, force=force, reason=reason)
+
+    def describe(r: dict[str, Any]) -> str:
+        erased = f"{r['messages']} message(s), {r['runs']} run(s), {r['archivedMessages']} archived"
+        return f"[red]deleted[/] {escape(r['sessionKey'])}: {erased} erased"
+
+    _lifecycle(lambda gw, caller: gw.delete(args, caller), config_path, as_json, describe)
+
+
+@sessions_app.command("reset")
+def sessions_reset(
+    key: Annotated[str, typer.Argument(help="Session key to start afresh.")],
+    delete_old: Annotated[
+        bool, typer.Option("--delete-old", help="Delete the old transcript (default: archive).")
+    ] = False,
+    reason: ReasonOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A fresh, empty transcript under the same key; the old one is archived (or deleted)."""
+    from sessiongate.tools.args import ResetArgs
+
+    args = ResetArgs(
+        session_key=key, old_transcript="delete" if delete_old else "archive", reason=reason
+    )
+    _lifecycle(lambda gw, caller: gw.reset(args, caller), config_path, as_json,
+               lambda r: f"[green]reset[/] {escape(r['sessionKey'])}: {r['archivedMessages']} "
+               f"message(s) archived, {r['deletedMessages']} deleted")  # fmt: skip
+
+
+@sessions_app.command("archive")
+def sessions_archive(
+    key: Annotated[str, typer.Argument(help="Session key to archive.")],
+    reason: ReasonOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive a session (kept, and it still takes messages)."""
+    from sessiongate.tools.args import StatusArgs
+
+    args = StatusArgs(session_key=key, reason=reason)
+    _lifecycle(lambda gw, caller: gw.archive(args, caller), config_path, as_json,
+               lambda r: f"archived {escape(r['key'])}")  # fmt: skip
+
+
+@sessions_app.command("unarchive")
+def sessions_unarchive(
+    key: Annotated[str, typer.Argument(help="Session key to make active again.")],
+    reason: ReasonOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make an archived session active again."""
+    from sessiongate.tools.args import StatusArgs
+
+    args = StatusArgs(session_key=key, reason=reason)
+    _lifecycle(lambda gw, caller: gw.unarchive(args, caller), config_path, as_json,
+               lambda r: f"active {escape(r['key'])}")  # fmt: skip
+
+
+@sessions_app.command("prune")
+def sessions_prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what session.retention would do.")
+    ] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply session.retention now: archive idle sessions, delete long-archived ones."""
+    from sessiongate.tools.args import PruneArgs
+
+    def describe(r: dict[str, Any]) -> str:
+        verb = "would" if r["dryRun"] else "did"
+        lines = [f"{a['action']} {escape(a['sessionKey'])} (idle {a['idleDays']} days, "
+                 f"{a['rule']})" for a in r["actions"]]  # fmt: skip
+        head = f"retention {verb}: {len(r['archive'])} archive, {len(r['delete'])} delete"
+        return "\n".join([head + (" (another gateway is running it)" if r["skipped"] else ""),
+                          *lines])  # fmt: skip
+
+    args = PruneArgs(dry_run=dry_run)
+    _lifecycle(lambda gw, caller: gw.prune(args, caller), config_path, as_json, describe)
 
 
 def _client(

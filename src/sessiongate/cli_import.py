@@ -35,6 +35,12 @@ def import_openclaw(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read and count everything; write nothing.")
     ] = False,
+    include_deleted: Annotated[
+        bool,
+        typer.Option(
+            "--include-deleted", help="Import sessions deleted here too (skipped by default)."
+        ),
+    ] = False,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -47,7 +53,9 @@ def import_openclaw(
 
     with guarded(as_json):
         config = load_config(config_path)
-        report = run(_import(config, state_dir.expanduser(), agent, dry_run, as_json))
+        report = run(
+            _import(config, state_dir.expanduser(), agent, dry_run, as_json, include_deleted)
+        )
     if as_json:
         emit_json({"ok": True, "result": report.to_wire()})
     else:
@@ -57,7 +65,12 @@ def import_openclaw(
 
 
 async def _import(
-    config: SessionGateConfig, state_dir: Path, agent: str | None, dry_run: bool, quiet: bool
+    config: SessionGateConfig,
+    state_dir: Path,
+    agent: str | None,
+    dry_run: bool,
+    quiet: bool,
+    include_deleted: bool = False,
 ) -> ImportReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -75,6 +88,7 @@ async def _import(
                 dry_run=dry_run,
                 started=lambda total: progress.update(task, total=total),
                 advance=lambda agent_id: progress.update(task, advance=1, description=agent_id),
+                include_deleted=include_deleted,
             )
             return await importer.run(state_dir, agent)
     finally:
@@ -98,7 +112,7 @@ def print_report(report: ImportReport, target: str, console: Console) -> None:
     verb = "would import" if report.dry_run else "imported"
     table = Table(
         "agent", "index entries", "new sessions", "updated", "already there", "skipped",
-        f"messages {verb}", title=f"{report.state_dir} → {target}",
+        f"messages {verb}", "deleted here", title=f"{report.state_dir} → {target}",
     )  # fmt: skip
     for agent, tally in report.agents.items():
         table.add_row(agent, *(str(v) for v in tally.to_wire().values()))

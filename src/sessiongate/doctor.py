@@ -9,6 +9,11 @@ sending session and tool when it carries one, else the channel). A **split-brain
 candidate** is two active conversation sessions (main / direct) of one agent
 that took messages from the same peer in overlapping time windows.
 
+A **re-created** key is one deleted on purpose (its tombstone remains) that a
+session lives under again: doctor reports when and why it was deleted and where
+the new session came from (its provenance), for a person to judge; it never
+deletes it by itself.
+
 Repair never deletes: the phantom's messages are copied into the canonical
 session as recovered messages (original time, role, run and provenance kept in
 ``meta``), the phantom is archived, and an alias sends later addresses of the
@@ -52,7 +57,7 @@ Progress = Callable[[SessionRecord], None]
 class Finding:
     """One problem doctor found, and what `--fix` would do about it."""
 
-    kind: str  # phantom | split-brain
+    kind: str  # phantom | split-brain | recreated
     session_key: str
     agent_id: str
     reason: str
@@ -67,6 +72,10 @@ class Finding:
 
     @property
     def fix(self) -> str:
+        if self.kind == "recreated":
+            return (
+                "review by hand: delete it again (sessiongate sessions delete) if it should not be"
+            )
         if not self.fixable:
             return "review by hand: doctor never guesses which conversation is the real one"
         return (
@@ -241,7 +250,30 @@ async def scan(gateway: Gateway, progress: Progress | None = None) -> list[Findi
             conversations.append(session)
     phantoms = {f.session_key for f in findings}
     findings += await _split_brains(gateway, conversations, phantoms)
+    findings += await recreated(gateway)
     return findings
+
+
+async def recreated(gateway: Gateway) -> list[Finding]:
+    """Keys deleted on purpose that a session lives under again, with both provenances."""
+    found: list[Finding] = []
+    for tombstone in await gateway.tombstones():
+        session = await gateway.store.find(tombstone.key)
+        if session is None or session.created_at < tombstone.deleted_at:
+            continue
+        p = session.provenance
+        by = f" by {tombstone.deleted_by}" if tombstone.deleted_by else ""
+        reason = (
+            f"deleted at {iso(tombstone.deleted_at)}{by}, created again at "
+            f"{iso(session.created_at)} (origin {p.origin} via {p.entry_point or 'unknown'})"
+        )
+        evidence = {
+            "tombstone": tombstone.to_wire(),
+            "provenance": {**p.to_wire(), "createdAt": iso(session.created_at)},
+        }
+        found.append(Finding("recreated", session.key, session.agent_id, reason, None,
+                             session.last_seq, (), evidence))  # fmt: skip
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,12 @@ import httpx
 import structlog
 
 from sessiongate.audit import AuditLog
-from sessiongate.channels import receive_inbound
+from sessiongate.channels import receive_inbound, recipient_key
 from sessiongate.config import AgentConfig, SessionGateConfig
 from sessiongate.errors import RunNotFoundError, SessionNotFoundError, StoreUnavailableError
 from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
+from sessiongate.openclaw.ids import find_session_id
 from sessiongate.outcomes import (
     History,
     SendOutcome,
@@ -150,6 +151,7 @@ class Gateway:
         while True:
             await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
             try:
+                await self.store.heal()
                 swept = await self.store.interrupt_running()
                 swept += await self.runs.interrupt_unrecorded()
             except StoreUnavailableError as exc:
@@ -365,6 +367,18 @@ class Gateway:
             if page.next_cursor is None:
                 return found
             cursor = page.next_cursor
+
+    async def key_for_openclaw_id(self, session_id: str) -> str:
+        """The key of the session an OpenClaw ``sessionId`` names (its own, or the one an
+        imported session carried); SessionNotFoundError naming the id otherwise."""
+        return await find_session_id(self.store, session_id)
+
+    def key_for_recipient(
+        self, agent_id: str | None, to: str, channel: str | None, account: str | None
+    ) -> str:
+        """The key of the direct conversation with phone number `to` under session.dmScope."""
+        agent = agent_id or self.config.default_agent.id
+        return recipient_key(self.config, agent, to, channel, account)
 
     async def tombstones(self, limit: int = 1000) -> list[Tombstone]:
         """The deleted keys, newest deletion first (doctor, the page)."""

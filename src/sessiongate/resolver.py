@@ -15,6 +15,7 @@ it and resolves again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,11 +43,25 @@ from sessiongate.resolution.creation import SessionCreation
 from sessiongate.resolution.known import KnownSessions
 from sessiongate.resolution.suggestions import Suggestions, closest_keys
 from sessiongate.resolution.visibility import Visibility
-from sessiongate.store.base import Origin, SessionCatalog, SessionRecord, deleted, now
+from sessiongate.store.base import (
+    Origin,
+    SessionLookup,
+    SessionRecord,
+    Tombstone,
+    deleted,
+    now,
+)
 
 __all__ = ["Caller", "Intent", "Resolution", "Resolver", "closest_keys"]
 
 T = TypeVar("T")
+
+
+class _Unread:
+    """A tombstone not read yet (`None` is: read, and there is none)."""
+
+
+_UNREAD = _Unread()
 
 MEMO_SIZE = 10_000
 
@@ -95,7 +110,7 @@ class Resolver:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionCatalog,
+        store: SessionLookup,
         metrics: GatewayMetrics,
         audit: AuditLog | None = None,
     ) -> None:
@@ -193,9 +208,11 @@ class Resolver:
         """
         started = now() if started is None else started
         key, agent_id = await self._parse_address(reference, caller)
+        policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
+        tombstone: Tombstone | _Unread | None = _UNREAD
         if record is None:
-            record = await self.store.find(key.text)
+            record, tombstone = await self._look_up(key.text, intent, policy)
             if follow_alias or intent is not Intent.READ:
                 record = await follow_aliases(self.store.find, record)
         if not await self.visibility.may_see(caller, key.text, agent_id, record):
@@ -211,17 +228,35 @@ class Resolver:
             raise await self._not_found(
                 reference, key, caller, None, None, list(lints), Decision.NOT_FOUND
             )
-        policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         if policy.mode is CreateOnMissPolicy.DENY:
-            await self._refuse_if_deleted(reference, key, caller, policy.describe)
+            await self._refuse_if_deleted(reference, key, caller, policy.describe, tombstone)
             raise await self._not_found(reference, key, caller, policy.describe, None, list(lints))
         return await self._create_on_miss(reference, key, agent_id, caller, policy, lints, started)
 
+    async def _look_up(
+        self, key: str, intent: Intent, policy: PolicyDecision
+    ) -> tuple[SessionRecord | None, Tombstone | _Unread | None]:
+        """The stored session of `key`; for an address a miss would refuse, its tombstone too,
+        read alongside (one store round trip, not two: a refusal costs no more hops than a
+        hit — on SQLite both reads go to the store thread in one batch)."""
+        if intent is not Intent.ADDRESS or policy.mode is not CreateOnMissPolicy.DENY:
+            return await self.store.find(key), _UNREAD
+        record, tombstone = await asyncio.gather(
+            self.store.find(key), self.store.find_tombstone(key)
+        )
+        return record, tombstone
+
     async def _refuse_if_deleted(
-        self, reference: str, key: SessionKey, caller: Caller, policy: str | None
+        self,
+        reference: str,
+        key: SessionKey,
+        caller: Caller,
+        policy: str | None,
+        tombstone: Tombstone | _Unread | None = _UNREAD,
     ) -> None:
         """A missing key the caller may see that was deleted: say so (SESSION_DELETED)."""
-        tombstone = await self.store.find_tombstone(key.text)
+        if isinstance(tombstone, _Unread):
+            tombstone = await self.store.find_tombstone(key.text)
         if tombstone is None:
             return
         self.metrics.resolved(Decision.DELETED)

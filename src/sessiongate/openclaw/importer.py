@@ -41,9 +41,9 @@ from sessiongate.store.base import (
     MessageRecord,
     Origin,
     Provenance,
-    SessionCatalog,
     SessionRecord,
     SessionStatus,
+    SessionStore,
     now,
 )
 
@@ -82,11 +82,12 @@ class AgentTally:
     unchanged: int = 0  # sessions that were there with every message
     skipped: int = 0  # problems
     messages: int = 0  # messages written (or, with --dry-run, that would be)
+    deleted: int = 0  # sessions deleted here (tombstoned): left alone unless told
 
     def to_wire(self) -> dict[str, int]:
         return {"entries": self.entries, "imported": self.imported, "updated": self.updated,
                 "unchanged": self.unchanged, "skipped": self.skipped,
-                "messages": self.messages}  # fmt: skip
+                "messages": self.messages, "deleted": self.deleted}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -143,16 +144,18 @@ class OpenClawImporter:
 
     def __init__(
         self,
-        store: SessionCatalog,
+        store: SessionStore,
         config: SessionGateConfig,
         *,
         dry_run: bool = False,
         started: Started | None = None,
         advance: Advance | None = None,
+        include_deleted: bool = False,
     ) -> None:
         self.store = store
         self.config = config
         self.dry_run = dry_run
+        self.include_deleted = include_deleted  # import keys deleted here too
         self._started = started or (lambda _: None)
         self._advance = advance or (lambda _: None)
 
@@ -253,16 +256,24 @@ class OpenClawImporter:
         return _Planned(record, messages, transcript)
 
     async def _write(self, planned: _Planned, tally: AgentTally) -> None:
-        existing = await self.store.find(planned.record.key)
+        key = planned.record.key
+        if not self.include_deleted and await self.store.find_tombstone(key) is not None:
+            tally.deleted += 1  # deleted here on purpose: an import never brings it back
+            return
+        existing = await self.store.find(key)
         if existing is None:
             if self.dry_run or await self.store.import_session(
-                planned.record, _message_records(planned.record, planned.messages)
+                planned.record,
+                _message_records(planned.record, planned.messages),
+                over_tombstone=self.include_deleted,
             ):
                 tally.imported += 1
                 tally.messages += len(planned.messages)
                 return
-            existing = await self.store.find(planned.record.key)
-            assert existing is not None  # import_session said it is there
+            existing = await self.store.find(key)
+            if existing is None:  # deleted between the two calls
+                tally.deleted += 1
+                return
         missing = await self._missing(existing, planned.messages)
         if not missing:
             tally.unchanged += 1

@@ -25,7 +25,7 @@ from sessiongate.keys import SessionKey, SessionKind, a2a_context_key, main_key,
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolution.caller import Caller
 from sessiongate.resolution.visibility import MAX_TREE_DEPTH
-from sessiongate.store.base import NewSession, Origin, Provenance, SessionCatalog, SessionRecord
+from sessiongate.store.base import NewSession, Origin, Provenance, SessionLookup, SessionRecord
 
 __all__ = ["SessionCreation"]
 
@@ -39,7 +39,7 @@ class SessionCreation:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionCatalog,
+        store: SessionLookup,
         metrics: GatewayMetrics,
         created: Callable[[str], None],
     ) -> None:

@@ -20,7 +20,7 @@ from sessiongate.resolution.aliases import follow_aliases
 from sessiongate.resolution.caller import Caller
 from sessiongate.resolution.known import KnownSessions
 from sessiongate.resolution.visibility import Visibility
-from sessiongate.store.base import SessionCatalog, SessionRecord, SessionStatus
+from sessiongate.store.base import SessionLookup, SessionRecord, SessionStatus
 
 __all__ = ["MAX_SUGGESTIONS", "Suggestions", "closest_keys"]
 
@@ -80,7 +80,7 @@ class Suggestions:
     def __init__(
         self,
         config: SessionGateConfig,
-        store: SessionCatalog,
+        store: SessionLookup,
         visibility: Visibility,
         known: KnownSessions,
         parse: Callable[[str], SessionKey],

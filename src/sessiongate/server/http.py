@@ -11,7 +11,8 @@ import asyncio
 import hmac
 import ipaddress
 import os
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,7 +28,12 @@ from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.access_log import session_gate_error_response
 from sessiongate.server.auth import check_token
-from sessiongate.server.openclaw_http import dry_run, openclaw_envelope, tool_args
+from sessiongate.server.openclaw_http import (
+    clamp_list_limit,
+    dry_run,
+    openclaw_envelope,
+    refuse_action,
+)
 from sessiongate.server.requests import read_body
 from sessiongate.tools.args import (
     DeleteArgs,
@@ -76,10 +82,6 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _json_body(request: Request) -> Any:
-    return decode_json(await read_body(request))
-
-
 class InvokeBody(ToolArgs):
     tool: str
     args: dict[str, Any] = {}
@@ -96,9 +98,13 @@ async def tools_invoke(request: Request) -> Response:
 
 async def _invoke_tool(request: Request) -> dict[str, Any]:
     gateway = _gateway(request)
-    body = validate_args(InvokeBody, await _json_body(request), "/tools/invoke")
+    body = validate_args(InvokeBody, decode_json(await read_body(request)), "/tools/invoke")
     caller = await gateway.caller_for(body.session_key, "http")
-    args = tool_args(body.tool, body.args, body.action)
+    if body.action is not None:
+        raise refuse_action(body.tool, body.action)
+    args = body.args
+    if gateway.config.gateway.compat.openclaw:
+        args = clamp_list_limit(body.tool, args)
     if body.dry_run:
         return dry_run(body.tool, args, gateway.config.gateway.tools.allow)
     return await gateway.invoke(body.tool, args, caller)
@@ -169,37 +175,34 @@ async def _session_operation(
     return gateway, args, await _header_caller(request, gateway)
 
 
-async def delete_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, DeleteArgs, "DELETE /v1/sessions/{key}"
-    )
-    return ok((await gateway.delete(args, caller)).to_wire())
+class _Wired(Protocol):
+    def to_wire(self) -> dict[str, Any]: ...
 
 
-async def reset_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, ResetArgs, "POST /v1/sessions/{key}/reset"
-    )
-    return ok((await gateway.reset(args, caller)).to_wire())
+_Operation = Callable[[Gateway], Callable[[A, Caller], Awaitable[_Wired]]]
 
 
-async def archive_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, StatusArgs, "POST /v1/sessions/{key}/archive"
-    )
-    return ok((await gateway.archive(args, caller)).to_wire())
+def _lifecycle_route(
+    model: type[A], what: str, operation: _Operation[A]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of one lifecycle operation (`_session_operation` parses its request)."""
+
+    async def endpoint(request: Request) -> Response:
+        gateway, args, caller = await _session_operation(request, model, what)
+        return ok((await operation(gateway)(args, caller)).to_wire())
+
+    return endpoint
 
 
-async def unarchive_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, StatusArgs, "POST /v1/sessions/{key}/unarchive"
-    )
-    return ok((await gateway.unarchive(args, caller)).to_wire())
-
-
-async def patch_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(request, PatchArgs, "PATCH /v1/sessions/{key}")
-    return ok((await gateway.patch(args, caller)).to_wire())
+delete_session = _lifecycle_route(DeleteArgs, "DELETE /v1/sessions/{key}", lambda g: g.delete)
+reset_session = _lifecycle_route(ResetArgs, "POST /v1/sessions/{key}/reset", lambda g: g.reset)
+archive_session = _lifecycle_route(
+    StatusArgs, "POST /v1/sessions/{key}/archive", lambda g: g.archive
+)
+unarchive_session = _lifecycle_route(
+    StatusArgs, "POST /v1/sessions/{key}/unarchive", lambda g: g.unarchive
+)
+patch_session = _lifecycle_route(PatchArgs, "PATCH /v1/sessions/{key}", lambda g: g.patch)
 
 
 async def prune_sessions(request: Request) -> Response:
@@ -213,7 +216,7 @@ async def channel_inbound(request: Request) -> Response:
     gateway = _gateway(request)
     channel: str = request.path_params["channel"]
     check_text(channel, "path")
-    body = await _json_body(request)
+    body = decode_json(await read_body(request))
     return ok(await gateway.receive_inbound(channel, body))
 
 

@@ -18,10 +18,11 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
+from sessiongate.fields import MAX_LIST_LIMIT
 from sessiongate.tools import get_tool
 from sessiongate.tools.base import validate_args
 
-__all__ = ["dry_run", "openclaw_envelope", "tool_args"]
+__all__ = ["clamp_list_limit", "dry_run", "openclaw_envelope", "refuse_action"]
 
 _ERROR_TYPES = {
     400: "invalid_request",
@@ -34,12 +35,18 @@ _ERROR_TYPES = {
 }
 
 
-def tool_args(tool: str, args: dict[str, Any], action: str | None) -> dict[str, Any]:
-    """The arguments of a call; OpenClaw's `action` selects an action of multi-action tools,
-    and no tool here has actions."""
-    if action is None:
-        return args
-    raise InvalidRequestError(
+def clamp_list_limit(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Under gateway.compat.openclaw: a sessions_list limit over the maximum is clamped (the
+    answer's nextCursor pages on), as OpenClaw's callers expect (its test client asks 100000)."""
+    limit = args.get("limit")
+    if tool == "sessions_list" and type(limit) is int and limit > MAX_LIST_LIMIT:
+        return {**args, "limit": MAX_LIST_LIMIT}
+    return args
+
+
+def refuse_action(tool: str, action: str) -> InvalidRequestError:
+    """OpenClaw's `action` selects an action of multi-action tools; no tool here has any."""
+    return InvalidRequestError(
         f"{tool}: takes no action (got action {action!r}); leave action out",
         details={"argument": "action", "tool": tool},
     )

@@ -8,27 +8,30 @@ CLI reads (facts from a recording of OpenClaw 2026.5.7's CLI).
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 
-from sessiongate.errors import SessionGateError, SessionNotFoundError
+from sessiongate.errors import InvalidRequestError, SessionGateError, SessionNotFoundError
 from sessiongate.fields import (
+    MAX_LIST_LIMIT,
     ActiveMinutes,
     HistoryLimit,
     IdempotencyKey,
-    ListLimit,
+    Label,
     MessageText,
+    Reason,
     SessionRef,
 )
 from sessiongate.keys import main_key
+from sessiongate.openclaw.ids import session_id
 from sessiongate.runtime.runs import RunEvent
 from sessiongate.tools.base import ToolArgs
 
 __all__ = [
+    "ADMIN",
     "PROTOCOL",
     "READ",
     "WRITE",
@@ -36,7 +39,10 @@ __all__ = [
     "ChatHistoryParams",
     "ChatSendParams",
     "ConnectParams",
+    "DeleteParams",
     "ListParams",
+    "PatchParams",
+    "ResetParams",
     "ResolveParams",
     "RunFrames",
     "error_object",
@@ -53,12 +59,11 @@ ADMIN = "operator.admin"
 SCOPE_GRANTS: dict[str, frozenset[str]] = {
     READ: frozenset({READ}),
     WRITE: frozenset({READ, WRITE}),
-    ADMIN: frozenset({READ, WRITE}),
+    ADMIN: frozenset({READ, WRITE, ADMIN}),
 }
 # The only keys OpenClaw's CLI accepts in an error object: any other key makes it drop the
 # answer and report a timeout instead.
 ERROR_KEYS = ("code", "message", "details", "retryable", "retryAfterMs")
-SESSION_ID_NAMESPACE = uuid.UUID("0c3b6a52-7f0e-4d55-a0e1-2f5d1c9b8e44")
 
 
 def now_ms() -> int:
@@ -92,7 +97,9 @@ class ResolveParams(ToolArgs):
 
 
 class ListParams(ToolArgs):
-    limit: ListLimit = 50
+    # OpenClaw's callers ask for as many as they like (its test client: 100000); under
+    # gateway.compat.openclaw a limit over the maximum is clamped and a cursor given
+    limit: int = Field(default=50, ge=1)
     agent_id: str | None = None
     active_minutes: ActiveMinutes | None = None
     include_global: bool = False  # OpenClaw's global/unknown buckets do not exist here
@@ -114,15 +121,41 @@ class AgentParams(ToolArgs):
     message: MessageText
     agent_id: str | None = None
     session_key: SessionRef | None = None
+    session_id: str | None = Field(default=None, max_length=200)  # `openclaw agent --session-id`
+    to: str | None = Field(default=None, max_length=64)  # `openclaw agent --to +65…`
+    channel: str | None = Field(default=None, max_length=64)
+    account_id: str | None = Field(default=None, max_length=128)
     deliver: bool = False
     timeout: float = Field(default=600, gt=0, le=3600)  # seconds, as `openclaw agent --timeout`
     idempotency_key: IdempotencyKey | None = None
 
     def target(self) -> str:
-        """The session addressed: the key, else the agent's main, else the default main."""
+        """The session addressed without a lookup: the key, else the agent's main, else the
+        default main (`sessionId` and `to` are resolved by the gateway first)."""
         if self.session_key is not None:
             return self.session_key
         return main_key(self.agent_id) if self.agent_id else "main"
+
+
+class DeleteParams(ToolArgs):
+    """`sessions.delete`: the transcript goes with the session (a tombstone stays)."""
+
+    key: SessionRef
+    delete_transcript: bool = True
+    force: bool = False  # sessiongate's: an agent's main session
+    reason: Reason | None = None
+
+
+class ResetParams(ToolArgs):
+    key: SessionRef
+    reason: str | None = Field(default=None, max_length=500)  # OpenClaw's: "new" or "reset"
+
+
+class PatchParams(ToolArgs):
+    """`sessions.patch`: sessiongate keeps only the label of OpenClaw's session fields."""
+
+    key: SessionRef
+    label: Label | None = None
 
 
 def error_object(error: SessionGateError) -> dict[str, Any]:
@@ -136,17 +169,14 @@ def _standalone_message(error: SessionGateError) -> str:
     """The CLI shows a person only the message: for a refusal, the key, why, and what to use."""
     if not isinstance(error, SessionNotFoundError):
         return error.message
-    requested = error.details.get("requestedKey") or error.details.get("requestedLabel")
+    details = error.details
+    requested = (details.get("requestedKey") or details.get("requestedLabel")
+                 or details.get("requestedSessionId"))  # fmt: skip
     message = f"No session found: {requested} ({error.message})"
     suggestions = error.details.get("suggestions") or []
     if suggestions:
         message += f"; did you mean {' or '.join(suggestions)}?"
     return message
-
-
-def session_id(key: str) -> str:
-    """A stable OpenClaw-shaped session id for a key (sessiongate keys sessions by key)."""
-    return str(uuid.uuid5(SESSION_ID_NAMESPACE, key))
 
 
 def _ms(iso: str) -> int:
@@ -244,3 +274,17 @@ class RunFrames:
                 "deliverySucceeded": False,  # nothing is delivered to channels here
             },
         }
+
+
+def list_limit(requested: int, compat: bool) -> int:
+    """A `sessions.list` limit: over the maximum, clamped under gateway.compat.openclaw (the
+    answer's nextCursor pages on), else refused as for every other caller."""
+    if requested <= MAX_LIST_LIMIT:
+        return requested
+    if compat:
+        return MAX_LIST_LIMIT
+    raise InvalidRequestError(
+        f"sessions.list: limit {requested} is over {MAX_LIST_LIMIT}; page with nextCursor "
+        "(or set gateway.compat.openclaw: true to have it clamped)",
+        details={"argument": "limit", "problems": [f"limit: at most {MAX_LIST_LIMIT}"]},
+    )

@@ -39,6 +39,7 @@ from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_wire import (
+    ADMIN,
     PROTOCOL,
     READ,
     SCOPE_GRANTS,
@@ -47,11 +48,15 @@ from sessiongate.server.openclaw_wire import (
     ChatHistoryParams,
     ChatSendParams,
     ConnectParams,
+    DeleteParams,
     ListParams,
+    PatchParams,
+    ResetParams,
     ResolveParams,
     RunFrames,
     error_object,
     history_message,
+    list_limit,
     now_ms,
     session_id,
     session_row,
@@ -65,7 +70,15 @@ from sessiongate.server.ws import (
     receive_request,
     serve_connection,
 )
-from sessiongate.tools.args import HistoryArgs, ListArgs, SendArgs, SessionArgs
+from sessiongate.tools.args import (
+    DeleteArgs,
+    HistoryArgs,
+    ListArgs,
+    PatchArgs,
+    ResetArgs,
+    SendArgs,
+    SessionArgs,
+)
 from sessiongate.tools.base import validate_args
 
 __all__ = ["OPENCLAW_METHODS", "openclaw_websocket_endpoint"]
@@ -143,8 +156,11 @@ async def _health(conn: OpenClawConnection, request: RequestFrame) -> dict[str, 
 
 async def _sessions_list(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
     params = validate_args(ListParams, request.params, "sessions.list")
+    compat = conn.gateway.config.gateway.compat.openclaw
     args = ListArgs.model_construct(
-        limit=params.limit, agent_id=params.agent_id, active_minutes=params.active_minutes
+        limit=list_limit(params.limit, compat),
+        agent_id=params.agent_id,
+        active_minutes=params.active_minutes,
     )
     listing = await conn.gateway.list_sessions(args, conn.operator)
     rows = [session_row(s.to_wire()) for s in listing.sessions]
@@ -235,7 +251,7 @@ async def _agent(conn: OpenClawConnection, request: RequestFrame) -> dict[str, A
             "replies to (leave --deliver off; the reply comes back to you)",
             details={"argument": "deliver"},
         )
-    key, idempotency_key = params.target(), params.idempotency_key
+    key, idempotency_key = await _agent_target(conn, params), params.idempotency_key
     with RunStream() as stream:
         accepted = await _send(conn, key, params.message, idempotency_key, 0, stream)
         run_id = idempotency_key or accepted.run_id
@@ -248,6 +264,55 @@ async def _agent(conn: OpenClawConnection, request: RequestFrame) -> dict[str, A
         else:
             outcome = await stream.follow(accepted, _emitter(conn, frames), params.timeout)
     return _final(frames, outcome, params.message)
+
+
+async def _agent_target(conn: OpenClawConnection, params: AgentParams) -> str:
+    """The key `agent` addresses: sessionKey; else the session an OpenClaw sessionId names
+    (never a new one); else the conversation with `to` under session.dmScope; else a main."""
+    if params.session_key is None and params.session_id is not None:
+        return await conn.gateway.key_for_openclaw_id(params.session_id)
+    if params.session_key is None and params.to is not None:
+        return conn.gateway.key_for_recipient(
+            params.agent_id, params.to, params.channel, params.account_id
+        )
+    return params.target()
+
+
+async def _sessions_delete(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(DeleteParams, request.params, "sessions.delete")
+    if not params.delete_transcript:
+        raise InvalidRequestError(
+            "sessions.delete: deleteTranscript false is not supported: sessiongate erases the "
+            "transcript with the session (to keep it, reset the session instead)",
+            details={"argument": "deleteTranscript"},
+        )
+    args = DeleteArgs.model_construct(
+        session_key=params.key, force=params.force, reason=params.reason
+    )
+    erasure = await conn.gateway.delete(args, conn.operator)
+    return {"ok": True, "key": erasure.tombstone.key, "deleted": True, **erasure.to_wire()}
+
+
+async def _sessions_reset(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(ResetParams, request.params, "sessions.reset")
+    args = ResetArgs.model_construct(
+        session_key=params.key, old_transcript="archive", reason=params.reason
+    )
+    outcome = await conn.gateway.reset(args, conn.operator)
+    entry = session_row(outcome.session.to_wire())
+    return {"ok": True, "key": outcome.session.key, "entry": entry, **outcome.to_wire()}
+
+
+async def _sessions_patch(conn: OpenClawConnection, request: RequestFrame) -> dict[str, Any]:
+    params = validate_args(PatchParams, request.params, "sessions.patch")
+    if "label" not in params.model_fields_set:
+        raise InvalidRequestError(
+            "sessions.patch: nothing to change (sessiongate keeps only a session's label)",
+            details={"argument": "label", "problems": ["label: required"]},
+        )
+    args = PatchArgs.model_construct(session_key=params.key, label=params.label, reason=None)
+    shown = await conn.gateway.patch(args, conn.operator)
+    return {"ok": True, "key": shown.session.key, "entry": session_row(shown.session.to_wire())}
 
 
 async def _accepted(conn: OpenClawConnection, request_id: Any, run_id: str) -> None:
@@ -277,6 +342,9 @@ OPENCLAW_METHODS: dict[str, tuple[str, Handler]] = {
     "chat.history": (READ, _chat_history),
     "chat.send": (WRITE, _chat_send),
     "agent": (WRITE, _agent),
+    "sessions.delete": (ADMIN, _sessions_delete),
+    "sessions.reset": (ADMIN, _sessions_reset),
+    "sessions.patch": (ADMIN, _sessions_patch),
 }
 EVENTS = ["connect.challenge", "agent", "chat", "tick"]
 
@@ -327,26 +395,23 @@ async def _handshake(conn: OpenClawConnection) -> bool:
     await conn.send({"type": "event", "event": "connect.challenge", "payload": challenge})
     connect_by = asyncio.get_running_loop().time() + conn.budget.limits.connect_timeout_seconds
     request = await receive_request(conn, connect_by)
-    opened = False
     if request is not None:
-        async with answering(conn, request.id, "connect"):
-            opened = await _open(conn, request)
-    if not opened:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await conn.websocket.close(POLICY_VIOLATION, "connect refused")
-    return opened
+        async with answering(conn, request.id, "connect") as answer:
+            await _open(conn, request)
+        if answer.error is None and conn.caller is not None:
+            return True
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await conn.websocket.close(POLICY_VIOLATION, "connect refused")
+    return False
 
 
-async def _open(conn: OpenClawConnection, request: RequestFrame) -> bool:
-    try:
-        params = _check_connect(conn, request)
-    except SessionGateError as exc:
-        await conn.fail(request.id, exc)
-        return False
-    conn.caller = Caller(None, ENTRY_POINT)
+async def _open(conn: OpenClawConnection, request: RequestFrame) -> None:
+    """Open the connection for a valid `connect` (anything else raises: `answering`
+    answers it and the connection closes)."""
+    params = _check_connect(conn, request)
     conn.scopes = frozenset(g for s in params.scopes for g in SCOPE_GRANTS.get(s, ()))
     await conn.respond(request.id, _hello(conn, params))
-    return True
+    conn.caller = Caller(None, ENTRY_POINT)
 
 
 async def _tick(conn: OpenClawConnection) -> None:

@@ -12,9 +12,11 @@ __all__ = ["read_body", "same_origin"]
 _HTTP_SCHEME = {"ws": "http", "wss": "https"}  # a page's WebSocket has its page's origin
 
 
-async def read_body(request: Request, what: str = "body") -> bytes:
-    """The whole body, refused (413) once it passes ``gateway.maxBodyBytes``."""
-    limit: int = request.app.state.gateway.config.gateway.max_body_bytes
+async def read_body(request: Request, what: str = "body", limit: int | None = None) -> bytes:
+    """The whole body, refused (413) once it passes `limit` (``gateway.maxBodyBytes`` of the
+    app's gateway unless given)."""
+    if limit is None:
+        limit = int(request.app.state.gateway.config.gateway.max_body_bytes)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit():
         if int(declared) > limit:

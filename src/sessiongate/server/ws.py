@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -222,28 +223,37 @@ class Connection:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+@dataclass(slots=True)
+class Answer:
+    """How a request inside `answering` ended: `error` is what it was answered with."""
+
+    error: SessionGateError | None = None
+
+
 @contextlib.asynccontextmanager
-async def answering(conn: Connection, request_id: Any, where: str) -> AsyncIterator[None]:
+async def answering(conn: Connection, request_id: Any, where: str) -> AsyncIterator[Answer]:
     """The WebSocket surface's one catch-all: whatever happens, request `request_id` is
-    answered (unless the client has gone) and the connection stays usable."""
+    answered (unless the client has gone) and the connection stays usable. The `Answer`
+    it yields tells the caller afterwards whether the request failed (a refused
+    `connect` closes the connection)."""
     begin_request()
     with request_span(f"ws {where}", {"rpc.method": where}):
-        async with _caught(conn, request_id, where):
-            yield
+        async with _caught(conn, request_id, where) as answer:
+            yield answer
 
 
 @contextlib.asynccontextmanager
-async def _caught(conn: Connection, request_id: Any, where: str) -> AsyncIterator[None]:
+async def _caught(conn: Connection, request_id: Any, where: str) -> AsyncIterator[Answer]:
+    answer = Answer()
     try:
-        yield
+        yield answer
     except ClientGone:
         pass
-    except SessionGateError as exc:
-        with contextlib.suppress(ClientGone):
-            await conn.fail(request_id, exc)
     except Exception as exc:
+        error = exc if isinstance(exc, SessionGateError) else internal_error(exc, "ws", where)
+        answer.error = error
         with contextlib.suppress(ClientGone):
-            await conn.fail(request_id, internal_error(exc, "ws", where))
+            await conn.fail(request_id, error)
 
 
 async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -407,28 +417,23 @@ async def receive_request(conn: Connection, deadline: float | None = None) -> Re
         return None
 
 
-async def _handshake(conn: Connection, request: RequestFrame) -> bool:
-    """Answer the first request; only a valid `connect` opens the connection (a refused
-    one is answered and closed; an unexpected failure reaches the catch-all)."""
-    try:
-        if request.method != "connect":
-            raise UnauthorizedError(
-                f"the first request must be 'connect', got {request.method!r}",
-                details={
-                    "hint": 'send {"type":"req","id":1,"method":"connect","params":{"token":"…"}}'
-                },
-            )
-        params = validate_args(ConnectParams, request.params, "connect")
-        expected = conn.websocket.app.state.token
-        check_token_or_cookie(expected, params.token, _page_cookies(conn))
-        conn.budget.credential = params.token or expected  # a signed-in page stands for it
-        conn.caller = await conn.gateway.caller_for(params.session_key, "ws")
-    except SessionGateError as exc:
-        await conn.fail(request.id, exc)
-        await conn.websocket.close(POLICY_VIOLATION, exc.code)
-        return False
-    await conn.respond(request.id, {"protocol": 1, "version": __version__, **conn.caller.to_wire()})
-    return True
+async def _handshake(conn: Connection, request: RequestFrame) -> None:
+    """Answer the first request: only a valid `connect` opens the connection (anything
+    else raises, and `answering` answers it)."""
+    if request.method != "connect":
+        raise UnauthorizedError(
+            f"the first request must be 'connect', got {request.method!r}",
+            details={
+                "hint": 'send {"type":"req","id":1,"method":"connect","params":{"token":"…"}}'
+            },
+        )
+    params = validate_args(ConnectParams, request.params, "connect")
+    expected = conn.websocket.app.state.token
+    check_token_or_cookie(expected, params.token, _page_cookies(conn))
+    conn.budget.credential = params.token or expected  # a signed-in page stands for it
+    caller = await conn.gateway.caller_for(params.session_key, "ws")
+    await conn.respond(request.id, {"protocol": 1, "version": __version__, **caller.to_wire()})
+    conn.caller = caller
 
 
 def _page_cookies(conn: Connection) -> dict[str, str]:
@@ -447,10 +452,11 @@ async def _serve(conn: Connection) -> None:
         if conn.caller is not None:
             await conn.dispatch(request)
             continue
-        opened: bool | None = None
-        async with answering(conn, request.id, "connect"):
-            opened = await _handshake(conn, request)
-        if opened is False:
+        async with answering(conn, request.id, "connect") as answer:
+            await _handshake(conn, request)
+        if answer.error is not None:  # a refused connect closes the connection
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await conn.websocket.close(POLICY_VIOLATION, answer.error.code)
             return
 
 

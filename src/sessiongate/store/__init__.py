@@ -12,10 +12,12 @@ from sessiongate.store.base import (
     Provenance,
     RunLedger,
     RunRecord,
-    SessionCatalog,
+    SessionAdmin,
+    SessionLookup,
     SessionPage,
     SessionRecord,
     SessionStore,
+    Transcript,
 )
 from sessiongate.store.memory import MemorySessionStore
 from sessiongate.store.sqlite import SqliteSessionStore, sqlite_path
@@ -28,11 +30,13 @@ __all__ = [
     "Provenance",
     "RunLedger",
     "RunRecord",
-    "SessionCatalog",
+    "SessionAdmin",
+    "SessionLookup",
     "SessionPage",
     "SessionRecord",
     "SessionStore",
     "SqliteSessionStore",
+    "Transcript",
     "open_store",
 ]
 

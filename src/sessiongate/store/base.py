@@ -1,11 +1,14 @@
-"""The store protocols, the records they hold, and the rules every backend shares.
+"""The store's interfaces, the records they hold, and the rules every backend shares.
 
-Four narrow protocols, one per concern, each handed to the parts that use it:
+Interfaces by consumer, each handed to the parts that use it:
 
-- `SessionCatalog`: sessions and their transcripts (the resolver needs only this);
+- `SessionLookup`: find, ensure and list sessions, and tombstones (all the resolver needs);
+- `Transcript`: append to and read a session's messages;
 - `RunLedger`: the bookkeeping of runs (accepted, completed, failed, interrupted);
+- `SessionAdmin`: aliases, statuses, bulk import and counts (doctor, importer, page);
 - `SessionLifecycle`: deliberate removal — delete (erasure, leaving a tombstone) and reset;
-- `Coordination`: what several gateway processes on one store share (locks, events).
+- `Coordination`: what several gateway processes on one store share (locks, events);
+  `SingleProcessCoordination` serves the memory and SQLite stores.
 
 Nothing comes back by itself: every session has an *incarnation* (a fresh id
 when it is created and when it is reset). Accepting a message and completing a
@@ -15,10 +18,12 @@ when it changed (`SessionResetError`) or the session is gone
 a tombstoned key unless the creation was decided after the delete
 (`NewSession.decided_at`) or the import is told to.
 
-`SessionStore` is all four plus opening concerns (`shared`, `ping`, `close`):
-what a backend implements. Rules every backend applies the same way live here:
-text a backend cannot store is refused (`check_storable`), numbers are clamped into
-the range every backend can hold, and store faults become typed errors.
+`SessionStore` is all of them plus opening concerns (`shared`, `ping`, `heal`,
+`close`): what a backend subclasses. The public methods check their input here,
+once, for every backend (text a backend cannot store is refused by
+`check_storable`, numbers are clamped into the range every backend holds); a
+backend implements only the storage step each one calls. Store faults become
+typed errors in each backend.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sessiongate.errors import (
     InvalidRequestError,
     SessionDeletedError,
+    SessionGateError,
     SessionMovedError,
     SessionNotFoundError,
     SessionResetError,
@@ -47,6 +54,7 @@ __all__ = [
     "Coordination",
     "Erasure",
     "MessageRecord",
+    "NewMessage",
     "NewSession",
     "Origin",
     "Provenance",
@@ -54,13 +62,16 @@ __all__ = [
     "RunLedger",
     "RunRecord",
     "RunStatus",
-    "SessionCatalog",
+    "SessionAdmin",
     "SessionLifecycle",
+    "SessionLookup",
     "SessionPage",
     "SessionRecord",
     "SessionStatus",
     "SessionStore",
+    "SingleProcessCoordination",
     "Tombstone",
+    "Transcript",
     "check_import",
     "check_message",
     "check_new_session",
@@ -74,6 +85,7 @@ __all__ = [
     "moved",
     "new_incarnation",
     "now",
+    "refusal",
     "refused_over_tombstone",
     "reset_since",
     "store_timeout",
@@ -165,6 +177,32 @@ class NewSession:
     provenance: Provenance
     label: str | None = None
     decided_at: float | None = None
+
+    def created(self, stamp: float) -> SessionRecord:
+        """The session as it is first stored, at `stamp`, in a fresh incarnation."""
+        return SessionRecord(self.key, self.agent_id, self.kind, SessionStatus.ACTIVE, self.label,
+                             None, self.provenance, stamp, stamp, 0, new_incarnation())  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """What appending to a transcript (or accepting or completing a run) stores.
+
+    With `incarnation`, the write lands only in that incarnation of the session.
+    """
+
+    key: str
+    role: str
+    content: str
+    run_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None  # None: when it is stored
+    incarnation: str | None = None
+
+    def stored(self, seq: int, stamp: float) -> MessageRecord:
+        """The message as stored with sequence number `seq` at `stamp`."""
+        return MessageRecord(self.key, seq, self.role, self.content, self.run_id,
+                             self.created_at or stamp, self.meta)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +441,25 @@ def refused_over_tombstone(new: NewSession, tombstone: Tombstone | None) -> bool
     return new.decided_at is None or tombstone.deleted_at >= new.decided_at
 
 
+def refusal(
+    key: str,
+    incarnation: str | None,
+    *,
+    exists: bool,
+    tombstone: Tombstone | None,
+    alias_of: str | None = None,
+) -> SessionGateError:
+    """Why a write for `key` (in `incarnation`, if given) found no session to go into,
+    the same on every backend: deleted, reset since, moved, or missing."""
+    if not exists:
+        return deleted(key, tombstone) if tombstone is not None else missing(key)
+    if tombstone is not None and tombstone.incarnation == incarnation:
+        return deleted(key, tombstone)  # deleted, then created again: not this one
+    if alias_of is not None:
+        return moved(key, alias_of)
+    return reset_since(key) if incarnation is not None else missing(key)
+
+
 def moved(key: str, target: str) -> SessionMovedError:
     """The error for a message to a session that now redirects elsewhere."""
     return SessionMovedError(
@@ -424,28 +481,66 @@ def store_timeout(store: str, seconds: float) -> StoreTimeoutError:
     )
 
 
-@runtime_checkable
-class SessionCatalog(Protocol):
-    """Sessions and their transcripts. Every method is atomic on its own."""
+class SessionLookup(ABC):
+    """Finding and creating sessions: all the resolver needs.
+
+    Each public method checks its input once, here, for every backend; a backend
+    implements only the storage step (`_find`, `_ensure`, …). Every step is atomic.
+    """
 
     async def find(self, key: str) -> SessionRecord | None:
         """The session stored under this canonical key; None means it does not exist."""
+        check_storable("sessionKey", key, indexed=True)
+        return await self._find(key)
 
     async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         """The newest active session with this label (of this agent, if given)."""
+        check_storable("label", label, indexed=True)
+        check_storable("agentId", agent_id, indexed=True)
+        return await self._find_by_label(label, agent_id)
 
     async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
         """Create the session unless it exists; True only for the one caller that created it."""
+        check_new_session(new)
+        return await self._ensure(new)
 
     async def list_sessions(
         self,
         *,
         agent_id: str | None = None,
         kind: str | None = None,
-        limit: int = 50,
         cursor: str | None = None,
+        limit: int = 50,
     ) -> SessionPage:
         """A page of sessions, newest first, filtered by agent and kind."""
+        return await self._list(agent_id, kind, max(0, limit), decode_cursor(cursor))
+
+    async def find_tombstone(self, key: str) -> Tombstone | None:
+        """The tombstone of a deleted key (kept when the key is created again); None if never."""
+        check_storable("sessionKey", key, indexed=True)
+        return await self._find_tombstone(key)
+
+    @abstractmethod
+    async def _find(self, key: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None: ...
+
+    @abstractmethod
+    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]: ...
+
+    @abstractmethod
+    async def _list(
+        self, agent_id: str | None, kind: str | None, limit: int, after: int | None
+    ) -> SessionPage:
+        """Up to `limit` sessions with a row id below `after` (None: from the newest)."""
+
+    @abstractmethod
+    async def _find_tombstone(self, key: str) -> Tombstone | None: ...
+
+
+class Transcript(ABC):
+    """The messages of a session, in order."""
 
     async def append_message(
         self,
@@ -458,46 +553,25 @@ class SessionCatalog(Protocol):
         created_at: float | None = None,
     ) -> MessageRecord:
         """Append to a transcript; sequence numbers per session start at 1 with no gaps."""
+        check_message(key, role, content, run_id)
+        new = NewMessage(key, role, content, run_id, dict(meta or {}), created_at)
+        return await self._append(new)
 
     async def history(
         self, key: str, *, limit: int = 50, before: int | None = None
     ) -> list[MessageRecord]:
         """The last `limit` messages (with seq below `before`), oldest first."""
+        return await self._history(key, max(0, limit), clamp_seq(before))
 
-    async def set_alias(self, key: str, target: str | None) -> None:
-        """Redirect addresses of `key` to `target` (None removes the redirect)."""
+    @abstractmethod
+    async def _append(self, new: NewMessage) -> MessageRecord:
+        """Store `new` as the session's next message; SessionNotFoundError if none."""
 
-    async def set_status(self, key: str, status: str) -> None:
-        """Mark a session active, archived or quarantined."""
-
-    async def set_label(self, key: str, label: str | None) -> None:
-        """Give a session a label (None removes it)."""
-
-    async def import_session(
-        self,
-        session: SessionRecord,
-        messages: list[MessageRecord],
-        *,
-        over_tombstone: bool = False,
-    ) -> bool:
-        """Insert a session and its transcript as they were (bulk import); False if present,
-        or if the key was deleted (unless `over_tombstone`)."""
-
-    async def count_sessions(self) -> int:
-        """How many sessions are stored."""
-
-    async def count_by_origin(self) -> dict[str, int]:
-        """How many sessions each origin created (startup, address, spawn, …)."""
-
-    async def aliases_of(self, key: str) -> list[str]:
-        """The keys whose alias redirects to `key`, sorted."""
-
-    async def find_tombstone(self, key: str) -> Tombstone | None:
-        """The tombstone of a deleted key (kept when the key is created again); None if never."""
+    @abstractmethod
+    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]: ...
 
 
-@runtime_checkable
-class RunLedger(Protocol):
+class RunLedger(ABC):
     """Runs: accepted with their inbound message, ended with a reply or a failure."""
 
     async def accept_message(
@@ -516,6 +590,9 @@ class RunLedger(Protocol):
         given and no longer the session's; ConflictError if a run with this id
         exists. Nothing is stored then.
         """
+        check_message(key, "user", content, run_id)
+        meta = dict(meta or {})
+        return await self._accept(NewMessage(key, "user", content, run_id, meta, None, incarnation))
 
     async def complete_run(
         self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
@@ -525,16 +602,31 @@ class RunLedger(Protocol):
         With `incarnation` (the one the run was accepted into), a session deleted or
         reset since refuses the reply (SessionDeletedError / SessionResetError).
         """
+        check_message(key, "assistant", reply, run_id)
+        new = NewMessage(key, "assistant", reply, run_id, incarnation=incarnation)
+        return await self._complete(new)
 
+    @abstractmethod
+    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+        """Store the inbound message `new` and its run (`new.run_id`) as running, atomically."""
+
+    @abstractmethod
+    async def _complete(self, new: NewMessage) -> MessageRecord:
+        """Store the reply `new` and mark its run completed, atomically."""
+
+    @abstractmethod
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
         """Record a run as running."""
 
+    @abstractmethod
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        """Record a run's end: completed, failed or interrupted."""
+        """Record a run's end: completed, failed or interrupted (an unknown run: no change)."""
 
+    @abstractmethod
     async def find_run(self, run_id: str) -> RunRecord | None:
         """The run with this id; None means it does not exist."""
 
+    @abstractmethod
     async def interrupt_running(self, *, own: bool = False) -> int:
         """Mark `running` runs of processes that are gone as interrupted; return how many.
 
@@ -543,8 +635,62 @@ class RunLedger(Protocol):
         """
 
 
-@runtime_checkable
-class SessionLifecycle(Protocol):
+class SessionAdmin(ABC):
+    """What doctor, the importer and the page change and count."""
+
+    async def set_alias(self, key: str, target: str | None) -> None:
+        """Redirect addresses of `key` to `target` (None removes the redirect)."""
+        check_storable("aliasOf", target, indexed=True)
+        await self._update(key, "alias_of", target)
+
+    async def set_status(self, key: str, status: str) -> None:
+        """Mark a session active, archived or quarantined."""
+        if status not in SessionStatus.__members__.values():
+            raise InvalidRequestError(
+                f"unknown session status {status!r:.40}", details={"argument": "status"}
+            )
+        await self._update(key, "status", str(status))
+
+    async def set_label(self, key: str, label: str | None) -> None:
+        """Give a session a label (None removes it)."""
+        check_storable("label", label, indexed=True)
+        await self._update(key, "label", label)
+
+    async def import_session(
+        self,
+        session: SessionRecord,
+        messages: list[MessageRecord],
+        *,
+        over_tombstone: bool = False,
+    ) -> bool:
+        """Insert a session and its transcript as they were (bulk import); False if present,
+        or if the key was deleted (unless `over_tombstone`)."""
+        check_import(session, messages)
+        return await self._import(session, messages, over_tombstone)
+
+    @abstractmethod
+    async def _update(self, key: str, column: str, value: str | None) -> None:
+        """Set one column of a session (and its updated_at); SessionNotFoundError if none."""
+
+    @abstractmethod
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+    ) -> bool: ...
+
+    @abstractmethod
+    async def count_sessions(self) -> int:
+        """How many sessions are stored."""
+
+    @abstractmethod
+    async def count_by_origin(self) -> dict[str, int]:
+        """How many sessions each origin created (startup, address, spawn, …)."""
+
+    @abstractmethod
+    async def aliases_of(self, key: str) -> list[str]:
+        """The keys whose alias redirects to `key`, sorted."""
+
+
+class SessionLifecycle(ABC):
     """Deliberate removal: each call is one transaction, atomic against every write above."""
 
     async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
@@ -553,6 +699,8 @@ class SessionLifecycle(Protocol):
         SessionNotFoundError if there is no session (SessionDeletedError if it was
         deleted already). Afterwards no write for any earlier incarnation lands.
         """
+        _check_removal(key, by, reason)
+        return await self._delete(key, by, reason)
 
     async def reset_session(
         self, key: str, *, archive: bool, by: str | None, reason: str | None
@@ -563,35 +711,74 @@ class SessionLifecycle(Protocol):
         False, deleted; runs in flight are marked interrupted and can never
         complete into the fresh transcript.
         """
+        _check_removal(key, by, reason)
+        return await self._reset(key, archive, by, reason)
 
     async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
         """Tombstones, newest deletion first."""
+        return await self._list_tombstones(max(0, limit))
+
+    @abstractmethod
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure: ...
+
+    @abstractmethod
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
+    ) -> ResetOutcome: ...
+
+    @abstractmethod
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]: ...
 
 
-@runtime_checkable
-class Coordination(Protocol):
+def _check_removal(key: str, by: str | None, reason: str | None) -> None:
+    check_storable("sessionKey", key, indexed=True)
+    check_storable("deletedBy", by)
+    check_storable("reason", reason)
+
+
+class Coordination(ABC):
     """What the gateway processes sharing one store coordinate through it."""
 
+    @abstractmethod
     def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while a run of `key` executes: one run per session, across processes."""
 
+    @abstractmethod
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
         """Tell the other gateway processes sharing this store about run events, in order."""
 
+    @abstractmethod
     async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Deliver run events published by other processes to `listener`."""
 
+    @abstractmethod
     def exclusive(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
         """Try to hold the store-wide lock `name` (never waits): True inside when this
         process holds it, False when another does (e.g. the retention janitor)."""
 
 
-@runtime_checkable
-class SessionStore(SessionCatalog, RunLedger, SessionLifecycle, Coordination, Protocol):
-    """A whole backend: the four protocols, plus what opening and probing it needs."""
+class SingleProcessCoordination(Coordination):
+    """A store only one gateway process serves from: its lanes already serialise runs,
+    and its own listeners already have every event."""
 
-    shared: bool  # whether several gateway processes may serve from this store at once
+    def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
+    async def publish_events(self, events: list[dict[str, Any]]) -> None:
+        return None
+
+    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        return None
+
+
+class SessionStore(
+    SessionLookup, Transcript, RunLedger, SessionAdmin, SessionLifecycle, Coordination
+):
+    """A whole backend: every interface above, plus what opening and probing it needs."""
+
+    shared: bool = False  # whether several gateway processes may serve from this store at once
+
+    @abstractmethod
     async def ping(self) -> None:
         """Prove, within a short deadline, that the store answers and can write; else raise."""
 
@@ -600,6 +787,11 @@ class SessionStore(SessionCatalog, RunLedger, SessionLifecycle, Coordination, Pr
 
     async def served_elsewhere(self) -> bool:
         """Whether another process serves a gateway from this store right now."""
+        return False
 
+    async def heal(self) -> None:
+        """Re-establish what a long-lived connection may have lost (the janitor calls this)."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release connections and threads."""

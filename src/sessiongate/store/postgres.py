@@ -32,41 +32,45 @@ from sessiongate.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     Erasure,
     MessageRecord,
+    NewMessage,
     NewSession,
     ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
+    SessionStatus,
+    SessionStore,
     Tombstone,
-    check_import,
-    check_message,
-    check_new_session,
-    check_storable,
-    clamp_seq,
-    decode_cursor,
     deleted,
     encode_cursor,
     missing,
-    moved,
     new_incarnation,
     now,
+    refusal,
     refused_over_tombstone,
-    reset_since,
 )
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
+    RUN_COLUMNS,
     SESSION_COLUMNS,
     TOMBSTONE_COLUMNS,
-    dump_ancestors,
     dump_meta,
+    insert_message,
+    insert_session,
     message_from_row,
+    message_values,
+    run_from_row,
     session_from_row,
+    session_values,
     tombstone_from_row,
 )
 
 __all__ = ["PostgresSessionStore", "split_schema"]
+
+INSERT_SESSION = insert_session("postgresql")
+INSERT_MESSAGE = insert_message("postgresql")
 
 T = TypeVar("T")
 
@@ -77,27 +81,27 @@ MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate proc
 KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))"
 MAX_NOTIFY_BYTES = 7000
 
-APPEND = """
+APPEND = f"""
 WITH s AS (
     UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1
-    WHERE key = $2{guard} AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
+    WHERE key = $2{{guard}} AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
 ), m AS (
-    INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)
+    INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT $2, last_seq, $3, $4, $5, $6, $7 FROM s RETURNING seq
-){run_change}
+){{run_change}}
 SELECT seq FROM m
 """
-START_RUN = """, r AS (
+START_RUN = f""", r AS (
     INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT $5, $2, 'running', $6, $9 FROM s
+    SELECT $5, $2, '{RunStatus.RUNNING.value}', $6, $9 FROM s
 )"""
-COMPLETE_RUN = """, r AS (
-    UPDATE runs SET status = 'completed', finished_at = $1
+COMPLETE_RUN = f""", r AS (
+    UPDATE runs SET status = '{RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
 REFUSAL = f"""
-SELECT (SELECT alias_of FROM sessions WHERE key = $1),
-       EXISTS (SELECT 1 FROM sessions WHERE key = $1),
+SELECT (SELECT alias_of FROM sessions WHERE key = $1) AS alias_of,
+       EXISTS (SELECT 1 FROM sessions WHERE key = $1) AS session_exists,
        t.* FROM (SELECT 1) AS one
 LEFT JOIN (SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = $1) AS t ON true
 """
@@ -115,13 +119,14 @@ ARCHIVE_MESSAGES = f"""
 INSERT INTO archived_messages ({MESSAGE_COLUMNS}, incarnation, archived_at)
 SELECT {MESSAGE_COLUMNS}, $2, $3 FROM messages WHERE session_key = $1
 """
-INTERRUPT_FOR_RESET = """
-UPDATE runs SET status = 'interrupted', finished_at = $1,
+INTERRUPT_FOR_RESET = f"""
+UPDATE runs SET status = '{RunStatus.INTERRUPTED.value}', finished_at = $1,
     error = 'the session was reset during the run'
-WHERE session_key = $2 AND status = 'running'
+WHERE session_key = $2 AND status = '{RunStatus.RUNNING.value}'
 """
 RESET_SESSION = f"""
-UPDATE sessions SET incarnation = $1, last_seq = 0, status = 'active', updated_at = $2
+UPDATE sessions SET incarnation = $1, last_seq = 0, status = '{SessionStatus.ACTIVE.value}',
+    updated_at = $2
 WHERE key = $3 RETURNING {SESSION_COLUMNS}
 """
 
@@ -166,7 +171,7 @@ def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None
     return done
 
 
-class PostgresSessionStore:
+class PostgresSessionStore(SessionStore):
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
     shared = True
@@ -317,35 +322,24 @@ class PostgresSessionStore:
 
         return await self._run(in_transaction)
 
-    async def find(self, key: str) -> SessionRecord | None:
-        check_storable("sessionKey", key, indexed=True)
+    async def _find(self, key: str) -> SessionRecord | None:
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
-    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_storable("label", label, indexed=True)
-        check_storable("agentId", agent_id, indexed=True)
+    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
         sql = (
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1 AND status = 'active'"
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1"
+            f" AND status = '{SessionStatus.ACTIVE.value}'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
         )
         row = await self._run(lambda c: c.fetchrow(sql, label, agent_id))
         return session_from_row(row) if row else None
 
-    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
-        check_new_session(new)
-        stamp, p = now(), new.provenance
-        insert = (
-            "INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            " parent_key, created_at, updated_at, ancestors, incarnation)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)"
-            f" ON CONFLICT (key) DO NOTHING RETURNING {SESSION_COLUMNS}"
-        )
-        args = (new.key, new.agent_id, new.kind, new.label, p.origin, p.entry_point,
-                p.caller_key, p.parent_key, stamp, dump_ancestors(p.ancestors),
-                new_incarnation())  # fmt: skip
+    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        insert = f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}"
+        args = session_values(new.created(now()))
         select = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1"
 
         async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
@@ -368,15 +362,9 @@ class PostgresSessionStore:
 
         return await self._run(ensure)
 
-    async def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        kind: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+    async def _list(
+        self, agent_id: str | None, kind: str | None, limit: int, after: int | None
     ) -> SessionPage:
-        after = decode_cursor(cursor)
         filters = [("agent_id", agent_id), ("kind", kind), ("id <", after)]
         active = [(column, value) for column, value in filters if value is not None]
         # only the filters in use, so the planner picks the matching (agent_id, kind, id) index
@@ -390,20 +378,10 @@ class PostgresSessionStore:
         )
         values = [value for _, value in active]
         rows = await self._run(lambda c: c.fetch(sql, *values, limit + 1))
-        next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
         return SessionPage([session_from_row(r) for r in rows[:limit]], next_cursor)
 
-    async def _append(
-        self,
-        key: str,
-        role: str,
-        content: str,
-        run_id: str | None,
-        meta: dict[str, Any],
-        created_at: float | None = None,
-        run_change: str = "",
-        incarnation: str | None = None,
-    ) -> MessageRecord:
+    async def _append(self, new: NewMessage, run_change: str = "") -> MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
         and optionally start or complete its run.
 
@@ -411,9 +389,10 @@ class PostgresSessionStore:
         session's row while it works, and this statement re-checks the row after
         waiting for it, so a write never lands in a fresh (or re-created) session.
         """
-        stamp = now()
-        at = created_at or stamp
-        args: list[Any] = [stamp, key, role, content, run_id, at, dump_meta(meta), incarnation]
+        stamp, key, incarnation = now(), new.key, new.incarnation
+        message = new.stored(0, stamp)
+        args: list[Any] = [stamp, key, new.role, new.content, new.run_id, message.created_at,
+                           dump_meta(new.meta), incarnation]  # fmt: skip
         if run_change == START_RUN:
             args.append(self.owner)
         guard = " AND alias_of IS NULL" if run_change == START_RUN else ""
@@ -421,61 +400,28 @@ class PostgresSessionStore:
         seq = await self._run(lambda c: c.fetchval(sql, *args))
         if seq is None:
             raise await self._refusal(key, incarnation)
-        return MessageRecord(key, seq, role, content, run_id, at, meta)
+        return new.stored(seq, stamp)
 
     async def _refusal(self, key: str, incarnation: str | None) -> Exception:
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
         row = await self._run(lambda c: c.fetchrow(REFUSAL, key))
-        alias_of, exists = row[0], row[1]
-        tombstone = tombstone_from_row(tuple(row)[2:]) if row[2] is not None else None
-        if not exists:
-            return deleted(key, tombstone) if tombstone is not None else missing(key)
-        if tombstone is not None and tombstone.incarnation == incarnation:
-            return deleted(key, tombstone)
-        if alias_of is not None:
-            return moved(key, alias_of)
-        return reset_since(key) if incarnation is not None else missing(key)
+        tombstone = tombstone_from_row(row if row["key"] is not None else None)
+        return refusal(key, incarnation, exists=row["session_exists"], tombstone=tombstone,
+                       alias_of=row["alias_of"])  # fmt: skip
 
-    async def append_message(
-        self,
-        key: str,
-        role: str,
-        content: str,
-        *,
-        run_id: str | None = None,
-        meta: dict[str, Any] | None = None,
-        created_at: float | None = None,
-    ) -> MessageRecord:
-        check_message(key, role, content, run_id)
-        return await self._append(key, role, content, run_id, dict(meta or {}), created_at)
-
-    async def history(
-        self, key: str, *, limit: int = 50, before: int | None = None
-    ) -> list[MessageRecord]:
+    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         sql = (
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1"
             " AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3"
         )
-        bound = clamp_seq(before)
-        rows = await self._run(lambda c: c.fetch(sql, key, bound, limit))
+        rows = await self._run(lambda c: c.fetch(sql, key, before, limit))
         return [message_from_row(r) for r in reversed(rows)]
 
-    async def _update(self, key: str, column: str, value: Any) -> None:
+    async def _update(self, key: str, column: str, value: str | None) -> None:
         sql = f"UPDATE sessions SET {column} = $1, updated_at = $2 WHERE key = $3"
         status = await self._run(lambda c: c.execute(sql, value, now(), key))
         if status.endswith(" 0"):
             raise await self._refusal(key, None)
-
-    async def set_alias(self, key: str, target: str | None) -> None:
-        check_storable("aliasOf", target, indexed=True)
-        await self._update(key, "alias_of", target)
-
-    async def set_status(self, key: str, status: str) -> None:
-        await self._update(key, "status", status)
-
-    async def set_label(self, key: str, label: str | None) -> None:
-        check_storable("label", label, indexed=True)
-        await self._update(key, "label", label)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
@@ -521,41 +467,25 @@ class PostgresSessionStore:
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         await self._run(lambda c: self._finish_run(c, run_id, status, error))
 
-    async def accept_message(
-        self,
-        key: str,
-        content: str,
-        *,
-        run_id: str,
-        meta: dict[str, Any] | None = None,
-        incarnation: str | None = None,
-    ) -> tuple[MessageRecord, RunRecord]:
-        check_message(key, "user", content, run_id)
-        message = await self._append(
-            key, "user", content, run_id, dict(meta or {}), None, START_RUN, incarnation
-        )
-        return message, RunRecord(run_id, key, RunStatus.RUNNING, message.created_at, None, None)
+    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+        message = await self._append(new, run_change=START_RUN)
+        run = RunRecord(str(new.run_id), new.key, RunStatus.RUNNING, message.created_at, None, None)
+        return message, run
 
-    async def complete_run(
-        self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
-    ) -> MessageRecord:
-        check_message(key, "assistant", reply, run_id)
-        return await self._append(
-            key, "assistant", reply, run_id, {}, None, COMPLETE_RUN, incarnation
-        )
+    async def _complete(self, new: NewMessage) -> MessageRecord:
+        return await self._append(new, run_change=COMPLETE_RUN)
 
     async def _tombstone(self, conn: asyncpg.Connection, key: str) -> Tombstone | None:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = $1"
         return tombstone_from_row(await conn.fetchrow(sql, key))
 
-    async def find_tombstone(self, key: str) -> Tombstone | None:
-        check_storable("sessionKey", key, indexed=True)
+    async def _find_tombstone(self, key: str) -> Tombstone | None:
         return await self._run(lambda c: self._tombstone(c, key))
 
-    async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT $1"
         rows = await self._run(lambda c: c.fetch(sql, limit))
-        return [Tombstone(*row) for row in rows]
+        return [t for t in map(tombstone_from_row, rows) if t is not None]
 
     async def _locked_session(self, conn: asyncpg.Connection, key: str) -> SessionRecord:
         """In a transaction: take the key's lock and its row's lock, so every write to it
@@ -569,10 +499,7 @@ class PostgresSessionStore:
             raise deleted(key, tombstone) if tombstone is not None else missing(key)
         return session_from_row(row)
 
-    async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
-        check_storable("sessionKey", key, indexed=True)
-        check_storable("deletedBy", by)
-        check_storable("reason", reason)
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
 
         async def erase(conn: asyncpg.Connection) -> Erasure:
             record = await self._locked_session(conn, key)
@@ -583,14 +510,15 @@ class PostgresSessionStore:
             await conn.execute("DELETE FROM sessions WHERE key = $1", key)
             row = await conn.fetchrow(TOMBSTONE_UPSERT, key, record.agent_id,
                                       record.incarnation, now(), by, reason)  # fmt: skip
-            return Erasure(Tombstone(*row), counts[0], counts[1], counts[2])
+            tombstone = tombstone_from_row(row)
+            assert tombstone is not None
+            return Erasure(tombstone, counts[0], counts[1], counts[2])
 
         return await self._write(erase)
 
-    async def reset_session(
-        self, key: str, *, archive: bool, by: str | None, reason: str | None
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
     ) -> ResetOutcome:
-        check_storable("sessionKey", key, indexed=True)
 
         async def reset(conn: asyncpg.Connection) -> ResetOutcome:
             record = await self._locked_session(conn, key)
@@ -609,23 +537,23 @@ class PostgresSessionStore:
         return await self._write(reset)
 
     async def find_run(self, run_id: str) -> RunRecord | None:
-        row = await self._run(
-            lambda c: c.fetchrow(
-                "SELECT run_id, session_key, status, created_at, finished_at, error FROM runs"
-                " WHERE run_id = $1",
-                run_id,
-            )
-        )
-        return RunRecord(*row) if row else None
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
+        row = await self._run(lambda c: c.fetchrow(sql, run_id))
+        return run_from_row(row) if row else None
 
-    async def interrupt_running(self, *, own: bool = False) -> int:
+    async def heal(self) -> None:
+        """Reclaim the owner lock and the event listener if their connections were lost
+        (the pool reconnects by itself; these two long-lived connections do not)."""
         await self._within_deadline(self._claim_owner())
         await self._ensure_listening()
 
+    async def interrupt_running(self, *, own: bool = False) -> int:
         async def sweep(conn: asyncpg.Connection) -> int:
-            owners = await conn.fetch("SELECT DISTINCT owner FROM runs WHERE status = 'running'")
+            owners = await conn.fetch(
+                f"SELECT DISTINCT owner FROM runs WHERE status = '{RunStatus.RUNNING.value}'"
+            )
             total = 0
-            for (owner,) in owners:
+            for owner in (row["owner"] for row in owners):
                 if owner != self.owner or own:
                     total += await self._interrupt_if_gone(conn, owner)
             return total
@@ -641,9 +569,9 @@ class PostgresSessionStore:
             if alive:
                 return 0
         status = await conn.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = $1,"
+            f"UPDATE runs SET status = '{RunStatus.INTERRUPTED.value}', finished_at = $1,"
             " error = 'the gateway process stopped during the run'"
-            " WHERE status = 'running' AND owner IS NOT DISTINCT FROM $2",
+            f" WHERE status = '{RunStatus.RUNNING.value}' AND owner IS NOT DISTINCT FROM $2",
             now(),
             owner,
         )
@@ -682,37 +610,17 @@ class PostgresSessionStore:
             _discard(conn)
             raise
 
-    async def import_session(
-        self,
-        session: SessionRecord,
-        messages: list[MessageRecord],
-        *,
-        over_tombstone: bool = False,
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
     ) -> bool:
-        check_import(session, messages)
-        p = session.provenance
-
         async def insert(conn: asyncpg.Connection) -> bool:
             await conn.execute(KEY_LOCK, session.key)
             if not over_tombstone and await self._tombstone(conn, session.key) is not None:
                 return False
-            status = await conn.execute(
-                "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-                " entry_point, caller_key, parent_key, created_at, updated_at, last_seq,"
-                " ancestors, incarnation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                " $12, $13, $14, $15) ON CONFLICT (key) DO NOTHING",
-                session.key, session.agent_id, session.kind, session.status, session.label,
-                session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
-                session.created_at, session.updated_at, session.last_seq,
-                dump_ancestors(p.ancestors), session.incarnation,
-            )  # fmt: skip
+            status = await conn.execute(INSERT_SESSION, *session_values(session))
             if status.endswith(" 0"):
                 return False
-            await conn.executemany(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [(m.session_key, m.seq, m.role, m.content, m.run_id, m.created_at,
-                  dump_meta(m.meta)) for m in messages],
-            )  # fmt: skip
+            await conn.executemany(INSERT_MESSAGE, [message_values(m) for m in messages])
             return True
 
         return await self._write(insert)
@@ -757,14 +665,14 @@ class PostgresSessionStore:
         return int(await self._run(lambda c: c.fetchval("SELECT count(*) FROM sessions")))
 
     async def count_by_origin(self) -> dict[str, int]:
-        sql = "SELECT origin, count(*) FROM sessions GROUP BY origin"
+        sql = "SELECT origin, count(*) AS count FROM sessions GROUP BY origin"
         rows = await self._run(lambda c: c.fetch(sql))
-        return {row[0]: int(row[1]) for row in rows}
+        return {row["origin"]: int(row["count"]) for row in rows}
 
     async def aliases_of(self, key: str) -> list[str]:
         sql = "SELECT key FROM sessions WHERE alias_of = $1 ORDER BY key"
         rows = await self._run(lambda c: c.fetch(sql, key))
-        return [row[0] for row in rows]
+        return [row["key"] for row in rows]
 
     async def _close_pool(self, pool: asyncpg.Pool) -> None:
         try:

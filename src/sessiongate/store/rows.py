@@ -1,47 +1,112 @@
-"""Row shapes shared by the SQL stores (SQLite and PostgreSQL use the same columns)."""
+"""Row shapes shared by the SQL stores (SQLite and PostgreSQL use the same columns).
+
+Column lists come from the one schema description (`schema.TABLES`); rows are read
+by column name (SQLite's `sqlite3.Row`, asyncpg's `Record`), never by position.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from sessiongate.store.base import MessageRecord, Provenance, SessionRecord, Tombstone
+from sessiongate.store.base import MessageRecord, Provenance, RunRecord, SessionRecord, Tombstone
+from sessiongate.store.schema import TABLES, Dialect
 
 __all__ = [
     "MESSAGE_COLUMNS",
+    "RUN_COLUMNS",
     "SESSION_COLUMNS",
+    "SESSION_FIELDS",
     "TOMBSTONE_COLUMNS",
+    "columns",
     "dump_ancestors",
     "dump_meta",
+    "insert_message",
+    "insert_session",
     "load_ancestors",
     "local_owner",
     "message_from_row",
+    "message_values",
     "owner_is_dead_here",
+    "run_from_row",
     "session_from_row",
+    "session_values",
     "tombstone_from_row",
 ]
 
-SESSION_COLUMNS = (
-    "id, key, agent_id, kind, status, label, alias_of, origin, entry_point, caller_key,"
-    " parent_key, created_at, updated_at, last_seq, ancestors, incarnation"
-)
-MESSAGE_COLUMNS = "session_key, seq, role, content, run_id, created_at, meta"
-TOMBSTONE_COLUMNS = "key, agent_id, incarnation, deleted_at, deleted_by, reason, deletions"
+Row = Mapping[str, Any]  # what both drivers' rows offer: the value of a column by name
 
 
-def session_from_row(row: Sequence[Any]) -> SessionRecord:
-    provenance = Provenance(row[7], row[8], row[9], row[10], load_ancestors(row[14]))
+def columns(table: str, *, without: tuple[str, ...] = ()) -> str:
+    """The columns of `table`, in schema order, as a SELECT or INSERT lists them."""
+    [described] = [t for t in TABLES if t.name == table]
+    return ", ".join(c.name for c in described.columns if c.name not in without)
+
+
+SESSION_COLUMNS = columns("sessions")
+SESSION_FIELDS = columns("sessions", without=("id",))  # what a write gives (the id is the db's)
+MESSAGE_COLUMNS = columns("messages")
+RUN_COLUMNS = columns("runs", without=("owner",))
+TOMBSTONE_COLUMNS = columns("tombstones")
+
+
+def placeholders(count: int, dialect: Dialect) -> str:
+    """``?, ?, …`` (SQLite) or ``$1, $2, …`` (PostgreSQL)."""
+    return ", ".join("?" if dialect == "sqlite" else f"${n}" for n in range(1, count + 1))
+
+
+def insert_session(dialect: Dialect) -> str:
+    """Insert one session (`session_values`) unless its key exists."""
+    count = len(SESSION_FIELDS.split(", "))
+    return (f"INSERT INTO sessions ({SESSION_FIELDS}) VALUES ({placeholders(count, dialect)})"
+            " ON CONFLICT (key) DO NOTHING")  # fmt: skip
+
+
+def insert_message(dialect: Dialect) -> str:
+    """Insert one message (`message_values`)."""
+    count = len(MESSAGE_COLUMNS.split(", "))
+    return f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({placeholders(count, dialect)})"
+
+
+def session_values(s: SessionRecord) -> tuple[Any, ...]:
+    """`s` as the values of SESSION_FIELDS, in their order."""
+    p = s.provenance
+    by_column = {
+        "key": s.key, "agent_id": s.agent_id, "kind": s.kind, "status": s.status,
+        "label": s.label, "alias_of": s.alias_of, "origin": p.origin,
+        "entry_point": p.entry_point, "caller_key": p.caller_key, "parent_key": p.parent_key,
+        "created_at": s.created_at, "updated_at": s.updated_at, "last_seq": s.last_seq,
+        "ancestors": dump_ancestors(p.ancestors), "incarnation": s.incarnation,
+    }  # fmt: skip
+    return tuple(by_column[name] for name in SESSION_FIELDS.split(", "))
+
+
+def message_values(m: MessageRecord) -> tuple[Any, ...]:
+    """`m` as the values of MESSAGE_COLUMNS, in their order."""
+    by_column = {
+        "session_key": m.session_key, "seq": m.seq, "role": m.role, "content": m.content,
+        "run_id": m.run_id, "created_at": m.created_at, "meta": dump_meta(m.meta),
+    }  # fmt: skip
+    return tuple(by_column[name] for name in MESSAGE_COLUMNS.split(", "))
+
+
+def session_from_row(row: Row) -> SessionRecord:
+    provenance = Provenance(row["origin"], row["entry_point"], row["caller_key"],
+                            row["parent_key"], load_ancestors(row["ancestors"]))  # fmt: skip
     return SessionRecord(
-        row[1], row[2], row[3], row[4], row[5], row[6], provenance, row[11], row[12], row[13],
-        row[15],
+        row["key"], row["agent_id"], row["kind"], row["status"], row["label"], row["alias_of"],
+        provenance, row["created_at"], row["updated_at"], row["last_seq"], row["incarnation"],
     )  # fmt: skip
 
 
-def tombstone_from_row(row: Sequence[Any] | None) -> Tombstone | None:
-    return Tombstone(*row) if row is not None else None
+def tombstone_from_row(row: Row | None) -> Tombstone | None:
+    if row is None:
+        return None
+    return Tombstone(row["key"], row["agent_id"], row["incarnation"], row["deleted_at"],
+                     row["deleted_by"], row["reason"], row["deletions"])  # fmt: skip
 
 
 def dump_ancestors(ancestors: tuple[str, ...]) -> str | None:
@@ -53,9 +118,15 @@ def load_ancestors(stored: str | None) -> tuple[str, ...]:
     return tuple(json.loads(stored)) if stored else ()
 
 
-def message_from_row(row: Sequence[Any]) -> MessageRecord:
-    meta = json.loads(row[6]) if row[6] else {}
-    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], meta)
+def message_from_row(row: Row) -> MessageRecord:
+    meta = json.loads(row["meta"]) if row["meta"] else {}
+    return MessageRecord(row["session_key"], row["seq"], row["role"], row["content"],
+                         row["run_id"], row["created_at"], meta)  # fmt: skip
+
+
+def run_from_row(row: Row) -> RunRecord:
+    return RunRecord(row["run_id"], row["session_key"], row["status"], row["created_at"],
+                     row["finished_at"], row["error"])  # fmt: skip
 
 
 def dump_meta(meta: dict[str, Any]) -> str | None:

@@ -30,44 +30,50 @@ from sessiongate.store.base import (
     MAX_SEQ,
     Erasure,
     MessageRecord,
+    NewMessage,
     NewSession,
     ResetOutcome,
     RunRecord,
     RunStatus,
     SessionPage,
     SessionRecord,
+    SessionStatus,
+    SessionStore,
+    SingleProcessCoordination,
     Tombstone,
-    check_import,
-    check_message,
-    check_new_session,
-    check_storable,
-    clamp_seq,
-    decode_cursor,
     deleted,
     encode_cursor,
-    missing,
     moved,
     new_incarnation,
     now,
+    refusal,
     refused_over_tombstone,
-    reset_since,
     store_timeout,
 )
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
+    RUN_COLUMNS,
     SESSION_COLUMNS,
     TOMBSTONE_COLUMNS,
-    dump_ancestors,
-    dump_meta,
+    insert_message,
+    insert_session,
     local_owner,
     message_from_row,
+    message_values,
     owner_is_dead_here,
+    run_from_row,
     session_from_row,
+    session_values,
     tombstone_from_row,
 )
 from sessiongate.store.sqlite_thread import StoreThread
 
 __all__ = ["SqliteSessionStore"]
+
+ACTIVE, RUNNING = SessionStatus.ACTIVE.value, RunStatus.RUNNING.value
+INTERRUPTED = RunStatus.INTERRUPTED.value
+INSERT_SESSION = insert_session("sqlite")
+INSERT_MESSAGE = insert_message("sqlite")
 
 T = TypeVar("T")
 
@@ -95,7 +101,7 @@ def sqlite_path(url: str) -> Path:
     return Path(raw).expanduser()
 
 
-class SqliteSessionStore:
+class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     """A SQLite file shared by the calls of one process (and safely by several)."""
 
     shared = False
@@ -127,6 +133,7 @@ class SqliteSessionStore:
         except OSError as exc:
             raise sqlite3.OperationalError(f"cannot create {self.path}: {exc}") from exc
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row  # rows are read by column name (store/rows.py)
         # a writer waits for another process's lock only as long as its caller waits
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -192,18 +199,17 @@ class SqliteSessionStore:
             raise StoreUnavailableError("SQLite store is closed", details={"store": "sqlite"})
         return self._conn
 
-    def _find(self, key: str) -> SessionRecord | None:
+    def _sql_find(self, key: str) -> SessionRecord | None:
         row = self._db.execute(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,)
         ).fetchone()
         return session_from_row(row) if row else None
 
-    async def find(self, key: str) -> SessionRecord | None:
-        check_storable("sessionKey", key, indexed=True)
-        return await self._call(self._find, key)
+    async def _find(self, key: str) -> SessionRecord | None:
+        return await self._call(self._sql_find, key)
 
-    def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        sql = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = ? AND status = 'active'"
+    def _sql_find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        sql = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = ? AND status = '{ACTIVE}'"
         params: list[Any] = [label]
         if agent_id:
             sql += " AND agent_id = ?"
@@ -211,47 +217,26 @@ class SqliteSessionStore:
         row = self._db.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
         return session_from_row(row) if row else None
 
-    async def find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
-        check_storable("label", label, indexed=True)
-        check_storable("agentId", agent_id, indexed=True)
-        return await self._call(self._find_by_label, label, agent_id)
+    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+        return await self._call(self._sql_find_by_label, label, agent_id)
 
-    def _ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
-        existing = self._find(new.key)
+    def _sql_ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
+        existing = self._sql_find(new.key)
         if existing is not None:
             return existing, False
-        tombstone = self._find_tombstone(new.key)
+        tombstone = self._sql_find_tombstone(new.key)
         if refused_over_tombstone(new, tombstone):
             assert tombstone is not None
             raise deleted(new.key, tombstone)
-        stamp = now()
-        p = new.provenance
         row = db.execute(
-            f"INSERT INTO sessions (key, agent_id, kind, label, origin, entry_point, caller_key,"
-            f" parent_key, ancestors, created_at, updated_at, incarnation)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {SESSION_COLUMNS}",
-            (
-                new.key,
-                new.agent_id,
-                new.kind,
-                new.label,
-                p.origin,
-                p.entry_point,
-                p.caller_key,
-                p.parent_key,
-                dump_ancestors(p.ancestors),
-                stamp,
-                stamp,
-                new_incarnation(),
-            ),
+            f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}", session_values(new.created(now()))
         ).fetchone()
         return session_from_row(row), True
 
-    async def ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
-        check_new_session(new)
-        return await self._call_write(self._ensure, new)
+    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+        return await self._call_write(self._sql_ensure, new)
 
-    def _list(
+    def _sql_list(
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
     ) -> SessionPage:
         filters = [("agent_id = ?", agent_id), ("kind = ?", kind), ("id < ?", after)]
@@ -262,91 +247,50 @@ class SqliteSessionStore:
             f"SELECT {SESSION_COLUMNS} FROM sessions {where} ORDER BY id DESC LIMIT ?",
             (*params, limit + 1),
         ).fetchall()
-        cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
         return SessionPage([session_from_row(r) for r in rows[:limit]], cursor)
 
-    async def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        kind: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+    async def _list(
+        self, agent_id: str | None, kind: str | None, limit: int, after: int | None
     ) -> SessionPage:
-        return await self._call(self._list, agent_id, kind, limit, decode_cursor(cursor))
+        return await self._call(self._sql_list, agent_id, kind, limit, after)
 
-    def _append(
-        self,
-        db: sqlite3.Connection,
-        key: str,
-        role: str,
-        content: str,
-        run_id: str | None,
-        meta: dict[str, Any],
-        created_at: float | None,
-        incarnation: str | None = None,
-    ) -> MessageRecord:
+    def _sql_append(self, db: sqlite3.Connection, new: NewMessage) -> MessageRecord:
         stamp = now()
         row = db.execute(
             "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ?"
             " WHERE key = ? AND (? IS NULL OR incarnation = ?) RETURNING last_seq",
-            (stamp, key, incarnation, incarnation),
+            (stamp, new.key, new.incarnation, new.incarnation),
         ).fetchone()
         if row is None:
-            raise self._refusal(key, incarnation)
-        message = MessageRecord(key, row[0], role, content, run_id, created_at or stamp, meta)
-        db.execute(
-            "INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, message.seq, role, content, run_id, message.created_at, dump_meta(meta)),
-        )
+            raise self._refusal(new.key, new.incarnation)
+        message = new.stored(row["last_seq"], stamp)
+        db.execute(INSERT_MESSAGE, message_values(message))
         return message
 
-    async def append_message(
-        self,
-        key: str,
-        role: str,
-        content: str,
-        *,
-        run_id: str | None = None,
-        meta: dict[str, Any] | None = None,
-        created_at: float | None = None,
-    ) -> MessageRecord:
-        check_message(key, role, content, run_id)
-        return await self._call_write(
-            self._append, key, role, content, run_id, dict(meta or {}), created_at
-        )
+    async def _append(self, new: NewMessage) -> MessageRecord:
+        return await self._call_write(self._sql_append, new)
 
-    def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
+    def _sql_history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
         rows = self._db.execute(
             f"SELECT {MESSAGE_COLUMNS} FROM messages"
             " WHERE session_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (key, MAX_SEQ if before is None else clamp_seq(before), limit),
+            (key, MAX_SEQ if before is None else before, limit),
         ).fetchall()
         return [message_from_row(r) for r in reversed(rows)]
 
-    async def history(
-        self, key: str, *, limit: int = 50, before: int | None = None
-    ) -> list[MessageRecord]:
-        return await self._call(self._history, key, limit, before)
+    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
+        return await self._call(self._sql_history, key, limit, before)
 
-    def _update(self, db: sqlite3.Connection, key: str, column: str, value: Any) -> None:
+    def _sql_update(self, db: sqlite3.Connection, key: str, column: str, value: Any) -> None:
         cursor = db.execute(
             f"UPDATE sessions SET {column} = ?, updated_at = ? WHERE key = ?", (value, now(), key)
         )
         if cursor.rowcount == 0:
             raise self._refusal(key, None)
 
-    async def set_alias(self, key: str, target: str | None) -> None:
-        check_storable("aliasOf", target, indexed=True)
-        await self._call_write(self._update, key, "alias_of", target)
-
-    async def set_status(self, key: str, status: str) -> None:
-        await self._call_write(self._update, key, "status", status)
-
-    async def set_label(self, key: str, label: str | None) -> None:
-        check_storable("label", label, indexed=True)
-        await self._call_write(self._update, key, "label", label)
+    async def _update(self, key: str, column: str, value: str | None) -> None:
+        await self._call_write(self._sql_update, key, column, value)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
@@ -364,7 +308,7 @@ class SqliteSessionStore:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
+    def _sql_start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
         run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
         db.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
@@ -374,93 +318,69 @@ class SqliteSessionStore:
         return run
 
     async def start_run(self, run_id: str, session_key: str) -> RunRecord:
-        return await self._call_write(self._start_run, run_id, session_key)
+        return await self._call_write(self._sql_start_run, run_id, session_key)
 
     @staticmethod
-    def _finish_run(db: sqlite3.Connection, run_id: str, status: str, error: str | None) -> None:
+    def _sql_finish_run(
+        db: sqlite3.Connection, run_id: str, status: str, error: str | None
+    ) -> None:
         db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
             (status, now(), error, run_id),
         )
 
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        await self._call_write(self._finish_run, run_id, status, error)
+        await self._call_write(self._sql_finish_run, run_id, status, error)
 
     def _refusal(self, key: str, incarnation: str | None) -> Exception:
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
-        tombstone = self._find_tombstone(key)
+        tombstone = self._sql_find_tombstone(key)
         exists = self._db.execute("SELECT 1 FROM sessions WHERE key = ?", (key,)).fetchone()
-        if exists is None:
-            return deleted(key, tombstone) if tombstone is not None else missing(key)
-        if tombstone is not None and tombstone.incarnation == incarnation:
-            return deleted(key, tombstone)  # deleted, then created again: not this one
-        return reset_since(key)
+        return refusal(key, incarnation, exists=exists is not None, tombstone=tombstone)
 
-    def _accept(
-        self,
-        db: sqlite3.Connection,
-        key: str,
-        content: str,
-        run_id: str,
-        meta: dict[str, Any],
-        incarnation: str | None,
+    def _sql_accept(
+        self, db: sqlite3.Connection, new: NewMessage
     ) -> tuple[MessageRecord, RunRecord]:
         row = db.execute(
-            "SELECT alias_of, incarnation FROM sessions WHERE key = ?", (key,)
+            "SELECT alias_of, incarnation FROM sessions WHERE key = ?", (new.key,)
         ).fetchone()
-        if row is None or (incarnation is not None and row[1] != incarnation):
-            raise self._refusal(key, incarnation)
-        if row[0] is not None:
-            raise moved(key, row[0])
-        message = self._append(db, key, "user", content, run_id, meta, None)
-        return message, self._start_run(db, run_id, key)
+        if row is None or new.incarnation not in (None, row["incarnation"]):
+            raise self._refusal(new.key, new.incarnation)
+        if row["alias_of"] is not None:
+            raise moved(new.key, row["alias_of"])
+        message = self._sql_append(db, new)
+        return message, self._sql_start_run(db, str(new.run_id), new.key)
 
-    async def accept_message(
-        self,
-        key: str,
-        content: str,
-        *,
-        run_id: str,
-        meta: dict[str, Any] | None = None,
-        incarnation: str | None = None,
-    ) -> tuple[MessageRecord, RunRecord]:
-        check_message(key, "user", content, run_id)
-        return await self._call_write(
-            self._accept, key, content, run_id, dict(meta or {}), incarnation
-        )
+    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+        return await self._call_write(self._sql_accept, new)
 
-    def _complete(
-        self, db: sqlite3.Connection, key: str, run_id: str, reply: str, incarnation: str | None
-    ) -> MessageRecord:
-        message = self._append(db, key, "assistant", reply, run_id, {}, None, incarnation)
-        self._finish_run(db, run_id, RunStatus.COMPLETED, None)
+    def _sql_complete(self, db: sqlite3.Connection, new: NewMessage) -> MessageRecord:
+        message = self._sql_append(db, new)
+        self._sql_finish_run(db, str(new.run_id), RunStatus.COMPLETED, None)
         return message
 
-    async def complete_run(
-        self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
-    ) -> MessageRecord:
-        check_message(key, "assistant", reply, run_id)
-        return await self._call_write(self._complete, key, run_id, reply, incarnation)
+    async def _complete(self, new: NewMessage) -> MessageRecord:
+        return await self._call_write(self._sql_complete, new)
 
-    def _find_tombstone(self, key: str) -> Tombstone | None:
+    def _sql_find_tombstone(self, key: str) -> Tombstone | None:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = ?"
         return tombstone_from_row(self._db.execute(sql, (key,)).fetchone())
 
-    async def find_tombstone(self, key: str) -> Tombstone | None:
-        check_storable("sessionKey", key, indexed=True)
-        return await self._call(self._find_tombstone, key)
+    async def _find_tombstone(self, key: str) -> Tombstone | None:
+        return await self._call(self._sql_find_tombstone, key)
 
-    def _list_tombstones(self, limit: int) -> list[Tombstone]:
+    def _sql_list_tombstones(self, limit: int) -> list[Tombstone]:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT ?"
-        return [Tombstone(*row) for row in self._db.execute(sql, (limit,)).fetchall()]
+        rows = self._db.execute(sql, (limit,)).fetchall()
+        return [t for t in map(tombstone_from_row, rows) if t is not None]
 
-    async def list_tombstones(self, *, limit: int = 1000) -> list[Tombstone]:
-        return await self._call(self._list_tombstones, limit)
+    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
+        return await self._call(self._sql_list_tombstones, limit)
 
-    def _delete(
+    def _sql_delete(
         self, db: sqlite3.Connection, key: str, by: str | None, reason: str | None
     ) -> Erasure:
-        record = self._find(key)
+        record = self._sql_find(key)
         if record is None:
             raise self._refusal(key, None)
         counts = [
@@ -476,18 +396,17 @@ class SqliteSessionStore:
             f" deletions = tombstones.deletions + 1 RETURNING {TOMBSTONE_COLUMNS}",
             (key, record.agent_id, record.incarnation, now(), by, reason),
         ).fetchone()
-        return Erasure(Tombstone(*row), counts[0], counts[1], counts[2])
+        tombstone = tombstone_from_row(row)
+        assert tombstone is not None
+        return Erasure(tombstone, counts[0], counts[1], counts[2])
 
-    async def delete_session(self, key: str, *, by: str | None, reason: str | None) -> Erasure:
-        check_storable("sessionKey", key, indexed=True)
-        check_storable("deletedBy", by)
-        check_storable("reason", reason)
-        return await self._call_write(self._delete, key, by, reason)
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
+        return await self._call_write(self._sql_delete, key, by, reason)
 
-    def _reset(
+    def _sql_reset(
         self, db: sqlite3.Connection, key: str, archive: bool, by: str | None, reason: str | None
     ) -> ResetOutcome:
-        record = self._find(key)
+        record = self._sql_find(key)
         if record is None:
             raise self._refusal(key, None)
         stamp = now()
@@ -500,121 +419,90 @@ class SqliteSessionStore:
             ).rowcount
         removed = db.execute("DELETE FROM messages WHERE session_key = ?", (key,)).rowcount
         interrupted = db.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?,"
+            f"UPDATE runs SET status = '{INTERRUPTED}', finished_at = ?,"
             " error = 'the session was reset during the run'"
-            " WHERE session_key = ? AND status = 'running'",
+            f" WHERE session_key = ? AND status = '{RUNNING}'",
             (stamp, key),
         ).rowcount
         row = db.execute(
-            "UPDATE sessions SET incarnation = ?, last_seq = 0, status = 'active', updated_at = ?"
-            f" WHERE key = ? RETURNING {SESSION_COLUMNS}",
+            f"UPDATE sessions SET incarnation = ?, last_seq = 0, status = '{ACTIVE}',"
+            f" updated_at = ? WHERE key = ? RETURNING {SESSION_COLUMNS}",
             (new_incarnation(), stamp, key),
         ).fetchone()
         return ResetOutcome(session_from_row(row), archived, removed - archived, interrupted)
 
-    async def reset_session(
-        self, key: str, *, archive: bool, by: str | None, reason: str | None
+    async def _reset(
+        self, key: str, archive: bool, by: str | None, reason: str | None
     ) -> ResetOutcome:
-        check_storable("sessionKey", key, indexed=True)
-        return await self._call_write(self._reset, key, archive, by, reason)
+        return await self._call_write(self._sql_reset, key, archive, by, reason)
 
-    def _find_run(self, run_id: str) -> RunRecord | None:
-        row = self._db.execute(
-            "SELECT run_id, session_key, status, created_at, finished_at, error FROM runs"
-            " WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-        return RunRecord(*row) if row else None
+    def _sql_find_run(self, run_id: str) -> RunRecord | None:
+        row = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        found = row.fetchone()
+        return run_from_row(found) if found else None
 
     async def find_run(self, run_id: str) -> RunRecord | None:
-        return await self._call(self._find_run, run_id)
+        return await self._call(self._sql_find_run, run_id)
 
-    def _interrupt_running(self, db: sqlite3.Connection, own: bool) -> int:
-        owners = db.execute("SELECT DISTINCT owner FROM runs WHERE status = 'running'").fetchall()
-        orphaned = [o for (o,) in owners if (own and o == self.owner) or owner_is_dead_here(o)]
+    def _sql_interrupt_running(self, db: sqlite3.Connection, own: bool) -> int:
+        owners = db.execute(f"SELECT DISTINCT owner FROM runs WHERE status = '{RUNNING}'")
+        orphaned = [
+            o for o in (row["owner"] for row in owners)
+            if (own and o == self.owner) or owner_is_dead_here(o)
+        ]  # fmt: skip
         interrupted = 0
         for owner in orphaned:
             interrupted += db.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?,"
+                f"UPDATE runs SET status = '{INTERRUPTED}', finished_at = ?,"
                 " error = 'the gateway process stopped during the run'"
-                " WHERE status = 'running' AND owner IS ?",
+                f" WHERE status = '{RUNNING}' AND owner IS ?",
                 (now(), owner),
             ).rowcount
         return interrupted
 
     async def interrupt_running(self, *, own: bool = False) -> int:
-        return await self._call_write(self._interrupt_running, own)
+        return await self._call_write(self._sql_interrupt_running, own)
 
-    def _count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
-
-    def session_lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """Runs of one session are already serialised by this process's lanes."""
-        return contextlib.nullcontext()
-
-    def _import(
+    def _sql_import(
         self,
         db: sqlite3.Connection,
         session: SessionRecord,
         messages: list[MessageRecord],
         over_tombstone: bool,
     ) -> bool:
-        if not over_tombstone and self._find_tombstone(session.key) is not None:
+        if not over_tombstone and self._sql_find_tombstone(session.key) is not None:
             return False
-        p = session.provenance
-        inserted = db.execute(
-            "INSERT INTO sessions (key, agent_id, kind, status, label, alias_of, origin,"
-            " entry_point, caller_key, parent_key, created_at, updated_at, last_seq, ancestors,"
-            " incarnation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key) DO NOTHING",
-            (session.key, session.agent_id, session.kind, session.status, session.label,
-             session.alias_of, p.origin, p.entry_point, p.caller_key, p.parent_key,
-             session.created_at, session.updated_at, session.last_seq,
-             dump_ancestors(p.ancestors), session.incarnation),
-        ).rowcount  # fmt: skip
-        if not inserted:
+        if not db.execute(INSERT_SESSION, session_values(session)).rowcount:
             return False
-        db.executemany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(m.session_key, m.seq, m.role, m.content, m.run_id, m.created_at,
-              dump_meta(m.meta)) for m in messages],
-        )  # fmt: skip
+        db.executemany(INSERT_MESSAGE, [message_values(m) for m in messages])
         return True
 
-    async def import_session(
-        self,
-        session: SessionRecord,
-        messages: list[MessageRecord],
-        *,
-        over_tombstone: bool = False,
+    async def _import(
+        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
     ) -> bool:
-        check_import(session, messages)
-        return await self._call_write(self._import, session, messages, over_tombstone)
+        return await self._call_write(self._sql_import, session, messages, over_tombstone)
 
-    async def publish_events(self, events: list[dict[str, Any]]) -> None:
-        """One process per store: its own listeners already have the event."""
-
-    async def listen_events(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """No other process publishes into this store."""
+    def _sql_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) AS count FROM sessions").fetchone()["count"])
 
     async def count_sessions(self) -> int:
-        return await self._call(self._count)
+        return await self._call(self._sql_count)
 
-    def _count_by_origin(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT origin, count(*) FROM sessions GROUP BY origin")
-        return {origin: int(count) for origin, count in rows.fetchall()}
+    def _sql_count_by_origin(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT origin, count(*) AS count FROM sessions GROUP BY origin")
+        return {row["origin"]: int(row["count"]) for row in rows.fetchall()}
 
     async def count_by_origin(self) -> dict[str, int]:
-        return await self._call(self._count_by_origin)
+        return await self._call(self._sql_count_by_origin)
 
-    def _aliases_of(self, key: str) -> list[str]:
+    def _sql_aliases_of(self, key: str) -> list[str]:
         rows = self._db.execute(
             "SELECT key FROM sessions WHERE alias_of = ? ORDER BY key", (key,)
         ).fetchall()
-        return [row[0] for row in rows]
+        return [row["key"] for row in rows]
 
     async def aliases_of(self, key: str) -> list[str]:
-        return await self._call(self._aliases_of, key)
+        return await self._call(self._sql_aliases_of, key)
 
     @staticmethod
     def _probe(db: sqlite3.Connection) -> None:

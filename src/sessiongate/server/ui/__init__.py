@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from sessiongate.server.ui.actions import doctor_plan, doctor_repair, doctor_view, send, send_form
 from sessiongate.server.ui.assets import serve_asset
+from sessiongate.server.ui.lifecycle import lifecycle_apply, lifecycle_plan
 from sessiongate.server.ui.security import PREFIX, SecurityHeaders
 from sessiongate.server.ui.views import (
     audit_view,
@@ -43,6 +44,8 @@ def page_routes() -> list[Route]:
         Route("/doctor", doctor_view, methods=["GET"]),
         Route("/doctor/plan", doctor_plan, methods=["GET"]),
         Route("/doctor/repair", doctor_repair, methods=["POST"]),
+        Route("/lifecycle/plan", lifecycle_plan, methods=["GET"]),
+        Route("/lifecycle/apply", lifecycle_apply, methods=["POST"]),
         Route("/send", send_form, methods=["GET"]),
         Route("/send", send, methods=["POST"]),
         Route("/static/{name}", serve_asset, methods=["GET"]),

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse
 
 from sessiongate import __version__
 from sessiongate.errors import SessionGateError
+from sessiongate.keys import key_segments
 from sessiongate.server.ui.assets import asset_url
 
 __all__ = ["render", "render_error"]
@@ -40,7 +41,7 @@ def _clock(timestamp: str | None) -> str:
 
 def _keywrap(key: str) -> Markup:
     """A key that may break only after a colon (never inside a segment) on a narrow screen."""
-    return Markup(":<wbr>").join(escape(part) for part in str(key).split(":"))
+    return Markup(":<wbr>").join(escape(part) for part in key_segments(str(key)))
 
 
 ENV = Environment(
