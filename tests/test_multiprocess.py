@@ -278,20 +278,24 @@ async def test_storage_migrate_copies_sqlite_into_postgres(
         for key in ("agent:atlas:main", INCIDENT_KEY, "agent:peggy:cron:daily"):
             body = {"tool": "sessions_send", "args": {"sessionKey": key, "message": "hi"}}
             assert (await http.post("/tools/invoke", json=body)).status_code == 200
+        deleted = await http.request("DELETE", "/v1/sessions/agent:peggy:cron:daily")
+        assert deleted.status_code == 200  # its tombstone travels with the store
     source = config.storage_url
     command = [sys.executable, "-m", "sessiongate", "storage", "migrate", "--from", source,
                "--to", postgres_url, "--json"]  # fmt: skip
     first = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["result"] == {
-        "sessions": 4, "copied": 4, "skipped": 0, "messages": 6,
+        "sessions": 3, "copied": 3, "skipped": 0, "messages": 4, "tombstones": 1,
     }  # fmt: skip
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert json.loads(again.stdout)["result"]["skipped"] == 4
+    assert json.loads(again.stdout)["result"]["skipped"] == 3
     rows = await query(postgres_url, "SELECT key, origin, last_seq FROM sessions ORDER BY id")
-    assert [r["key"] for r in rows] == [
-        "agent:atlas:main", "agent:peggy:main", INCIDENT_KEY, "agent:peggy:cron:daily",
-    ]  # fmt: skip
+    assert [r["key"] for r in rows] == ["agent:atlas:main", "agent:peggy:main", INCIDENT_KEY]
+    tombstones = await query(postgres_url, "SELECT key, deleted_by FROM tombstones")
+    assert [(r["key"], r["deleted_by"]) for r in tombstones] == [
+        ("agent:peggy:cron:daily", "operator via http")
+    ]
     assert dict((r["key"], r["origin"]) for r in rows)[INCIDENT_KEY] == "address"
     await assert_transcripts_whole(postgres_url)
     bad = subprocess.run([*command[:6], "mysql://x", *command[7:]], capture_output=True, text=True)

@@ -247,7 +247,8 @@ class Gateway:
         """
         spec = get_tool(tool, self.config.gateway.tools.allow)
         parsed = validate_args(spec.args_model, args, tool)
-        return (await spec.run(self._context(caller), parsed)).to_wire()
+        context = ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
+        return (await spec.run(context, parsed)).to_wire()
 
     async def send(
         self, args: SendArgs, caller: Caller, stream: RunStream | None = None

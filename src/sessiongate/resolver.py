@@ -210,6 +210,7 @@ class Resolver:
         key, agent_id = await self._parse_address(reference, caller)
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
+        remembered = record is not None
         tombstone: Tombstone | _Unread | None = _UNREAD
         if record is None:
             record, tombstone = await self._look_up(key.text, intent, policy)
@@ -221,7 +222,8 @@ class Resolver:
         lints = self.lints(key)
         if record is not None:
             self.metrics.resolved(Decision.HIT)
-            self.known.remember(record)
+            if not remembered:
+                self.known.remember(record)
             return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
             await self._refuse_if_deleted(reference, key, caller, None)
