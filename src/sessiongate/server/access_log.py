@@ -9,8 +9,9 @@ answered here (and so logged with the status it got): a `SessionGateError` in it
 wire form and HTTP status (or in the dialect a route chose with `speak_errors`, e.g.
 OpenClaw's shapes on ``/tools/invoke`` under ``gateway.compat.openclaw``); the
 framework's own refusals (no route, wrong method) as the matching error; a client
-that left (`ClientDisconnect`) with a bare 400 nobody reads; anything else as ``INTERNAL_ERROR`` carrying the request id that the log
-shows with the traceback (`sessiongate.catchall.internal_error`).
+that left (`ClientDisconnect`) with a bare 400 nobody reads; anything else as
+``INTERNAL_ERROR`` carrying the request id that the log shows with the traceback
+(`sessiongate.catchall.internal_error`).
 """
 
 from __future__ import annotations
