@@ -90,6 +90,7 @@ from sessiongate.tools.sessions import (
     sessions_send,
     sessions_spawn,
 )
+from sessiongate.tracing import traced_store
 
 __all__ = ["Gateway"]
 
@@ -105,6 +106,7 @@ class Gateway:
 
     def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
         self.config = config
+        store = traced_store(store)  # itself, unless traces are on
         self.store = store
         self.started_at = time.time()
         self.metrics = GatewayMetrics()
