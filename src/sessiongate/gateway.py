@@ -91,6 +91,7 @@ from sessiongate.tools.sessions import (
     sessions_send,
     sessions_spawn,
 )
+from sessiongate.tracing import traced_store
 
 __all__ = ["Gateway"]
 
@@ -106,6 +107,7 @@ class Gateway:
 
     def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
         self.config = config
+        store = traced_store(store)  # itself, unless traces are on
         self.store = store
         self.page_sessions: PageSessions = store  # the control page's sign-ins, for surfaces
         self.started_at = time.time()

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import sessiongate.tracing as tracing
 from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import (
     AgentNotFoundError,
     InvalidSessionKeyError,
     SessionDeletedError,
+    SessionGateError,
     SessionMovedError,
     SessionNotFoundError,
     SessionResetError,
@@ -159,6 +161,43 @@ class Resolver:
         started: float | None = None,
         *,
         follow_alias: bool = True,
+    ) -> Resolution:
+        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
+
+        With traces on, a ``sessiongate.resolve`` span says what was asked and decided.
+        """
+        args = (reference, caller, intent, create_on_miss, started, follow_alias)
+        if not tracing.enabled():
+            return await self._resolve(*args)
+        attributes = {
+            "sessiongate.requested_key": reference,
+            "sessiongate.caller": caller.session_key or "operator",
+            "sessiongate.entry_point": caller.entry_point,
+            "sessiongate.intent": intent.value,
+        }
+        with tracing.span("sessiongate.resolve", attributes) as current:
+            try:
+                resolution = await self._resolve(*args)
+            except SessionGateError as exc:
+                tracing.set_attributes(current, **_refusal_attributes(exc))
+                raise
+            rule = resolution.policy.describe if resolution.policy else None
+            tracing.set_attributes(
+                current,
+                canonical_key=resolution.canonical_key,
+                decision=str(resolution.decision),
+                rule=rule,
+            )
+            return resolution
+
+    async def _resolve(
+        self,
+        reference: str,
+        caller: Caller,
+        intent: Intent,
+        create_on_miss: bool | None,
+        started: float | None,
+        follow_alias: bool,
     ) -> Resolution:
         """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
 
@@ -462,3 +501,22 @@ class Resolver:
         )
         followed = await follow_aliases(self.store.find, record)  # a repaired key leads on
         return followed or record, created
+
+
+def _refusal_attributes(error: SessionGateError) -> dict[str, Any]:
+    """What a refusal's span records: the decision as the audit names it, and the rule."""
+    details = error.details
+    if isinstance(error, InvalidSessionKeyError | AgentNotFoundError):
+        decision = Decision.INVALID
+    elif isinstance(error, SessionDeletedError):
+        decision = Decision.DELETED
+    elif isinstance(error, SessionNotFoundError) and details.get("policy"):
+        decision = Decision.REJECTED
+    else:
+        decision = Decision.NOT_FOUND
+    return {
+        "canonical_key": details.get("canonicalKey"),
+        "decision": str(decision),
+        "rule": details.get("policy") or error.code,
+        "error_code": error.code,
+    }

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+import sessiongate.tracing as tracing
 from sessiongate.errors import (
     RunFailedError,
     RunInterruptedError,
@@ -57,6 +58,8 @@ class _Run:
     session: SessionRecord
     message: str
     done: asyncio.Future[SendOutcome]
+    trace: Any = None  # the request's trace context (traces on): the run's span joins it
+    span: Any = None
 
 
 @dataclass(slots=True)
@@ -231,7 +234,7 @@ class RunManager:
                     self._lanes.pop(session.key, None)
                 raise
             future = done or asyncio.get_running_loop().create_future()
-            run = _Run(record, session, message, future)
+            run = _Run(record, session, message, future, tracing.capture())
             lane.queue.put_nowait(run)
         if lane.worker is None or lane.worker.done():
             lane.worker = asyncio.create_task(self._drain(session.key, lane))
@@ -248,6 +251,20 @@ class RunManager:
             del self._lanes[key]
 
     async def _execute(self, run: _Run) -> None:
+        if run.trace is None:
+            await self._run(run)
+            return
+        attributes = {
+            "sessiongate.run_id": run.record.run_id,
+            "sessiongate.agent": run.session.agent_id,
+            "sessiongate.session_key": run.session.key,
+        }
+        links = tracing.run_links(run.trace)
+        with tracing.span("sessiongate.run", attributes, context=run.trace, links=links) as span:
+            run.span = span
+            await self._run(run)
+
+    async def _run(self, run: _Run) -> None:
         store = self.store
         runtime = self.runtime_for(run.session.agent_id)
         started = time.perf_counter()
@@ -276,6 +293,7 @@ class RunManager:
             status, error = await self._complete(run, reply)
             kept = reply if status == "ok" else None
         self.metrics.observe_run(runtime.name, status, time.perf_counter() - started)
+        tracing.set_attributes(run.span, status=str(status))
         self._settle(run, status, kept, error)
 
     async def _complete(self, run: _Run, reply: str) -> tuple[SendStatus, dict[str, Any] | None]:
