@@ -32,18 +32,16 @@ from sessiongate.server.app import run_gateway
 from sessiongate.server.auth import UI_COOKIE
 from sessiongate.store import SessionStore
 from sessiongate.store.base import MessageRecord, NewSession, Provenance
-
-from .processes import free_port
-from .test_openclaw_import import (
+from tests.helpers import connected, free_port, sessiongate
+from tests.helpers import ws_request as request
+from tests.test_openclaw_import import (
     FIXTURE,
     MAIN_MESSAGES,
     PHANTOM_MESSAGES,
     as_json,
     import_store,
-    sessiongate,
     write_config,
 )
-from .test_ws import connected, request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
