@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "sessiongate"

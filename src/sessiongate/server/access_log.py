@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sessiongate.catchall import internal_error
 from sessiongate.errors import SessionGateError, UnauthorizedError, error_for_http_status
 from sessiongate.request_ids import begin_request
+from sessiongate.tracing import current_trace_id
 
 __all__ = ["AccessLogMiddleware", "error_response", "session_gate_error_response"]
 
@@ -61,6 +62,12 @@ def error_response(scope: Scope, exc: Exception) -> Response:
     if isinstance(exc, ClientDisconnect):  # the client left: nobody reads this answer
         return Response(status_code=400)
     return session_gate_error_response(internal_error(exc, "http", where))
+
+
+def _trace_fields() -> dict[str, str]:
+    """The request's trace id, when traces are on (to find the trace from the log line)."""
+    trace_id = current_trace_id()
+    return {"trace_id": trace_id} if trace_id else {}
 
 
 class AccessLogMiddleware:
@@ -104,4 +111,5 @@ class AccessLogMiddleware:
                 status=status or 500,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 request_id=request_id,
+                **_trace_fields(),
             )
