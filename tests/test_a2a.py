@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import uuid
@@ -21,6 +22,7 @@ from a2a.types.a2a_pb2 import (
     Role,
     SendMessageRequest,
     StreamResponse,
+    SubscribeToTaskRequest,
     Task,
     TaskState,
 )
@@ -29,9 +31,15 @@ from a2a.utils.errors import (
     InvalidParamsError,
     TaskNotCancelableError,
     TaskNotFoundError,
+    UnsupportedOperationError,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from sessiongate.config import SessionGateConfig
+from tests.helpers import upstream
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -65,10 +73,9 @@ def user_message(text: str, context_id: str | None = None, **fields: Any) -> Mes
     return message
 
 
-async def send(client: Client, message: Message) -> Task:
-    answers: list[StreamResponse] = [
-        a async for a in client.send_message(SendMessageRequest(message=message))
-    ]
+async def send(client: Client, message: Message, request: SendMessageRequest | None = None) -> Task:
+    request = request or SendMessageRequest(message=message)
+    answers: list[StreamResponse] = [a async for a in client.send_message(request)]
     assert len(answers) == 1 and answers[0].HasField("task"), answers
     return answers[0].task
 
@@ -385,3 +392,49 @@ async def test_a_body_that_is_not_clean_json_is_a_structured_error(
         error = response.json()["error"]
         assert error["code"] == -32600, error
         assert error["data"][0]["metadata"]["error"]["code"] == "INVALID_REQUEST"
+
+
+# ---------------------------------------------------------------- a task still running
+
+
+@contextlib.asynccontextmanager
+async def held_webhook() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A webhook agent's upstream that answers only once the test releases it."""
+    release = asyncio.Event()
+
+    async def reply(request: Request) -> JSONResponse:
+        await release.wait()
+        return JSONResponse({"reply": "done"})
+
+    async with upstream(Starlette(routes=[Route("/", reply, methods=["POST"])])) as fake:
+        yield fake.url, release
+
+
+async def test_subscribe_to_a_running_task_and_cancel_is_refused(
+    serve: Serve, config_factory: ConfigFactory
+):
+    async with held_webhook() as (url, release):
+        agents = [{"id": "atlas", "default": True},
+                  {"id": "slow", "model": "webhook", "webhook": {"url": url}}]  # fmt: skip
+        async with (
+            serve(config_factory(agents={"list": agents})) as gw,
+            a2a_client(gw, "slow") as plain,
+            a2a_client(gw, "slow", streaming=True) as client,
+        ):
+            request = SendMessageRequest(message=user_message("work"))
+            request.configuration.return_immediately = True
+            sent = await send(plain, request.message, request)
+            with pytest.raises(TaskNotCancelableError):
+                await client.cancel_task(CancelTaskRequest(id=sent.id))
+            events = client.subscribe(SubscribeToTaskRequest(id=sent.id))
+            first = await anext(events)
+            release.set()
+            rest = [event async for event in events]
+            with pytest.raises(UnsupportedOperationError):  # it has ended
+                _ = [event async for event in client.subscribe(SubscribeToTaskRequest(id=sent.id))]
+            done = await client.get_task(GetTaskRequest(id=sent.id))
+    assert first.task.id == sent.id
+    assert first.task.status.state == TaskState.TASK_STATE_WORKING
+    assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    assert rest[-1].status_update.status.message.parts[0].text == "done"
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED and reply_of(done) == "done"

@@ -17,7 +17,7 @@ from sessiongate.errors import (
     SessionNotFoundError,
     SessionResetError,
 )
-from sessiongate.store import NewSession, Provenance, SessionStore
+from sessiongate.store import MemorySessionStore, NewSession, Provenance, SessionStore
 from sessiongate.store.base import now
 
 KEY = "agent:atlas:direct:6596143250"
@@ -189,3 +189,14 @@ async def test_writes_racing_a_delete_either_vanish_with_it_or_are_refused(
     assert await store.find(KEY) is None
     assert await store.history(KEY) == []
     assert [await store.find_run(f"r{i}") for i in range(30)] == [None] * 30
+
+
+async def test_a_tombstone_can_be_carried_to_another_store(store: SessionStore) -> None:
+    other = MemorySessionStore()
+    await _with_a_run(other)
+    erasure = await other.delete_session(KEY, by="a", reason="moved")
+    assert await store.import_tombstone(erasure.tombstone)
+    assert not await store.import_tombstone(erasure.tombstone)
+    assert await store.find_tombstone(KEY) == erasure.tombstone
+    with pytest.raises(SessionDeletedError):
+        await store.ensure(new())

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from sessiongate.errors import InvalidRequestError
-from sessiongate.store.base import SessionPage, SessionRecord, SessionStore
+from sessiongate.store.base import SessionLookup, SessionPage, SessionRecord
 
 __all__ = ["CursorSigner", "VisibleListing"]
 
@@ -84,7 +84,7 @@ class VisibleListing:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionLookup,
         may_see: Callable[[SessionRecord], Awaitable[bool]] | None,
         kind: str | None,
     ) -> None:

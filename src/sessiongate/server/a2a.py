@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,7 +110,7 @@ from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.requests import read_body
 from sessiongate.store.base import MessageRecord, RunRecord, RunStatus
-from sessiongate.tools.args import SendArgs
+from sessiongate.tools.args import SendArgs, SessionArgs
 from sessiongate.tools.base import validate_args
 from sessiongate.wire import check_text, decode_json
 
@@ -145,6 +146,25 @@ SEND_STATES: dict[str, TaskState] = {
     "accepted": TaskState.TASK_STATE_SUBMITTED,
     "timeout": TaskState.TASK_STATE_WORKING,
 }
+
+
+class _ClientMistakes(logging.Filter):
+    """Drops what the SDK logs about a client's own mistakes: a malformed request (with a
+    traceback, at ERROR) and each refusal (at WARNING). The access log has one line per
+    request already; a hostile client must not be able to flood the log with tracebacks.
+    Internal errors (-32603) and the SDK's unhandled exceptions still get through."""
+
+    MALFORMED = ("Failed to validate base JSON-RPC request", "Failed to parse request params")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith(self.MALFORMED):
+            return False
+        return not (message.startswith("Request Error") and record.levelno < logging.ERROR)
+
+
+for _name in ("a2a.server.routes.jsonrpc_dispatcher", "a2a.compat.v0_3.jsonrpc_adapter"):
+    logging.getLogger(_name).addFilter(_ClientMistakes())
 
 
 # ---------------------------------------------------------------- contexts and errors
@@ -213,6 +233,17 @@ async def _followed(stream: RunStream, accepted: SendOutcome) -> AsyncGenerator[
         await follower  # its failure, if it failed
     finally:
         follower.cancel()
+
+
+async def _events_of(queue: asyncio.Queue[RunEvent], run_id: str) -> AsyncGenerator[RunEvent]:
+    """The events of one run from a session's queue, up to and including its end."""
+    while True:
+        event = await queue.get()
+        if event["runId"] != run_id:
+            continue
+        yield event
+        if event["event"] in ("run.completed", "run.failed"):
+            return
 
 
 def _run_event(event: RunEvent, context_id: str) -> Event | None:
@@ -555,11 +586,47 @@ class GatewayRequestHandler(RequestHandler):
 
     # -- what is not served: push notifications, the extended card, resubscription
 
+    @validate_request_params
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
-        raise UnsupportedOperationError("SubscribeToTask is not served")
-        yield  # pragma: no cover
+        events = _guarded_events("SubscribeToTask", self._resubscribe(params, context))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _resubscribe(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        """A running task: its state now, then its run's events until the run ends."""
+        call = await self._call(context)
+        run, _ = await self._run(call, params.id)
+        context_id = context_id_of(call.agent_id, run.session_key)
+        queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+        subscription = await self.gateway.subscribe(
+            SessionArgs.model_construct(session_key=run.session_key, follow_alias=True),
+            call.caller,
+            queue.put_nowait,
+        )
+        try:
+            run, messages = await self._run(call, params.id)  # listening now: nothing missed
+            if run.status != RunStatus.RUNNING:
+                raise UnsupportedOperationError(
+                    f"task {run.run_id} has ended ({run.status}): read it with GetTask",
+                    data={"taskId": run.run_id, "runStatus": run.status},
+                )
+            yield task_of_run(run, messages, context_id, None)
+            async with asyncio.timeout(MAX_WAIT_SECONDS):
+                async for event in _events_of(queue, run.run_id):
+                    translated = _run_event(event, context_id)
+                    if translated is not None:
+                        yield translated
+        except TimeoutError:
+            return  # still running: the client subscribes again, or reads it with GetTask
+        finally:
+            subscription.unsubscribe()
 
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext

@@ -11,7 +11,8 @@ import asyncio
 import hmac
 import ipaddress
 import os
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,12 +26,13 @@ from sessiongate.gateway import Gateway
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
-from sessiongate.server.access_log import session_gate_error_response
+from sessiongate.server.access_log import session_gate_error_response, speak_errors
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_http import (
     clamp_list_limit,
     dry_run,
     openclaw_envelope,
+    openclaw_error,
     refuse_action,
 )
 from sessiongate.server.requests import read_body
@@ -91,7 +93,8 @@ class InvokeBody(ToolArgs):
 
 async def tools_invoke(request: Request) -> Response:
     if request.app.state.gateway.config.gateway.compat.openclaw:
-        return await openclaw_envelope(_invoke_tool(request))
+        speak_errors(request.scope, openclaw_error)
+        return openclaw_envelope(await _invoke_tool(request))
     return ok(await _invoke_tool(request))
 
 
@@ -174,37 +177,34 @@ async def _session_operation(
     return gateway, args, await _header_caller(request, gateway)
 
 
-async def delete_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, DeleteArgs, "DELETE /v1/sessions/{key}"
-    )
-    return ok((await gateway.delete(args, caller)).to_wire())
+class _Wired(Protocol):
+    def to_wire(self) -> dict[str, Any]: ...
 
 
-async def reset_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, ResetArgs, "POST /v1/sessions/{key}/reset"
-    )
-    return ok((await gateway.reset(args, caller)).to_wire())
+_Operation = Callable[[Gateway], Callable[[A, Caller], Awaitable[_Wired]]]
 
 
-async def archive_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, StatusArgs, "POST /v1/sessions/{key}/archive"
-    )
-    return ok((await gateway.archive(args, caller)).to_wire())
+def _lifecycle_route(
+    model: type[A], what: str, operation: _Operation[A]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of one lifecycle operation (`_session_operation` parses its request)."""
+
+    async def endpoint(request: Request) -> Response:
+        gateway, args, caller = await _session_operation(request, model, what)
+        return ok((await operation(gateway)(args, caller)).to_wire())
+
+    return endpoint
 
 
-async def unarchive_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(
-        request, StatusArgs, "POST /v1/sessions/{key}/unarchive"
-    )
-    return ok((await gateway.unarchive(args, caller)).to_wire())
-
-
-async def patch_session(request: Request) -> Response:
-    gateway, args, caller = await _session_operation(request, PatchArgs, "PATCH /v1/sessions/{key}")
-    return ok((await gateway.patch(args, caller)).to_wire())
+delete_session = _lifecycle_route(DeleteArgs, "DELETE /v1/sessions/{key}", lambda g: g.delete)
+reset_session = _lifecycle_route(ResetArgs, "POST /v1/sessions/{key}/reset", lambda g: g.reset)
+archive_session = _lifecycle_route(
+    StatusArgs, "POST /v1/sessions/{key}/archive", lambda g: g.archive
+)
+unarchive_session = _lifecycle_route(
+    StatusArgs, "POST /v1/sessions/{key}/unarchive", lambda g: g.unarchive
+)
+patch_session = _lifecycle_route(PatchArgs, "PATCH /v1/sessions/{key}", lambda g: g.patch)
 
 
 async def prune_sessions(request: Request) -> Response:

@@ -718,6 +718,16 @@ class SessionLifecycle(ABC):
         """Tombstones, newest deletion first."""
         return await self._list_tombstones(max(0, limit))
 
+    async def import_tombstone(self, tombstone: Tombstone) -> bool:
+        """Keep a tombstone as it was (`storage migrate`); False if the key has one already."""
+        _check_removal(tombstone.key, tombstone.deleted_by, tombstone.reason)
+        check_storable("agentId", tombstone.agent_id, indexed=True)
+        check_storable("incarnation", tombstone.incarnation, indexed=True)
+        return await self._import_tombstone(tombstone)
+
+    @abstractmethod
+    async def _import_tombstone(self, tombstone: Tombstone) -> bool: ...
+
     @abstractmethod
     async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure: ...
 

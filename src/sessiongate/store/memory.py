@@ -178,6 +178,12 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         newest = sorted(self._tombstones.values(), key=lambda t: t.deleted_at, reverse=True)
         return newest[:limit]
 
+    async def _import_tombstone(self, tombstone: Tombstone) -> bool:
+        if tombstone.key in self._tombstones:
+            return False
+        self._tombstones[tombstone.key] = tombstone
+        return True
+
     async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
         record = self._sessions.pop(key, None)
         if record is None:

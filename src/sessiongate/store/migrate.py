@@ -1,6 +1,7 @@
 """Copy every session and transcript from one store to another (`sessiongate storage migrate`).
 
-Keys, sequence numbers, times, status, aliases and provenance are kept; sessions
+Keys, sequence numbers, times, status, aliases, provenance and the tombstones of
+deleted keys (with a key created again after its delete, both) are kept; sessions
 already present in the target are left alone, so a migration that stopped can
 simply be run again. Run records (the status of past runs) are not copied; each
 message keeps its ``runId``.
@@ -28,6 +29,7 @@ SLASHES = (
 __all__ = ["MigrationReport", "migrate"]
 
 PAGE = 1000
+MAX_TOMBSTONES = 10_000_000
 MIGRATION_DEADLINE_SECONDS = 120.0  # one call may copy a long transcript
 
 
@@ -37,10 +39,11 @@ class MigrationReport:
     copied: int = 0
     skipped: int = 0
     messages: int = 0
+    tombstones: int = 0  # deleted keys carried over, so nothing brings them back there
 
     def to_wire(self) -> dict[str, int]:
         return {"sessions": self.sessions, "copied": self.copied, "skipped": self.skipped,
-                "messages": self.messages}  # fmt: skip
+                "messages": self.messages, "tombstones": self.tombstones}  # fmt: skip
 
 
 async def _all_sessions(store: SessionStore) -> list[SessionRecord]:
@@ -63,11 +66,13 @@ async def copy_sessions(
 ) -> MigrationReport:
     sessions = await _all_sessions(source)
     report = MigrationReport(sessions=len(sessions))
+    for tombstone in await source.list_tombstones(limit=MAX_TOMBSTONES):  # before the sessions:
+        report.tombstones += await target.import_tombstone(tombstone)  # imports honour them
     if started:
         started(len(sessions))
     for session in sessions:
         messages = await source.history(session.key, limit=max(session.last_seq, 1))
-        if await target.import_session(session, messages):
+        if await target.import_session(session, messages, over_tombstone=True):
             report.copied += 1
             report.messages += len(messages)
         else:

@@ -482,6 +482,16 @@ class PostgresSessionStore(SessionStore):
     async def _find_tombstone(self, key: str) -> Tombstone | None:
         return await self._run(lambda c: self._tombstone(c, key))
 
+    async def _import_tombstone(self, tombstone: Tombstone) -> bool:
+        t = tombstone
+        sql = (
+            f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (key) DO NOTHING"
+        )
+        args = (t.key, t.agent_id, t.incarnation, t.deleted_at, t.deleted_by, t.reason, t.deletions)
+        status = await self._run(lambda c: c.execute(sql, *args))
+        return not status.endswith(" 0")
+
     async def _list_tombstones(self, limit: int) -> list[Tombstone]:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT $1"
         rows = await self._run(lambda c: c.fetch(sql, limit))

@@ -377,6 +377,18 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     async def _list_tombstones(self, limit: int) -> list[Tombstone]:
         return await self._call(self._sql_list_tombstones, limit)
 
+    @staticmethod
+    def _sql_import_tombstone(db: sqlite3.Connection, t: Tombstone) -> bool:
+        inserted = db.execute(
+            f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING",
+            (t.key, t.agent_id, t.incarnation, t.deleted_at, t.deleted_by, t.reason, t.deletions),
+        ).rowcount
+        return bool(inserted)
+
+    async def _import_tombstone(self, tombstone: Tombstone) -> bool:
+        return await self._call_write(self._sql_import_tombstone, tombstone)
+
     def _sql_delete(
         self, db: sqlite3.Connection, key: str, by: str | None, reason: str | None
     ) -> Erasure:
