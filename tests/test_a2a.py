@@ -39,8 +39,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import upstream
+from tests.helpers import upstream
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

@@ -18,7 +18,7 @@ SURFACES = ("server", "cli", "cli_*", "client", "mcp_bridge", "demo", "__main__"
 CORE = (
     "errors", "text", "keys", "tool_names", "config", "policy", "lints", "wire", "metrics",
     "store", "audit", "paging", "resolver", "resolution", "tools", "runtime", "gateway",
-    "channels", "doctor", "openclaw",
+    "channels", "doctor", "openclaw", "tracing",
 )  # fmt: skip
 BELOW_RESOLVER = ("config", "errors", "keys", "lints", "metrics", "store")
 # what each layer may import from sessiongate, where narrower than "anything in the core"
@@ -30,7 +30,7 @@ ONLY = {
     "config": ("errors", "keys", "tool_names", "paths"),
     "paths": (),  # where state lives on disk: shared by the client and the server
     "policy": ("config", "keys", "errors"),
-    "resolver": (*BELOW_RESOLVER, "audit", "policy", "resolution"),
+    "resolver": (*BELOW_RESOLVER, "audit", "policy", "resolution", "tracing"),
     # the resolver's parts (visibility, suggestions, creation): below it, beside each other
     "resolution": (*BELOW_RESOLVER, "resolution"),
 }

@@ -49,8 +49,8 @@ from sessiongate.server.openclaw_ws import OPENCLAW_METHODS
 from sessiongate.server.ui import page_routes
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
+from tests.helpers import config_data
 
-from .conftest import config_data
 from .test_a2a import a2a_client, user_message
 
 Intent = Literal["address", "parent", "own", "read"]

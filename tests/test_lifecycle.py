@@ -21,8 +21,7 @@ from sessiongate.doctor import scan
 from sessiongate.resolver import Caller
 from sessiongate.store.base import now
 from sessiongate.tools.args import PruneArgs
-
-from .conftest import make_config
+from tests.helpers import make_config
 
 KEY = "agent:atlas:cron:nightly"
 DAY = 86_400.0
@@ -218,8 +217,7 @@ def test_the_cli_deletes_resets_and_prunes(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from sessiongate.cli import app
-
-    from .conftest import config_data
+    from tests.helpers import config_data
 
     data = config_data(tmp_path, session={"dmScope": "main", "retention": {
         "rules": [{"match": "agent:*:cron:*", "archiveAfterDays": 7}]}})  # fmt: skip

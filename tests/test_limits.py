@@ -22,9 +22,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import upstream
-from .test_ws import connected, request
+from tests.helpers import connected, upstream
+from tests.helpers import ws_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

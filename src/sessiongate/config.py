@@ -239,6 +239,11 @@ class LoggingConfig(_Model):
     format: Literal["auto", "human", "json"] = "auto"
 
 
+class TracingConfig(_Model):
+    otlp_endpoint: str | None = Field(default=None, min_length=1, max_length=2000)
+    service_name: str = Field(default="sessiongate", min_length=1, max_length=200)
+
+
 class AuditConfig(_Model):
     path: str = ""
     max_bytes: int = Field(default=10_485_760, ge=1024)
@@ -320,6 +325,7 @@ class SessionGateConfig(_Model):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)

@@ -30,7 +30,7 @@ from typing import Any
 
 from sessiongate.audit import Decision
 from sessiongate.gateway import Gateway
-from sessiongate.keys import main_key
+from sessiongate.keys import SessionKind, main_key
 from sessiongate.lints import KeyLint
 from sessiongate.store.base import MessageRecord, Origin, SessionRecord, SessionStatus, iso
 
@@ -45,7 +45,7 @@ __all__ = [
     "scan",
 ]
 
-CONVERSATION_KINDS = ("main", "direct")
+CONVERSATION_KINDS = (SessionKind.MAIN, SessionKind.DIRECT)
 PHANTOM_ORIGINS = (Origin.ADDRESS, Origin.IMPORTED)
 EXCERPT = 120
 INTER_SESSION_HEADER = "[Inter-session message]"

@@ -46,6 +46,8 @@ def _needed(config: SessionGateConfig) -> list[tuple[str, str, str]]:
     needed = []
     if config.storage_url.startswith(("postgresql://", "postgres://")):
         needed.append(("asyncpg", "postgres", "storage.url postgresql://…"))
+    if config.tracing.otlp_endpoint:
+        needed.append(("opentelemetry.sdk", "otel", "tracing.otlpEndpoint"))
     for agent in config.agents.entries:
         model = config.model_of(agent)
         if model not in ("echo", "webhook"):
@@ -54,10 +56,17 @@ def _needed(config: SessionGateConfig) -> list[tuple[str, str, str]]:
     return needed
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
 def check_extras(config: SessionGateConfig) -> None:
     """MissingExtraError naming every extra `config` needs that is not installed (found
     without importing them: validating a config stays fast)."""
-    missing = [n for n in _needed(config) if importlib.util.find_spec(n[0]) is None]
+    missing = [n for n in _needed(config) if not _installed(n[0])]
     if not missing:
         return
     extras = sorted({extra for _, extra, _ in missing})

@@ -90,6 +90,7 @@ from sessiongate.tools.sessions import (
     sessions_send,
     sessions_spawn,
 )
+from sessiongate.tracing import traced_store
 
 __all__ = ["Gateway"]
 
@@ -105,6 +106,7 @@ class Gateway:
 
     def __init__(self, config: SessionGateConfig, store: SessionStore) -> None:
         self.config = config
+        store = traced_store(store)  # itself, unless traces are on
         self.store = store
         self.started_at = time.time()
         self.metrics = GatewayMetrics()
@@ -245,7 +247,8 @@ class Gateway:
         """
         spec = get_tool(tool, self.config.gateway.tools.allow)
         parsed = validate_args(spec.args_model, args, tool)
-        return (await spec.run(self._context(caller), parsed)).to_wire()
+        context = ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
+        return (await spec.run(context, parsed)).to_wire()
 
     async def send(
         self, args: SendArgs, caller: Caller, stream: RunStream | None = None

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import sessiongate.tracing as tracing
 from sessiongate.audit import AuditLog, Decision
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import (
     AgentNotFoundError,
     InvalidSessionKeyError,
     SessionDeletedError,
+    SessionGateError,
     SessionMovedError,
     SessionNotFoundError,
     SessionResetError,
@@ -162,6 +164,43 @@ class Resolver:
     ) -> Resolution:
         """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
 
+        With traces on, a ``sessiongate.resolve`` span says what was asked and decided.
+        """
+        args = (reference, caller, intent, create_on_miss, started, follow_alias)
+        if not tracing.enabled():
+            return await self._resolve(*args)
+        attributes = {
+            "sessiongate.requested_key": reference,
+            "sessiongate.caller": caller.session_key or "operator",
+            "sessiongate.entry_point": caller.entry_point,
+            "sessiongate.intent": intent.value,
+        }
+        with tracing.span("sessiongate.resolve", attributes) as current:
+            try:
+                resolution = await self._resolve(*args)
+            except SessionGateError as exc:
+                tracing.set_attributes(current, **_refusal_attributes(exc))
+                raise
+            rule = resolution.policy.describe if resolution.policy else None
+            tracing.set_attributes(
+                current,
+                canonical_key=resolution.canonical_key,
+                decision=str(resolution.decision),
+                rule=rule,
+            )
+            return resolution
+
+    async def _resolve(
+        self,
+        reference: str,
+        caller: Caller,
+        intent: Intent,
+        create_on_miss: bool | None,
+        started: float | None,
+        follow_alias: bool,
+    ) -> Resolution:
+        """Resolve `reference` for `caller`; raise SessionNotFoundError rather than invent one.
+
         `follow_alias=False` (reads only) gives the session stored under the key itself,
         e.g. an archived phantom whose alias leads to where its messages were recovered.
         `started` is when the request began (default: now): a key deleted since then
@@ -171,6 +210,7 @@ class Resolver:
         key, agent_id = await self._parse_address(reference, caller)
         policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
+        remembered = record is not None
         tombstone: Tombstone | _Unread | None = _UNREAD
         if record is None:
             record, tombstone = await self._look_up(key.text, intent, policy)
@@ -182,7 +222,8 @@ class Resolver:
         lints = self.lints(key)
         if record is not None:
             self.metrics.resolved(Decision.HIT)
-            self.known.remember(record)
+            if not remembered:
+                self.known.remember(record)
             return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
             await self._refuse_if_deleted(reference, key, caller, None)
@@ -458,3 +499,22 @@ class Resolver:
         )
         followed = await follow_aliases(self.store.find, record)  # a repaired key leads on
         return followed or record, created
+
+
+def _refusal_attributes(error: SessionGateError) -> dict[str, Any]:
+    """What a refusal's span records: the decision as the audit names it, and the rule."""
+    details = error.details
+    if isinstance(error, InvalidSessionKeyError | AgentNotFoundError):
+        decision = Decision.INVALID
+    elif isinstance(error, SessionDeletedError):
+        decision = Decision.DELETED
+    elif isinstance(error, SessionNotFoundError) and details.get("policy"):
+        decision = Decision.REJECTED
+    else:
+        decision = Decision.NOT_FOUND
+    return {
+        "canonical_key": details.get("canonicalKey"),
+        "decision": str(decision),
+        "rule": details.get("policy") or error.code,
+        "error_code": error.code,
+    }

@@ -70,7 +70,9 @@ class SessionCreation:
         found: set[str] = set()
         cursor: str | None = None
         while True:
-            page = await self.store.list_sessions(kind="main", limit=STARTUP_PAGE, cursor=cursor)
+            page = await self.store.list_sessions(
+                kind=SessionKind.MAIN, limit=STARTUP_PAGE, cursor=cursor
+            )
             found.update(s.key for s in page.sessions)
             if page.next_cursor is None:
                 return found

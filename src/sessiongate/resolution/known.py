@@ -25,7 +25,11 @@ class KnownSessions:
         self._records: OrderedDict[str, SessionRecord] = OrderedDict()
 
     def get(self, key: str) -> SessionRecord | None:
-        return self._records.get(key)
+        """The session remembered under `key` (now the most recently used), if any."""
+        record = self._records.get(key)
+        if record is not None:
+            self._records.move_to_end(key)
+        return record
 
     def remember(self, record: SessionRecord) -> None:
         if record.alias_of is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+import sessiongate.tracing as tracing
 from sessiongate.errors import (
     RunFailedError,
     RunInterruptedError,
@@ -57,6 +58,8 @@ class _Run:
     session: SessionRecord
     message: str
     done: asyncio.Future[SendOutcome]
+    trace: Any = None  # the request's trace context (traces on): the run's span joins it
+    span: Any = None
 
 
 @dataclass(slots=True)
@@ -231,7 +234,7 @@ class RunManager:
                     self._lanes.pop(session.key, None)
                 raise
             future = done or asyncio.get_running_loop().create_future()
-            run = _Run(record, session, message, future)
+            run = _Run(record, session, message, future, tracing.capture())
             lane.queue.put_nowait(run)
         if lane.worker is None or lane.worker.done():
             lane.worker = asyncio.create_task(self._drain(session.key, lane))
@@ -248,11 +251,26 @@ class RunManager:
             del self._lanes[key]
 
     async def _execute(self, run: _Run) -> None:
+        if run.trace is None:
+            await self._run(run)
+            return
+        attributes = {
+            "sessiongate.run_id": run.record.run_id,
+            "sessiongate.agent": run.session.agent_id,
+            "sessiongate.session_key": run.session.key,
+        }
+        links = tracing.run_links(run.trace)
+        with tracing.span("sessiongate.run", attributes, context=run.trace, links=links) as span:
+            run.span = span
+            await self._run(run)
+
+    async def _run(self, run: _Run) -> None:
         store = self.store
         runtime = self.runtime_for(run.session.agent_id)
         started = time.perf_counter()
         self._publish("run.started", run, agentId=run.session.agent_id)
         run_id = run.record.run_id
+        kept: str | None = None  # the reply, once stored
         try:
             async with store.session_lock(run.session.key):
                 reply = await self._reply(runtime, run)
@@ -270,11 +288,16 @@ class RunManager:
             )
             error = RunFailedError(f"{type(exc).__name__}: {exc}"[:2000]).to_wire()["error"]
             self._publish("run.failed", run, error=error)
-            self._end(run, runtime, started, "error", error=error)
+            status: SendStatus = "error"
         else:
-            await self._complete(run, runtime, started, reply)
+            status, error = await self._complete(run, reply)
+            kept = reply if status == "ok" else None
+        self.metrics.observe_run(runtime.name, status, time.perf_counter() - started)
+        tracing.set_attributes(run.span, status=str(status))
+        self._settle(run, status, kept, error)
 
-    async def _complete(self, run: _Run, runtime: Runtime, started: float, reply: str) -> None:
+    async def _complete(self, run: _Run, reply: str) -> tuple[SendStatus, dict[str, Any] | None]:
+        """Store the run's reply; how the run ended (``ok``, or ``error`` and why)."""
         store, key, run_id = self.store, run.session.key, run.record.run_id
         incarnation = run.session.incarnation
 
@@ -288,27 +311,13 @@ class RunManager:
             gone = RunInterruptedError(f"{exc.message}; the reply was dropped")
             error = {**gone.to_wire()["error"], "details": {"cause": exc.code}}
             self._publish("run.failed", run, error=error)
-            self._end(run, runtime, started, "error", error=error)
-            return
+            return "error", error
         if stored:
             self._publish("run.completed", run, reply=reply)
-            self._end(run, runtime, started, "ok", reply=reply)
-            return
+            return "ok", None
         error = StoreUnavailableError("the run's reply could not be stored").to_wire()["error"]
         self._publish("run.failed", run, error=error)
-        self._end(run, runtime, started, "error", error=error)
-
-    def _end(
-        self,
-        run: _Run,
-        runtime: Runtime,
-        started: float,
-        status: SendStatus,
-        reply: str | None = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        self.metrics.observe_run(runtime.name, status, time.perf_counter() - started)
-        self._settle(run, status, reply, error)
+        return "error", error
 
     async def _record_end(self, run_id: str, write: Callable[[], Awaitable[Any]]) -> bool:
         """Store a run's end, retrying briefly; else the janitor marks it interrupted."""

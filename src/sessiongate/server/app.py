@@ -26,6 +26,7 @@ from sessiongate.server.mcp_mount import LazyMcpEndpoint
 from sessiongate.server.openclaw_ws import openclaw_websocket_endpoint
 from sessiongate.server.ui import ui_routes
 from sessiongate.server.ws import websocket_endpoint
+from sessiongate.tracing import configure_tracing, enabled, shutdown_tracing, tracer_provider
 
 __all__ = ["RunningGateway", "create_app", "run_gateway", "serve_forever"]
 
@@ -62,7 +63,9 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
                 yield
         finally:
             await opened.close(SHUTDOWN_GRACE_SECONDS)
+            await asyncio.to_thread(shutdown_tracing)  # the last spans, to the collector
 
+    configure_tracing(config)
     app = _GatewayApp(
         routes=[
             *http_routes(),
@@ -73,12 +76,27 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             *ui_routes(),  # the control page; a browser's GET / goes there
         ],
         lifespan=lifespan,
-        middleware=[Middleware(AccessLogMiddleware)],
+        middleware=[*tracing_middleware(), Middleware(AccessLogMiddleware)],
     )
     app.state.token = token
     app.state.connection_guard = ConnectionGuard(config.gateway.limits)
     app.state.rate_limiter = RateLimiter(config.gateway.limits)
     return app
+
+
+def tracing_middleware() -> list[Middleware]:
+    """OpenTelemetry's ASGI middleware, outermost (so the access log sees its trace), when
+    tracing is on: one trace per HTTP request, a W3C ``traceparent`` continued."""
+    if not enabled():
+        return []
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    provider = tracer_provider()
+    return [
+        Middleware(
+            OpenTelemetryMiddleware, tracer_provider=provider, exclude_spans=["receive", "send"]
+        )
+    ]
 
 
 def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None) -> uvicorn.Config:

@@ -26,12 +26,13 @@ from sessiongate.gateway import Gateway
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
-from sessiongate.server.access_log import session_gate_error_response
+from sessiongate.server.access_log import session_gate_error_response, speak_errors
 from sessiongate.server.auth import check_token
 from sessiongate.server.openclaw_http import (
     clamp_list_limit,
     dry_run,
     openclaw_envelope,
+    openclaw_error,
     refuse_action,
 )
 from sessiongate.server.requests import read_body
@@ -92,7 +93,8 @@ class InvokeBody(ToolArgs):
 
 async def tools_invoke(request: Request) -> Response:
     if request.app.state.gateway.config.gateway.compat.openclaw:
-        return await openclaw_envelope(_invoke_tool(request))
+        speak_errors(request.scope, openclaw_error)
+        return openclaw_envelope(await _invoke_tool(request))
     return ok(await _invoke_tool(request))
 
 

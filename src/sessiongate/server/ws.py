@@ -51,6 +51,7 @@ from sessiongate.tools.args import (
     must_exist_as_create_on_miss,
 )
 from sessiongate.tools.base import ToolArgs, validate_args
+from sessiongate.tracing import request_span
 from sessiongate.wire import check_json, check_text, load_json
 
 __all__ = [
@@ -236,6 +237,13 @@ async def answering(conn: Connection, request_id: Any, where: str) -> AsyncItera
     it yields tells the caller afterwards whether the request failed (a refused
     `connect` closes the connection)."""
     begin_request()
+    with request_span(f"ws {where}", {"rpc.method": where}):
+        async with _caught(conn, request_id, where) as answer:
+            yield answer
+
+
+@contextlib.asynccontextmanager
+async def _caught(conn: Connection, request_id: Any, where: str) -> AsyncIterator[Answer]:
     answer = Answer()
     try:
         yield answer

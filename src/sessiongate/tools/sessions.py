@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from sessiongate.errors import InvalidRequestError, SessionNotFoundError
+from sessiongate.keys import SessionKind
 from sessiongate.outcomes import History, SendOutcome, SessionListing, SpawnOutcome
 from sessiongate.resolver import Intent
 from sessiongate.runtime.runs import RunStream
@@ -43,13 +44,13 @@ T = TypeVar("T")
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5e5510a6-a7e0-4c1b-9d3e-0c1a3b9e7d21")
 
 # OpenClaw's sessions_list kinds, as the session kinds they cover here.
-OPENCLAW_KINDS: dict[str, frozenset[str]] = {
-    "main": frozenset({"main"}),
-    "group": frozenset({"group", "channel"}),
-    "cron": frozenset({"cron"}),
-    "hook": frozenset({"hook"}),
+OPENCLAW_KINDS: dict[str, frozenset[SessionKind]] = {
+    "main": frozenset({SessionKind.MAIN}),
+    "group": frozenset({SessionKind.GROUP, SessionKind.CHANNEL}),
+    "cron": frozenset({SessionKind.CRON}),
+    "hook": frozenset({SessionKind.HOOK}),
     "node": frozenset(),
-    "other": frozenset({"direct", "subagent", "a2a"}),
+    "other": frozenset({SessionKind.DIRECT, SessionKind.SUBAGENT, SessionKind.A2A}),
 }
 
 
