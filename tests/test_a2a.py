@@ -410,6 +410,42 @@ async def held_webhook() -> AsyncIterator[tuple[str, asyncio.Event]]:
         yield fake.url, release
 
 
+def slow_agents(url: str) -> list[dict[str, Any]]:
+    return [{"id": "atlas", "default": True},
+            {"id": "slow", "model": "webhook", "webhook": {"url": url}}]  # fmt: skip
+
+
+def queued(text: str, context_id: str | None = None) -> SendMessageRequest:
+    """A message answered at once (returnImmediately): its task is not waited for."""
+    request = SendMessageRequest(message=user_message(text, context_id))
+    request.configuration.return_immediately = True
+    return request
+
+
+async def test_cancel_a_task_that_has_not_started(serve: Serve, config_factory: ConfigFactory):
+    async with (
+        held_webhook() as (url, release),
+        serve(config_factory(agents={"list": slow_agents(url)})) as gw,
+        a2a_client(gw, "slow") as client,
+    ):
+        first = await send(client, user_message("first"), queued("first"))
+        second = await send(client, user_message("second"), queued("second", first.context_id))
+        cancelled = await client.cancel_task(CancelTaskRequest(id=second.id))
+        with pytest.raises(TaskNotCancelableError) as started:
+            await client.cancel_task(CancelTaskRequest(id=first.id))
+        release.set()
+        while (await client.get_task(GetTaskRequest(id=first.id))).status.state == (
+            TaskState.TASK_STATE_WORKING
+        ):
+            await asyncio.sleep(0.01)
+        later = await client.get_task(GetTaskRequest(id=second.id))
+        history = await gw.gateway.store.history(f"agent:slow:a2a:{first.context_id}")
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    assert later.status.state == TaskState.TASK_STATE_CANCELED
+    assert wire_of(started.value)["error"]["code"] == "CONFLICT"
+    assert [m.content for m in history] == ["first", "second", "done"]  # second never ran
+
+
 async def test_subscribe_to_a_running_task_and_cancel_is_refused(
     serve: Serve, config_factory: ConfigFactory
 ):
@@ -438,3 +474,22 @@ async def test_subscribe_to_a_running_task_and_cancel_is_refused(
     assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
     assert rest[-1].status_update.status.message.parts[0].text == "done"
     assert done.status.state == TaskState.TASK_STATE_COMPLETED and reply_of(done) == "done"
+
+
+# ---------------------------------------------------------------- the same limits as every route
+
+
+async def test_a2a_requests_have_the_gateways_limits(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(
+        gateway__maxBodyBytes=2048,
+        gateway__limits={"requestsPerSecondPerToken": 0.001, "requestBurstPerToken": 3},
+    )
+    big = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+           "params": {"message": {"messageId": "m", "parts": [{"text": "x" * 4096}]}}}  # fmt: skip
+    async with serve(config) as gw, httpx.AsyncClient(base_url=gw.url, headers=bearer(gw)) as http:
+        too_big = await http.post("/a2a/atlas", json=big)
+        answers = [await http.get("/.well-known/agent-card.json") for _ in range(3)]
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert [a.status_code for a in answers] == [200, 200, 429]  # the burst of 3 includes too_big
+    assert answers[-1].json()["error"]["code"] == "TOO_MANY_REQUESTS"

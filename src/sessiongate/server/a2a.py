@@ -98,6 +98,7 @@ from sessiongate.catchall import internal_error
 from sessiongate.config import AgentConfig
 from sessiongate.errors import (
     AgentNotFoundError,
+    ConflictError,
     InvalidRequestError,
     RunNotFoundError,
     SessionGateError,
@@ -107,7 +108,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.keys import a2a_context_key, agent_of_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
-from sessiongate.runtime.runs import RunEvent, RunStream
+from sessiongate.runtime.runs import CANCELLED, RunEvent, RunStream
 from sessiongate.server.requests import read_body
 from sessiongate.store.base import MessageRecord, RunRecord, RunStatus
 from sessiongate.tools.args import SendArgs, SessionArgs
@@ -134,7 +135,7 @@ TEXT = "text/plain"
 
 T = TypeVar("T")
 
-RUN_STATES: dict[str, TaskState] = {
+RUN_STATES: dict[str, TaskState] = {  # and an interrupted run that was cancelled: CANCELED
     RunStatus.RUNNING: TaskState.TASK_STATE_WORKING,
     RunStatus.COMPLETED: TaskState.TASK_STATE_COMPLETED,
     RunStatus.FAILED: TaskState.TASK_STATE_FAILED,
@@ -266,7 +267,9 @@ def _run_event(event: RunEvent, context_id: str) -> Event | None:
         )
         status.message.CopyFrom(reply)
     elif name == "run.failed":
-        status = TaskStatus(state=TaskState.TASK_STATE_FAILED)
+        cancelled = CANCELLED in str((event.get("error") or {}).get("message", ""))
+        state = TaskState.TASK_STATE_CANCELED if cancelled else TaskState.TASK_STATE_FAILED
+        status = TaskStatus(state=state)
         error = json.dumps(event.get("error"), ensure_ascii=False)
         status.message.CopyFrom(
             _text_message(Role.ROLE_AGENT, error, f"{run_id}:status", context_id, run_id)
@@ -356,7 +359,10 @@ def task_of_run(
     if history_length is not None:
         history = history[-history_length:] if history_length else []
     replies = [m.content for m in messages if m.role != "user"]
-    status = TaskStatus(state=RUN_STATES.get(run.status, TaskState.TASK_STATE_UNSPECIFIED))
+    state = RUN_STATES.get(run.status, TaskState.TASK_STATE_UNSPECIFIED)
+    if run.status == RunStatus.INTERRUPTED and run.error == CANCELLED:
+        state = TaskState.TASK_STATE_CANCELED
+    status = TaskStatus(state=state)
     _timestamp(status, run.finished_at or run.created_at)
     if run.error:
         status.message.CopyFrom(
@@ -552,13 +558,13 @@ class GatewayRequestHandler(RequestHandler):
 
     async def _cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
         call = await self._call(context)
-        run, _ = await self._run(call, params.id)
-        ended = run.status != RunStatus.RUNNING
-        state = "has ended" if ended else "cannot be cancelled once queued"
-        raise TaskNotCancelableError(
-            f"task {run.run_id} {state} (run status {run.status})",
-            data={"taskId": run.run_id, "runStatus": run.status},
-        )
+        run, _ = await self._run(call, params.id)  # this agent's, and visible
+        try:
+            cancelled = await self.gateway.cancel_run(run.run_id, call.caller)
+        except ConflictError as exc:
+            raise TaskNotCancelableError(f"{exc.code}: {exc.message}", data=exc.to_wire()) from None
+        context_id = context_id_of(call.agent_id, cancelled.session_key)
+        return task_of_run(cancelled, [], context_id, None)
 
     @validate_request_params
     async def on_list_tasks(

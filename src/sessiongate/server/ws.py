@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -52,7 +51,7 @@ from sessiongate.tools.args import (
 )
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tracing import request_span
-from sessiongate.wire import check_json, check_text, load_json
+from sessiongate.wire import check_json, check_text, dump_json, load_json
 
 __all__ = [
     "ClientGone",
@@ -135,7 +134,7 @@ class Connection:
         self.dropped = False
 
     async def send(self, frame: dict[str, Any]) -> None:
-        text = json.dumps(frame, separators=(",", ":"))
+        text = dump_json(frame)
         if not self.budget.queue(len(text)):
             await self._drop_slow_reader()
             raise ClientGone(CLOSE_SEND_QUEUE_FULL[0])
