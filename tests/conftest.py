@@ -4,31 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import secrets
-import uuid
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from sessiongate.config import SessionGateConfig, parse_config
+from sessiongate.config import SessionGateConfig
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Resolver
 from sessiongate.server.app import RunningGateway, run_gateway
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
-from tests.tiers import apply_tiers
-
-INCIDENT_KEY = "agent:atlas:telegram:atlas:direct:6596143250"
-
-STORE_KINDS = ["memory", "sqlite", "postgres"]
-POSTGRES_URL = os.environ.get(
-    "SESSIONGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+from tests.helpers import (
+    INCIDENT_KEY,
+    STORE_KINDS,
+    make_config,
+    postgres_schema,
 )
+from tests.tiers import apply_tiers
 
 
 class _LoopErrors(logging.Handler):
@@ -93,61 +92,10 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def config_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    """The raw data of `make_config` (e.g. to write a config file for the CLI)."""
-    data: dict[str, Any] = {
-        "session": {"dmScope": "main"},
-        "storage": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
-        "audit": {"path": str(tmp_path / "audit.jsonl")},
-        "tools": {
-            "sessions": {"visibility": "all"},
-            "agentToAgent": {"enabled": True, "allow": ["*"]},
-        },
-        "agents": {"list": [{"id": "atlas", "default": True}, {"id": "peggy"}]},
-    }
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split("__")
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = value
-    return data
-
-
-def make_config(tmp_path: Path, **overrides: Any) -> SessionGateConfig:
-    """Two echo agents (atlas default, peggy) that may message each other, on SQLite."""
-    return parse_config(config_data(tmp_path, **overrides), "test")
-
-
 @pytest.fixture
 def config_factory(tmp_path: Path) -> Callable[..., SessionGateConfig]:
     """make_config bound to this test's tmp dir; keyword `a__b=v` sets a.b."""
     return lambda **overrides: make_config(tmp_path, **overrides)
-
-
-async def require_postgres() -> None:
-    """Skip (outside CI) or fail (under CI=true) when PostgreSQL is not reachable."""
-    try:
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc!r}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
-        pytest.skip(reason)
-    await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def postgres_schema() -> AsyncIterator[str]:
-    """A postgresql:// URL with a fresh schema of its own, dropped afterwards."""
-    await require_postgres()
-    schema = f"sg_test_{uuid.uuid4().hex[:12]}"
-    try:
-        yield f"{POSTGRES_URL}?schema={schema}"
-    finally:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
 
 
 @pytest.fixture
@@ -194,38 +142,12 @@ def serve(tmp_path: Path) -> Callable[..., Any]:
 __all__ = ["INCIDENT_KEY", "RunningGateway", "make_config", "make_resolver", "open_test_store"]
 
 
-class _QuietServer:
-    """Serve any ASGI app on a free loopback port (fake upstreams: webhooks, LLM endpoints)."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            def capture_signals(self) -> Any:  # leave pytest's handlers alone
-                import contextlib
-
-                return contextlib.nullcontext()
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self.server = Server(config)
-        self.url = ""
-
-    async def __aenter__(self) -> _QuietServer:
-        import asyncio
-
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            assert not self.task.done(), "fake upstream did not start"
-            await asyncio.sleep(0.01)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        await self.task
-
-
-def upstream(app: Any) -> _QuietServer:
-    """`async with upstream(app) as fake:` — `fake.url` serves `app`."""
-    return _QuietServer(app)
+@pytest.fixture
+def state(isolated_state: Path) -> Iterator[Path]:
+    """The state folder; every gateway started in it is stopped afterwards."""
+    isolated_state.mkdir(parents=True, exist_ok=True)
+    yield isolated_state
+    for record in (isolated_state / "run").glob("gateway-*.json"):
+        pid = json.loads(record.read_text())["pid"]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)

@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.client import A2ACardResolver
 from a2a.client.client import Client
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
     Message,
-    Part,
     Role,
     SendMessageRequest,
     StreamResponse,
@@ -39,8 +38,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import upstream
+from tests.helpers import a2a_client, a2a_user_message, aeventually, upstream
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -52,26 +50,7 @@ def bearer(gw: Any) -> dict[str, str]:
     return {"authorization": f"Bearer {gw.token}"}
 
 
-@contextlib.asynccontextmanager
-async def a2a_client(
-    gw: Any, agent: str | None = None, *, streaming: bool = False, caller: str | None = None
-) -> AsyncIterator[Client]:
-    """The SDK's client for an agent's card (the default agent's without `agent`)."""
-    headers = bearer(gw) | ({"x-session-key": caller} if caller else {})
-    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
-        factory = ClientFactory(ClientConfig(httpx_client=http, streaming=streaming))
-        url = gw.url if agent is None else f"{gw.url}/a2a/{agent}"
-        client = await factory.create_from_url(url)
-        yield client
-
-
-def user_message(text: str, context_id: str | None = None, **fields: Any) -> Message:
-    message = Message(
-        role=Role.ROLE_USER, message_id=str(uuid.uuid4()), parts=[Part(text=text)], **fields
-    )
-    if context_id is not None:
-        message.context_id = context_id
-    return message
+user_message = a2a_user_message
 
 
 async def send(client: Client, message: Message, request: SendMessageRequest | None = None) -> Task:
@@ -272,6 +251,18 @@ async def test_list_the_tasks_of_a_context(serve: Serve, config_factory: ConfigF
     assert all(t.status.state == TaskState.TASK_STATE_COMPLETED for t in listed.tasks)
 
 
+async def test_list_the_tasks_of_the_agents_contexts(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, a2a_client(gw, "peggy") as client:
+        one = await send(client, user_message("one"))
+        other = await send(client, user_message("two"))
+        await send(client, user_message("main", "agent:peggy:main"))  # not an A2A context
+        listed = await client.list_tasks(ListTasksRequest())
+        failed = await client.list_tasks(ListTasksRequest(status=TaskState.TASK_STATE_FAILED))
+    assert [t.id for t in listed.tasks] == [other.id, one.id]
+    assert {t.context_id for t in listed.tasks} == {one.context_id, other.context_id}
+    assert list(failed.tasks) == []
+
+
 async def test_a_repeated_message_id_answers_with_its_first_run(
     serve: Serve, config_factory: ConfigFactory
 ):
@@ -411,6 +402,44 @@ async def held_webhook() -> AsyncIterator[tuple[str, asyncio.Event]]:
         yield fake.url, release
 
 
+def slow_agents(url: str) -> list[dict[str, Any]]:
+    return [{"id": "atlas", "default": True},
+            {"id": "slow", "model": "webhook", "webhook": {"url": url}}]  # fmt: skip
+
+
+def queued(text: str, context_id: str | None = None) -> SendMessageRequest:
+    """A message answered at once (returnImmediately): its task is not waited for."""
+    request = SendMessageRequest(message=user_message(text, context_id))
+    request.configuration.return_immediately = True
+    return request
+
+
+async def test_cancel_a_task_that_has_not_started(serve: Serve, config_factory: ConfigFactory):
+    async with (
+        held_webhook() as (url, release),
+        serve(config_factory(agents={"list": slow_agents(url)})) as gw,
+        a2a_client(gw, "slow") as client,
+    ):
+        first = await send(client, user_message("first"), queued("first"))
+        second = await send(client, user_message("second"), queued("second", first.context_id))
+        cancelled = await client.cancel_task(CancelTaskRequest(id=second.id))
+        with pytest.raises(TaskNotCancelableError) as started:
+            await client.cancel_task(CancelTaskRequest(id=first.id))
+        release.set()
+
+        async def first_ended() -> bool:
+            task = await client.get_task(GetTaskRequest(id=first.id))
+            return bool(task.status.state != TaskState.TASK_STATE_WORKING)
+
+        await aeventually(first_ended, what="the first task ended")
+        later = await client.get_task(GetTaskRequest(id=second.id))
+        history = await gw.gateway.store.history(f"agent:slow:a2a:{first.context_id}")
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    assert later.status.state == TaskState.TASK_STATE_CANCELED
+    assert wire_of(started.value)["error"]["code"] == "CONFLICT"
+    assert [m.content for m in history] == ["first", "second", "done"]  # second never ran
+
+
 async def test_subscribe_to_a_running_task_and_cancel_is_refused(
     serve: Serve, config_factory: ConfigFactory
 ):
@@ -439,3 +468,22 @@ async def test_subscribe_to_a_running_task_and_cancel_is_refused(
     assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
     assert rest[-1].status_update.status.message.parts[0].text == "done"
     assert done.status.state == TaskState.TASK_STATE_COMPLETED and reply_of(done) == "done"
+
+
+# ---------------------------------------------------------------- the same limits as every route
+
+
+async def test_a2a_requests_have_the_gateways_limits(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(
+        gateway__maxBodyBytes=2048,
+        gateway__limits={"requestsPerSecondPerToken": 0.001, "requestBurstPerToken": 3},
+    )
+    big = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+           "params": {"message": {"messageId": "m", "parts": [{"text": "x" * 4096}]}}}  # fmt: skip
+    async with serve(config) as gw, httpx.AsyncClient(base_url=gw.url, headers=bearer(gw)) as http:
+        too_big = await http.post("/a2a/atlas", json=big)
+        answers = [await http.get("/.well-known/agent-card.json") for _ in range(3)]
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert [a.status_code for a in answers] == [200, 200, 429]  # the burst of 3 includes too_big
+    assert answers[-1].json()["error"]["code"] == "TOO_MANY_REQUESTS"

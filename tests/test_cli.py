@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.helpers import sessiongate
+
 INCIDENT = "agent:atlas:telegram:atlas:direct:6596143250"
-
-
-def sessiongate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sessiongate", *args]
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
 
 
 def test_version() -> None:

@@ -28,9 +28,8 @@ from sessiongate.errors import (
     UnauthorizedError,
 )
 from sessiongate.store import SqliteSessionStore
+from tests.helpers import INCIDENT_KEY, free_port, upstream, webhook_app, webhook_config
 
-from .conftest import INCIDENT_KEY, upstream
-from .test_runtimes import webhook_app, webhook_config
 from .threaded import gateway_in_thread
 
 ConfigFactory = Callable[..., SessionGateConfig]
@@ -128,13 +127,6 @@ async def test_shutdown_lets_in_flight_runs_finish(
         await store.close()
     assert run is not None and run.status == "completed"
     assert [m.content for m in history] == ["finish me", "done: finish me"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_serve(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -15,9 +15,8 @@ import httpx
 
 from sessiongate.config import SessionGateConfig, load_config
 from sessiongate.resolver import closest_keys
-
-from .conftest import INCIDENT_KEY
-from .test_http import client_for, invoke, session_keys
+from tests.helpers import INCIDENT_KEY, client_for, invoke, session_keys
+from tests.helpers import write_config_file as write_config
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -27,12 +26,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     command = [sys.executable, "-m", "sessiongate", *args]
     merged = {**os.environ, "COLUMNS": "250", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=60, env=merged)
-
-
-def write_config(tmp_path: Path, config: SessionGateConfig) -> Path:
-    path = tmp_path / "gateway.json5"
-    path.write_text(json.dumps(config.model_dump(by_alias=True, mode="json", exclude_none=True)))
-    return path
 
 
 def test_closest_keys_compares_segment_by_segment() -> None:

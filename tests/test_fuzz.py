@@ -27,8 +27,8 @@ from websockets.exceptions import ConnectionClosed
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.wire import MAX_JSON_DEPTH
+from tests.helpers import INCIDENT_KEY
 
-from .conftest import INCIDENT_KEY
 from .threaded import ThreadedGateway, gateway_in_thread
 
 ConfigFactory = Callable[..., SessionGateConfig]

@@ -10,34 +10,10 @@ import httpx
 import pytest
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import INCIDENT_KEY
+from tests.helpers import INCIDENT_KEY, auth, client_for, invoke, session_keys, wait_for_messages
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-async def invoke(
-    http: httpx.AsyncClient, tool: str, args: Any, session_key: str | None = None
-) -> httpx.Response:
-    body: dict[str, Any] = {"tool": tool, "args": args}
-    if session_key:
-        body["sessionKey"] = session_key
-    return await http.post("/tools/invoke", json=body)
-
-
-async def session_keys(http: httpx.AsyncClient) -> list[str]:
-    response = await http.get("/v1/sessions", params={"limit": 500})
-    assert response.status_code == 200
-    return [s["key"] for s in response.json()["result"]["sessions"]]
-
-
-def client_for(gw: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=gw.url, headers=auth(gw.token), timeout=30)
 
 
 async def test_strict_incident_replay_refuses_and_creates_nothing(
@@ -195,20 +171,6 @@ async def test_spawn_creates_a_fresh_child_and_runs_it(
         assert bad_parent.json()["error"]["details"]["requestedKey"] == "agent:atlas:cron:ghost"
         unknown_agent = await invoke(http, "sessions_spawn", {"agentId": "zed", "task": "x"})
         assert unknown_agent.json()["error"]["code"] == "AGENT_NOT_FOUND"
-
-
-async def wait_for_messages(
-    http: httpx.AsyncClient, key: str, count: int, timeout: float = 10.0
-) -> list[dict[str, Any]]:
-    """Poll a transcript until it holds `count` messages (bounded)."""
-    messages: list[dict[str, Any]] = []
-    for _ in range(int(timeout / 0.02)):
-        response = await http.get(f"/v1/sessions/{key}/messages", params={"limit": 1000})
-        messages = response.json()["result"]["messages"]
-        if len(messages) >= count:
-            return messages
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{key} has {len(messages)} messages, expected {count}")
 
 
 async def test_fire_and_forget_returns_accepted_then_the_run_completes(

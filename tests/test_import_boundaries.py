@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.processes import free_port
+from tests.helpers import free_port
 
 SERVER_SIDE = (
     "sessiongate.server",

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 from sessiongate.errors import InvalidSessionKeyError
 from sessiongate.keys import SessionKind, canonical_session_key, parse_session_key
 from sessiongate.lints import lint_session_key
-
-from .conftest import INCIDENT_KEY, make_config
+from tests.helpers import INCIDENT_KEY, make_config
 
 UUID = "0b8f6c1e-2f4a-4c3b-9a51-7d1e2f3a4b5c"
 

@@ -21,8 +21,7 @@ from sessiongate.doctor import scan
 from sessiongate.resolver import Caller
 from sessiongate.store.base import now
 from sessiongate.tools.args import PruneArgs
-
-from .conftest import make_config
+from tests.helpers import make_config
 
 KEY = "agent:atlas:cron:nightly"
 DAY = 86_400.0
@@ -218,8 +217,7 @@ def test_the_cli_deletes_resets_and_prunes(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from sessiongate.cli import app
-
-    from .conftest import config_data
+    from tests.helpers import config_data
 
     data = config_data(tmp_path, session={"dmScope": "main", "retention": {
         "rules": [{"match": "agent:*:cron:*", "archiveAfterDays": 7}]}})  # fmt: skip
@@ -267,3 +265,21 @@ async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path
         tombstone = await gw.gateway.store.find_tombstone(KEY)
         assert tombstone is not None and tombstone.reason == "gdpr"
         assert tombstone.deleted_by == "operator via ui"
+
+
+async def test_the_python_client_deletes_and_the_error_is_typed(serve: Any, tmp_path: Path) -> None:
+    import pytest
+
+    from sessiongate import SessionDeletedError, SessionNotFoundError
+    from sessiongate.client import AsyncSessionGateClient
+
+    async with serve(make_config(tmp_path)) as gw:
+        await gw.gateway.create_session(KEY, "cli", "test")
+        async with AsyncSessionGateClient(gw.url, token=gw.token) as client:
+            assert (await client.archive(KEY))["status"] == "archived"
+            assert (await client.reset(KEY, reason="fresh"))["reset"] is True
+            assert (await client.delete(KEY, reason="gone"))["deleted"] is True
+            with pytest.raises(SessionDeletedError) as refused:
+                await client.resolve(KEY)
+            assert isinstance(refused.value, SessionNotFoundError)
+            assert refused.value.deleted_at is not None

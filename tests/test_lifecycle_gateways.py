@@ -26,9 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sessiongate.store import NewSession, Provenance, SessionStore, open_store
-
-from .conftest import upstream
-from .processes import GatewayProcess
+from tests.helpers import GatewayProcess, upstream
 
 ROUNDS = int(os.environ.get("SESSIONGATE_RACE_ROUNDS", "200"))
 BURST = 4

@@ -21,8 +21,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.mcp_bridge import gateway_client
 from sessiongate.server.mcp import transcript_uri
 from sessiongate.tools import TOOLS
-
-from .conftest import INCIDENT_KEY
+from tests.helpers import INCIDENT_KEY
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from websockets.asyncio.client import connect
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.store.postgres import split_schema
+from tests.helpers import INCIDENT_KEY, GatewayProcess, aeventually, upstream
+from tests.helpers import PROCESS_TOKEN as TOKEN
 
-from .conftest import INCIDENT_KEY, upstream
-from .processes import TOKEN, GatewayProcess
 from .tcp_proxy import TcpProxy
 
 ConfigFactory = Callable[..., SessionGateConfig]
@@ -118,6 +118,14 @@ class ConcurrencyProbe:
         self.active[key] -= 1
         return JSONResponse({"reply": "ok"})
 
+    def running(self, key: str) -> Callable[[], Awaitable[bool]]:
+        """A condition for `aeventually`: a run of `key` is inside the webhook now."""
+
+        async def check() -> bool:
+            return self.active.get(key, 0) > 0
+
+        return check
+
 
 def webhook_agents(url: str) -> dict[str, Any]:
     return {"agents": {"list": [
@@ -140,14 +148,6 @@ async def test_runs_of_one_session_never_overlap_across_processes(
     assert probe.most == 1
 
 
-async def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 async def test_kill_9_loses_nothing_acknowledged_and_peers_mark_its_runs(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -159,7 +159,7 @@ async def test_kill_9_loses_nothing_acknowledged_and_peers_mark_its_runs(
             fast = await send_all([a], "agent:atlas:main", 30)
             slow = await send_all([a], "agent:slow:main", 5, timeoutSeconds=0)
             acknowledged = {r.json()["result"]["runId"] for r in fast + slow}
-            await asyncio.sleep(0.2)  # a slow run is executing, the others wait in its lane
+            await aeventually(probe.running("agent:slow:main"), what="a slow run executing")
             a.kill()
             stored = await query(postgres_url, "SELECT run_id FROM messages WHERE role = 'user'")
             assert acknowledged <= {r["run_id"] for r in stored}
@@ -169,7 +169,7 @@ async def test_kill_9_loses_nothing_acknowledged_and_peers_mark_its_runs(
                                    "agent:slow:main")  # fmt: skip
                 return {r["status"] for r in rows} <= {"completed", "interrupted"}
 
-            await wait_until(interrupted)
+            await aeventually(interrupted, timeout=15, what="the killed process's runs marked")
             statuses = await query(postgres_url, "SELECT status, count(*) FROM runs GROUP BY 1")
             assert dict(statuses).get("interrupted", 0) >= 4  # type: ignore[arg-type]
             served = await send_all([b], "agent:atlas:main", 1)
@@ -197,7 +197,7 @@ async def test_kill_9_on_sqlite_then_restart_marks_runs_interrupted(tmp_path: Pa
         with a:
             fast = await send_all([a], "agent:atlas:main", 20)
             slow = await send_all([a], "agent:slow:main", 3, timeoutSeconds=0)
-            await asyncio.sleep(0.2)
+            await aeventually(probe.running("agent:slow:main"), what="a slow run executing")
             a.kill()
             a.start()
             async with httpx.AsyncClient(base_url=a.url, headers=a.headers) as http:
@@ -239,7 +239,7 @@ async def test_an_unreachable_database_fails_fast_and_recovers(
                 response = await http.post("/tools/invoke", json=body)
                 return response.status_code == 200
 
-            await wait_until(recovered)
+            await aeventually(recovered, timeout=15, what="the database answering again")
             assert (await http.get("/readyz")).status_code == 200
     await proxy.close()
 

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import INCIDENT_KEY
+from tests.helpers import INCIDENT_KEY
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

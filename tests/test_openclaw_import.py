@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from sessiongate.store import SessionStore, open_store
-from tests.conftest import postgres_schema
+from tests.helpers import postgres_schema
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "store"
 SESSIONS = FIXTURE / "agents" / "atlas" / "sessions"

@@ -16,9 +16,8 @@ from typing import Any
 from sessiongate.openclaw.ids import session_id
 from sessiongate.openclaw.importer import OpenClawImporter
 from sessiongate.store import NewSession, Provenance
-
-from .conftest import make_config
-from .test_openclaw_ws import FIXTURE, assert_error_object, openclaw_client, request
+from tests.helpers import FIXTURE, assert_error_object, make_config, openclaw_client
+from tests.helpers import openclaw_request as request
 
 STORE = FIXTURE.parent / "store"
 ADMIN = ["operator.admin"]

@@ -22,14 +22,20 @@ from websockets.exceptions import ConnectionClosed
 from sessiongate.config import SessionGateConfig
 from sessiongate.resolver import Caller
 from sessiongate.server import openclaw_ws
-
-from .conftest import INCIDENT_KEY, postgres_schema
+from tests.helpers import (
+    FIXTURE,
+    INCIDENT_KEY,
+    assert_error_object,
+    openclaw_client,
+    openclaw_url,
+    postgres_schema,
+    recv,
+)
+from tests.helpers import openclaw_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
-FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "cli-frames.jsonl"
-ERROR_KEYS = {"code", "message", "details", "retryable", "retryAfterMs"}
 # Fields of OpenClaw's answers that sessiongate does not serve (docs/migrating-from-openclaw.md).
 NOT_SERVED = {
     "hello-ok": {"snapshot", "canvasHostUrl", "auth.deviceToken", "auth.issuedAtMs"},
@@ -77,52 +83,11 @@ def missing_fields(recorded: Any, ours: Any, skip: set[str], path: str = "") -> 
     return missing
 
 
-def openclaw_url(gw: Any) -> str:
-    return "ws" + gw.url.removeprefix("http") + "/"
-
-
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    return dict(json.loads(await ws.recv()))
-
-
 async def next_non_pushed(ws: ClientConnection) -> dict[str, Any]:
     while True:
         frame = await recv(ws)
         if frame.get("event") not in ("tick",):
             return frame
-
-
-async def request(ws: ClientConnection, rid: str, method: str, **params: Any) -> dict[str, Any]:
-    await ws.send(json.dumps({"type": "req", "id": rid, "method": method, "params": params}))
-    while True:
-        frame = await recv(ws)
-        if frame["type"] == "res" and frame["id"] == rid:
-            return frame
-
-
-async def openclaw_client(gw: Any, scopes: list[str]) -> ClientConnection:
-    ws = await connect(openclaw_url(gw))
-    challenge = await recv(ws)
-    assert challenge["event"] == "connect.challenge", challenge
-    params = {
-        "minProtocol": 3,
-        "maxProtocol": 3,
-        "client": {"id": "cli", "version": "2026.5.7", "platform": "linux", "mode": "cli"},
-        "role": "operator",
-        "scopes": scopes,
-        "auth": {"token": gw.token},
-    }
-    hello = await request(ws, "c", "connect", **params)
-    assert hello["ok"] and hello["payload"]["type"] == "hello-ok", hello
-    return ws
-
-
-def assert_error_object(frame: dict[str, Any]) -> dict[str, Any]:
-    assert frame["ok"] is False, frame
-    error = frame["error"]
-    assert set(error) <= ERROR_KEYS, error
-    assert error["message"], error
-    return dict(error)
 
 
 async def replay(gw: Any, recorded: list[dict[str, Any]]) -> None:

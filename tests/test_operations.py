@@ -3,63 +3,21 @@ failures that explain themselves, logs, metrics, init. Real processes throughout
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.processes import free_port
-
-TOKEN = "operations-test-token-0123456789"
-
-
-def sessiongate(
-    *args: str, state: Path, columns: int = 200, timeout: float = 90
-) -> subprocess.CompletedProcess[str]:
-    """One `sessiongate` command in its own process, with `state` as the state folder."""
-    env = {**os.environ, "SESSIONGATE_STATE_DIR": str(state), "COLUMNS": str(columns)}
-    env.pop("SESSIONGATE_CONFIG", None)
-    env.pop("SESSIONGATE_TOKEN", None)
-    command = [sys.executable, "-m", "sessiongate", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def write_config(path: Path, **sections: Any) -> Path:
-    data = {"gateway": {"port": free_port(), "auth": {"token": TOKEN}}, **sections}
-    path.write_text(json.dumps(data))
-    return path
-
-
-@pytest.fixture
-def state(isolated_state: Path) -> Iterator[Path]:
-    """The state folder; every gateway started in it is stopped afterwards."""
-    isolated_state.mkdir(parents=True, exist_ok=True)
-    yield isolated_state
-    for record in (isolated_state / "run").glob("gateway-*.json"):
-        pid = json.loads(record.read_text())["pid"]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-
-
-def detach(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    started = sessiongate("serve", "--detach", *args, state=state)
-    assert started.returncode == 0, started.stdout + started.stderr
-    return started
-
-
-def records(state: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((state / "run").glob("gateway-*.json"))]
-
+from tests.helpers import CLI_TOKEN as TOKEN
+from tests.helpers import detach, free_port, records, sessiongate
+from tests.helpers import write_cli_config as write_config
 
 # ---------------------------------------------------------------- finding the gateway
 

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from sessiongate.config import SessionGateConfig
-
-from .test_http import client_for, invoke
+from tests.helpers import client_for, invoke
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

@@ -21,12 +21,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.mcp_bridge import gateway_client
 from sessiongate.server import openclaw_wire, ws
 from sessiongate.tools.args import SendArgs
-
-from .test_openclaw_ws import openclaw_client
-from .test_openclaw_ws import request as openclaw_request
-from .test_ui import sign_in
-from .test_ws import connected
-from .test_ws import request as ws_request
+from tests.helpers import connected, openclaw_client, openclaw_request, sign_in, ws_request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

@@ -26,7 +26,7 @@ from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import effective_for
 from sessiongate.resolver import Caller, Resolver
 from sessiongate.store import MemorySessionStore
-from tests.processes import free_port
+from tests.helpers import free_port
 
 TOKEN = "policy-facts-test-token-0123456789"
 RULES = [

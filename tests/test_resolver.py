@@ -15,8 +15,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Intent, Resolver
 from sessiongate.store import SessionStore
-
-from .conftest import INCIDENT_KEY
+from tests.helpers import INCIDENT_KEY
 
 ConfigFactory = Callable[..., SessionGateConfig]
 OPERATOR = Caller(None, "test")

@@ -12,8 +12,7 @@ from sessiongate.errors import SessionGateError
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.resolver import Caller, Intent, Resolver
 from sessiongate.store import MemorySessionStore
-
-from .conftest import make_config
+from tests.helpers import make_config
 
 SEGMENTS = st.sampled_from(
     ["agent", "atlas", "peggy", "zed", "main", "direct", "group", "thread", "cron", "subagent",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,38 +9,26 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import INCIDENT_KEY, upstream
-from .test_http import client_for, invoke, session_keys, wait_for_messages
+from tests.helpers import (
+    INCIDENT_KEY,
+    aeventually,
+    client_for,
+    completion,
+    invoke,
+    session_keys,
+    tool_call,
+    upstream,
+    wait_for_messages,
+    webhook_app,
+    webhook_config,
+)
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
-
-
-def completion(message: dict[str, Any]) -> JSONResponse:
-    finish = "tool_calls" if message.get("tool_calls") else "stop"
-    choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}
-    return JSONResponse(
-        {
-            "id": "cmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "fake",
-            "choices": [choice],
-        }
-    )
-
-
-def tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    function = {"name": name, "arguments": json.dumps(arguments)}
-    return {
-        "content": None,
-        "tool_calls": [{"id": call_id, "type": "function", "function": function}],
-    }
 
 
 class FakeModel:
@@ -100,32 +87,6 @@ async def test_llm_agent_reads_suggestions_and_retries_to_the_main_session(
     assert model.requests[0]["model"] == "some-model"
 
 
-def webhook_app(delay: float) -> Starlette:
-    async def slow(request: Request) -> JSONResponse:
-        body = await request.json()
-        await asyncio.sleep(delay)
-        return JSONResponse({"reply": f"done: {body['message']}"})
-
-    async def broken(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("upstream exploded", status_code=500)
-
-    return Starlette(
-        routes=[Route("/slow", slow, methods=["POST"]), Route("/broken", broken, methods=["POST"])]
-    )
-
-
-def webhook_config(config_factory: ConfigFactory, url: str) -> SessionGateConfig:
-    return config_factory(
-        agents={
-            "list": [
-                {"id": "atlas", "default": True},
-                {"id": "slow", "model": "webhook", "webhook": {"url": f"{url}/slow"}},
-                {"id": "broken", "model": "webhook", "webhook": {"url": f"{url}/broken"}},
-            ]
-        },
-    )
-
-
 async def test_a_run_that_outlives_the_wait_times_out_and_continues(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
@@ -175,14 +136,25 @@ async def test_the_periodic_sweep_leaves_this_process_runs_alone(
     serve: Serve, config_factory: ConfigFactory, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr("sessiongate.gateway.JANITOR_INTERVAL_SECONDS", 0.05)
+    sweeps: list[int] = []
     async with (
         upstream(webhook_app(0.6)) as fake,
         serve(webhook_config(config_factory, fake.url)) as gw,
         client_for(gw) as http,
     ):
+        sweep = gw.gateway.store.interrupt_running
+
+        async def counted_sweep() -> int:
+            sweeps.append(1)
+            return await sweep()
+
+        async def three_sweeps() -> bool:
+            return len(sweeps) >= 3
+
+        monkeypatch.setattr(gw.gateway.store, "interrupt_running", counted_sweep)
         args = {"sessionKey": "agent:slow:main", "message": "job", "timeoutSeconds": 0}
         run_id = (await invoke(http, "sessions_send", args)).json()["result"]["runId"]
-        await asyncio.sleep(0.3)  # several sweeps while the run is in flight
+        await aeventually(three_sweeps, what="three sweeps while the run is in flight")
         run = await gw.gateway.store.find_run(run_id)
         assert run is not None and run.status == "running"
         await wait_for_messages(http, "agent:slow:main", 2)

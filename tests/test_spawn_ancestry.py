@@ -16,9 +16,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
 from sessiongate.store.base import NewSession, Provenance
 from sessiongate.store.schema import pending
-
-from .conftest import POSTGRES_URL, postgres_schema
-from .test_http import client_for, invoke
+from tests.helpers import POSTGRES_URL, client_for, invoke, postgres_schema
 
 BEFORE_CHAINS = 4  # the last schema version without sessions.ancestors
 

@@ -12,10 +12,7 @@ import pytest
 
 from sessiongate.errors import InvalidRequestError, SessionNotFoundError
 from sessiongate.store import MemorySessionStore, NewSession, Provenance, SessionStore
-
-
-def new(key: str, agent: str = "atlas", kind: str = "main", label: str | None = None) -> NewSession:
-    return NewSession(key, agent, kind, Provenance("address", "test"), label)
+from tests.helpers import new_session as new
 
 
 async def test_find_missing_is_none_and_ensure_creates_once(store: SessionStore) -> None:

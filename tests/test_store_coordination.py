@@ -15,12 +15,31 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
-from tests.conftest import STORE_KINDS, postgres_schema
+from tests.helpers import POSTGRES_URL, STORE_KINDS, aeventually, postgres_schema
 
 KEY, OTHER = "agent:atlas:main", "agent:peggy:main"
+
+
+async def _done(value: bool) -> bool:
+    return value
+
+
+async def lane_waiters(key: str) -> int:
+    """PostgreSQL sessions waiting for the lane (advisory lock) of `key`."""
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        waiting: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 1)",
+            key,
+        )
+        return waiting
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -73,7 +92,7 @@ async def test_a_shared_store_lets_one_instance_at_a_time_hold_a_session(
 
     async with a.session_lock(KEY):
         waiting = asyncio.create_task(second())
-        await asyncio.sleep(0.3)  # ample time for b to take the lock, were it free
+        await aeventually(lambda: lane_waiters(KEY), what="b waiting for the lane a holds")
         order.append("a releases")
     await asyncio.wait_for(waiting, 10)
     assert order == ["a releases", "b holds"]
@@ -91,13 +110,9 @@ async def test_events_reach_the_other_instances_in_order_and_never_echo(
     await a.publish_events(events)
     await a.publish_events([{"event": "run.completed", "sessionKey": KEY, "reply": "x" * 9000}])
     if a.shared:
-        for _ in range(100):
-            if len(heard_by_b) == 6:
-                break
-            await asyncio.sleep(0.05)
+        await aeventually(lambda: _done(len(heard_by_b) == 6), what="six events heard by b")
         assert heard_by_b[:5] == events
         assert heard_by_b[5]["truncated"] is True and "reply" not in heard_by_b[5]
-    else:
-        await asyncio.sleep(0.1)
+    else:  # no transport between instances: nothing can arrive later either
         assert heard_by_b == []
     assert heard_by_a == []  # a process's own listeners already have its events

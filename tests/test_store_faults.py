@@ -40,8 +40,7 @@ from sessiongate.store import (
 from sessiongate.store.base import MAX_INDEXED_BYTES
 from sessiongate.store.postgres import PostgresSessionStore, split_schema
 from sessiongate.store.sqlite_thread import StoreThread
-from tests.conftest import POSTGRES_URL, postgres_schema, upstream
-from tests.processes import GatewayProcess
+from tests.helpers import POSTGRES_URL, GatewayProcess, postgres_schema, upstream
 from tests.tcp_proxy import TcpProxy
 
 DEADLINE = 0.5
@@ -313,7 +312,7 @@ async def test_the_writer_thread_outlives_a_transaction_sqlite_rolled_back(
 
 
 async def test_postgres_failures_are_one_line_with_the_servers_reason_and_a_hint() -> None:
-    from tests.conftest import require_postgres
+    from tests.helpers import require_postgres
 
     await require_postgres()
     dsn, _ = split_schema(POSTGRES_URL)

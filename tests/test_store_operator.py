@@ -14,9 +14,7 @@ from sessiongate.errors import ConfigError
 from sessiongate.gateway import Gateway
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.server.auth import gateway_token, token_file
-from tests.conftest import POSTGRES_URL, require_postgres
-from tests.processes import GatewayProcess
-from tests.test_cli import sessiongate
+from tests.helpers import POSTGRES_URL, GatewayProcess, require_postgres, sessiongate
 
 
 def mode(path: Path) -> int:

@@ -6,7 +6,7 @@ import pytest
 
 from sessiongate.errors import ConflictError, SessionMovedError, SessionNotFoundError
 from sessiongate.store import SessionStore
-from tests.test_store_conformance import new
+from tests.helpers import new_session as new
 
 
 async def test_runs_are_recorded_and_interrupted(store: SessionStore) -> None:

@@ -15,7 +15,7 @@ import asyncpg
 
 from sessiongate.store import SqliteSessionStore, open_store, schema
 from sessiongate.store.postgres import split_schema
-from tests.conftest import postgres_schema
+from tests.helpers import postgres_schema
 
 Shape = dict[str, Any]
 

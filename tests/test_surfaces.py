@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.wire import MAX_JSON_DEPTH
-
-from .conftest import LOOP_ERRORS, postgres_schema
+from tests.conftest import LOOP_ERRORS
+from tests.helpers import postgres_schema
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -342,8 +342,7 @@ async def test_llm_tool_calls_obey_the_allow_list(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from .conftest import upstream
-    from .test_runtimes import completion, tool_call
+    from tests.helpers import completion, tool_call, upstream
 
     requests: list[dict[str, Any]] = []
 

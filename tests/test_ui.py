@@ -11,21 +11,10 @@ import httpx
 from websockets.asyncio.client import connect
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import INCIDENT_KEY
+from tests.helpers import INCIDENT_KEY, sign_in
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
-
-
-async def sign_in(http: httpx.AsyncClient, token: str) -> str:
-    """Sign in; return the CSRF token the page's forms carry."""
-    response = await http.post("/ui/signin", data={"token": token, "next": "/ui/send"})
-    assert response.status_code == 303 and response.headers["location"] == "/ui/send"
-    page = (await http.get("/ui/send")).text
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found
-    return found[1]
 
 
 async def test_root_redirects_and_views_need_sign_in(

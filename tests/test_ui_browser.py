@@ -26,8 +26,8 @@ from playwright.async_api import (
 )
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import INCIDENT_KEY, RunningGateway
+from tests.conftest import RunningGateway
+from tests.helpers import INCIDENT_KEY
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

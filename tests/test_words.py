@@ -19,12 +19,9 @@ from sessiongate.client import AsyncSessionGateClient
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import AgentNotFoundError
 from sessiongate.mcp_bridge import gateway_client
-
-from .conftest import INCIDENT_KEY
-from .test_fail_closed import write_config
-from .test_http import client_for, invoke
-from .test_ui import sign_in
-from .test_ws import connected, request
+from tests.helpers import INCIDENT_KEY, client_for, connected, invoke, sign_in
+from tests.helpers import write_config_file as write_config
+from tests.helpers import ws_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]

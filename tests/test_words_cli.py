@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .processes import free_port
-from .test_operations import detach, records, sessiongate, state, write_config
-
-__all__ = ["state"]  # the fixture, used by name
+from tests.helpers import detach, free_port, records, sessiongate
+from tests.helpers import write_cli_config as write_config
 
 
 def test_config_and_port_pick_among_gateways_of_one_config_and_stop_is_honest(

@@ -11,10 +11,8 @@ import httpx
 from playwright.async_api import expect
 
 from sessiongate.config import SessionGateConfig
+from tests.helpers import INCIDENT_KEY, client_for, invoke, sign_in
 
-from .conftest import INCIDENT_KEY
-from .test_http import client_for, invoke
-from .test_ui import sign_in
 from .test_ui_browser import PHONE, pytestmark, refuse_over_http, screenshots, signed_in
 
 ConfigFactory = Callable[..., SessionGateConfig]

@@ -7,36 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from sessiongate.config import SessionGateConfig
-
-from .conftest import INCIDENT_KEY
+from tests.helpers import INCIDENT_KEY, connected
+from tests.helpers import ws_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
-
-
-async def request(ws: ClientConnection, rid: Any, method: str, **params: Any) -> dict[str, Any]:
-    await ws.send(json.dumps({"type": "req", "id": rid, "method": method, "params": params}))
-    return await response_to(ws, rid)
-
-
-async def response_to(ws: ClientConnection, rid: Any) -> dict[str, Any]:
-    """Skip events until the response with this id arrives (bounded by the frame count)."""
-    for _ in range(1000):
-        frame = json.loads(await ws.recv())
-        if frame["type"] == "res" and frame["id"] == rid:
-            return dict(frame)
-    raise AssertionError(f"no response to {rid}")
-
-
-async def connected(gw: Any, **params: Any) -> ClientConnection:
-    ws = await connect(gw.ws_url)
-    answer = await request(ws, 0, "connect", token=gw.token, **params)
-    assert answer["ok"], answer
-    return ws
 
 
 async def test_agent_streams_run_events_then_answers(

@@ -7,7 +7,8 @@
   browser, pip, the benchmarks, hypothesis over a live server.
 
 ``pytest -m "not slow"`` is the fast tier (about a minute on two idle cores) and keeps
-at least one test of every module; ``scripts/test.sh`` (README, ``.ci/run``) runs every
+at least one test of every module (but test_lifecycle_gateways.py: gateway processes
+racing, tens of seconds each); ``scripts/test.sh`` (README, ``.ci/run``) runs every
 tier. Lists, not decorators or folders, so a test changes tier without moving or
 touching its file. A test that takes over a second or so on an idle machine goes in
 `SLOW_TESTS` (``module.py::name``, or ``module.py::name[param]`` for one case).
@@ -26,8 +27,8 @@ UNIT_MODULES = frozenset({
 
 # every test of these modules is slow, except those named in FAST_IN_SLOW_MODULES
 SLOW_MODULES = frozenset({
-    "test_benchmarks_smoke.py", "test_install.py", "test_multiprocess.py",
-    "test_operations.py", "test_store_faults.py", "test_ui_browser.py",
+    "test_benchmarks_smoke.py", "test_install.py", "test_lifecycle_gateways.py",
+    "test_multiprocess.py", "test_operations.py", "test_store_faults.py", "test_ui_browser.py",
 })  # fmt: skip
 FAST_IN_SLOW_MODULES = frozenset({
     "test_install.py::test_the_wheel_ships_every_template_and_asset",
@@ -79,6 +80,12 @@ SLOW_TESTS = frozenset({
     "test_surfaces.py::test_llm_tool_calls_obey_the_allow_list",
     "test_words.py::test_repair_keeps_time_and_the_phantom_keeps_its_own_transcript",
     "test_words.py::test_invalid_keys_and_unknown_agents_are_audited_with_their_suggestions",
+    "test_words_cli.py::test_config_and_port_pick_among_gateways_of_one_config_and_stop_is_honest",
+    "test_words_cli.py::test_a_second_start_on_a_busy_port_prints_its_own_error_only",
+    "test_words_cli.py::test_sessions_list_is_newest_first_and_never_wraps_a_key",
+    "test_words_cli.py::test_the_documented_rollout_edits_an_init_config_without_overwriting_it",
+    "test_words_page.py::test_the_audit_view_stacks_its_rows_on_a_phone",
+    "test_lifecycle_race.py::test_postgres_two_processes_no_resurrection",
 })  # fmt: skip
 
 

@@ -588,7 +588,7 @@ def audit_tail(
 
     with guarded(as_json):
         config = load_config(config_path)
-    tail_audit(config.audit_path, lines, follow, as_json, out)
+        tail_audit(config.audit_path, lines, follow, as_json, out)
 
 
 @storage_app.command("migrate")

@@ -30,7 +30,12 @@ import structlog
 from sessiongate.audit import AuditLog
 from sessiongate.channels import receive_inbound, recipient_key
 from sessiongate.config import AgentConfig, SessionGateConfig
-from sessiongate.errors import RunNotFoundError, SessionNotFoundError, StoreUnavailableError
+from sessiongate.errors import (
+    ConflictError,
+    RunNotFoundError,
+    SessionNotFoundError,
+    StoreUnavailableError,
+)
 from sessiongate.extras import check_extra
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.openclaw.ids import find_session_id
@@ -54,8 +59,10 @@ from sessiongate.store.base import (
     Erasure,
     MessageRecord,
     Origin,
+    PageSessions,
     ResetOutcome,
     RunRecord,
+    RunStatus,
     SessionStatus,
     Tombstone,
     now,
@@ -108,6 +115,7 @@ class Gateway:
         self.config = config
         store = traced_store(store)  # itself, unless traces are on
         self.store = store
+        self.page_sessions: PageSessions = store  # the control page's sign-ins, for surfaces
         self.started_at = time.time()
         self.metrics = GatewayMetrics()
         audit = config.audit
@@ -464,6 +472,22 @@ class Gateway:
             )
         history = await self.store.history(key, limit=RUN_TRANSCRIPT)
         return record, [m for m in history if m.run_id == record.run_id]
+
+    async def cancel_run(self, run_id: str, caller: Caller) -> RunRecord:
+        """Cancel a run that has not started, for a caller that may send to its session
+        (``sessions_send``); ConflictError once it executes or has ended (or waits in
+        another gateway process); RunNotFoundError as `show_run`."""
+        self._allowed(ToolName.SEND)
+        record, _ = await self.show_run(run_id, caller)
+        if record.status == RunStatus.RUNNING and await self.runs.cancel_queued(
+            record.session_key, record.run_id
+        ):
+            return (await self.show_run(run_id, caller))[0]
+        raise ConflictError(
+            f"run {record.run_id} cannot be cancelled: it "
+            + ("has ended" if record.status != RunStatus.RUNNING else "has started"),
+            details={"runId": record.run_id, "runStatus": record.status},
+        )
 
     async def runs_of(
         self, reference: str, caller: Caller, limit: int

@@ -217,6 +217,8 @@ class Resolver:
             if follow_alias or intent is not Intent.READ:
                 record = await follow_aliases(self.store.find, record)
         if not await self.visibility.may_see(caller, key.text, agent_id, record):
+            if remembered:  # refuse as slowly as a key that is not there: no timing leak
+                await self._look_up(key.text, intent, policy)
             hidden_by = self.visibility.hidden_by(caller, agent_id)
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)
         lints = self.lints(key)

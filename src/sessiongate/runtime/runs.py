@@ -38,7 +38,7 @@ from sessiongate.store.base import (
     SessionStore,
 )
 
-__all__ = ["RunEvent", "RunManager", "RunStream"]
+__all__ = ["CANCELLED", "RunEvent", "RunManager", "RunStream"]
 
 log = structlog.get_logger("sessiongate.runs")
 
@@ -47,6 +47,7 @@ REPLY_LOOKBACK = 200  # messages searched for the reply of a repeated, finished 
 RELAY_BATCH = 200
 END_RETRY_DELAYS = (0.2, 1.0)  # then the janitor marks the run interrupted (every ~2 s)
 UNRECORDED = "the run ended but its end could not be stored"
+CANCELLED = "cancelled before it started"  # a run's error when `cancel_queued` took it out
 
 RunEvent = dict[str, Any]
 Listener = Callable[[RunEvent], None]
@@ -397,6 +398,29 @@ class RunManager:
         for run in kept:
             lane.queue.put_nowait(run)
         return dropped
+
+    async def cancel_queued(self, session_key: str, run_id: str) -> bool:
+        """Take a run that waits in its session's lane in this process out of it, before it
+        starts: recorded as interrupted (`CANCELLED`), its waiters and listeners told.
+        False if it is not waiting here (executing, ended, or queued by another process).
+        """
+        lane = self._lanes.get(session_key)
+        if lane is None:
+            return False
+        waiting = [lane.queue.get_nowait() for _ in range(lane.queue.qsize())]
+        found = next((run for run in waiting if run.record.run_id == run_id), None)
+        for run in waiting:  # in the same order: sequence order stays run order
+            if run is not found:
+                lane.queue.put_nowait(run)
+        if found is None:
+            return False
+        error = RunInterruptedError(f"the run was {CANCELLED}").to_wire()["error"]
+        self._publish("run.failed", found, error=error)
+        self._settle(found, "error", error=error)
+        await self._record_end(
+            run_id, lambda: self.store.finish_run(run_id, RunStatus.INTERRUPTED, CANCELLED)
+        )
+        return True
 
     def _settle(
         self,

@@ -98,19 +98,20 @@ from sessiongate.catchall import internal_error
 from sessiongate.config import AgentConfig
 from sessiongate.errors import (
     AgentNotFoundError,
+    ConflictError,
     InvalidRequestError,
     RunNotFoundError,
     SessionGateError,
 )
 from sessiongate.fields import MAX_WAIT_SECONDS
 from sessiongate.gateway import Gateway
-from sessiongate.keys import a2a_context_key, agent_of_key
+from sessiongate.keys import SessionKind, a2a_context_key, agent_of_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
-from sessiongate.runtime.runs import RunEvent, RunStream
+from sessiongate.runtime.runs import CANCELLED, RunEvent, RunStream
 from sessiongate.server.requests import read_body
 from sessiongate.store.base import MessageRecord, RunRecord, RunStatus
-from sessiongate.tools.args import SendArgs, SessionArgs
+from sessiongate.tools.args import ListArgs, SendArgs, SessionArgs
 from sessiongate.tools.base import validate_args
 from sessiongate.wire import check_text, decode_json
 
@@ -130,11 +131,12 @@ SESSION_HEADER = "x-session-key"
 SECURITY_SCHEME = "gatewayToken"
 SEND_WAIT_SECONDS = 30.0  # as sessions_send: then the task is answered as still working
 MAX_TASKS_PAGE = 100
+MAX_CONTEXTS = 20  # a ListTasks without contextId reads this agent's newest A2A contexts
 TEXT = "text/plain"
 
 T = TypeVar("T")
 
-RUN_STATES: dict[str, TaskState] = {
+RUN_STATES: dict[str, TaskState] = {  # and an interrupted run that was cancelled: CANCELED
     RunStatus.RUNNING: TaskState.TASK_STATE_WORKING,
     RunStatus.COMPLETED: TaskState.TASK_STATE_COMPLETED,
     RunStatus.FAILED: TaskState.TASK_STATE_FAILED,
@@ -266,7 +268,9 @@ def _run_event(event: RunEvent, context_id: str) -> Event | None:
         )
         status.message.CopyFrom(reply)
     elif name == "run.failed":
-        status = TaskStatus(state=TaskState.TASK_STATE_FAILED)
+        cancelled = CANCELLED in str((event.get("error") or {}).get("message", ""))
+        state = TaskState.TASK_STATE_CANCELED if cancelled else TaskState.TASK_STATE_FAILED
+        status = TaskStatus(state=state)
         error = json.dumps(event.get("error"), ensure_ascii=False)
         status.message.CopyFrom(
             _text_message(Role.ROLE_AGENT, error, f"{run_id}:status", context_id, run_id)
@@ -356,7 +360,10 @@ def task_of_run(
     if history_length is not None:
         history = history[-history_length:] if history_length else []
     replies = [m.content for m in messages if m.role != "user"]
-    status = TaskStatus(state=RUN_STATES.get(run.status, TaskState.TASK_STATE_UNSPECIFIED))
+    state = RUN_STATES.get(run.status, TaskState.TASK_STATE_UNSPECIFIED)
+    if run.status == RunStatus.INTERRUPTED and run.error == CANCELLED:
+        state = TaskState.TASK_STATE_CANCELED
+    status = TaskStatus(state=state)
     _timestamp(status, run.finished_at or run.created_at)
     if run.error:
         status.message.CopyFrom(
@@ -552,13 +559,13 @@ class GatewayRequestHandler(RequestHandler):
 
     async def _cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
         call = await self._call(context)
-        run, _ = await self._run(call, params.id)
-        ended = run.status != RunStatus.RUNNING
-        state = "has ended" if ended else "cannot be cancelled once queued"
-        raise TaskNotCancelableError(
-            f"task {run.run_id} {state} (run status {run.status})",
-            data={"taskId": run.run_id, "runStatus": run.status},
-        )
+        run, _ = await self._run(call, params.id)  # this agent's, and visible
+        try:
+            cancelled = await self.gateway.cancel_run(run.run_id, call.caller)
+        except ConflictError as exc:
+            raise TaskNotCancelableError(f"{exc.code}: {exc.message}", data=exc.to_wire()) from None
+        context_id = context_id_of(call.agent_id, cancelled.session_key)
+        return task_of_run(cancelled, [], context_id, None)
 
     @validate_request_params
     async def on_list_tasks(
@@ -569,20 +576,32 @@ class GatewayRequestHandler(RequestHandler):
     async def _list_tasks(
         self, params: ListTasksRequest, context: ServerCallContext
     ) -> ListTasksResponse:
+        """The runs of one context, or (without contextId) of this agent's newest A2A
+        contexts the caller may see; newest first, without history."""
         call = await self._call(context)
-        if not params.context_id:
-            raise InvalidRequestError(
-                "ListTasks needs a contextId here: the tasks of one context (a session)",
-                details={"problems": ["contextId: required"]},
-            )
-        check_text(params.context_id, "contextId")
         size = min(params.page_size or 50, MAX_TASKS_PAGE)
-        reference = context_reference(call.agent_id, params.context_id)
-        key, runs = await self.gateway.runs_of(reference, call.caller, size)
-        context_id = context_id_of(call.agent_id, key)
-        length = params.history_length if params.HasField("history_length") else 0
-        tasks = [task_of_run(run, [], context_id, length) for run in runs]
+        runs: list[tuple[str, RunRecord]] = []
+        for reference in await self._contexts(call, params.context_id):
+            key, found = await self.gateway.runs_of(reference, call.caller, size - len(runs))
+            runs += [(context_id_of(call.agent_id, key), run) for run in found]
+            if len(runs) >= size:
+                break
+        runs.sort(key=lambda pair: pair[1].created_at, reverse=True)
+        tasks = [task_of_run(run, [], context_id, 0) for context_id, run in runs]
+        if params.status:
+            tasks = [task for task in tasks if task.status.state == params.status]
         return ListTasksResponse(tasks=tasks, page_size=size, total_size=len(tasks))
+
+    async def _contexts(self, call: _Call, context_id: str) -> list[str]:
+        """The session a contextId addresses, or this agent's newest A2A contexts."""
+        if context_id:
+            check_text(context_id, "contextId")
+            return [context_reference(call.agent_id, context_id)]
+        raw = {"agentId": call.agent_id, "kind": SessionKind.A2A.value, "limit": MAX_CONTEXTS}
+        listing = await self.gateway.list_sessions(
+            validate_args(ListArgs, raw, "ListTasks"), call.caller
+        )
+        return [session.key for session in listing.sessions]
 
     # -- what is not served: push notifications, the extended card, resubscription
 

@@ -6,15 +6,18 @@ id can follow a request across services.
 
 Routes raise; nothing below this middleware catches for them. What reaches it is
 answered here (and so logged with the status it got): a `SessionGateError` in its
-wire form and HTTP status; the framework's own refusals (no route, wrong method) as
-the matching error; a client that left (`ClientDisconnect`) with a bare 400 nobody
-reads; anything else as ``INTERNAL_ERROR`` carrying the request id that the log
-shows with the traceback (`sessiongate.catchall.internal_error`).
+wire form and HTTP status (or in the dialect a route chose with `speak_errors`, e.g.
+OpenClaw's shapes on ``/tools/invoke`` under ``gateway.compat.openclaw``); the
+framework's own refusals (no route, wrong method) as the matching error; a client
+that left (`ClientDisconnect`) with a bare 400 nobody reads; anything else as
+``INTERNAL_ERROR`` carrying the request id that the log shows with the traceback
+(`sessiongate.catchall.internal_error`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -27,11 +30,19 @@ from sessiongate.errors import SessionGateError, UnauthorizedError, error_for_ht
 from sessiongate.request_ids import begin_request
 from sessiongate.tracing import current_trace_id
 
-__all__ = ["AccessLogMiddleware", "error_response", "session_gate_error_response"]
+__all__ = [
+    "AccessLogMiddleware",
+    "error_response",
+    "session_gate_error_response",
+    "speak_errors",
+]
 
 log = structlog.get_logger("sessiongate.access")
 
 MAX_REQUEST_ID_CHARS = 64
+ERROR_DIALECT = "sessiongate.error_dialect"  # the scope key `speak_errors` sets
+
+ErrorDialect = Callable[[SessionGateError], Response]
 
 
 def _caller_request_id(scope: Scope) -> str | None:
@@ -51,10 +62,16 @@ def session_gate_error_response(error: SessionGateError) -> JSONResponse:
     return response
 
 
+def speak_errors(scope: Scope, dialect: ErrorDialect) -> None:
+    """Have the edge answer this request's refusals with `dialect` (not the wire form)."""
+    scope[ERROR_DIALECT] = dialect
+
+
 def error_response(scope: Scope, exc: Exception) -> Response:
     """The answer to a request that raised `exc` (see the module docstring)."""
     if isinstance(exc, SessionGateError):
-        return session_gate_error_response(exc)
+        dialect: ErrorDialect = scope.get(ERROR_DIALECT, session_gate_error_response)
+        return dialect(exc)
     where = f"{scope['method']} {scope['path']}"
     if isinstance(exc, HTTPException):
         error = error_for_http_status(exc.status_code, f"{where}: {exc.detail}")

@@ -12,7 +12,6 @@ suggestions) from anything else.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -22,7 +21,7 @@ from sessiongate.fields import MAX_LIST_LIMIT
 from sessiongate.tools import get_tool
 from sessiongate.tools.base import validate_args
 
-__all__ = ["clamp_list_limit", "dry_run", "openclaw_envelope", "refuse_action"]
+__all__ = ["clamp_list_limit", "dry_run", "openclaw_envelope", "openclaw_error", "refuse_action"]
 
 _ERROR_TYPES = {
     400: "invalid_request",
@@ -59,19 +58,16 @@ def dry_run(tool: str, args: dict[str, Any], allowed: list[str]) -> dict[str, An
     return {"dryRun": True, "tool": tool, "args": checked.model_dump(by_alias=True)}
 
 
-async def openclaw_envelope(call: Awaitable[dict[str, Any]]) -> JSONResponse:
+def openclaw_envelope(result: dict[str, Any]) -> JSONResponse:
     """The outcome of a tool call in OpenClaw's envelope."""
-    try:
-        result = await call
-    except SessionGateError as exc:
-        return _error(exc)
     text = json.dumps(result, separators=(",", ":"))
     return JSONResponse(
         {"ok": True, "result": {"content": [{"type": "text", "text": text}], "details": result}}
     )
 
 
-def _error(error: SessionGateError) -> JSONResponse:
+def openclaw_error(error: SessionGateError) -> JSONResponse:
+    """A refusal in OpenClaw's error shape (the HTTP edge answers with it: `speak_errors`)."""
     if isinstance(error, UnauthorizedError):
         return JSONResponse({"error": {"message": "Unauthorized", "type": "unauthorized"}}, 401)
     wire = error.to_wire()["error"]

@@ -37,7 +37,7 @@ from sessiongate.keys import main_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
-from sessiongate.server.auth import check_token
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_wire import (
     ADMIN,
     PROTOCOL,
@@ -367,8 +367,11 @@ def _check_connect(conn: OpenClawConnection, request: RequestFrame) -> ConnectPa
             "protocol only (no nodes, no pairing)",
             details={"role": params.role},
         )
-    check_token(conn.websocket.app.state.token, params.auth.token)
+    limiter: FailedAuthLimiter = conn.websocket.app.state.failed_auth
+    client = client_address(conn.websocket.client)
+    limiter.check(client, "openclaw-ws", conn.websocket.app.state.token, params.auth.token)
     conn.budget.credential = params.auth.token  # the per-token request rate counts here too
+    conn.websocket.app.state.connection_guard.authenticated(conn.websocket.client)
     return params
 
 
