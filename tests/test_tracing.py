@@ -22,14 +22,16 @@ from opentelemetry.trace import SpanKind
 from sessiongate import tracing
 from sessiongate.config import SessionGateConfig
 from sessiongate.mcp_bridge import gateway_client
-
-from .conftest import INCIDENT_KEY
-from .processes import free_port
-from .test_http import client_for, invoke
-from .test_operations import detach, sessiongate, state
-from .test_ws import connected, request
-
-__all__ = ["state"]  # the fixture, used by name
+from tests.helpers import (
+    INCIDENT_KEY,
+    client_for,
+    connected,
+    detach,
+    free_port,
+    invoke,
+    sessiongate,
+)
+from tests.helpers import ws_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
