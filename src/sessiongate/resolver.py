@@ -16,6 +16,7 @@ it and resolves again.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,7 +34,7 @@ from sessiongate.errors import (
     SessionNotFoundError,
     SessionResetError,
 )
-from sessiongate.keys import SessionKey, parse_session_key
+from sessiongate.keys import SessionKey, a2a_context_key, parse_session_key
 from sessiongate.lints import KeyLint, agent_hint, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
@@ -475,8 +476,12 @@ class Resolver:
         """Create a fresh ``agent:<id>:a2a:<uuid>`` session: an A2A message without a
         ``contextId`` starts a conversation on purpose (origin ``a2a``), for a caller that
         may reach the agent."""
-        if self.config.agent(agent_id) is None or not self.visibility.may_reach(caller, agent_id):
+        if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(agent_id, agent_id, None, caller)
+        if not self.visibility.may_reach(caller, agent_id):  # refused as the new key would be
+            key = self.parse(a2a_context_key(agent_id, str(uuid.uuid4())))
+            hidden_by = self.visibility.hidden_by(caller, agent_id)
+            raise await self._not_found(key.text, key, caller, hidden_by.split(" ")[0], hidden_by)
         return await self.creation.context(agent_id, caller)
 
     async def ensure_origin_session(
