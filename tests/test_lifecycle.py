@@ -283,3 +283,24 @@ async def test_the_python_client_deletes_and_the_error_is_typed(serve: Any, tmp_
                 await client.resolve(KEY)
             assert isinstance(refused.value, SessionNotFoundError)
             assert refused.value.deleted_at is not None
+
+
+async def test_a_serving_gateway_runs_retention_by_itself(serve: Any, tmp_path: Path) -> None:
+    from .helpers import aeventually
+
+    # every 60 ms; a cron session idle for ~0.1 s is archived (a main is left to its own rule)
+    rules = [{"match": "agent:*:cron:*", "archiveAfterDays": 0.000001}]
+    retention = {"rules": rules, "intervalMinutes": 0.001}
+    config = make_config(tmp_path, session={"dmScope": "main", "retention": retention})
+    async with serve(config) as gw:
+        await gw.gateway.create_session(KEY, "cli", "test")
+
+        async def archived() -> bool:
+            record = await gw.gateway.store.find(KEY)
+            return record is not None and record.status == "archived"
+
+        await aeventually(archived, what="the janitor archiving the idle cron session")
+        assert (await gw.gateway.store.find("agent:atlas:main")).status == "active"
+        await gw.gateway.audit.flush()
+        events = [e for e in gw.gateway.audit.read() if e["decision"] == "archived"]
+        assert events and events[0]["caller"]["entryPoint"] == "retention"
