@@ -126,6 +126,7 @@ class Resolver:
         self.creation = SessionCreation(config, store, metrics, self.suggestions.sessions_changed)
         self._parsed: dict[str, SessionKey] = {}
         self._lints: dict[str, tuple[KeyLint, ...]] = {}
+        self._policies: dict[tuple[str, bool | None], PolicyDecision] = {}
 
     def parse(self, reference: str) -> SessionKey:
         """Parse a reference with this gateway's default agent (parsing is pure: memoised)."""
@@ -147,6 +148,18 @@ class Resolver:
             if len(self._lints) >= MEMO_SIZE:
                 self._lints.clear()
             self._lints[key.text] = found
+        return found
+
+    def policy(self, key: SessionKey, agent_id: str, create_on_miss: bool | None) -> PolicyDecision:
+        """The create-on-miss policy of a key under this config, as a call asks it (fixed for
+        the resolver's life, like the config: memoised)."""
+        memo = (key.text, create_on_miss)
+        found = self._policies.get(memo)
+        if found is None:
+            found = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
+            if len(self._policies) >= MEMO_SIZE:
+                self._policies.clear()
+            self._policies[memo] = found
         return found
 
     async def ensure_startup_sessions(self) -> int:
@@ -209,7 +222,7 @@ class Resolver:
         """
         started = now() if started is None else started
         key, agent_id = await self._parse_address(reference, caller)
-        policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
+        policy = self.policy(key, agent_id, create_on_miss)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
         remembered = record is not None
         tombstone: Tombstone | _Unread | None = _UNREAD
