@@ -283,3 +283,51 @@ async def test_the_python_client_deletes_and_the_error_is_typed(serve: Any, tmp_
                 await client.resolve(KEY)
             assert isinstance(refused.value, SessionNotFoundError)
             assert refused.value.deleted_at is not None
+
+
+async def test_a_serving_gateway_runs_retention_by_itself(serve: Any, tmp_path: Path) -> None:
+    from .helpers import aeventually
+
+    # every 60 ms; a cron session idle for ~0.1 s is archived (a main is left to its own rule)
+    rules = [{"match": "agent:*:cron:*", "archiveAfterDays": 0.000001}]
+    retention = {"rules": rules, "intervalMinutes": 0.001}
+    config = make_config(tmp_path, session={"dmScope": "main", "retention": retention})
+    async with serve(config) as gw:
+        await gw.gateway.create_session(KEY, "cli", "test")
+
+        async def archived() -> bool:
+            record = await gw.gateway.store.find(KEY)
+            return record is not None and record.status == "archived"
+
+        await aeventually(archived, what="the janitor archiving the idle cron session")
+        assert (await gw.gateway.store.find("agent:atlas:main")).status == "active"
+        await gw.gateway.audit.flush()
+        events = [e for e in gw.gateway.audit.read() if e["decision"] == "archived"]
+        assert events and events[0]["caller"]["entryPoint"] == "retention"
+
+
+async def test_an_inbound_message_begun_before_the_delete_never_recreates(
+    serve: Any, tmp_path: Path
+) -> None:
+    import pytest
+
+    from sessiongate import SessionDeletedError
+    from sessiongate.store.base import Origin
+
+    direct = "agent:atlas:direct:6596143250"
+    config = make_config(tmp_path, session={"dmScope": "per-peer"})
+    async with client(serve, config) as (gw, http):
+        inbound = {"peer": {"kind": "direct", "id": "6596143250"}, "text": "hi"}
+        assert (await http.post("/v1/channels/telegram/inbound", json=inbound)).status_code == 200
+        begun = now()  # an inbound message still being handled when the delete lands
+        assert (await http.request("DELETE", f"/v1/sessions/{direct}")).status_code == 200
+        with pytest.raises(SessionDeletedError):
+            await gw.gateway.resolver.ensure_origin_session(
+                direct, Origin.INBOUND, "channel", decided_at=begun
+            )
+        assert await gw.gateway.store.find(direct) is None
+        # the person writes again after the delete: a new conversation, with its own provenance
+        assert (await http.post("/v1/channels/telegram/inbound", json=inbound)).status_code == 200
+        again = await gw.gateway.store.find(direct)
+        assert again is not None and again.provenance.origin == "inbound"
+        assert again.last_seq == 2

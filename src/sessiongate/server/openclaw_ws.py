@@ -101,9 +101,11 @@ class OpenClawConnection(Connection):
         frame = {"type": "res", "id": request_id, "ok": False, "error": error_object(error)}
         await self.send(frame)
 
-    def background(self, work: Awaitable[None]) -> None:
+    def background(self, work: Awaitable[None]) -> asyncio.Future[None]:
         """Run `work` for as long as the connection is open."""
-        self._track(asyncio.ensure_future(work))
+        task = asyncio.ensure_future(work)
+        self._track(task)
+        return task
 
     async def handle(self, request: RequestFrame) -> dict[str, Any]:
         scope, handler = _method(request.method)
@@ -225,10 +227,11 @@ async def _chat_send(conn: OpenClawConnection, request: RequestFrame) -> dict[st
     frames = RunFrames(run_id, accepted.session_key)
 
     async def forward() -> None:
-        with stream, contextlib.suppress(ClientGone):
+        with contextlib.suppress(ClientGone):
             await stream.follow(accepted, _emitter(conn, frames), CHAT_STREAM_SECONDS)
 
-    conn.background(forward())
+    # unsubscribed when forwarding ends, even if the connection closes before it starts
+    conn.background(forward()).add_done_callback(lambda _: stream.close())
     return {"runId": run_id, "status": "started"}
 
 
