@@ -491,3 +491,31 @@ def detach(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def records(state: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((state / "run").glob("gateway-*.json"))]
+
+
+# ---------------------------------------------------------------- A2A (a2a-sdk imported when used)
+
+
+@contextlib.asynccontextmanager
+async def a2a_client(
+    gw: Any, agent: str | None = None, *, streaming: bool = False, caller: str | None = None
+) -> AsyncIterator[Any]:
+    """The `a2a-sdk` client for an agent's card (the default agent's without `agent`), with the
+    gateway token and, given `caller`, the X-Session-Key header."""
+    from a2a.client import ClientConfig, ClientFactory
+
+    headers = auth(gw.token) | ({"x-session-key": caller} if caller else {})
+    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+        factory = ClientFactory(ClientConfig(httpx_client=http, streaming=streaming))
+        url = gw.url if agent is None else f"{gw.url}/a2a/{agent}"
+        yield await factory.create_from_url(url)
+
+
+def a2a_user_message(text: str, context_id: str | None = None) -> Any:
+    """An A2A user message with a fresh messageId (in `context_id`, if given)."""
+    from a2a.types.a2a_pb2 import Message, Part, Role
+
+    message = Message(role=Role.ROLE_USER, message_id=str(uuid.uuid4()), parts=[Part(text=text)])
+    if context_id is not None:
+        message.context_id = context_id
+    return message

@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.client import A2ACardResolver
 from a2a.client.client import Client
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
     Message,
-    Part,
     Role,
     SendMessageRequest,
     StreamResponse,
@@ -39,7 +38,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sessiongate.config import SessionGateConfig
-from tests.helpers import upstream
+from tests.helpers import a2a_client, a2a_user_message, aeventually, upstream
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -51,26 +50,7 @@ def bearer(gw: Any) -> dict[str, str]:
     return {"authorization": f"Bearer {gw.token}"}
 
 
-@contextlib.asynccontextmanager
-async def a2a_client(
-    gw: Any, agent: str | None = None, *, streaming: bool = False, caller: str | None = None
-) -> AsyncIterator[Client]:
-    """The SDK's client for an agent's card (the default agent's without `agent`)."""
-    headers = bearer(gw) | ({"x-session-key": caller} if caller else {})
-    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
-        factory = ClientFactory(ClientConfig(httpx_client=http, streaming=streaming))
-        url = gw.url if agent is None else f"{gw.url}/a2a/{agent}"
-        client = await factory.create_from_url(url)
-        yield client
-
-
-def user_message(text: str, context_id: str | None = None, **fields: Any) -> Message:
-    message = Message(
-        role=Role.ROLE_USER, message_id=str(uuid.uuid4()), parts=[Part(text=text)], **fields
-    )
-    if context_id is not None:
-        message.context_id = context_id
-    return message
+user_message = a2a_user_message
 
 
 async def send(client: Client, message: Message, request: SendMessageRequest | None = None) -> Task:
@@ -271,6 +251,18 @@ async def test_list_the_tasks_of_a_context(serve: Serve, config_factory: ConfigF
     assert all(t.status.state == TaskState.TASK_STATE_COMPLETED for t in listed.tasks)
 
 
+async def test_list_the_tasks_of_the_agents_contexts(serve: Serve, config_factory: ConfigFactory):
+    async with serve(config_factory()) as gw, a2a_client(gw, "peggy") as client:
+        one = await send(client, user_message("one"))
+        other = await send(client, user_message("two"))
+        await send(client, user_message("main", "agent:peggy:main"))  # not an A2A context
+        listed = await client.list_tasks(ListTasksRequest())
+        failed = await client.list_tasks(ListTasksRequest(status=TaskState.TASK_STATE_FAILED))
+    assert [t.id for t in listed.tasks] == [other.id, one.id]
+    assert {t.context_id for t in listed.tasks} == {one.context_id, other.context_id}
+    assert list(failed.tasks) == []
+
+
 async def test_a_repeated_message_id_answers_with_its_first_run(
     serve: Serve, config_factory: ConfigFactory
 ):
@@ -434,10 +426,12 @@ async def test_cancel_a_task_that_has_not_started(serve: Serve, config_factory: 
         with pytest.raises(TaskNotCancelableError) as started:
             await client.cancel_task(CancelTaskRequest(id=first.id))
         release.set()
-        while (await client.get_task(GetTaskRequest(id=first.id))).status.state == (
-            TaskState.TASK_STATE_WORKING
-        ):
-            await asyncio.sleep(0.01)
+
+        async def first_ended() -> bool:
+            task = await client.get_task(GetTaskRequest(id=first.id))
+            return bool(task.status.state != TaskState.TASK_STATE_WORKING)
+
+        await aeventually(first_ended, what="the first task ended")
         later = await client.get_task(GetTaskRequest(id=second.id))
         history = await gw.gateway.store.history(f"agent:slow:a2a:{first.context_id}")
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
@@ -493,3 +487,52 @@ async def test_a2a_requests_have_the_gateways_limits(serve: Serve, config_factor
     assert too_big.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert [a.status_code for a in answers] == [200, 200, 429]  # the burst of 3 includes too_big
     assert answers[-1].json()["error"]["code"] == "TOO_MANY_REQUESTS"
+
+
+async def test_agent_to_agent_rules_decide_who_may_start_a_context(
+    serve: Serve, config_factory: ConfigFactory
+):
+    a2a_rules = {"enabled": True, "allow": ["peggy"]}  # only peggy's sessions are reachable
+    config = config_factory(tools={"sessions": {"visibility": "all"}, "agentToAgent": a2a_rules})
+    async with serve(config) as gw:
+        before = await session_keys(gw)
+        async with a2a_client(gw, "atlas", caller="agent:peggy:main") as to_atlas:
+            with pytest.raises(InvalidParamsError) as refused:
+                await send(to_atlas, user_message("hi"))
+            with pytest.raises(InvalidParamsError) as hidden:
+                await send(to_atlas, user_message("hi", "agent:atlas:main"))
+        assert await session_keys(gw) == before
+        async with a2a_client(gw, "peggy", caller="agent:atlas:main") as to_peggy:
+            task = await send(to_peggy, user_message("hi"))
+    error = wire_of(refused.value)["error"]
+    assert error["code"] == "SESSION_NOT_FOUND"
+    assert "tools.agentToAgent.allow" in error["message"]
+    assert wire_of(hidden.value)["error"]["code"] == "SESSION_NOT_FOUND"
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+async def test_contexts_and_tasks_on_postgresql(
+    serve: Serve, config_factory: ConfigFactory, postgres_url: str
+):
+    config = config_factory(
+        storage={"url": postgres_url}, gateway__sessions={"createOnMiss": False}
+    )
+    async with serve(config) as gw, a2a_client(gw, streaming=True) as client:
+        events = [
+            e async for e in client.send_message(SendMessageRequest(message=user_message("a")))
+        ]
+        context_id = events[0].task.context_id
+        again = SendMessageRequest(message=user_message("b", context_id))
+        last = [e async for e in client.send_message(again)][-1].status_update
+        task = await client.get_task(GetTaskRequest(id=last.task_id))
+        listed = await client.list_tasks(ListTasksRequest(context_id=context_id))
+        with pytest.raises(InvalidParamsError):
+            _ = [
+                e
+                async for e in client.send_message(
+                    SendMessageRequest(message=user_message("c", NEVER_ISSUED))
+                )
+            ]
+    assert last.status.state == TaskState.TASK_STATE_COMPLETED
+    assert [m.parts[0].text for m in task.history] == ["b", "echo: b"]
+    assert len(listed.tasks) == 2

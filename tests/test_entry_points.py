@@ -49,9 +49,7 @@ from sessiongate.server.openclaw_ws import OPENCLAW_METHODS
 from sessiongate.server.ui import page_routes
 from sessiongate.server.ws import METHODS
 from sessiongate.tools import TOOLS
-from tests.helpers import config_data
-
-from .test_a2a import a2a_client, user_message
+from tests.helpers import a2a_client, a2a_user_message, config_data
 
 Intent = Literal["address", "parent", "own", "read"]
 CALLER = "agent:peggy:main"
@@ -283,7 +281,7 @@ def a2a_send(intent: Intent, *, streaming: bool = False) -> Probe:
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         try:
             async with a2a_client(ctx.gw, caller=CALLER, streaming=streaming) as client:
-                request = SendMessageRequest(message=user_message("hi", key))
+                request = SendMessageRequest(message=a2a_user_message("hi", key))
                 async for _ in client.send_message(request):
                     pass
         except A2AError as exc:
@@ -311,7 +309,9 @@ def a2a_as_own() -> Probe:
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         try:
             async with a2a_client(ctx.gw, caller=key) as client:
-                async for _ in client.send_message(SendMessageRequest(message=user_message("hi"))):
+                async for _ in client.send_message(
+                    SendMessageRequest(message=a2a_user_message("hi"))
+                ):
                     pass
         except A2AError as exc:
             return a2a_answer(exc)

@@ -265,3 +265,42 @@ async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path
         tombstone = await gw.gateway.store.find_tombstone(KEY)
         assert tombstone is not None and tombstone.reason == "gdpr"
         assert tombstone.deleted_by == "operator via ui"
+
+
+async def test_the_python_client_deletes_and_the_error_is_typed(serve: Any, tmp_path: Path) -> None:
+    import pytest
+
+    from sessiongate import SessionDeletedError, SessionNotFoundError
+    from sessiongate.client import AsyncSessionGateClient
+
+    async with serve(make_config(tmp_path)) as gw:
+        await gw.gateway.create_session(KEY, "cli", "test")
+        async with AsyncSessionGateClient(gw.url, token=gw.token) as client:
+            assert (await client.archive(KEY))["status"] == "archived"
+            assert (await client.reset(KEY, reason="fresh"))["reset"] is True
+            assert (await client.delete(KEY, reason="gone"))["deleted"] is True
+            with pytest.raises(SessionDeletedError) as refused:
+                await client.resolve(KEY)
+            assert isinstance(refused.value, SessionNotFoundError)
+            assert refused.value.deleted_at is not None
+
+
+async def test_a_serving_gateway_runs_retention_by_itself(serve: Any, tmp_path: Path) -> None:
+    from .helpers import aeventually
+
+    # every 60 ms; a cron session idle for ~0.1 s is archived (a main is left to its own rule)
+    rules = [{"match": "agent:*:cron:*", "archiveAfterDays": 0.000001}]
+    retention = {"rules": rules, "intervalMinutes": 0.001}
+    config = make_config(tmp_path, session={"dmScope": "main", "retention": retention})
+    async with serve(config) as gw:
+        await gw.gateway.create_session(KEY, "cli", "test")
+
+        async def archived() -> bool:
+            record = await gw.gateway.store.find(KEY)
+            return record is not None and record.status == "archived"
+
+        await aeventually(archived, what="the janitor archiving the idle cron session")
+        assert (await gw.gateway.store.find("agent:atlas:main")).status == "active"
+        await gw.gateway.audit.flush()
+        events = [e for e in gw.gateway.audit.read() if e["decision"] == "archived"]
+        assert events and events[0]["caller"]["entryPoint"] == "retention"

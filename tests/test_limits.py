@@ -28,6 +28,10 @@ from tests.helpers import ws_request as request
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
+UPGRADE = (
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 FAST = {"headerTimeoutSeconds": 0.5, "bodyTimeoutSeconds": 0.5, "connectTimeoutSeconds": 0.5}
 
 
@@ -123,12 +127,30 @@ async def test_a_websocket_that_never_connects_is_closed(
             assert (closed.rcvd.code, closed.rcvd.reason) == (1008, "CONNECT_TIMEOUT")
 
 
-async def test_connections_beyond_the_per_client_cap_get_503(
+async def hold_busy(gw: Any, source: str) -> tuple[Any, Any]:
+    """A connection whose authenticated request is being answered (its body still owed)."""
+    reader, writer = await open_raw(gw.url, source)
+    writer.write(
+        f"POST /tools/invoke HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_at_the_per_client_cap_the_oldest_idle_connection_makes_room_else_503(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
-    limits = {**FAST, "headerTimeoutSeconds": 60, "maxConnectionsPerClient": 3}
+    limits = {**FAST, "headerTimeoutSeconds": 60, "bodyTimeoutSeconds": 60,
+              "maxConnectionsPerClient": 3}  # fmt: skip
     async with serve(config_factory(gateway__limits=limits)) as gw:
-        held = [await open_raw(gw.url, "127.0.0.2") for _ in range(3)]
+        idle = [await open_raw(gw.url, "127.0.0.2") for _ in range(3)]
+        fourth = await open_raw(gw.url, "127.0.0.2")
+        assert await read_until_closed(idle[0][0]) == b""  # the oldest made room
+        for _, writer in [*idle[1:], fourth]:
+            writer.close()
+        busy = [await hold_busy(gw, "127.0.0.2") for _ in range(3)]
+        await asyncio.sleep(0.2)  # their headers are in: their requests are being answered
         reader, writer = await open_raw(gw.url, "127.0.0.2")
         answer = await read_until_closed(reader)
         assert answer.startswith(b"HTTP/1.1 503 ")
@@ -137,26 +159,31 @@ async def test_connections_beyond_the_per_client_cap_get_503(
         )
         writer.close()
         assert (await legitimate_send(gw))["result"]["status"] == "ok"  # from 127.0.0.1
-        for _, held_writer in held:
+        for _, held_writer in busy:
             held_writer.close()
 
 
-async def test_connections_beyond_the_total_cap_get_503_until_one_closes(
+async def test_at_the_total_cap_unauthenticated_connections_make_room_for_a_client(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
-    limits = {**FAST, "headerTimeoutSeconds": 60, "maxConnections": 2}
+    limits = {"headerTimeoutSeconds": 60, "bodyTimeoutSeconds": 60,
+              "connectTimeoutSeconds": 60, "maxConnections": 3}  # fmt: skip
     async with serve(config_factory(gateway__limits=limits)) as gw:
-        held = [await open_raw(gw.url, f"127.0.0.{i}") for i in (2, 3)]
-        async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{gw.url}/healthz")).status_code == 503
-            held[0][1].close()
-            await held[0][1].wait_closed()
-            for _ in range(100):  # the server notices the close on its next loop turn
-                if (response := await client.get(f"{gw.url}/healthz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.05)
-            assert response.status_code == 200
-        held[1][1].close()
+        slow = await open_raw(gw.url, "127.0.0.2")
+        slow[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        idle_ws = await open_raw(gw.url, "127.0.0.3")
+        idle_ws[1].write(UPGRADE.encode())  # a WebSocket that never sends connect
+        busy = await hold_busy(gw, "127.0.0.4")
+        await asyncio.sleep(0.2)
+        assert (await legitimate_send(gw))["result"]["status"] == "ok"
+        shed = await read_until_closed(slow[0])
+        assert shed.startswith(b"HTTP/1.1 503 ")  # the oldest, told why
+        busy_too = await hold_busy(gw, "127.0.0.5")  # the cap is reached again
+        await asyncio.sleep(0.2)
+        assert (await legitimate_send(gw))["result"]["status"] == "ok"
+        assert b"101" in await read_until_closed(idle_ws[0])  # the idle WebSocket made room
+        for _, writer in (slow, idle_ws, busy, busy_too):
+            writer.close()
 
 
 def _held_webhook(release: asyncio.Event) -> Starlette:

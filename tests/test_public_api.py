@@ -20,6 +20,7 @@ EXPECTED_PUBLIC = {
     "Resolution",
     "Resolver",
     "RunTimeoutError",
+    "SessionDeletedError",
     "SessionGateConfig",
     "SessionGateError",
     "SessionKey",

@@ -22,14 +22,18 @@ from opentelemetry.trace import SpanKind
 from sessiongate import tracing
 from sessiongate.config import SessionGateConfig
 from sessiongate.mcp_bridge import gateway_client
-
-from .conftest import INCIDENT_KEY
-from .processes import free_port
-from .test_http import client_for, invoke
-from .test_operations import detach, sessiongate, state
-from .test_ws import connected, request
-
-__all__ = ["state"]  # the fixture, used by name
+from tests.helpers import (
+    INCIDENT_KEY,
+    client_for,
+    connected,
+    detach,
+    free_port,
+    invoke,
+    openclaw_client,
+    openclaw_request,
+    sessiongate,
+)
+from tests.helpers import ws_request as request
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
@@ -161,6 +165,21 @@ async def test_each_websocket_request_and_each_mcp_call_is_its_own_trace(
         mcp_trace = in_trace(spans, mcp_run.context.trace_id)
         assert [s for s in mcp_trace if s.kind is SpanKind.SERVER]  # the POST /mcp request
         assert named(mcp_trace, "sessiongate.resolve")
+
+
+async def test_an_openclaw_request_is_a_trace_with_its_resolution(
+    serve: Serve, config_factory: ConfigFactory, spans: InMemorySpanExporter
+) -> None:
+    async with serve(config_factory()) as gw:
+        async with await openclaw_client(gw, ["operator.read"]) as ws:
+            answer = await openclaw_request(ws, "h", "chat.history", sessionKey="main", limit=2)
+        assert answer["ok"] is True
+        [frame] = named(spans.get_finished_spans(), "ws chat.history")
+        found = in_trace(spans, frame.context.trace_id)
+        [resolve] = named(found, "sessiongate.resolve")
+        assert resolve.attributes is not None
+        assert resolve.attributes["sessiongate.canonical_key"] == "agent:atlas:main"
+        assert resolve.attributes["sessiongate.intent"] == "read"
 
 
 class _Collector(http.server.BaseHTTPRequestHandler):

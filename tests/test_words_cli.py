@@ -96,6 +96,8 @@ def test_sessions_list_is_newest_first_and_never_wraps_a_key(state: Path, tmp_pa
         k for line in listed.stdout.splitlines() for k in [*keys, "agent:atlas:main"] if k in line
     ]
     assert shown[:3] == keys[::-1]  # whole keys, on one line each, newest first
+    wide = sessiongate("sessions", "list", "-c", str(config), "--wide", state=state, columns=60)
+    assert "created (UTC)" in wide.stdout and all(k in wide.stdout for k in keys)
     shown_one = sessiongate("sessions", "show", keys[0], "-c", str(config), state=state)
     assert "None" not in shown_one.stdout and "label" not in shown_one.stdout
 
@@ -115,3 +117,17 @@ def test_the_documented_rollout_edits_an_init_config_without_overwriting_it(stat
         assert json.loads(status.stdout)["result"]["running"] is False
     stopped = sessiongate("stop", state=state)
     assert stopped.returncode == 0 and "nothing to stop" in stopped.stdout
+
+
+def test_doctor_lists_phantoms_newest_first(state: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.json5", storage={"url": f"sqlite:///{tmp_path}/s.db"})
+    port = json.loads(config.read_text())["gateway"]["port"]
+    detach(state, "--config", str(config))
+    keys = [f"agent:atlas:telegram:atlas:direct:65961432{n}" for n in range(3)]
+    for key in keys:  # addressed, so created by addressing: phantoms under dmScope main
+        sent = sessiongate("send", key, "hi", "-c", str(config), state=state)
+        assert sent.returncode == 0, sent.stderr
+    sessiongate("stop", "-c", str(config), "--port", str(port), state=state)
+    doctor = sessiongate("doctor", "-c", str(config), state=state, columns=100)
+    numbered = [line for line in doctor.stdout.splitlines() if line.split(".")[0].isdigit()]
+    assert [line.split()[-1] for line in numbered] == keys[::-1], doctor.stdout

@@ -65,9 +65,12 @@ async def test_page_404_sign_in_words_and_suggestions_on_a_missing_session(
         )
         typo = await http.get("/ui/sessions/agent:atlas:mian")
         assert typo.status_code == 400
-        assert 'href="/ui/sessions/agent%3Aatlas%3Amain"' in typo.text
+        assert 'href="/ui/sessions/agent:atlas:main"' in typo.text
         phantom = await http.get(f"/ui/sessions/{INCIDENT_KEY}")
         assert phantom.status_code == 404
-        assert "Did you mean" in phantom.text and "agent%3Aatlas%3Amain" in phantom.text
+        assert (
+            "Did you mean" in phantom.text
+            and 'href="/ui/sessions/agent:atlas:main"' in phantom.text
+        )
         followed = await http.get("/ui/sessions/agent%3Aatlas%3Amain")
         assert followed.status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -64,7 +65,8 @@ class Target:
 
 
 def _config(tmp: Path, port: int, budgets: bool, extra: dict[str, Any]) -> Path:
-    gateway: dict[str, Any] = {"port": port, "auth": {"token": TOKEN}}
+    extra = dict(extra)
+    gateway: dict[str, Any] = {**extra.pop("gateway", {}), "port": port, "auth": {"token": TOKEN}}
     if not budgets:
         gateway["limits"] = BUDGETS_OFF
     config = {
@@ -93,8 +95,11 @@ async def gateway(
     path = _config(tmp, port, budgets, extra)
     command = [sys.executable, "-m", "sessiongate", "serve", "--config", str(path)]
     log = LOG_PATH.open("ab")
+    state = tmp / f"state-dir-{port}"  # a private state folder of its own (serve checks it)
+    state.mkdir(mode=0o700)
+    env = {**os.environ, "SESSIONGATE_STATE_DIR": str(state)}
     proc = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_limit_fds(nofile)
+        command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_limit_fds(nofile), env=env
     )
     url = f"http://127.0.0.1:{port}"
     try:

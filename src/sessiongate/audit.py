@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
+from sessiongate.errors import ConfigError
 from sessiongate.metrics import GatewayMetrics
-from sessiongate.private_files import make_private_dir
+from sessiongate.private_files import make_private_dir, open_no_follow
 from sessiongate.store.base import iso, now
 from sessiongate.wire import dump_json
 
-__all__ = ["AUDITED", "AuditLog", "Decision"]
+__all__ = ["AUDITED", "AuditLog", "Decision", "open_audit"]
 
 log = structlog.get_logger("sessiongate.audit")
 
@@ -47,11 +49,27 @@ class Decision(StrEnum):
     ARCHIVED = "archived"
     UNARCHIVED = "unarchived"
     LABELLED = "labelled"
+    AUTH_FAILED = "auth-failed"  # wrong tokens from one client address, in bulk (not an address)
 
 
 AUDITED = (Decision.REJECTED, Decision.INVALID, Decision.WARNED, Decision.CREATED,
            Decision.NOT_FOUND, Decision.REPAIRED, Decision.DELETED, Decision.ERASED,
-           Decision.RESET, Decision.ARCHIVED, Decision.UNARCHIVED, Decision.LABELLED)  # fmt: skip
+           Decision.RESET, Decision.ARCHIVED, Decision.UNARCHIVED, Decision.LABELLED,
+           Decision.AUTH_FAILED)  # fmt: skip
+
+
+def open_audit(path: Path) -> BinaryIO:
+    """Open the audit file for reading, never through a symlink (as it is written):
+    ConfigError naming it when it is one."""
+    try:
+        return open_no_follow(path)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ConfigError(
+            f"the audit file {path} is a symlink: not read (it is never written through one)",
+            details={"path": str(path)},
+        ) from None
 
 
 class AuditLog:
@@ -81,6 +99,10 @@ class AuditLog:
 
     async def record(self, event: dict[str, Any]) -> None:
         """Queue one event for writing; never raises, never waits for the disk."""
+        self.queue(event)
+
+    def queue(self, event: dict[str, Any]) -> None:
+        """`record` for synchronous callers (inside the event loop)."""
         stamped = {"time": iso(now()), **event}
         self._pending.append(dump_json(stamped))  # orjson: ~8% of a refusal's CPU with json
         for listener in list(self._listeners):
@@ -137,7 +159,7 @@ class AuditLog:
 
     def _tail(self, tail_bytes: int) -> list[str]:
         try:
-            with self.path.open("rb") as file:
+            with open_audit(self.path) as file:
                 size = file.seek(0, 2)
                 file.seek(max(0, size - tail_bytes))
                 chunk = file.read()
@@ -148,7 +170,9 @@ class AuditLog:
 
     def read(self) -> list[dict[str, Any]]:
         """Every event in the current file (oldest first)."""
-        if not self.path.exists():
+        try:
+            with open_audit(self.path) as file:
+                lines = file.read().decode("utf-8", "replace").splitlines()
+        except FileNotFoundError:
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
@@ -156,6 +157,26 @@ def _table(sessions: list[dict[str, Any]]) -> Table:
     return table
 
 
+NARROWEST_OTHER_COLUMNS = 52  # six columns of 5 characters and the borders
+
+
+def _print_sessions(sessions: list[dict[str, Any]], wide: bool) -> None:
+    """A table; on a terminal too narrow for it beside the longest key, one block per
+    session instead (the key whole on its own line, the rest below)."""
+    longest = max((len(s["key"]) for s in sessions), default=0)
+    if wide:
+        Console(soft_wrap=True, width=10_000).print(_table(sessions), crop=False)
+    elif out.width >= longest + NARROWEST_OTHER_COLUMNS:
+        out.print(_table(sessions))
+    else:
+        for s in sorted(sessions, key=lambda s: s["createdAt"] or "", reverse=True):
+            created = (s["createdAt"] or "")[:16].replace("T", " ")
+            out.print(s["key"], markup=False, highlight=False, soft_wrap=True)
+            out.print(f"  {s['agentId']} · {s['kind']} · {s['status']} · origin {s['origin']} · "
+                      f"{s.get('messageCount', 0)} msgs · {created}", markup=False,
+                      highlight=False)  # fmt: skip
+
+
 async def _local_gateway(config_path: Path | None) -> Any:
     from sessiongate.config import load_config
     from sessiongate.gateway import Gateway
@@ -177,6 +198,9 @@ def sessions_list(
     kind: Annotated[str | None, typer.Option(help="main, direct, group, subagent, …")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     cursor: Annotated[str | None, typer.Option(help="nextCursor of a previous page.")] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Never fold a column (the table may be wider).")
+    ] = False,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -201,7 +225,7 @@ def sessions_list(
     if as_json:
         emit_json({"ok": True, "result": result})
         return
-    out.print(_table(result["sessions"]))
+    _print_sessions(result["sessions"], wide)
     if result["nextCursor"]:
         out.print(f"[dim]more: --cursor {result['nextCursor']}[/]")
 
@@ -564,7 +588,7 @@ def audit_tail(
 
     with guarded(as_json):
         config = load_config(config_path)
-    tail_audit(config.audit_path, lines, follow, as_json, out)
+        tail_audit(config.audit_path, lines, follow, as_json, out)
 
 
 @storage_app.command("migrate")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
+from sessiongate.audit import open_audit
 from sessiongate.config import SessionGateConfig
 from sessiongate.doctor import Finding, RepairResult, repair, scan
 from sessiongate.gateway import Gateway
@@ -107,6 +108,10 @@ def describe_event(event: dict[str, Any]) -> str:
             f"({event.get('copied')} message(s))"
         )
         return "  ".join(parts)
+    if event.get("decision") == "auth-failed":
+        surfaces = ", ".join(event.get("surfaces") or [])
+        parts.append(f"{event.get('failures')} failed from {event.get('client')} ({surfaces})")
+        return "  ".join(parts)
     parts.append(f"{event.get('requestedKey')!r} by {caller}")
     if event.get("rule"):
         parts.append(f"rule {event['rule']}")
@@ -132,7 +137,11 @@ def _print_events(lines: list[str], as_json: bool, out: Console) -> None:
 
 def tail_audit(path: Path, count: int, follow: bool, as_json: bool, out: Console) -> None:
     """Print the last `count` events, then (with `follow`) new ones as they are written."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        with open_audit(path) as file:  # never through a symlink, as it is written
+            text = file.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        text = ""
     lines = text.splitlines()
     _print_events(lines[-count:] if count else [], as_json, out)
     if not follow:
@@ -152,7 +161,7 @@ def _follow(path: Path, offset: int, as_json: bool, out: Console) -> None:
             stat = path.stat()
             if stat.st_ino != inode or stat.st_size < offset:  # rotated: start the new file
                 inode, offset = stat.st_ino, 0
-            with path.open("rb") as file:
+            with open_audit(path) as file:
                 file.seek(offset)
                 chunk = file.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]

@@ -82,9 +82,11 @@ def serve(
     """Run the gateway (HTTP + WebSocket) until SIGINT/SIGTERM (or `sessiongate stop`)."""
     from sessiongate.config import config_file, load_config
     from sessiongate.server.auth import gateway_token
+    from sessiongate.state_trust import check_state_trusted
 
     with guarded():
         config = load_config(config_path)
+        check_state_trusted(config)
         token, generated = gateway_token(config)
         _check_port_free(config, port)
         _check_store_not_served(config, force)

@@ -5,6 +5,7 @@ The importer and the store load when the command runs, not when the CLI starts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +36,14 @@ def import_openclaw(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read and count everything; write nothing.")
     ] = False,
+    allow_outside: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-outside",
+            help="Also read transcripts in this folder when the index points outside the "
+            "source folder (by an absolute path, '..' or a symlink); repeatable.",
+        ),
+    ] = None,
     include_deleted: Annotated[
         bool,
         typer.Option(
@@ -46,16 +55,17 @@ def import_openclaw(
 ) -> None:
     """Import OpenClaw's sessions and transcripts into the configured store (re-runnable).
 
-    Never writes to the OpenClaw folder. Damaged transcripts are reported by path and
-    line and skipped; exit 1 when anything was skipped, 0 otherwise.
+    Never writes to the OpenClaw folder, never reads outside it (unless --allow-outside
+    names a folder). Damaged transcripts — invalid JSON, numbers or times out of range,
+    content that is not text — are reported by path and line and skipped; exit 1 when
+    anything was skipped, 0 otherwise.
     """
     from sessiongate.config import load_config
 
     with guarded(as_json):
         config = load_config(config_path)
-        report = run(
-            _import(config, state_dir.expanduser(), agent, dry_run, as_json, include_deleted)
-        )
+        options = _Options(agent, dry_run, as_json, tuple(allow_outside or ()), include_deleted)
+        report = run(_import(config, state_dir.expanduser(), options))
     if as_json:
         emit_json({"ok": True, "result": report.to_wire()})
     else:
@@ -64,45 +74,50 @@ def import_openclaw(
         raise typer.Exit(1)
 
 
-async def _import(
-    config: SessionGateConfig,
-    state_dir: Path,
-    agent: str | None,
-    dry_run: bool,
-    quiet: bool,
-    include_deleted: bool = False,
-) -> ImportReport:
+@dataclass(frozen=True, slots=True)
+class _Options:
+    agent: str | None
+    dry_run: bool
+    quiet: bool
+    allow_outside: tuple[Path, ...]
+    include_deleted: bool = False
+
+
+async def _import(config: SessionGateConfig, state_dir: Path, options: _Options) -> ImportReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sessiongate.openclaw.importer import OpenClawImporter
 
-    store = await _open_target(config.storage_url, dry_run)
+    deadline = config.storage.timeout_seconds
+    store = await _open_target(config.storage_url, options.dry_run, deadline)
     columns = (TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     try:
-        with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+        with Progress(*columns, console=err, transient=True, disable=options.quiet) as progress:
             task = progress.add_task("OpenClaw sessions", total=None)
             importer = OpenClawImporter(
                 store,
                 config,
-                dry_run=dry_run,
+                dry_run=options.dry_run,
                 started=lambda total: progress.update(task, total=total),
                 advance=lambda agent_id: progress.update(task, advance=1, description=agent_id),
-                include_deleted=include_deleted,
+                allow_outside=options.allow_outside,
+                include_deleted=options.include_deleted,
             )
-            return await importer.run(state_dir, agent)
+            return await importer.run(state_dir, options.agent)
     finally:
         await store.close()
 
 
-async def _open_target(url: str, dry_run: bool) -> SessionStore:
-    """The configured store; for a dry run into a SQLite file that does not exist, none at all."""
+async def _open_target(url: str, dry_run: bool, deadline: float) -> SessionStore:
+    """The configured store (with storage.timeoutSeconds as its deadline); for a dry run into
+    a SQLite file that does not exist, none at all."""
     from sessiongate.store import MemorySessionStore, open_store
     from sessiongate.store.sqlite import sqlite_path
 
     if dry_run and url.startswith("sqlite:///") and not sqlite_path(url).exists():
         return MemorySessionStore()
-    return await open_store(url)
+    return await open_store(url, deadline)
 
 
 def print_report(report: ImportReport, target: str, console: Console) -> None:

@@ -128,6 +128,13 @@ class _Requests:
         params = {"agentId": agent_id, "kind": kind, "limit": limit, "cursor": cursor}
         return self._get("/v1/sessions", {k: v for k, v in params.items() if v is not None})
 
+    def lifecycle(self, method: str, session_key: str, verb: str, body: dict[str, Any]) -> _Call:
+        """DELETE /v1/sessions/{key}, or POST /v1/sessions/{key}/{verb} (reset, archive, …)."""
+        own = {"x-session-key": self.session_key} if self.session_key else {}
+        path = f"/v1/sessions/{_quote(session_key)}" + (f"/{verb}" if verb else "")
+        return _Call(method, path, json={k: v for k, v in body.items() if v is not None},
+                     headers=own)  # fmt: skip
+
     def history(
         self, session_key: str, limit: int, before: int | None, follow_alias: bool = True
     ) -> _Call:
@@ -245,6 +252,30 @@ class AsyncSessionGateClient:
         call = self._requests.history(session_key, limit, before, follow_alias)
         return await self._do(call)
 
+    async def delete(
+        self, session_key: str, *, force: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Erase a session (a tombstone remains; a main needs `force`); see README."""
+        body = {"force": force or None, "reason": reason}
+        return await self._do(self._requests.lifecycle("DELETE", session_key, "", body))
+
+    async def reset(
+        self, session_key: str, *, delete_old: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        """A fresh transcript under the same key; the old one archived (or deleted)."""
+        body = {"oldTranscript": "delete" if delete_old else None, "reason": reason}
+        return await self._do(self._requests.lifecycle("POST", session_key, "reset", body))
+
+    async def archive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Archive a session (kept; it still takes messages)."""
+        call = self._requests.lifecycle("POST", session_key, "archive", {"reason": reason})
+        return await self._do(call)
+
+    async def unarchive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Make an archived session active again."""
+        call = self._requests.lifecycle("POST", session_key, "unarchive", {"reason": reason})
+        return await self._do(call)
+
 
 class SessionGateClient:
     """The blocking twin of `AsyncSessionGateClient` on `httpx.Client`: same methods, same
@@ -342,3 +373,28 @@ class SessionGateClient:
         """A session's transcript (oldest first, by time) up to `limit` messages before
         `before`; `follow_alias=False` reads the key's own (an archived phantom's)."""
         return self._do(self._requests.history(session_key, limit, before, follow_alias))
+
+    def delete(
+        self, session_key: str, *, force: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Erase a session (a tombstone remains; a main needs `force`); see README."""
+        body = {"force": force or None, "reason": reason}
+        return self._do(self._requests.lifecycle("DELETE", session_key, "", body))
+
+    def reset(
+        self, session_key: str, *, delete_old: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        """A fresh transcript under the same key; the old one archived (or deleted)."""
+        body = {"oldTranscript": "delete" if delete_old else None, "reason": reason}
+        return self._do(self._requests.lifecycle("POST", session_key, "reset", body))
+
+    def archive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Archive a session (kept; it still takes messages)."""
+        return self._do(
+            self._requests.lifecycle("POST", session_key, "archive", {"reason": reason})
+        )
+
+    def unarchive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Make an archived session active again."""
+        call = self._requests.lifecycle("POST", session_key, "unarchive", {"reason": reason})
+        return self._do(call)

@@ -119,6 +119,8 @@ class LimitsConfig(_Model):
     max_queued_bytes_per_connection: int = Field(default=8_388_608, ge=65_536)
     requests_per_second_per_token: float | None = Field(default=None, gt=0)
     request_burst_per_token: int = Field(default=100, ge=1)
+    failed_auth_burst_per_client: int = Field(default=20, ge=1)
+    failed_auth_per_minute_per_client: float = Field(default=30.0, gt=0)
 
 
 class GatewayConfig(_Model):

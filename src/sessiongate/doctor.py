@@ -241,13 +241,17 @@ async def scan(gateway: Gateway, progress: Progress | None = None) -> list[Findi
     """Every phantom and split-brain candidate in the store (read-only)."""
     findings: list[Finding] = []
     conversations: list[SessionRecord] = []
+    created: dict[str, float] = {}
     async for session in active_sessions(gateway):
         if progress:
             progress(session)
         if phantom := phantom_of(gateway, session):
             findings.append(await _with_evidence(gateway, phantom, session))
+            created[session.key] = session.created_at
         if session.kind in CONVERSATION_KINDS:
             conversations.append(session)
+    # newest first by creation time, as `sessions list` (an import keeps original times)
+    findings.sort(key=lambda f: created.get(f.session_key, 0.0), reverse=True)
     phantoms = {f.session_key for f in findings}
     findings += await _split_brains(gateway, conversations, phantoms)
     findings += await recreated(gateway)

@@ -112,6 +112,18 @@ class SessionGateError(Exception):
     http_status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
 
+    def __init_subclass__(
+        cls, *, code: str, http_status: int | None = None, retryable: bool | None = None
+    ) -> None:
+        """Each error declares its code (and status and retryable, unless inherited) in its
+        class line: ``class ConflictError(SessionGateError, code="CONFLICT", http_status=409)``."""
+        super().__init_subclass__()
+        cls.code = code
+        if http_status is not None:
+            cls.http_status = http_status
+        if retryable is not None:
+            cls.retryable = retryable
+
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -131,45 +143,36 @@ class SessionGateError(Exception):
         }
 
 
-class ConfigError(SessionGateError):
-    code = "CONFIG_INVALID"
-    http_status = 400
+class ConfigError(SessionGateError, code="CONFIG_INVALID", http_status=400):
+    """The configuration is invalid; the message names the dotted path."""
 
 
-class MissingExtraError(ConfigError):
+class MissingExtraError(ConfigError, code="EXTRA_NOT_INSTALLED"):
     """The config asks for an integration whose optional dependencies are not installed."""
 
-    code = "EXTRA_NOT_INSTALLED"
+
+class InvalidSessionKeyError(SessionGateError, code="INVALID_SESSION_KEY", http_status=400):
+    """The session key does not follow the key grammar."""
 
 
-class InvalidSessionKeyError(SessionGateError):
-    code = "INVALID_SESSION_KEY"
-    http_status = 400
+class InvalidRequestError(SessionGateError, code="INVALID_REQUEST", http_status=400):
+    """The wire models refused the input before any work started."""
 
 
-class InvalidRequestError(SessionGateError):
-    code = "INVALID_REQUEST"
-    http_status = 400
+class PayloadTooLargeError(InvalidRequestError, code="PAYLOAD_TOO_LARGE", http_status=413):
+    """The request body or a message is larger than the gateway accepts."""
 
 
-class PayloadTooLargeError(InvalidRequestError):
-    code = "PAYLOAD_TOO_LARGE"
-    http_status = 413
+class UnauthorizedError(SessionGateError, code="UNAUTHORIZED", http_status=401):
+    """No valid token came with the request."""
 
 
-class UnauthorizedError(SessionGateError):
-    code = "UNAUTHORIZED"
-    http_status = 401
+class ForbiddenError(SessionGateError, code="FORBIDDEN", http_status=403):
+    """The caller is known but may not do this."""
 
 
-class ForbiddenError(SessionGateError):
-    code = "FORBIDDEN"
-    http_status = 403
-
-
-class SessionNotFoundError(SessionGateError):
-    code = "SESSION_NOT_FOUND"
-    http_status = 404
+class SessionNotFoundError(SessionGateError, code="SESSION_NOT_FOUND", http_status=404):
+    """No session with this key that the caller may see, and none was created."""
 
     @classmethod
     def refused(
@@ -188,11 +191,8 @@ class SessionNotFoundError(SessionGateError):
         return cls(f"no session {key!r}{why}{hint}", details=details)
 
 
-class AgentNotFoundError(SessionNotFoundError):
+class AgentNotFoundError(SessionNotFoundError, code="AGENT_NOT_FOUND"):
     """The key names an agent that is not configured: no session of it can exist."""
-
-    code = "AGENT_NOT_FOUND"
-    http_status = 404
 
     @classmethod
     def unknown(
@@ -204,11 +204,8 @@ class AgentNotFoundError(SessionNotFoundError):
         return cls(f"no agent {agent_id!r} in agents.list{where}", details=details)
 
 
-class SessionDeletedError(SessionNotFoundError):
+class SessionDeletedError(SessionNotFoundError, code="SESSION_DELETED"):
     """The key was deleted; a tombstone keeps when (``details.deletedAt``)."""
-
-    code = "SESSION_DELETED"
-    http_status = 404
 
     @property
     def deleted_at(self) -> float | None:
@@ -222,98 +219,68 @@ class SessionDeletedError(SessionNotFoundError):
             return None
 
 
-class ToolNotFoundError(SessionGateError):
-    code = "TOOL_NOT_FOUND"
-    http_status = 404
+class ToolNotFoundError(SessionGateError, code="TOOL_NOT_FOUND", http_status=404):
+    """No tool of that name in the registry."""
 
 
-class RunNotFoundError(SessionGateError):
+class RunNotFoundError(SessionGateError, code="RUN_NOT_FOUND", http_status=404):
     """No run with this id that the caller may see (an A2A task is a run): a run of a
     session hidden from the caller answers exactly like a run that does not exist."""
 
-    code = "RUN_NOT_FOUND"
-    http_status = 404
+
+class ConflictError(SessionGateError, code="CONFLICT", http_status=409):
+    """The request conflicts with the state of the session."""
 
 
-class ConflictError(SessionGateError):
-    code = "CONFLICT"
-    http_status = 409
-
-
-class SessionMovedError(ConflictError):
+class SessionMovedError(ConflictError, code="SESSION_MOVED", retryable=True):
     """The session was redirected (aliased) between resolving it and storing a message in it."""
 
-    code = "SESSION_MOVED"
-    retryable = True
 
-
-class SessionResetError(ConflictError):
+class SessionResetError(ConflictError, code="SESSION_RESET", retryable=True):
     """The session was reset between resolving it and storing into it; nothing was stored."""
 
-    code = "SESSION_RESET"
-    retryable = True
 
-
-class TooManyRequestsError(SessionGateError):
+class TooManyRequestsError(
+    SessionGateError, code="TOO_MANY_REQUESTS", http_status=429, retryable=True
+):
     """A connection or caller is over its budget; nothing was done, retry later."""
 
-    code = "TOO_MANY_REQUESTS"
-    http_status = 429
-    retryable = True
+
+class RunTimeoutError(SessionGateError, code="RUN_TIMEOUT", http_status=504, retryable=True):
+    """A run outlived its wait (raised by the client only when asked to)."""
 
 
-class RunTimeoutError(SessionGateError):
-    code = "RUN_TIMEOUT"
-    http_status = 504
-    retryable = True
-
-
-class TooManyConnectionsError(SessionGateError):
+class TooManyConnectionsError(
+    SessionGateError, code="TOO_MANY_CONNECTIONS", http_status=503, retryable=True
+):
     """The gateway (or this address) holds as many connections as it may; answered before
     the request is read, then the connection is closed."""
 
-    code = "TOO_MANY_CONNECTIONS"
-    http_status = 503
-    retryable = True
 
-
-class RequestTimeoutError(SessionGateError):
+class RequestTimeoutError(SessionGateError, code="REQUEST_TIMEOUT", http_status=408):
     """The request's headers or body did not arrive in time."""
 
-    code = "REQUEST_TIMEOUT"
-    http_status = 408
+
+class RouteNotFoundError(SessionGateError, code="ROUTE_NOT_FOUND", http_status=404):
+    """No HTTP route at this path."""
 
 
-class RouteNotFoundError(SessionGateError):
-    code = "ROUTE_NOT_FOUND"
-    http_status = 404
+class MethodNotAllowedError(SessionGateError, code="METHOD_NOT_ALLOWED", http_status=405):
+    """The route exists but not for this HTTP method."""
 
 
-class MethodNotAllowedError(SessionGateError):
-    code = "METHOD_NOT_ALLOWED"
-    http_status = 405
-
-
-class RunFailedError(SessionGateError):
+class RunFailedError(SessionGateError, code="RUN_FAILED", http_status=502):
     """A run's runtime raised; the `error` of its result, not raised to the sender."""
 
-    code = "RUN_FAILED"
-    http_status = 502
 
-
-class RunInterruptedError(SessionGateError):
+class RunInterruptedError(
+    SessionGateError, code="RUN_INTERRUPTED", http_status=503, retryable=True
+):
     """The gateway stopped while the run was in flight."""
 
-    code = "RUN_INTERRUPTED"
-    http_status = 503
-    retryable = True
 
-
-class InternalError(SessionGateError):
+class InternalError(SessionGateError, code="INTERNAL_ERROR", http_status=500):
     """An unexpected failure caught at a surface's edge; `details.requestId` finds it in the log."""
-
-    code = "INTERNAL_ERROR"
-    http_status = 500
 
     @classmethod
     def for_request(cls, request_id: str | None) -> InternalError:
@@ -323,24 +290,20 @@ class InternalError(SessionGateError):
         )
 
 
-class StoreUnavailableError(SessionGateError):
-    code = "STORE_UNAVAILABLE"
-    http_status = 503
-    retryable = True
+class StoreUnavailableError(
+    SessionGateError, code="STORE_UNAVAILABLE", http_status=503, retryable=True
+):
+    """The store cannot be reached (not started, connection lost); retry later."""
 
 
-class StoreTimeoutError(StoreUnavailableError):
+class StoreTimeoutError(StoreUnavailableError, code="STORE_TIMEOUT"):
     """A store call outlived storage.timeoutSeconds (a write may still have been stored)."""
 
-    code = "STORE_TIMEOUT"
 
-
-class GatewayUnreachableError(SessionGateError):
+class GatewayUnreachableError(
+    SessionGateError, code="GATEWAY_UNREACHABLE", http_status=503, retryable=True
+):
     """Raised by the client when no gateway answers at its URL."""
-
-    code = "GATEWAY_UNREACHABLE"
-    http_status = 503
-    retryable = True
 
 
 def plain_message(validator_message: str) -> str:

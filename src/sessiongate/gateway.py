@@ -59,6 +59,7 @@ from sessiongate.store.base import (
     Erasure,
     MessageRecord,
     Origin,
+    PageSessions,
     ResetOutcome,
     RunRecord,
     RunStatus,
@@ -114,6 +115,7 @@ class Gateway:
         self.config = config
         store = traced_store(store)  # itself, unless traces are on
         self.store = store
+        self.page_sessions: PageSessions = store  # the control page's sign-ins, for surfaces
         self.started_at = time.time()
         self.metrics = GatewayMetrics()
         audit = config.audit

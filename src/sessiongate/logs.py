@@ -2,7 +2,10 @@
 
 The level comes from ``SESSIONGATE_LOG_LEVEL``, else ``logging.level`` in the
 config; the format from ``--log-format``, else ``logging.format`` (``auto`` is
-human on a terminal and JSON otherwise). Logs go to stderr.
+human on a terminal and JSON otherwise). Logs go to stderr, and so do the
+standard library's records (uvicorn's "Invalid HTTP request", the WebSocket
+protocol's errors, asyncio's), rendered the same way: with JSON every line is
+one JSON object, a traceback included.
 
 The chain is kept short because it runs once per HTTP request (the access line): a
 timestamp formatted once per second and completed with the microseconds, JSON rendered by
@@ -91,6 +94,7 @@ def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
     renderer: Any = (
         _json_renderer() if as_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    _route_stdlib(renderer)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -102,3 +106,37 @@ def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,  # a filtered-out level then costs a no-op call
     )
+
+
+class _StdlibHandler(logging.Handler):
+    """Standard-library records, rendered by structlog's renderer, to the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _STDERR.msg(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def _route_stdlib(renderer: Any) -> None:
+    """Send the standard library's log records (the root logger's) through `renderer`."""
+    import structlog
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.processors.add_log_level,
+            _UtcTimestamp(),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(handler)
+    handler = _StdlibHandler()
+    handler.setFormatter(formatter)
+    root.addHandler(handler)

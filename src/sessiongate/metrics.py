@@ -40,6 +40,13 @@ class GatewayMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.failed_auth = Counter(
+            "sessiongate_failed_auth",
+            "Wrong tokens or sign-ins (outcome denied) and attempts refused unchecked while the"
+            " client address is over gateway.limits.failedAuth* (outcome locked), by surface",
+            ["surface", "outcome"],
+            registry=self.registry,
+        )
         self.audit_failures = Counter(
             "sessiongate_audit_write_failures",
             "Audit lines that could not be written",
@@ -58,6 +65,10 @@ class GatewayMetrics:
     def shed(self, reason: str) -> None:
         """Count one connection refused or closed over a budget (gateway.limits)."""
         self._child(self.connections_shed, reason).inc()
+
+    def auth_failed(self, surface: str, outcome: str) -> None:
+        """Count one failed authentication (`denied`) or one refused unchecked (`locked`)."""
+        self._child(self.failed_auth, surface, outcome).inc()
 
     def observe_run(self, runtime: str, status: str, seconds: float) -> None:
         """Record one run's latency."""

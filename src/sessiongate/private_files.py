@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["make_private_dir", "touch_private"]
+__all__ = ["make_private_dir", "open_no_follow", "touch_private"]
 
 
 def make_private_dir(path: Path) -> None:
@@ -31,3 +32,9 @@ def touch_private(path: Path) -> None:
     make_private_dir(path.parent)
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     os.close(os.open(path, flags, 0o600))
+
+
+def open_no_follow(path: Path) -> BinaryIO:
+    """Open `path` for reading, never through a symlink (OSError ELOOP if it is one)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    return os.fdopen(fd, "rb")

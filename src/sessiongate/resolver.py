@@ -16,6 +16,7 @@ it and resolves again.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,7 +34,7 @@ from sessiongate.errors import (
     SessionNotFoundError,
     SessionResetError,
 )
-from sessiongate.keys import SessionKey, parse_session_key
+from sessiongate.keys import SessionKey, a2a_context_key, parse_session_key
 from sessiongate.lints import KeyLint, agent_hint, lint_session_key
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.policy import CreateOnMissPolicy, PolicyDecision, decide_create_on_miss
@@ -125,6 +126,7 @@ class Resolver:
         self.creation = SessionCreation(config, store, metrics, self.suggestions.sessions_changed)
         self._parsed: dict[str, SessionKey] = {}
         self._lints: dict[str, tuple[KeyLint, ...]] = {}
+        self._policies: dict[tuple[str, bool | None], PolicyDecision] = {}
 
     def parse(self, reference: str) -> SessionKey:
         """Parse a reference with this gateway's default agent (parsing is pure: memoised)."""
@@ -146,6 +148,18 @@ class Resolver:
             if len(self._lints) >= MEMO_SIZE:
                 self._lints.clear()
             self._lints[key.text] = found
+        return found
+
+    def policy(self, key: SessionKey, agent_id: str, create_on_miss: bool | None) -> PolicyDecision:
+        """The create-on-miss policy of a key under this config, as a call asks it (fixed for
+        the resolver's life, like the config: memoised)."""
+        memo = (key.text, create_on_miss)
+        found = self._policies.get(memo)
+        if found is None:
+            found = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
+            if len(self._policies) >= MEMO_SIZE:
+                self._policies.clear()
+            self._policies[memo] = found
         return found
 
     async def ensure_startup_sessions(self) -> int:
@@ -208,7 +222,7 @@ class Resolver:
         """
         started = now() if started is None else started
         key, agent_id = await self._parse_address(reference, caller)
-        policy = decide_create_on_miss(self.config, key.text, agent_id, create_on_miss)
+        policy = self.policy(key, agent_id, create_on_miss)
         record = self.known.get(key.text) if intent is Intent.ADDRESS else None
         remembered = record is not None
         tombstone: Tombstone | _Unread | None = _UNREAD
@@ -217,6 +231,8 @@ class Resolver:
             if follow_alias or intent is not Intent.READ:
                 record = await follow_aliases(self.store.find, record)
         if not await self.visibility.may_see(caller, key.text, agent_id, record):
+            if remembered:  # refuse as slowly as a key that is not there: no timing leak
+                await self._look_up(key.text, intent, policy)
             hidden_by = self.visibility.hidden_by(caller, agent_id)
             raise await self._not_found(reference, key, caller, hidden_by.split(" ")[0], hidden_by)
         lints = self.lints(key)
@@ -473,8 +489,12 @@ class Resolver:
         """Create a fresh ``agent:<id>:a2a:<uuid>`` session: an A2A message without a
         ``contextId`` starts a conversation on purpose (origin ``a2a``), for a caller that
         may reach the agent."""
-        if self.config.agent(agent_id) is None or not self.visibility.may_reach(caller, agent_id):
+        if self.config.agent(agent_id) is None:
             raise await self._agent_not_found(agent_id, agent_id, None, caller)
+        if not self.visibility.may_reach(caller, agent_id):  # refused as the new key would be
+            key = self.parse(a2a_context_key(agent_id, str(uuid.uuid4())))
+            hidden_by = self.visibility.hidden_by(caller, agent_id)
+            raise await self._not_found(key.text, key, caller, hidden_by.split(" ")[0], hidden_by)
         return await self.creation.context(agent_id, caller)
 
     async def ensure_origin_session(

@@ -8,17 +8,20 @@ authentication and before any work. What it refuses is an `InvalidRequestError`
 - nesting deeper than `MAX_JSON_DEPTH` (32) objects/arrays — sessiongate's own
   requests nest three levels; the limit keeps a hostile body from exhausting
   the recursion of the JSON parser and of every step after it;
-- ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, though Python accepts them);
+- ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, though Python accepts them),
+  and a number that overflows a float (``1e999`` would be infinity);
 - a string (value or object key) that is not valid Unicode — a lone surrogate
   such as ``"\\ud800"`` — or that holds NUL (no store keeps it as text).
 
-Numbers are ranged by each argument's model (`tools/`): integers beyond what
+Integers are ranged by each argument's model (`tools/`; one of more than 4,300
+digits is refused by the parser itself): integers beyond what
 the argument allows are refused there, never passed to a store.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -47,6 +50,21 @@ _MAX_QUERY_DIGITS = 18  # below 2**63: an integer every store can hold
 def _refuse_constant(name: str) -> Any:
     raise InvalidRequestError(
         f"{name} is not a JSON number", details={"problems": [f"(body): {name} is not allowed"]}
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _out_of_range(text)
+    return value
+
+
+def _out_of_range(text: str) -> InvalidRequestError:
+    shown = text if len(text) <= 24 else f"{text[:12]}…({len(text)} characters)"
+    return InvalidRequestError(
+        f"the number {shown} is out of range",
+        details={"problems": [f"(body): the number {shown} is out of range"]},
     )
 
 
@@ -89,7 +107,11 @@ def load_json(data: bytes | str, what: str = "body") -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(
+            data,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
     except RecursionError:
         raise _too_deep(what) from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,14 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import InvalidRequestError, InvalidSessionKeyError
 from sessiongate.keys import canonical_session_key, parse_session_key
 from sessiongate.openclaw.store_files import (
+    OUTSIDE,
     OpenClawFileError,
     TranscriptMessage,
+    Where,
     agent_dirs,
     epoch_seconds,
     find_orphans,
+    inside,
     locate_transcript,
     read_index,
     read_transcript,
@@ -150,9 +153,12 @@ class OpenClawImporter:
         dry_run: bool = False,
         started: Started | None = None,
         advance: Advance | None = None,
+        allow_outside: Sequence[Path] = (),
         include_deleted: bool = False,
     ) -> None:
         self.store = store
+        self.allow_outside = [p.expanduser().resolve() for p in allow_outside]
+        self._roots: list[Path] = []
         self.config = config
         self.dry_run = dry_run
         self.include_deleted = include_deleted  # import keys deleted here too
@@ -175,10 +181,14 @@ class OpenClawImporter:
     def _read_indexes(
         self, state_dir: Path, agent_id: str | None, report: ImportReport
     ) -> list[_AgentIndex]:
+        self._roots = [state_dir.resolve(), *self.allow_outside]
         folders = _agent_folders(state_dir, agent_id)
         indexes = []
         for agent, sessions_dir in folders.items():
             try:
+                for path in (sessions_dir, sessions_dir / "sessions.json"):
+                    if path.exists() and not inside(path, self._roots):
+                        raise OpenClawFileError(path, None, OUTSIDE)
                 entries = read_index(sessions_dir)
             except OpenClawFileError as exc:
                 report.agents[agent] = AgentTally()
@@ -249,10 +259,11 @@ class OpenClawImporter:
         if not isinstance(entry, dict):
             path = index.sessions_dir / "sessions.json"
             raise OpenClawFileError(path, None, "not a session entry: expected a JSON object")
-        transcript = locate_transcript(index.sessions_dir, entry)
+        transcript = locate_transcript(index.sessions_dir, entry, self._roots)
         index.referenced.add(transcript.resolve())
         messages = read_transcript(transcript, _channel(entry))
-        record = _session_record(key.text, agent_id, key.kind.value, entry, messages)
+        where = (index.sessions_dir / "sessions.json", None)
+        record = _session_record(key.text, agent_id, key.kind.value, entry, messages, where)
         return _Planned(record, messages, transcript)
 
     async def _write(self, planned: _Planned, tally: AgentTally) -> None:
@@ -366,11 +377,16 @@ def _entry_started(item: tuple[str, Any]) -> float:
 
 
 def _session_record(
-    key: str, agent_id: str, kind: str, entry: dict[str, Any], messages: list[TranscriptMessage]
+    key: str,
+    agent_id: str,
+    kind: str,
+    entry: dict[str, Any],
+    messages: list[TranscriptMessage],
+    where: Where,
 ) -> SessionRecord:
     times = [m.created_at for m in messages if m.created_at is not None]
-    started = [t for t in (epoch_seconds(entry.get("sessionStartedAt")), *times[:1]) if t]
-    updated = epoch_seconds(entry.get("updatedAt")) or (max(times) if times else None)
+    started = [t for t in (epoch_seconds(entry.get("sessionStartedAt"), where), *times[:1]) if t]
+    updated = epoch_seconds(entry.get("updatedAt"), where) or (max(times) if times else None)
     created = min(started) if started else updated or now()  # never after its first message
     label = entry.get("label") if isinstance(entry.get("label"), str) else None
     first_caller = messages[0].caller if messages else None

@@ -105,13 +105,13 @@ from sessiongate.errors import (
 )
 from sessiongate.fields import MAX_WAIT_SECONDS
 from sessiongate.gateway import Gateway
-from sessiongate.keys import a2a_context_key, agent_of_key
+from sessiongate.keys import SessionKind, a2a_context_key, agent_of_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import CANCELLED, RunEvent, RunStream
 from sessiongate.server.requests import read_body
 from sessiongate.store.base import MessageRecord, RunRecord, RunStatus
-from sessiongate.tools.args import SendArgs, SessionArgs
+from sessiongate.tools.args import ListArgs, SendArgs, SessionArgs
 from sessiongate.tools.base import validate_args
 from sessiongate.wire import check_text, decode_json
 
@@ -131,6 +131,7 @@ SESSION_HEADER = "x-session-key"
 SECURITY_SCHEME = "gatewayToken"
 SEND_WAIT_SECONDS = 30.0  # as sessions_send: then the task is answered as still working
 MAX_TASKS_PAGE = 100
+MAX_CONTEXTS = 20  # a ListTasks without contextId reads this agent's newest A2A contexts
 TEXT = "text/plain"
 
 T = TypeVar("T")
@@ -575,20 +576,32 @@ class GatewayRequestHandler(RequestHandler):
     async def _list_tasks(
         self, params: ListTasksRequest, context: ServerCallContext
     ) -> ListTasksResponse:
+        """The runs of one context, or (without contextId) of this agent's newest A2A
+        contexts the caller may see; newest first, without history."""
         call = await self._call(context)
-        if not params.context_id:
-            raise InvalidRequestError(
-                "ListTasks needs a contextId here: the tasks of one context (a session)",
-                details={"problems": ["contextId: required"]},
-            )
-        check_text(params.context_id, "contextId")
         size = min(params.page_size or 50, MAX_TASKS_PAGE)
-        reference = context_reference(call.agent_id, params.context_id)
-        key, runs = await self.gateway.runs_of(reference, call.caller, size)
-        context_id = context_id_of(call.agent_id, key)
-        length = params.history_length if params.HasField("history_length") else 0
-        tasks = [task_of_run(run, [], context_id, length) for run in runs]
+        runs: list[tuple[str, RunRecord]] = []
+        for reference in await self._contexts(call, params.context_id):
+            key, found = await self.gateway.runs_of(reference, call.caller, size - len(runs))
+            runs += [(context_id_of(call.agent_id, key), run) for run in found]
+            if len(runs) >= size:
+                break
+        runs.sort(key=lambda pair: pair[1].created_at, reverse=True)
+        tasks = [task_of_run(run, [], context_id, 0) for context_id, run in runs]
+        if params.status:
+            tasks = [task for task in tasks if task.status.state == params.status]
         return ListTasksResponse(tasks=tasks, page_size=size, total_size=len(tasks))
+
+    async def _contexts(self, call: _Call, context_id: str) -> list[str]:
+        """The session a contextId addresses, or this agent's newest A2A contexts."""
+        if context_id:
+            check_text(context_id, "contextId")
+            return [context_reference(call.agent_id, context_id)]
+        raw = {"agentId": call.agent_id, "kind": SessionKind.A2A.value, "limit": MAX_CONTEXTS}
+        listing = await self.gateway.list_sessions(
+            validate_args(ListArgs, raw, "ListTasks"), call.caller
+        )
+        return [session.key for session in listing.sessions]
 
     # -- what is not served: push notifications, the extended card, resubscription
 

@@ -43,7 +43,7 @@ class LazyA2AEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            authenticate(request)
+            authenticate(request, "a2a")
             app = self._surface(request.app.state.gateway)
         except SessionGateError as exc:  # unauthorized, over the rate, or the extra missing
             response = session_gate_error_response(exc)

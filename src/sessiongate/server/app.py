@@ -20,6 +20,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.gateway import Gateway
 from sessiongate.server.a2a_mount import A2A_PATHS, LazyA2AEndpoint
 from sessiongate.server.access_log import AccessLogMiddleware
+from sessiongate.server.failed_auth import FailedAuthLimiter
 from sessiongate.server.http import http_routes
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp_mount import LazyMcpEndpoint
@@ -58,6 +59,8 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
         opened = gateway or await Gateway.open(config)
         app.state.gateway = opened
         app.state.connection_guard.metrics = opened.metrics
+        app.state.failed_auth.metrics = opened.metrics
+        app.state.failed_auth.audit = opened.audit
         try:
             async with mcp.serving(opened):
                 yield
@@ -81,6 +84,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
     app.state.token = token
     app.state.connection_guard = ConnectionGuard(config.gateway.limits)
     app.state.rate_limiter = RateLimiter(config.gateway.limits)
+    app.state.failed_auth = FailedAuthLimiter(config.gateway.limits)
     return app
 
 
@@ -107,6 +111,7 @@ def _uvicorn_config(app: Starlette, config: SessionGateConfig, port: int | None)
         host=config.gateway.host,
         port=config.gateway.port if port is None else port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger: `logs` renders them
         lifespan="on",
         http=http_protocol,
         ws=ws_protocol,

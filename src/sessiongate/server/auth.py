@@ -7,28 +7,33 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import ConfigError, UnauthorizedError
 from sessiongate.paths import token_file
-from sessiongate.private_files import make_private_dir
+from sessiongate.private_files import make_private_dir, open_no_follow
+from sessiongate.store.base import PageSessions
 
 __all__ = [
     "UI_COOKIE",
     "UI_COOKIE_MAX_AGE",
+    "PageCookie",
     "check_token",
     "check_token_or_cookie",
     "gateway_token",
     "issue_ui_cookie",
     "read_ui_cookie",
+    "signed_in_page",
     "token_file",
 ]
 
 UI_COOKIE = "sessiongate_ui"
 UI_COOKIE_MAX_AGE = 12 * 3600
+MAX_COOKIE_CHARS = 512  # a genuine cookie is ~150 characters; nothing longer is unsigned
 
 
 def gateway_token(config: SessionGateConfig) -> tuple[str, bool]:
@@ -44,7 +49,8 @@ def gateway_token(config: SessionGateConfig) -> tuple[str, bool]:
         )
     path = token_file()
     if path.exists():
-        return path.read_text(encoding="utf-8").strip(), True
+        with open_no_follow(path) as file:  # a symlinked token is refused (ELOOP), not adopted
+            return file.read().decode("utf-8").strip(), True
     make_private_dir(path.parent)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -70,26 +76,60 @@ def _cookie_serializer(token: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret.hexdigest(), salt="sessiongate.ui")
 
 
-def issue_ui_cookie(token: str) -> tuple[str, str]:
-    """A signed cookie value for a page that presented `token`, and its CSRF token."""
-    csrf = secrets.token_urlsafe(24)
-    return _cookie_serializer(token).dumps({"csrf": csrf}), csrf
+@dataclass(frozen=True, slots=True)
+class PageCookie:
+    """What a signed page cookie holds: the CSRF token of the page's forms, and the sign-in
+    it belongs to (recorded in the store until the page signs out)."""
+
+    csrf: str
+    session_id: str
 
 
-def read_ui_cookie(token: str, value: str | None) -> str | None:
-    """The CSRF token inside a valid, unexpired cookie; None for anything else."""
-    if not value:
+def issue_ui_cookie(token: str) -> tuple[str, PageCookie]:
+    """A signed cookie value for a page that presented `token`, and what it holds (the
+    caller records `session_id` with `PageSessions.open_page_session`)."""
+    cookie = PageCookie(secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    data = {"csrf": cookie.csrf, "sid": cookie.session_id}
+    return _cookie_serializer(token).dumps(data), cookie
+
+
+def read_ui_cookie(token: str, value: str | None) -> PageCookie | None:
+    """What a validly signed, unexpired cookie holds; None for anything else. (Whether its
+    sign-in is still open is the store's to say: `signed_in_page`.)"""
+    if not value or len(value) > MAX_COOKIE_CHARS:
         return None
     try:
         data = _cookie_serializer(token).loads(value, max_age=UI_COOKIE_MAX_AGE)
     except BadSignature:  # also an expired signature
         return None
-    csrf = data.get("csrf") if isinstance(data, dict) else None
-    return csrf if isinstance(csrf, str) else None
+    if not isinstance(data, dict):
+        return None
+    csrf, session_id = data.get("csrf"), data.get("sid")
+    if isinstance(csrf, str) and isinstance(session_id, str):
+        return PageCookie(csrf, session_id)
+    return None
 
 
-def check_token_or_cookie(expected: str, presented: str | None, cookies: Mapping[str, str]) -> None:
-    """Accept the gateway token, or (when none is presented) a signed-in page's cookie."""
-    if presented is None and read_ui_cookie(expected, cookies.get(UI_COOKIE)) is not None:
+async def signed_in_page(
+    sessions: PageSessions, token: str, value: str | None
+) -> PageCookie | None:
+    """The cookie of a page that is signed in now: signed with `token` (a new token signs
+    every page out), unexpired, and not signed out in any gateway process."""
+    cookie = read_ui_cookie(token, value)
+    if cookie is None or not await sessions.page_session_open(cookie.session_id):
+        return None
+    return cookie
+
+
+async def check_token_or_cookie(
+    expected: str,
+    presented: str | None,
+    cookies: Mapping[str, str],
+    sessions: PageSessions,
+    check: Callable[[str, str | None], None] = check_token,
+) -> None:
+    """Accept the gateway token (by `check`), or (when none is presented) a signed-in page's
+    cookie."""
+    if presented is None and await signed_in_page(sessions, expected, cookies.get(UI_COOKIE)):
         return
-    check_token(expected, presented)
+    check(expected, presented)

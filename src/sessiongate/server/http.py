@@ -27,7 +27,7 @@ from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
 from sessiongate.server.access_log import session_gate_error_response, speak_errors
-from sessiongate.server.auth import check_token
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_http import (
     clamp_list_limit,
     dry_run,
@@ -69,11 +69,18 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def authenticate(request: Request) -> None:
-    """The bearer token must be the gateway's, within its request rate (every HTTP surface)."""
+def authenticate(request: Request, surface: str = "http") -> None:
+    """The bearer token must be the gateway's, within its request rate (every HTTP surface);
+    wrong tokens are paced per client address (`FailedAuthLimiter`)."""
     token = bearer_token(request)
-    check_token(request.app.state.token, token)
+    _paced_check(request, surface, token)
+    request.app.state.connection_guard.authenticated(request.client)
     request.app.state.rate_limiter.charge(token)
+
+
+def _paced_check(request: Request, surface: str, presented: str | None) -> None:
+    limiter: FailedAuthLimiter = request.app.state.failed_auth
+    limiter.check(client_address(request.client), surface, request.app.state.token, presented)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -248,8 +255,9 @@ async def readyz(request: Request) -> Response:
 
 
 def _authorized(request: Request) -> bool:
+    """Whether the request carries the token (paced like every check: /readyz is no oracle)."""
     try:
-        check_token(request.app.state.token, bearer_token(request))
+        _paced_check(request, "readyz", bearer_token(request))
     except SessionGateError:
         return False
     return True
@@ -282,7 +290,7 @@ def _metrics_allowed(request: Request, gateway: Gateway) -> None:
             return
     elif request.client is not None and _is_loopback(request.client.host):
         return
-    check_token(request.app.state.token, presented)
+    _paced_check(request, "metrics", presented)
 
 
 def _is_loopback(host: str) -> bool:

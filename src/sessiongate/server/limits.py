@@ -7,8 +7,10 @@ uvicorn provides the keep-alive idle timeout and the WebSocket keep-alive pings
   the end of the previous response) and one for its body, so slowloris
   connections are closed (``408``);
 - a cap on open connections, in total and per client address, checked as a
-  connection is accepted: beyond it the client gets ``503`` with a JSON error
-  and the connection is closed, before any byte of its request is read;
+  connection is accepted: at a cap the oldest connection that is neither
+  answering a request nor authenticated is closed to make room (then the oldest
+  idle authenticated HTTP one); when none is, the new client gets ``503`` with a
+  JSON error and the connection is closed, before any byte of its request is read;
 - per WebSocket connection (`WsBudget`): requests in flight (beyond:
   ``TOO_MANY_REQUESTS``, no work done) and bytes queued for a slow reader
   (beyond: close ``1013 SEND_QUEUE_FULL``);
@@ -28,6 +30,8 @@ import json
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
@@ -49,6 +53,7 @@ __all__ = [
     "CLOSE_CONNECT_TIMEOUT",
     "CLOSE_SEND_QUEUE_FULL",
     "ConnectionGuard",
+    "OpenConnection",
     "RateLimiter",
     "WsBudget",
     "effective_max_connections",
@@ -72,8 +77,35 @@ def effective_max_connections(configured: int) -> int:
     return max(1, min(configured, soft - FD_RESERVE))
 
 
+@dataclass(eq=False, slots=True)
+class OpenConnection:
+    """One open connection as the guard sees it, oldest first in its registry."""
+
+    client: str  # the address, for the per-client cap
+    peer: Any  # (host, port): the ASGI scope's ``client``, to find it from a request
+    close: Callable[[], None]  # ends it at once (a shed connection)
+    busy: bool = False  # a request of it is being answered
+    authenticated: bool = False  # it presented the token (or a signed-in page's cookie)
+    websocket: bool = False
+    released: bool = False
+
+    def sheddable(self, authenticated: bool) -> bool:
+        """Whether it may be closed to admit another: not answering a request, and (when
+        `authenticated` is False) never authenticated; an authenticated WebSocket never."""
+        if self.busy or self.authenticated != authenticated:
+            return False
+        return not (authenticated and self.websocket)
+
+
 class ConnectionGuard:
-    """Counts open connections, in total and per client address, for one server."""
+    """Counts open connections, in total and per client address, for one server.
+
+    At a cap, the oldest connection that is not answering a request and never
+    authenticated (a slowloris, a WebSocket that never sent ``connect``) is closed
+    to admit the new one — then the oldest idle authenticated HTTP connection;
+    only when every connection is busy or an authenticated WebSocket is the new one
+    refused. So unauthenticated clients cannot keep an authenticated one out.
+    """
 
     def __init__(self, limits: LimitsConfig) -> None:
         self.limits = limits
@@ -87,32 +119,63 @@ class ConnectionGuard:
         self.total = 0
         self.by_client: Counter[str] = Counter()
         self.metrics: GatewayMetrics | None = None  # set once the gateway is open
+        self._open: dict[int, OpenConnection] = {}  # by id, oldest first
+        self._by_peer: dict[Any, OpenConnection] = {}
+        self.handoff: OpenConnection | None = None  # an HTTP connection becoming a WebSocket
 
     def shed(self, reason: str) -> None:
         """Count a connection refused or closed over a budget."""
         if self.metrics is not None:
             self.metrics.shed(reason)
 
-    def admit(self, client: str) -> str | None:
-        """Count a new connection; or the reason it is refused (nothing is counted then)."""
-        if self.total >= self.max_total:
+    def admit(self, connection: OpenConnection) -> str | None:
+        """Count a new connection in (shedding an older one if a cap is reached); or the
+        reason it is refused (nothing is counted then)."""
+        client = connection.client
+        per_client = self.limits.max_connections_per_client
+        if self.by_client[client] >= per_client and not self._shed_oldest(client):
+            self.shed("max_connections_per_client")
+            return f"this client address holds its maximum of {per_client} connections"
+        if self.total >= self.max_total and not self._shed_oldest(None):
             self.shed("max_connections")
             return f"the gateway holds its maximum of {self.max_total} connections"
-        if self.by_client[client] >= self.limits.max_connections_per_client:
-            self.shed("max_connections_per_client")
-            return (
-                f"this client address holds its maximum of "
-                f"{self.limits.max_connections_per_client} connections"
-            )
         self.total += 1
         self.by_client[client] += 1
+        self._open[id(connection)] = connection
+        self._by_peer[connection.peer] = connection
         return None
 
-    def release(self, client: str) -> None:
+    def _shed_oldest(self, client: str | None) -> bool:
+        """Close the oldest sheddable connection (of `client`, or of anyone)."""
+        for authenticated in (False, True):
+            for connection in self._open.values():
+                if (client is None or connection.client == client) and connection.sheddable(
+                    authenticated
+                ):
+                    self.shed("shed_unauthenticated" if not authenticated else "shed_idle")
+                    self.release(connection)
+                    connection.close()
+                    return True
+        return False
+
+    def release(self, connection: OpenConnection) -> None:
+        """Count a connection out (once, however often it is called)."""
+        if connection.released:
+            return
+        connection.released = True
         self.total -= 1
-        self.by_client[client] -= 1
-        if self.by_client[client] <= 0:
-            del self.by_client[client]
+        self.by_client[connection.client] -= 1
+        if self.by_client[connection.client] <= 0:
+            del self.by_client[connection.client]
+        self._open.pop(id(connection), None)
+        if self._by_peer.get(connection.peer) is connection:
+            del self._by_peer[connection.peer]
+
+    def authenticated(self, peer: Any) -> None:
+        """The connection of `peer` (an ASGI scope's ``client``) presented valid credentials."""
+        connection = self._by_peer.get(tuple(peer) if peer else None)
+        if connection is not None:
+            connection.authenticated = True
 
 
 def _plain_response(phrase: str, error: SessionGateError) -> bytes:
@@ -133,8 +196,9 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
-        self._host = self.client[0] if self.client else "unknown"
-        refusal = self.guard.admit(self._host)
+        host = self.client[0] if self.client else "unknown"
+        self._entry = OpenConnection(host, self.client, self._shed_now)
+        refusal = self.guard.admit(self._entry)
         self._admitted = refusal is None
         if refusal is not None:
             response = _plain_response("Service Unavailable", TooManyConnectionsError(refusal))
@@ -143,11 +207,23 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
             return
         self._arm(self.guard.limits.header_timeout_seconds)
 
+    def _shed_now(self) -> None:
+        """Closed to admit another connection: a 503 if a request is half-received."""
+        self._admitted = False
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if self._header_bytes and (self.cycle is None or self.cycle.response_complete):
+            message = "shed to admit another connection: the gateway is at its connection cap"
+            error = TooManyConnectionsError(message)
+            self.transport.write(_plain_response("Service Unavailable", error))
+        self.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self._admitted:
             self._admitted = False
-            self.guard.release(self._host)
+            self.guard.release(self._entry)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -173,6 +249,7 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        self._entry.busy = True
         self._arm(self.guard.limits.body_timeout_seconds)
 
     def on_message_complete(self) -> None:
@@ -181,13 +258,20 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._entry.busy = False
+        self._header_bytes = 0
         if not self.transport.is_closing() and self.cycle.response_complete:
             self._arm(self.guard.limits.header_timeout_seconds)
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket endpoint has its own deadline for `connect`
         self._admitted = False  # the WebSocket protocol releases the connection
-        super().handle_websocket_upgrade()
+        self._entry.busy = False
+        self.guard.handoff = self._entry
+        try:
+            super().handle_websocket_upgrade()
+        finally:
+            self.guard.handoff = None
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -223,8 +307,18 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
     guard: ClassVar[ConnectionGuard]
     _flush_due = False
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        entry = self.guard.handoff
+        if entry is None:  # not from an upgrade of ours (never the case in the gateway)
+            host = self.client[0] if self.client else "unknown"
+            entry = OpenConnection(host, self.client, transport.abort)
+            self.guard.admit(entry)
+        entry.close, entry.websocket = transport.abort, True
+        self._entry = entry
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.release(self.client[0] if self.client else "unknown")
+        self.guard.release(self._entry)
         super().connection_lost(exc)
 
     async def send(self, message: Any) -> None:

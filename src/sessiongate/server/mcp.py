@@ -259,7 +259,7 @@ class McpEndpoint:
                 self._manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authenticate(Request(scope, receive))  # a refusal is answered by the HTTP edge
+        authenticate(Request(scope, receive), "mcp")  # a refusal is answered by the HTTP edge
         if self._manager is None:
             raise RuntimeError("the MCP endpoint is not serving (outside the app's lifespan)")
         await self._manager.handle_request(scope, receive, send)

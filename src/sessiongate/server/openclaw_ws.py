@@ -37,7 +37,7 @@ from sessiongate.keys import main_key
 from sessiongate.outcomes import SendOutcome
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
-from sessiongate.server.auth import check_token
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_wire import (
     ADMIN,
     PROTOCOL,
@@ -101,9 +101,11 @@ class OpenClawConnection(Connection):
         frame = {"type": "res", "id": request_id, "ok": False, "error": error_object(error)}
         await self.send(frame)
 
-    def background(self, work: Awaitable[None]) -> None:
+    def background(self, work: Awaitable[None]) -> asyncio.Future[None]:
         """Run `work` for as long as the connection is open."""
-        self._track(asyncio.ensure_future(work))
+        task = asyncio.ensure_future(work)
+        self._track(task)
+        return task
 
     async def handle(self, request: RequestFrame) -> dict[str, Any]:
         scope, handler = _method(request.method)
@@ -225,10 +227,11 @@ async def _chat_send(conn: OpenClawConnection, request: RequestFrame) -> dict[st
     frames = RunFrames(run_id, accepted.session_key)
 
     async def forward() -> None:
-        with stream, contextlib.suppress(ClientGone):
+        with contextlib.suppress(ClientGone):
             await stream.follow(accepted, _emitter(conn, frames), CHAT_STREAM_SECONDS)
 
-    conn.background(forward())
+    # unsubscribed when forwarding ends, even if the connection closes before it starts
+    conn.background(forward()).add_done_callback(lambda _: stream.close())
     return {"runId": run_id, "status": "started"}
 
 
@@ -367,8 +370,11 @@ def _check_connect(conn: OpenClawConnection, request: RequestFrame) -> ConnectPa
             "protocol only (no nodes, no pairing)",
             details={"role": params.role},
         )
-    check_token(conn.websocket.app.state.token, params.auth.token)
+    limiter: FailedAuthLimiter = conn.websocket.app.state.failed_auth
+    client = client_address(conn.websocket.client)
+    limiter.check(client, "openclaw-ws", conn.websocket.app.state.token, params.auth.token)
     conn.budget.credential = params.auth.token  # the per-token request rate counts here too
+    conn.websocket.app.state.connection_guard.authenticated(conn.websocket.client)
     return params
 
 

@@ -1,25 +1,38 @@
-"""What every HTTP surface reads from a request the same way: its body, within the gateway's
-limit, and whether it comes from a page of this gateway's own origin."""
+"""What every HTTP surface reads from a request the same way: its body, within a cap, and
+whether it comes from a page of this gateway's own origin.
+
+A body is read only after the route has decided who is asking (wherever the route
+allows: the control page's sign-in form is the exception, and its cap is
+`SIGNIN_BODY_BYTES`), and never past the route's cap (by default
+``gateway.maxBodyBytes``): a declared ``Content-Length`` over it is refused before a
+byte is read, an undeclared (chunked) body as soon as it passes it (413).
+"""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.requests import HTTPConnection, Request
 
-from sessiongate.errors import PayloadTooLargeError
+from sessiongate.errors import InvalidRequestError, PayloadTooLargeError
 
-__all__ = ["read_body", "same_origin"]
+__all__ = ["MAX_FORM_FIELDS", "SIGNIN_BODY_BYTES", "read_body", "read_form", "same_origin"]
 
+SIGNIN_BODY_BYTES = 4096  # a token (~43 characters) and a page path; nothing else is read
+MAX_FORM_FIELDS = 32  # the page's largest form has six
+_MAX_LENGTH_DIGITS = 18  # a Content-Length longer than this is over any cap
 _HTTP_SCHEME = {"ws": "http", "wss": "https"}  # a page's WebSocket has its page's origin
 
 
 async def read_body(request: Request, what: str = "body", limit: int | None = None) -> bytes:
-    """The whole body, refused (413) once it passes `limit` (``gateway.maxBodyBytes`` of the
-    app's gateway unless given)."""
+    """The whole body, refused (413) once it passes `limit` (default ``gateway.maxBodyBytes``)."""
     if limit is None:
-        limit = int(request.app.state.gateway.config.gateway.max_body_bytes)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        if int(declared) > limit:
+        limit = request.app.state.gateway.config.gateway.max_body_bytes
+    declared = (request.headers.get("content-length") or "").strip()
+    if declared:
+        if not declared.isdigit():
+            raise InvalidRequestError(f"Content-Length {declared[:24]!r} is not a length")
+        if len(declared) > _MAX_LENGTH_DIGITS or int(declared) > limit:
             raise _too_large(what, limit)
         return await request.body()  # the server stops reading at the declared length
     body = bytearray()
@@ -28,6 +41,21 @@ async def read_body(request: Request, what: str = "body", limit: int | None = No
         if len(body) > limit:
             raise _too_large(what, limit)
     return bytes(body)
+
+
+async def read_form(request: Request, limit: int | None = None) -> dict[str, str]:
+    """An urlencoded form (first value of each field) within `limit` bytes (default
+    ``gateway.maxBodyBytes``) and `MAX_FORM_FIELDS` fields."""
+    body = await read_body(request, "form", limit)
+    if body.count(b"&") >= MAX_FORM_FIELDS:
+        raise InvalidRequestError(
+            f"form with more than {MAX_FORM_FIELDS} fields", details={"limit": MAX_FORM_FIELDS}
+        )
+    form: dict[str, str] = {}
+    text = body.decode("utf-8", "replace")
+    for name, value in parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS):
+        form.setdefault(name, value)
+    return form
 
 
 def _too_large(what: str, limit: int) -> PayloadTooLargeError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,6 +39,7 @@ from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token_or_cookie
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
 from sessiongate.server.requests import same_origin
 from sessiongate.tools.args import (
@@ -428,8 +430,15 @@ async def _handshake(conn: Connection, request: RequestFrame) -> None:
         )
     params = validate_args(ConnectParams, request.params, "connect")
     expected = conn.websocket.app.state.token
-    check_token_or_cookie(expected, params.token, _page_cookies(conn))
+    limiter: FailedAuthLimiter = conn.websocket.app.state.failed_auth
+    client = client_address(conn.websocket.client)
+    limiter.refuse_if_locked(client, "ws")
+    check = functools.partial(limiter.check, client, "ws")
+    cookies = _page_cookies(conn)
+    sign_ins = conn.gateway.page_sessions
+    await check_token_or_cookie(expected, params.token, cookies, sign_ins, check)
     conn.budget.credential = params.token or expected  # a signed-in page stands for it
+    conn.websocket.app.state.connection_guard.authenticated(conn.websocket.client)
     caller = await conn.gateway.caller_for(params.session_key, "ws")
     await conn.respond(request.id, {"protocol": 1, "version": __version__, **caller.to_wire()})
     conn.caller = caller

@@ -8,7 +8,8 @@ Interfaces by consumer, each handed to the parts that use it:
 - `SessionAdmin`: aliases, statuses, bulk import and counts (doctor, importer, page);
 - `SessionLifecycle`: deliberate removal — delete (erasure, leaving a tombstone) and reset;
 - `Coordination`: what several gateway processes on one store share (locks, events);
-  `SingleProcessCoordination` serves the memory and SQLite stores.
+  `SingleProcessCoordination` serves the memory and SQLite stores;
+- `PageSessions`: the control page's sign-ins, so that a sign-out holds everywhere.
 
 Nothing comes back by itself: every session has an *incarnation* (a fresh id
 when it is created and when it is reset). Accepting a message and completing a
@@ -21,7 +22,8 @@ a tombstoned key unless the creation was decided after the delete
 `SessionStore` is all of them plus opening concerns (`shared`, `ping`, `heal`,
 `close`): what a backend subclasses. The public methods check their input here,
 once, for every backend (text a backend cannot store is refused by
-`check_storable`, numbers are clamped into the range every backend holds); a
+`check_storable`, numbers are clamped into the range every backend holds, a time
+no backend could read back is refused by `store.values.check_timestamp`); a
 backend implements only the storage step each one calls. Store faults become
 typed errors in each backend.
 """
@@ -47,6 +49,7 @@ from sessiongate.errors import (
     SessionResetError,
     StoreTimeoutError,
 )
+from sessiongate.store.values import check_timestamp, readable_timestamp
 from sessiongate.text import text_problem
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "NewMessage",
     "NewSession",
     "Origin",
+    "PageSessions",
     "Provenance",
     "ResetOutcome",
     "RunLedger",
@@ -130,9 +134,10 @@ def now() -> float:
 
 def iso(timestamp: float | None) -> str | None:
     """ISO 8601 (UTC) form of a stored timestamp, as it goes on the wire."""
-    if timestamp is None:
+    seconds = readable_timestamp(timestamp)
+    if seconds is None:  # nothing unreadable is written (check_timestamp); older rows may be
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,20 +401,28 @@ def check_new_session(new: NewSession | SessionRecord) -> None:
         check_storable(argument, value)
 
 
-def check_message(key: str, role: str, content: str, run_id: str | None) -> None:
-    """Apply `check_storable` to a message about to be appended."""
+def check_message(
+    key: str, role: str, content: str, run_id: str | None, created_at: float | None = None
+) -> None:
+    """Apply `check_storable` to a message about to be appended, and `check_timestamp` to
+    the time it is given (None: now)."""
     check_storable("sessionKey", key, indexed=True)
     check_storable("role", role, indexed=True)
     check_storable("message", content)
     check_storable("runId", run_id, indexed=True)
+    if created_at is not None:
+        check_timestamp("createdAt", created_at)
 
 
 def check_import(session: SessionRecord, messages: list[MessageRecord]) -> None:
-    """Apply `check_storable` to a session and transcript about to be imported."""
+    """Apply `check_storable` and `check_timestamp` to a session and transcript about to be
+    imported: nothing is written that a listing could not read back."""
     check_new_session(session)
     check_storable("aliasOf", session.alias_of, indexed=True)
+    check_timestamp("createdAt", session.created_at)
+    check_timestamp("updatedAt", session.updated_at)
     for m in messages:
-        check_message(m.session_key, m.role, m.content, m.run_id)
+        check_message(m.session_key, m.role, m.content, m.run_id, m.created_at)
 
 
 def missing(key: str) -> SessionNotFoundError:
@@ -553,7 +566,7 @@ class Transcript(ABC):
         created_at: float | None = None,
     ) -> MessageRecord:
         """Append to a transcript; sequence numbers per session start at 1 with no gaps."""
-        check_message(key, role, content, run_id)
+        check_message(key, role, content, run_id, created_at)
         new = NewMessage(key, role, content, run_id, dict(meta or {}), created_at)
         return await self._append(new)
 
@@ -781,8 +794,31 @@ class SingleProcessCoordination(Coordination):
         return None
 
 
+class PageSessions(ABC):
+    """The control page's signed-in browsers, kept with the state so that a sign-out holds
+    in every gateway process sharing it (a signed cookie alone cannot be taken back)."""
+
+    @abstractmethod
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        """Record a sign-in until `expires_at` (and forget the expired ones)."""
+
+    @abstractmethod
+    async def page_session_open(self, session_id: str) -> bool:
+        """Whether `session_id` is signed in: recorded, not signed out, not expired."""
+
+    @abstractmethod
+    async def close_page_session(self, session_id: str | None) -> None:
+        """Sign `session_id` out; None signs every page out."""
+
+
 class SessionStore(
-    SessionLookup, Transcript, RunLedger, SessionAdmin, SessionLifecycle, Coordination
+    SessionLookup,
+    Transcript,
+    RunLedger,
+    SessionAdmin,
+    SessionLifecycle,
+    Coordination,
+    PageSessions,
 ):
     """A whole backend: every interface above, plus what opening and probing it needs."""
 

@@ -49,6 +49,7 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
         self._last_row_id = 0
         self._held: set[str] = set()
         self._archived: dict[str, list[MessageRecord]] = {}
+        self._page_sessions: dict[str, float] = {}
 
     async def _find(self, key: str) -> SessionRecord | None:
         return self._sessions.get(key)
@@ -252,6 +253,22 @@ class MemorySessionStore(SingleProcessCoordination, SessionStore):
 
     async def ping(self) -> None:
         """Memory always answers."""
+
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        stamp = now()
+        self._page_sessions = {
+            sid: until for sid, until in self._page_sessions.items() if until > stamp
+        }
+        self._page_sessions[session_id] = expires_at
+
+    async def page_session_open(self, session_id: str) -> bool:
+        return self._page_sessions.get(session_id, 0.0) > now()
+
+    async def close_page_session(self, session_id: str | None) -> None:
+        if session_id is None:
+            self._page_sessions.clear()
+        else:
+            self._page_sessions.pop(session_id, None)
 
     async def close(self) -> None:
         return None

@@ -61,6 +61,7 @@ from sessiongate.store.rows import (
     insert_session,
     message_from_row,
     message_values,
+    readable_sessions,
     run_from_row,
     session_from_row,
     session_values,
@@ -379,7 +380,7 @@ class PostgresSessionStore(SessionStore):
         values = [value for _, value in active]
         rows = await self._run(lambda c: c.fetch(sql, *values, limit + 1))
         next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-        return SessionPage([session_from_row(r) for r in rows[:limit]], next_cursor)
+        return SessionPage(readable_sessions(rows[:limit]), next_cursor)
 
     async def _append(self, new: NewMessage, run_change: str = "") -> MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
@@ -716,6 +717,28 @@ class PostgresSessionStore(SessionStore):
                 f"PostgreSQL at {self.where} is read-only (a standby)",
                 details={"store": "postgresql", "hint": "point storage.url at the primary"},
             )
+
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        async def write(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM page_sessions WHERE expires_at <= $1", now())
+                await conn.execute(
+                    "INSERT INTO page_sessions (id, expires_at) VALUES ($1, $2)",
+                    session_id, expires_at,
+                )  # fmt: skip
+
+        await self._run(write)
+
+    async def page_session_open(self, session_id: str) -> bool:
+        sql = "SELECT 1 FROM page_sessions WHERE id = $1 AND expires_at > $2"
+        return await self._run(lambda c: c.fetchval(sql, session_id, now())) is not None
+
+    async def close_page_session(self, session_id: str | None) -> None:
+        if session_id is None:
+            await self._run(lambda c: c.execute("DELETE FROM page_sessions"))
+        else:
+            sql = "DELETE FROM page_sessions WHERE id = $1"
+            await self._run(lambda c: c.execute(sql, session_id))
 
     async def close(self) -> None:
         for task in self._abandoned:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import structlog
 
 from sessiongate.store.base import MessageRecord, Provenance, RunRecord, SessionRecord, Tombstone
 from sessiongate.store.schema import TABLES, Dialect
+from sessiongate.store.values import readable_timestamp
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -31,6 +34,7 @@ __all__ = [
     "message_from_row",
     "message_values",
     "owner_is_dead_here",
+    "readable_sessions",
     "run_from_row",
     "session_from_row",
     "session_values",
@@ -45,6 +49,8 @@ def columns(table: str, *, without: tuple[str, ...] = ()) -> str:
     [described] = [t for t in TABLES if t.name == table]
     return ", ".join(c.name for c in described.columns if c.name not in without)
 
+
+log = structlog.get_logger("sessiongate.store")
 
 SESSION_COLUMNS = columns("sessions")
 SESSION_FIELDS = columns("sessions", without=("id",))  # what a write gives (the id is the db's)
@@ -107,6 +113,19 @@ def tombstone_from_row(row: Row | None) -> Tombstone | None:
         return None
     return Tombstone(row["key"], row["agent_id"], row["incarnation"], row["deleted_at"],
                      row["deleted_by"], row["reason"], row["deletions"])  # fmt: skip
+
+
+def readable_sessions(rows: Sequence[Row]) -> list[SessionRecord]:
+    """The sessions of a listing's rows; a row whose times cannot be read back (written
+    before the stores refused such values) is logged and skipped, never failing the list."""
+    sessions = []
+    for row in rows:
+        times = (row["created_at"], row["updated_at"])
+        if any(readable_timestamp(t) is None for t in times):
+            log.warning("store.unreadable_session_skipped", key=row["key"], reason="timestamp")
+            continue
+        sessions.append(session_from_row(row))
+    return sessions
 
 
 def dump_ancestors(ancestors: tuple[str, ...]) -> str | None:

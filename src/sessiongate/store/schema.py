@@ -133,6 +133,11 @@ TABLES = (
         ),
         primary_key=("session_key", "incarnation", "seq"),
     ),
+    Table(
+        "page_sessions",
+        (Column("id", "text"), Column("expires_at", "real")),
+        primary_key=("id",),
+    ),
 )
 
 INDEXES = (
@@ -310,6 +315,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgresql=(
             "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS incarnation TEXT NOT NULL DEFAULT ''",
             *_split(_LIFECYCLE.format(real="DOUBLE PRECISION", int="BIGINT", without_rowid="")),
+        ),
+    ),
+    Migration(
+        7,
+        "the control page's sign-ins, so that a sign-out holds in every process",
+        sqlite=("CREATE TABLE page_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)",),
+        postgresql=(
+            "CREATE TABLE IF NOT EXISTS page_sessions"
+            " (id TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)",
         ),
     ),
 )

@@ -61,6 +61,7 @@ from sessiongate.store.rows import (
     message_from_row,
     message_values,
     owner_is_dead_here,
+    readable_sessions,
     run_from_row,
     session_from_row,
     session_values,
@@ -248,7 +249,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
             (*params, limit + 1),
         ).fetchall()
         cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-        return SessionPage([session_from_row(r) for r in rows[:limit]], cursor)
+        return SessionPage(readable_sessions(rows[:limit]), cursor)
 
     async def _list(
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
@@ -551,6 +552,29 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _open_page_session(self, db: sqlite3.Connection, session_id: str, until: float) -> None:
+        db.execute("DELETE FROM page_sessions WHERE expires_at <= ?", (now(),))
+        db.execute("INSERT INTO page_sessions (id, expires_at) VALUES (?, ?)", (session_id, until))
+
+    async def open_page_session(self, session_id: str, expires_at: float) -> None:
+        await self._call_write(self._open_page_session, session_id, expires_at)
+
+    def _page_session_open(self, session_id: str) -> bool:
+        sql = "SELECT 1 FROM page_sessions WHERE id = ? AND expires_at > ?"
+        return self._db.execute(sql, (session_id, now())).fetchone() is not None
+
+    async def page_session_open(self, session_id: str) -> bool:
+        return await self._call(self._page_session_open, session_id)
+
+    def _close_page_session(self, db: sqlite3.Connection, session_id: str | None) -> None:
+        if session_id is None:
+            db.execute("DELETE FROM page_sessions")
+        else:
+            db.execute("DELETE FROM page_sessions WHERE id = ?", (session_id,))
+
+    async def close_page_session(self, session_id: str | None) -> None:
+        await self._call_write(self._close_page_session, session_id)
 
     async def close(self) -> None:
         try:

@@ -23,10 +23,15 @@ ListSessions = Callable[..., Awaitable[SessionPage]]
 
 
 class ToolArgs(BaseModel):
-    """Arguments of a tool: camelCase on the wire, strict types, unknown keys refused."""
+    """Arguments of a tool: camelCase on the wire, strict types, unknown keys refused,
+    numbers finite (a surface that parses JSON itself may hand over ``inf``)."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, strict=True
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=True,
+        allow_inf_nan=False,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -39,6 +41,27 @@ def _clock(timestamp: str | None) -> str:
     return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# Characters that change how text around them is shown: C0/C1 controls (but newline, tab
+# and carriage return), and the bidirectional overrides, embeddings, isolates and marks.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints: controls and bidi formatting shown as ⟨U+XXXX⟩, so a
+    label cannot reorder or hide the text around it (and is isolated by the page's CSS)."""
+    if isinstance(value, str) and not isinstance(value, Markup) and _INVISIBLE.search(value):
+        return _INVISIBLE.sub(lambda m: f"⟨U+{ord(m[0]):04X}⟩", value)
+    return value
+
+
+def _key_path(key: str) -> str:
+    """A session key as a URL path segment under /ui/sessions/ (``#``, ``?``, ``%`` and the
+    rest percent-encoded; ``:`` kept for legibility)."""
+    return quote(key, safe=":@")
+
+
 def _keywrap(key: str) -> Markup:
     """A key that may break only after a colon (never inside a segment) on a narrow screen."""
     return Markup(":<wbr>").join(escape(part) for part in key_segments(str(key)))
@@ -49,9 +72,10 @@ ENV = Environment(
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_visible,
 )
 ENV.globals.update(asset=asset_url, version=__version__)
-ENV.filters.update(ago=_ago, clock=_clock, keywrap=_keywrap)
+ENV.filters.update(ago=_ago, clock=_clock, keypath=_key_path, keywrap=_keywrap)
 
 
 def render(

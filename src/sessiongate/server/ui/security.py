@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -23,8 +23,8 @@ from sessiongate.errors import (
     SessionGateError,
     UnauthorizedError,
 )
-from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, read_ui_cookie
-from sessiongate.server.requests import read_body, same_origin
+from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, signed_in_page
+from sessiongate.server.requests import read_form, same_origin
 from sessiongate.server.ui.rendering import render_error
 
 __all__ = ["PREFIX", "SecurityHeaders", "Signed", "action", "page", "set_cookie"]
@@ -66,11 +66,16 @@ class Signed:
     """A signed-in page request: its CSRF token, for the forms it renders."""
 
     csrf: str
+    session_id: str
 
 
-def signed_in(request: Request) -> Signed | None:
-    csrf = read_ui_cookie(request.app.state.token, request.cookies.get(UI_COOKIE))
-    return Signed(csrf) if csrf else None
+async def signed_in(request: Request) -> Signed | None:
+    store = request.app.state.gateway.page_sessions
+    cookie = await signed_in_page(store, request.app.state.token, request.cookies.get(UI_COOKIE))
+    if cookie is None:
+        return None
+    request.app.state.connection_guard.authenticated(request.client)
+    return Signed(cookie.csrf, cookie.session_id)
 
 
 def set_cookie(response: Response, request: Request, value: str) -> None:
@@ -84,15 +89,6 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form body (first value of each field), within the gateway's body limit."""
-    body = await read_body(request, "form")
-    form: dict[str, str] = {}
-    for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        form.setdefault(name, value)
-    return form
 
 
 PageHandler = Callable[[Request, Signed], Awaitable[Response]]
@@ -117,7 +113,7 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def view(request: Request) -> Response:
-        signed = signed_in(request)
+        signed = await signed_in(request)
         if signed is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{PREFIX}/signin?next={quote(target)}", 303)
@@ -142,7 +138,7 @@ def action(handler: ActionHandler) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def post(request: Request) -> Response:
-        signed = signed_in(request)
+        signed = await signed_in(request)
         return await answering(request, signed.csrf if signed else "", checked(request, signed))
 
     return post

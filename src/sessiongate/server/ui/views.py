@@ -18,17 +18,19 @@ from starlette.responses import RedirectResponse, Response
 
 from sessiongate.audit import AUDITED
 from sessiongate.doctor import Finding, phantom_lints, scan
-from sessiongate.errors import RouteNotFoundError, SessionGateError
+from sessiongate.errors import RouteNotFoundError, UnauthorizedError
 from sessiongate.gateway import Gateway
 from sessiongate.keys import SessionKind, agent_of_key
 from sessiongate.paths import token_file
 from sessiongate.policy import effective_policies
 from sessiongate.resolver import Caller
 from sessiongate.run_records import describe_store
-from sessiongate.server.auth import UI_COOKIE, check_token, issue_ui_cookie
+from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, issue_ui_cookie
+from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
+from sessiongate.server.requests import SIGNIN_BODY_BYTES, read_form
 from sessiongate.server.ui.rendering import render, render_error
-from sessiongate.server.ui.security import PREFIX, Signed, action, page, read_form, set_cookie
-from sessiongate.store.base import Origin, SessionStatus
+from sessiongate.server.ui.security import PREFIX, Signed, action, page, set_cookie
+from sessiongate.store.base import Origin, SessionStatus, now
 from sessiongate.tools.args import SessionArgs
 
 __all__ = ["OPERATOR", "audit_view", "message_rows", "overview", "session_view", "sessions_view"]
@@ -82,12 +84,16 @@ async def signin_form(request: Request) -> Response:
 
 
 async def signin(request: Request) -> Response:
-    """Exchange the gateway token for the page's signed cookie."""
-    form = await read_form(request)
+    """Exchange the gateway token for the page's signed cookie (the form is read before
+    anyone is known, so at most a few KiB of it); wrong tokens are paced per address."""
+    limiter: FailedAuthLimiter = request.app.state.failed_auth
+    client = client_address(request.client)
+    limiter.refuse_if_locked(client, "ui")  # before a byte of the form is read
+    form = await read_form(request, SIGNIN_BODY_BYTES)
     next_target = _next_target(form.get("next"))
     try:
-        check_token(request.app.state.token, form.get("token", "").strip() or None)
-    except SessionGateError as exc:
+        limiter.check(client, "ui", request.app.state.token, form.get("token", "").strip() or None)
+    except UnauthorizedError as exc:
         problem = (
             "Enter the gateway token."
             if not form.get("token")
@@ -103,7 +109,9 @@ async def signin(request: Request) -> Response:
             problem=problem,
             token_where=token_where(request),
         )
-    value, _ = issue_ui_cookie(request.app.state.token)
+    value, cookie = issue_ui_cookie(request.app.state.token)
+    sign_ins = gateway_of(request).page_sessions
+    await sign_ins.open_page_session(cookie.session_id, now() + UI_COOKIE_MAX_AGE)
     response = RedirectResponse(next_target, 303)
     set_cookie(response, request, value)
     return response
@@ -111,6 +119,8 @@ async def signin(request: Request) -> Response:
 
 @action
 async def signout(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    """Sign this page out here and in every gateway process (a copy of the cookie is void)."""
+    await gateway_of(request).page_sessions.close_page_session(signed.session_id)
     response = RedirectResponse(f"{PREFIX}/signin", 303)
     response.delete_cookie(UI_COOKIE, path="/", httponly=True, samesite="strict")
     return response
