@@ -498,15 +498,24 @@ def records(state: Path) -> list[dict[str, Any]]:
 
 @contextlib.asynccontextmanager
 async def a2a_client(
-    gw: Any, agent: str | None = None, *, streaming: bool = False, caller: str | None = None
+    gw: Any,
+    agent: str | None = None,
+    *,
+    streaming: bool = False,
+    caller: str | None = None,
+    binding: str = "JSONRPC",
 ) -> AsyncIterator[Any]:
     """The `a2a-sdk` client for an agent's card (the default agent's without `agent`), with the
-    gateway token and, given `caller`, the X-Session-Key header."""
+    gateway token and, given `caller`, the X-Session-Key header; `binding`: JSONRPC or
+    HTTP+JSON."""
     from a2a.client import ClientConfig, ClientFactory
 
     headers = auth(gw.token) | ({"x-session-key": caller} if caller else {})
     async with httpx.AsyncClient(headers=headers, timeout=30) as http:
-        factory = ClientFactory(ClientConfig(httpx_client=http, streaming=streaming))
+        config = ClientConfig(
+            httpx_client=http, streaming=streaming, supported_protocol_bindings=[binding]
+        )
+        factory = ClientFactory(config)
         url = gw.url if agent is None else f"{gw.url}/a2a/{agent}"
         yield await factory.create_from_url(url)
 

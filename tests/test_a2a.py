@@ -88,7 +88,12 @@ async def test_cards_are_served_behind_the_token(serve: Serve, config_factory: C
         missing = await http.get("/a2a/zed/.well-known/agent-card.json", headers=bearer(gw))
     assert default["name"] == "atlas"
     assert default["supportedInterfaces"] == [
-        {"url": f"{gw.url}/a2a/atlas", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+        {"url": f"{gw.url}/a2a/atlas", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+        {
+            "url": f"{gw.url}/a2a/atlas/rest",
+            "protocolBinding": "HTTP+JSON",
+            "protocolVersion": "1.0",
+        },
     ]
     assert default["capabilities"]["streaming"] is True
     scheme = default["securitySchemes"]["gatewayToken"]["httpAuthSecurityScheme"]
@@ -363,8 +368,12 @@ async def test_a_message_needs_an_id_and_parts(serve: Serve, config_factory: Con
 async def test_protocol_0_3_method_names_are_served(serve: Serve, config_factory: ConfigFactory):
     message = {"role": "user", "messageId": "m-03", "kind": "message",
                "parts": [{"kind": "text", "text": "hello"}]}  # fmt: skip
-    async with serve(config_factory()) as gw:
+    stray = {**message, "messageId": "m-03-b", "contextId": NEVER_ISSUED}
+    async with serve(config_factory(gateway__sessions={"createOnMiss": False})) as gw:
         answer = await rpc(gw, "message/send", {"message": message}, version="")
+        refused = await rpc(gw, "message/send", {"message": stray}, version="")
+    assert refused["error"]["code"] == -32602, refused
+    assert refused["error"]["data"]["error"]["code"] == "SESSION_NOT_FOUND"  # 0.3: data is the wire
     assert answer["result"]["kind"] == "task", answer
     assert answer["result"]["status"]["state"] == "completed", answer
     assert answer["result"]["artifacts"][0]["parts"][0]["text"] == "echo: hello"
@@ -536,3 +545,40 @@ async def test_contexts_and_tasks_on_postgresql(
     assert last.status.state == TaskState.TASK_STATE_COMPLETED
     assert [m.parts[0].text for m in task.history] == ["b", "echo: b"]
     assert len(listed.tasks) == 2
+
+
+# ---------------------------------------------------------------- HTTP+JSON
+
+
+async def test_http_json_binding(serve: Serve, config_factory: ConfigFactory):
+    config = config_factory(gateway__sessions={"createOnMiss": False})
+    async with serve(config) as gw, a2a_client(gw, "peggy", binding="HTTP+JSON") as client:
+        first = await send(client, user_message("one"))
+        second = await send(client, user_message("two", first.context_id))
+        task = await client.get_task(GetTaskRequest(id=second.id))
+        listed = await client.list_tasks(ListTasksRequest(context_id=first.context_id))
+        before = await session_keys(gw)
+        with pytest.raises(InvalidParamsError) as refused:
+            await send(client, user_message("hi", NEVER_ISSUED))
+        assert await session_keys(gw) == before
+        with pytest.raises(TaskNotFoundError):
+            await client.get_task(GetTaskRequest(id="no-such-task"))
+    assert reply_of(second) == "echo: two" and second.context_id == first.context_id
+    assert [m.parts[0].text for m in task.history] == ["two", "echo: two"]
+    assert [t.id for t in listed.tasks] == [second.id, first.id]
+    assert wire_of(refused.value)["error"]["code"] == "SESSION_NOT_FOUND"
+
+
+async def test_http_json_streams_and_refuses_bad_bodies(
+    serve: Serve, config_factory: ConfigFactory
+):
+    async with serve(config_factory()) as gw:
+        async with a2a_client(gw, binding="HTTP+JSON", streaming=True) as client:
+            request = SendMessageRequest(message=user_message("hello"))
+            events = [event async for event in client.send_message(request)]
+        async with httpx.AsyncClient(base_url=gw.url, headers=bearer(gw)) as http:
+            deep = await http.post("/a2a/atlas/rest/message:send", content="[" * 40 + "]" * 40)
+            nowhere = await http.post("/a2a/zed/rest/message:send", json={})
+    assert events[-1].status_update.status.message.parts[0].text == "echo: hello"
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "INVALID_REQUEST"
+    assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "AGENT_NOT_FOUND"

@@ -94,7 +94,7 @@ async def test_sync_client_works_in_a_thread_whose_event_loop_is_running(
 
 
 def test_the_sync_client_has_the_async_clients_signatures() -> None:
-    public = [n for n in vars(AsyncSessionGateClient) if not n.startswith("_")]
+    public = [n for n in dir(AsyncSessionGateClient) if not n.startswith("_")]
     assert {"send", "spawn", "history", "list_sessions", "resolve", "invoke"} <= set(public)
     for name in public:
         if name == "aclose":

@@ -33,6 +33,7 @@ import httpx
 import pytest
 import typer.main
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.server.routes.rest_routes import create_rest_routes
 from a2a.types.a2a_pb2 import ListTasksRequest, SendMessageRequest
 from a2a.utils.errors import A2AError
 from mcp.shared.exceptions import MCPError
@@ -274,13 +275,15 @@ def a2a_answer(exc: A2AError) -> dict[str, Any]:
     return dict(exc.data) if isinstance(exc.data, dict) else {"ok": False, "error": {}}
 
 
-def a2a_send(intent: Intent, *, streaming: bool = False) -> Probe:
-    """SendMessage (or SendStreamingMessage) with the SDK's client, the key as contextId, as
-    peggy's main session."""
+def a2a_send(intent: Intent, *, streaming: bool = False, binding: str = "JSONRPC") -> Probe:
+    """SendMessage (or SendStreamingMessage) with the SDK's client over `binding`, the key as
+    contextId, as peggy's main session."""
 
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         try:
-            async with a2a_client(ctx.gw, caller=CALLER, streaming=streaming) as client:
+            async with a2a_client(
+                ctx.gw, caller=CALLER, streaming=streaming, binding=binding
+            ) as client:
                 request = SendMessageRequest(message=a2a_user_message("hi", key))
                 async for _ in client.send_message(request):
                     pass
@@ -291,10 +294,10 @@ def a2a_send(intent: Intent, *, streaming: bool = False) -> Probe:
     return Probe(intent, call)
 
 
-def a2a_list_tasks() -> Probe:
+def a2a_list_tasks(binding: str = "JSONRPC") -> Probe:
     async def call(ctx: Context, key: str) -> dict[str, Any]:
         try:
-            async with a2a_client(ctx.gw, caller=CALLER) as client:
+            async with a2a_client(ctx.gw, caller=CALLER, binding=binding) as client:
                 await client.list_tasks(ListTasksRequest(context_id=key))
         except A2AError as exc:
             return a2a_answer(exc)
@@ -444,6 +447,9 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("a2a", "SendStreamingMessage"): [a2a_send("address", streaming=True)],
     ("a2a", "ListTasks"): [a2a_list_tasks()],
     ("a2a", "X-Session-Key"): [a2a_as_own()],
+    ("a2a", "REST /message:send"): [a2a_send("address", binding="HTTP+JSON")],
+    ("a2a", "REST /message:stream"): [a2a_send("address", streaming=True, binding="HTTP+JSON")],
+    ("a2a", "REST /tasks"): [a2a_list_tasks("HTTP+JSON")],
     ("page", "/send"): [
         page("address", lambda k: "/ui/send", page_send),
         # must-exist never creates: refused in every mode, like a read
@@ -494,6 +500,12 @@ EXEMPT: dict[str, set[str]] = {
         "GetTaskPushNotificationConfig",
         "ListTaskPushNotificationConfigs",
         "DeleteTaskPushNotificationConfig",
+        "REST /tasks/{id}",
+        "REST /tasks/{id}:cancel",
+        "REST /tasks/{id}:subscribe",
+        "REST /tasks/{id}/pushNotificationConfigs",
+        "REST /tasks/{id}/pushNotificationConfigs/{push_id}",
+        "REST /extendedAgentCard",
     },
     # sign-in, assets, views that list without a reference (filters are not addresses),
     # and the not-found page for any other path
@@ -543,8 +555,9 @@ def mcp_entry_points() -> set[str]:
 
 
 def a2a_entry_points() -> set[str]:
-    """The A2A JSON-RPC methods the SDK dispatches, and the caller's header."""
-    return set(JsonRpcDispatcher.METHOD_TO_MODEL) | {"X-Session-Key"}
+    """The A2A JSON-RPC methods the SDK dispatches, its HTTP+JSON routes, the caller's header."""
+    rest = {f"REST {r.path}" for r in create_rest_routes(None) if isinstance(r, Route)}  # type: ignore[arg-type]
+    return set(JsonRpcDispatcher.METHOD_TO_MODEL) | rest | {"X-Session-Key"}
 
 
 SURFACES: dict[str, Callable[[], set[str]]] = {

@@ -304,3 +304,30 @@ async def test_a_serving_gateway_runs_retention_by_itself(serve: Any, tmp_path: 
         await gw.gateway.audit.flush()
         events = [e for e in gw.gateway.audit.read() if e["decision"] == "archived"]
         assert events and events[0]["caller"]["entryPoint"] == "retention"
+
+
+async def test_an_inbound_message_begun_before_the_delete_never_recreates(
+    serve: Any, tmp_path: Path
+) -> None:
+    import pytest
+
+    from sessiongate import SessionDeletedError
+    from sessiongate.store.base import Origin
+
+    direct = "agent:atlas:direct:6596143250"
+    config = make_config(tmp_path, session={"dmScope": "per-peer"})
+    async with client(serve, config) as (gw, http):
+        inbound = {"peer": {"kind": "direct", "id": "6596143250"}, "text": "hi"}
+        assert (await http.post("/v1/channels/telegram/inbound", json=inbound)).status_code == 200
+        begun = now()  # an inbound message still being handled when the delete lands
+        assert (await http.request("DELETE", f"/v1/sessions/{direct}")).status_code == 200
+        with pytest.raises(SessionDeletedError):
+            await gw.gateway.resolver.ensure_origin_session(
+                direct, Origin.INBOUND, "channel", decided_at=begun
+            )
+        assert await gw.gateway.store.find(direct) is None
+        # the person writes again after the delete: a new conversation, with its own provenance
+        assert (await http.post("/v1/channels/telegram/inbound", json=inbound)).status_code == 200
+        again = await gw.gateway.store.find(direct)
+        assert again is not None and again.provenance.origin == "inbound"
+        assert again.last_seq == 2

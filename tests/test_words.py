@@ -253,3 +253,22 @@ async def test_must_exist_on_the_wire_is_create_on_miss_false_and_messages_have_
         assert frame["ok"] is False and frame["error"]["code"] == "SESSION_NOT_FOUND"
         await ws.close()
         assert (await http.get("/v1/sessions/agent:atlas:cron:new")).status_code == 404
+
+
+async def test_a_spawn_or_inbound_message_for_an_unknown_agent_is_audited(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    config = config_factory()
+    async with serve(config) as gw, client_for(gw) as http:
+        spawned = await invoke(http, "sessions_spawn", {"agentId": "pegy", "task": "t"})
+        assert spawned.json()["error"]["code"] == "AGENT_NOT_FOUND"
+        assert "did you mean peggy?" in spawned.json()["error"]["message"]
+        body = {"peer": {"kind": "direct", "id": "42"}, "text": "hi", "agentId": "zed"}
+        inbound = await http.post("/v1/channels/telegram/inbound", json=body)
+        assert inbound.json()["error"]["code"] == "AGENT_NOT_FOUND"
+        await gw.gateway.audit.flush()
+    events = [json.loads(line) for line in config.audit_path.read_text().splitlines()]
+    invalid = [e for e in events if e["decision"] == "invalid"]
+    assert len(invalid) == 2 and invalid[0]["requestedKey"] == "pegy"
+    assert invalid[1]["requestedKey"].startswith("agent:zed:")
+    assert all(e["rule"] == "AGENT_NOT_FOUND" for e in invalid)

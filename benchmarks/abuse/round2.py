@@ -56,11 +56,27 @@ async def _honest(target: Target, stop: asyncio.Event) -> list[float | None]:
     return results
 
 
-async def _signin_flood(target: Target, stop: asyncio.Event) -> Counter[str]:
+async def _nothing(target: Target, stop: asyncio.Event) -> Counter[str]:
+    """No attack: the honest client's figures on their own."""
+    await stop.wait()
+    return Counter()
+
+
+def _signin_floods(attackers: int) -> Attack:
+    async def attack(target: Target, stop: asyncio.Event) -> Counter[str]:
+        floods = [_signin_flood(target, stop, f"127.0.0.{2 + a}") for a in range(attackers)]
+        return sum(await asyncio.gather(*floods), Counter())
+
+    return attack
+
+
+async def _signin_flood(
+    target: Target, stop: asyncio.Event, source: str = "127.0.0.2"
+) -> Counter[str]:
     """Unauthenticated 1 MiB sign-in forms, as fast as answered."""
     seen: Counter[str] = Counter()
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    async with _from("127.0.0.2", target.url, timeout=30) as client:
+    async with _from(source, target.url, timeout=30) as client:
         while not stop.is_set():
             try:
                 response = await client.post("/ui/signin", content=SIGNIN_FLOOD, headers=headers)
@@ -121,7 +137,9 @@ SLOW_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
 CAP = {"maxConnections": 200, "maxConnectionsPerClient": 100}
 
 ROUND2: dict[str, tuple[Attack, dict[str, Any]]] = {
+    "(no attack)": (_nothing, {}),
     "sign-in flood, 1 MiB forms (1 attacker)": (_signin_flood, {}),
+    "sign-in flood, 1 MiB forms (4 attackers)": (_signin_floods(4), {}),
     "wrong bearer tokens (1 attacker)": (_guessing, {}),
     "slowloris, 4 addresses x 60 (cap 200)": (
         _connection_flood(4, 60, SLOW_HEADERS),

@@ -2,9 +2,9 @@
 
 `AsyncSessionGateClient` (on `httpx.AsyncClient`) and `SessionGateClient` (on
 `httpx.Client`, no event loop of its own, so it also works in a thread whose
-event loop is running, e.g. a notebook) have the same methods with the same
-signatures; each request is built once, by the functions below, and only sent
-by the one client or the other.
+event loop is running, e.g. a notebook) share every method: each is written
+once, in `_ClientApi`, as the requests it makes; the one client awaits them,
+the other blocks on them.
 
 Errors arrive as the same exception classes the gateway raises (see `errors.py`).
 `must_exist=True` is a caller-side guard for gateways you do not control: it
@@ -17,8 +17,9 @@ A send that outlives its wait answers ``{"status": "timeout", "runId", ...}``
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -155,8 +156,15 @@ def _sent(result: dict[str, Any], raise_on_timeout: bool) -> dict[str, Any]:
     return result
 
 
-class AsyncSessionGateClient:
-    """Talks to a gateway over HTTP; `session_key` is the caller's own session, if any."""
+# A method that needs more than one request: it yields each request, is sent each result
+# back, and returns the method's result. Either client drives it with its own I/O.
+_Flow = Generator[_Call, dict[str, Any], dict[str, Any]]
+_R = TypeVar("_R")
+
+
+class _ClientApi(Generic[_R]):
+    """Every method of the API, once; `_run` sends the requests (awaiting or blocking), so
+    `_R` is a coroutine of the result in the async client and the result in the sync one."""
 
     def __init__(
         self,
@@ -169,7 +177,127 @@ class AsyncSessionGateClient:
         self._requests = _Requests(url, token, session_key)
         self.url = self._requests.url
         self.session_key = session_key
-        headers = self._requests.headers()
+        self._connect(self._requests.headers(), timeout)
+
+    def _connect(self, headers: dict[str, str], timeout: float) -> None:
+        raise NotImplementedError
+
+    def _run(self, work: _Call | _Flow) -> _R:
+        raise NotImplementedError
+
+    def status(self) -> _R:
+        """What the gateway runs: version, pid, store, session count, createOnMiss per agent."""
+        return self._run(self._requests.status())
+
+    def invoke(self, tool: str, args: dict[str, Any]) -> _R:
+        """Invoke a tool by name (POST /tools/invoke)."""
+        return self._run(self._requests.invoke(tool, args))
+
+    def resolve(self, session_key: str) -> _R:
+        """The session a key resolves to; SessionNotFoundError if none (never creates)."""
+        return self._run(self._requests.resolve(session_key))
+
+    def send(
+        self,
+        session_key: str,
+        message: str,
+        *,
+        timeout_seconds: float = 30,
+        create_on_miss: bool | None = None,
+        must_exist: bool = False,
+        raise_on_timeout: bool = False,
+    ) -> _R:
+        """sessions_send; with `must_exist`, refuse (SessionNotFoundError) unknown keys."""
+        return self._run(
+            self._send(session_key, message, timeout_seconds, create_on_miss, must_exist,
+                       raise_on_timeout)
+        )  # fmt: skip
+
+    def _send(
+        self, key: str, message: str, timeout_seconds: float, create_on_miss: bool | None,
+        must_exist: bool, raise_on_timeout: bool,
+    ) -> _Flow:  # fmt: skip
+        if must_exist:
+            yield self._requests.resolve(key)
+            create_on_miss = False
+        result = yield self._requests.send(key, message, timeout_seconds, create_on_miss)
+        return _sent(result, raise_on_timeout)
+
+    def spawn(
+        self,
+        agent_id: str,
+        task: str,
+        *,
+        label: str | None = None,
+        parent_session_key: str | None = None,
+    ) -> _R:
+        """sessions_spawn: a fresh sub-agent session running `task`; returns at once."""
+        return self._run(self._requests.spawn(agent_id, task, label, parent_session_key))
+
+    def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> _R:
+        """A page of sessions, newest first, with `nextCursor`."""
+        return self._run(self._requests.list_sessions(agent_id, kind, limit, cursor))
+
+    def history(
+        self,
+        session_key: str,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        follow_alias: bool = True,
+    ) -> _R:
+        """A session's transcript (oldest first, by time) up to `limit` messages before
+        `before`; `follow_alias=False` reads the key's own (an archived phantom's)."""
+        return self._run(self._requests.history(session_key, limit, before, follow_alias))
+
+    def delete(self, session_key: str, *, force: bool = False, reason: str | None = None) -> _R:
+        """Erase a session (a tombstone remains; a main needs `force`); see README."""
+        body = {"force": force or None, "reason": reason}
+        return self._run(self._requests.lifecycle("DELETE", session_key, "", body))
+
+    def reset(self, session_key: str, *, delete_old: bool = False, reason: str | None = None) -> _R:
+        """A fresh transcript under the same key; the old one archived (or deleted)."""
+        body = {"oldTranscript": "delete" if delete_old else None, "reason": reason}
+        return self._run(self._requests.lifecycle("POST", session_key, "reset", body))
+
+    def archive(self, session_key: str, *, reason: str | None = None) -> _R:
+        """Archive a session (kept; it still takes messages)."""
+        return self._lifecycle_verb("archive", session_key, reason)
+
+    def unarchive(self, session_key: str, *, reason: str | None = None) -> _R:
+        """Make an archived session active again."""
+        return self._lifecycle_verb("unarchive", session_key, reason)
+
+    def _lifecycle_verb(self, verb: str, session_key: str, reason: str | None) -> _R:
+        return self._run(self._requests.lifecycle("POST", session_key, verb, {"reason": reason}))
+
+
+def _first(work: _Call | _Flow) -> tuple[_Call | dict[str, Any], _Flow | None]:
+    return (work, None) if isinstance(work, _Call) else (next(work), work)
+
+
+def _next(flow: _Flow | None, result: dict[str, Any]) -> _Call | dict[str, Any]:
+    """The flow's next request, or its result once it has none."""
+    if flow is None:
+        return result
+    try:
+        return flow.send(result)
+    except StopIteration as done:
+        outcome: dict[str, Any] = done.value
+        return outcome
+
+
+class AsyncSessionGateClient(_ClientApi[Coroutine[Any, Any, dict[str, Any]]]):
+    """Talks to a gateway over HTTP; `session_key` is the caller's own session, if any."""
+
+    def _connect(self, headers: dict[str, str], timeout: float) -> None:
         self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
 
     async def __aenter__(self) -> AsyncSessionGateClient:
@@ -181,6 +309,12 @@ class AsyncSessionGateClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _run(self, work: _Call | _Flow) -> dict[str, Any]:
+        step, flow = _first(work)
+        while isinstance(step, _Call):
+            step = _next(flow, await self._do(step))
+        return step
+
     async def _do(self, call: _Call) -> dict[str, Any]:
         try:
             response = await self._http.request(call.method, call.path, **call.options())
@@ -188,111 +322,12 @@ class AsyncSessionGateClient:
             raise _unreachable(self.url, exc) from None
         return _result(response)
 
-    async def status(self) -> dict[str, Any]:
-        """What the gateway runs: version, pid, store, session count, createOnMiss per agent."""
-        return await self._do(self._requests.status())
 
-    async def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Invoke a tool by name (POST /tools/invoke)."""
-        return await self._do(self._requests.invoke(tool, args))
-
-    async def resolve(self, session_key: str) -> dict[str, Any]:
-        """The session a key resolves to; SessionNotFoundError if none (never creates)."""
-        return await self._do(self._requests.resolve(session_key))
-
-    async def send(
-        self,
-        session_key: str,
-        message: str,
-        *,
-        timeout_seconds: float = 30,
-        create_on_miss: bool | None = None,
-        must_exist: bool = False,
-        raise_on_timeout: bool = False,
-    ) -> dict[str, Any]:
-        """sessions_send; with `must_exist`, refuse (SessionNotFoundError) unknown keys."""
-        if must_exist:
-            await self.resolve(session_key)
-            create_on_miss = False
-        call = self._requests.send(session_key, message, timeout_seconds, create_on_miss)
-        return _sent(await self._do(call), raise_on_timeout)
-
-    async def spawn(
-        self,
-        agent_id: str,
-        task: str,
-        *,
-        label: str | None = None,
-        parent_session_key: str | None = None,
-    ) -> dict[str, Any]:
-        """sessions_spawn: a fresh sub-agent session running `task`; returns at once."""
-        return await self._do(self._requests.spawn(agent_id, task, label, parent_session_key))
-
-    async def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        kind: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> dict[str, Any]:
-        """A page of sessions, newest first, with `nextCursor`."""
-        return await self._do(self._requests.list_sessions(agent_id, kind, limit, cursor))
-
-    async def history(
-        self,
-        session_key: str,
-        *,
-        limit: int = 50,
-        before: int | None = None,
-        follow_alias: bool = True,
-    ) -> dict[str, Any]:
-        """A session's transcript (oldest first, by time) up to `limit` messages before
-        `before`; `follow_alias=False` reads the key's own (an archived phantom's)."""
-        call = self._requests.history(session_key, limit, before, follow_alias)
-        return await self._do(call)
-
-    async def delete(
-        self, session_key: str, *, force: bool = False, reason: str | None = None
-    ) -> dict[str, Any]:
-        """Erase a session (a tombstone remains; a main needs `force`); see README."""
-        body = {"force": force or None, "reason": reason}
-        return await self._do(self._requests.lifecycle("DELETE", session_key, "", body))
-
-    async def reset(
-        self, session_key: str, *, delete_old: bool = False, reason: str | None = None
-    ) -> dict[str, Any]:
-        """A fresh transcript under the same key; the old one archived (or deleted)."""
-        body = {"oldTranscript": "delete" if delete_old else None, "reason": reason}
-        return await self._do(self._requests.lifecycle("POST", session_key, "reset", body))
-
-    async def archive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
-        """Archive a session (kept; it still takes messages)."""
-        call = self._requests.lifecycle("POST", session_key, "archive", {"reason": reason})
-        return await self._do(call)
-
-    async def unarchive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
-        """Make an archived session active again."""
-        call = self._requests.lifecycle("POST", session_key, "unarchive", {"reason": reason})
-        return await self._do(call)
-
-
-class SessionGateClient:
+class SessionGateClient(_ClientApi[dict[str, Any]]):
     """The blocking twin of `AsyncSessionGateClient` on `httpx.Client`: same methods, same
     signatures, same errors; no event loop of its own."""
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        token: str | None = None,
-        *,
-        session_key: str | None = None,
-        timeout: float = 60.0,
-    ) -> None:
-        self._requests = _Requests(url, token, session_key)
-        self.url = self._requests.url
-        self.session_key = session_key
-        headers = self._requests.headers()
+    def _connect(self, headers: dict[str, str], timeout: float) -> None:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def __enter__(self) -> SessionGateClient:
@@ -304,97 +339,15 @@ class SessionGateClient:
     def close(self) -> None:
         self._http.close()
 
+    def _run(self, work: _Call | _Flow) -> dict[str, Any]:
+        step, flow = _first(work)
+        while isinstance(step, _Call):
+            step = _next(flow, self._do(step))
+        return step
+
     def _do(self, call: _Call) -> dict[str, Any]:
         try:
             response = self._http.request(call.method, call.path, **call.options())
         except httpx.TransportError as exc:
             raise _unreachable(self.url, exc) from None
         return _result(response)
-
-    def status(self) -> dict[str, Any]:
-        """What the gateway runs: version, pid, store, session count, createOnMiss per agent."""
-        return self._do(self._requests.status())
-
-    def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Invoke a tool by name (POST /tools/invoke)."""
-        return self._do(self._requests.invoke(tool, args))
-
-    def resolve(self, session_key: str) -> dict[str, Any]:
-        """The session a key resolves to; SessionNotFoundError if none (never creates)."""
-        return self._do(self._requests.resolve(session_key))
-
-    def send(
-        self,
-        session_key: str,
-        message: str,
-        *,
-        timeout_seconds: float = 30,
-        create_on_miss: bool | None = None,
-        must_exist: bool = False,
-        raise_on_timeout: bool = False,
-    ) -> dict[str, Any]:
-        """sessions_send; with `must_exist`, refuse (SessionNotFoundError) unknown keys."""
-        if must_exist:
-            self.resolve(session_key)
-            create_on_miss = False
-        call = self._requests.send(session_key, message, timeout_seconds, create_on_miss)
-        return _sent(self._do(call), raise_on_timeout)
-
-    def spawn(
-        self,
-        agent_id: str,
-        task: str,
-        *,
-        label: str | None = None,
-        parent_session_key: str | None = None,
-    ) -> dict[str, Any]:
-        """sessions_spawn: a fresh sub-agent session running `task`; returns at once."""
-        return self._do(self._requests.spawn(agent_id, task, label, parent_session_key))
-
-    def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        kind: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> dict[str, Any]:
-        """A page of sessions, newest first, with `nextCursor`."""
-        return self._do(self._requests.list_sessions(agent_id, kind, limit, cursor))
-
-    def history(
-        self,
-        session_key: str,
-        *,
-        limit: int = 50,
-        before: int | None = None,
-        follow_alias: bool = True,
-    ) -> dict[str, Any]:
-        """A session's transcript (oldest first, by time) up to `limit` messages before
-        `before`; `follow_alias=False` reads the key's own (an archived phantom's)."""
-        return self._do(self._requests.history(session_key, limit, before, follow_alias))
-
-    def delete(
-        self, session_key: str, *, force: bool = False, reason: str | None = None
-    ) -> dict[str, Any]:
-        """Erase a session (a tombstone remains; a main needs `force`); see README."""
-        body = {"force": force or None, "reason": reason}
-        return self._do(self._requests.lifecycle("DELETE", session_key, "", body))
-
-    def reset(
-        self, session_key: str, *, delete_old: bool = False, reason: str | None = None
-    ) -> dict[str, Any]:
-        """A fresh transcript under the same key; the old one archived (or deleted)."""
-        body = {"oldTranscript": "delete" if delete_old else None, "reason": reason}
-        return self._do(self._requests.lifecycle("POST", session_key, "reset", body))
-
-    def archive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
-        """Archive a session (kept; it still takes messages)."""
-        return self._do(
-            self._requests.lifecycle("POST", session_key, "archive", {"reason": reason})
-        )
-
-    def unarchive(self, session_key: str, *, reason: str | None = None) -> dict[str, Any]:
-        """Make an archived session active again."""
-        call = self._requests.lifecycle("POST", session_key, "unarchive", {"reason": reason})
-        return self._do(call)

@@ -327,9 +327,7 @@ class Resolver:
         agent_id = key.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
             self.metrics.resolved(Decision.REJECTED)
-            error = await self._agent_not_found(reference, agent_id, key, caller)
-            await self._audit_invalid(reference, key, caller, error)
-            raise error
+            raise await self._refuse_agent(reference, agent_id, key, caller)
         return key, agent_id
 
     async def _create_on_miss(
@@ -430,6 +428,14 @@ class Resolver:
             key.text, hidden_by=hidden_by, policy=policy, details=details
         )
 
+    async def _refuse_agent(
+        self, reference: str, agent_id: str, key: SessionKey | None, caller: Caller
+    ) -> AgentNotFoundError:
+        """The refusal of an agent that is not configured, audited (decision ``invalid``)."""
+        error = await self._agent_not_found(reference, agent_id, key, caller)
+        await self._audit_invalid(reference, key, caller, error)
+        return error
+
     async def _audit_invalid(
         self,
         reference: Any,
@@ -482,7 +488,7 @@ class Resolver:
     ) -> SessionRecord:
         """Create a fresh ``agent:<id>:subagent:<uuid>`` session (sessions_spawn)."""
         if self.config.agent(agent_id) is None:
-            raise await self._agent_not_found(agent_id, agent_id, None, caller)
+            raise await self._refuse_agent(agent_id, agent_id, None, caller)
         return await self.creation.child(agent_id, parent, caller, label)
 
     async def create_context(self, agent_id: str, caller: Caller) -> SessionRecord:
@@ -490,7 +496,7 @@ class Resolver:
         ``contextId`` starts a conversation on purpose (origin ``a2a``), for a caller that
         may reach the agent."""
         if self.config.agent(agent_id) is None:
-            raise await self._agent_not_found(agent_id, agent_id, None, caller)
+            raise await self._refuse_agent(agent_id, agent_id, None, caller)
         if not self.visibility.may_reach(caller, agent_id):  # refused as the new key would be
             key = self.parse(a2a_context_key(agent_id, str(uuid.uuid4())))
             hidden_by = self.visibility.hidden_by(caller, agent_id)
@@ -513,7 +519,7 @@ class Resolver:
         parsed = self.parse(key)
         agent_id = parsed.agent_id or self.default_agent_id
         if self.config.agent(agent_id) is None:
-            raise await self._agent_not_found(key, agent_id, parsed, Caller(None, entry_point))
+            raise await self._refuse_agent(key, agent_id, parsed, Caller(None, entry_point))
         record, created = await self.creation.for_origin(
             parsed, agent_id, origin, entry_point, label, decided_at
         )

@@ -43,6 +43,7 @@ from a2a.server.request_handlers.request_handler import RequestHandler, validate
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict, build_error_response
 from a2a.server.routes.common import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.server.routes.rest_routes import create_rest_routes
 from a2a.types.a2a_pb2 import (
     AgentCapabilities,
     AgentCard,
@@ -89,8 +90,8 @@ from a2a.utils.errors import InvalidRequestError as A2AInvalidRequestError
 from google.protobuf.json_format import MessageToDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from sessiongate import __version__
@@ -133,6 +134,7 @@ SEND_WAIT_SECONDS = 30.0  # as sessions_send: then the task is answered as still
 MAX_TASKS_PAGE = 100
 MAX_CONTEXTS = 20  # a ListTasks without contextId reads this agent's newest A2A contexts
 TEXT = "text/plain"
+REST_PATH = "/rest"  # HTTP+JSON at /a2a/{agentId}/rest/…
 
 T = TypeVar("T")
 
@@ -156,16 +158,25 @@ class _ClientMistakes(logging.Filter):
     request already; a hostile client must not be able to flood the log with tracebacks.
     Internal errors (-32603) and the SDK's unhandled exceptions still get through."""
 
-    MALFORMED = ("Failed to validate base JSON-RPC request", "Failed to parse request params")
+    MALFORMED = (
+        "Failed to validate base JSON-RPC request",
+        "Failed to parse request params",
+        "Parse error",  # HTTP+JSON
+    )
+    REFUSED = ("Request Error", "Request error")  # JSON-RPC, HTTP+JSON
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if message.startswith(self.MALFORMED):
             return False
-        return not (message.startswith("Request Error") and record.levelno < logging.ERROR)
+        return not (message.startswith(self.REFUSED) and record.levelno < logging.ERROR)
 
 
-for _name in ("a2a.server.routes.jsonrpc_dispatcher", "a2a.compat.v0_3.jsonrpc_adapter"):
+for _name in (
+    "a2a.server.routes.jsonrpc_dispatcher",
+    "a2a.compat.v0_3.jsonrpc_adapter",
+    "a2a.utils.error_handlers",
+):
     logging.getLogger(_name).addFilter(_ClientMistakes())
 
 
@@ -298,7 +309,12 @@ def agent_card(agent: AgentConfig, base_url: str) -> AgentCard:
                 url=f"{base_url}/a2a/{agent.id}",
                 protocol_binding=TransportProtocol.JSONRPC.value,
                 protocol_version=PROTOCOL_VERSION_CURRENT,
-            )
+            ),
+            AgentInterface(
+                url=f"{base_url}/a2a/{agent.id}{REST_PATH}",
+                protocol_binding=TransportProtocol.HTTP_JSON.value,
+                protocol_version=PROTOCOL_VERSION_CURRENT,
+            ),
         ],
         capabilities=AgentCapabilities(streaming=True, push_notifications=False),
         security_schemes={
@@ -685,18 +701,19 @@ class _CallContexts(DefaultServerCallContextBuilder):
         return context
 
 
-def _replay(body: bytes) -> Receive:
-    """A `receive` that hands over an already read body (once), then waits like a socket."""
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands over an already read body once, then the connection's own
+    (which now tells only of a disconnect: a stream's answer listens for it)."""
     sent = False
 
-    async def receive() -> AsgiMessage:
+    async def replayed() -> AsgiMessage:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replayed
 
 
 class A2ASurface:
@@ -708,6 +725,7 @@ class A2ASurface:
         self.dispatcher = JsonRpcDispatcher(
             self.handler, context_builder=_CallContexts(), enable_v0_3_compat=True
         )
+        self.rest_routes = Router(create_rest_routes(self.handler, _CallContexts()))
 
     def _agent(self, request: Request) -> AgentConfig:
         agent_id: str = request.path_params.get("agent_id", "")
@@ -733,13 +751,24 @@ class A2ASurface:
         except InvalidRequestError as exc:  # before the SDK parses: depth, NaN, NUL, bad text
             error = A2AInvalidRequestError(f"{exc.code}: {exc.message}", data=exc.to_wire())
             return JSONResponse(build_error_response(None, error))
-        return await self.dispatcher.handle_requests(Request(request.scope, _replay(body)))
+        replayed = Request(request.scope, _replay(body, request.receive))
+        return await self.dispatcher.handle_requests(replayed)
 
-    def routes(self) -> list[Route]:
+    async def rest(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP+JSON (the SDK's REST routes): the body read and checked here, like `rpc`'s."""
+        request = Request(scope, receive)
+        self._agent(request)
+        body = await read_body(request, limit=self.gateway.config.gateway.max_body_bytes)
+        if body:
+            decode_json(body)  # InvalidRequestError: the wire form, 400
+        await self.rest_routes(scope, _replay(body, receive), send)
+
+    def routes(self) -> list[BaseRoute]:
         return [
             Route("/.well-known/agent-card.json", self.card, methods=["GET"]),
             Route("/a2a/{agent_id}/.well-known/agent-card.json", self.card, methods=["GET"]),
             Route("/a2a/{agent_id}", self.rpc, methods=["POST"]),
+            Mount(f"/a2a/{{agent_id}}{REST_PATH}", app=self.rest),
         ]
 
 

@@ -27,29 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from sessiongate.errors import StoreUnavailableError
-from sessiongate.store import schema
-from sessiongate.store.base import (
-    DEFAULT_TIMEOUT_SECONDS,
-    Erasure,
-    MessageRecord,
-    NewMessage,
-    NewSession,
-    ResetOutcome,
-    RunRecord,
-    RunStatus,
-    SessionPage,
-    SessionRecord,
-    SessionStatus,
-    SessionStore,
-    Tombstone,
-    deleted,
-    encode_cursor,
-    missing,
-    new_incarnation,
-    now,
-    refusal,
-    refused_over_tombstone,
-)
+from sessiongate.store import base, schema
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
@@ -94,10 +72,10 @@ SELECT seq FROM m
 """
 START_RUN = f""", r AS (
     INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT $5, $2, '{RunStatus.RUNNING.value}', $6, $9 FROM s
+    SELECT $5, $2, '{base.RunStatus.RUNNING.value}', $6, $9 FROM s
 )"""
 COMPLETE_RUN = f""", r AS (
-    UPDATE runs SET status = '{RunStatus.COMPLETED.value}', finished_at = $1
+    UPDATE runs SET status = '{base.RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
 REFUSAL = f"""
@@ -121,12 +99,12 @@ INSERT INTO archived_messages ({MESSAGE_COLUMNS}, incarnation, archived_at)
 SELECT {MESSAGE_COLUMNS}, $2, $3 FROM messages WHERE session_key = $1
 """
 INTERRUPT_FOR_RESET = f"""
-UPDATE runs SET status = '{RunStatus.INTERRUPTED.value}', finished_at = $1,
+UPDATE runs SET status = '{base.RunStatus.INTERRUPTED.value}', finished_at = $1,
     error = 'the session was reset during the run'
-WHERE session_key = $2 AND status = '{RunStatus.RUNNING.value}'
+WHERE session_key = $2 AND status = '{base.RunStatus.RUNNING.value}'
 """
 RESET_SESSION = f"""
-UPDATE sessions SET incarnation = $1, last_seq = 0, status = '{SessionStatus.ACTIVE.value}',
+UPDATE sessions SET incarnation = $1, last_seq = 0, status = '{base.SessionStatus.ACTIVE.value}',
     updated_at = $2
 WHERE key = $3 RETURNING {SESSION_COLUMNS}
 """
@@ -172,7 +150,7 @@ def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None
     return done
 
 
-class PostgresSessionStore(SessionStore):
+class PostgresSessionStore(base.SessionStore):
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
     shared = True
@@ -192,7 +170,7 @@ class PostgresSessionStore(SessionStore):
 
     @classmethod
     async def open(
-        cls, url: str, deadline: float = DEFAULT_TIMEOUT_SECONDS
+        cls, url: str, deadline: float = base.DEFAULT_TIMEOUT_SECONDS
     ) -> PostgresSessionStore:
         """Connect, create the schema if asked, migrate, and claim an owner id."""
         dsn, schema = split_schema(url)
@@ -323,38 +301,38 @@ class PostgresSessionStore(SessionStore):
 
         return await self._run(in_transaction)
 
-    async def _find(self, key: str) -> SessionRecord | None:
+    async def _find(self, key: str) -> base.SessionRecord | None:
         row = await self._run(
             lambda c: c.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1", key)
         )
         return session_from_row(row) if row else None
 
-    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+    async def _find_by_label(self, label: str, agent_id: str | None) -> base.SessionRecord | None:
         sql = (
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = $1"
-            f" AND status = '{SessionStatus.ACTIVE.value}'"
+            f" AND status = '{base.SessionStatus.ACTIVE.value}'"
             " AND ($2::text IS NULL OR agent_id = $2) ORDER BY id DESC LIMIT 1"
         )
         row = await self._run(lambda c: c.fetchrow(sql, label, agent_id))
         return session_from_row(row) if row else None
 
-    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+    async def _ensure(self, new: base.NewSession) -> tuple[base.SessionRecord, bool]:
         insert = f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}"
-        args = session_values(new.created(now()))
+        args = session_values(new.created(base.now()))
         select = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = $1"
 
-        async def ensure(conn: asyncpg.Connection) -> tuple[SessionRecord, bool]:
+        async def ensure(conn: asyncpg.Connection) -> tuple[base.SessionRecord, bool]:
             existing = await conn.fetchrow(select, new.key)
             if existing is not None:  # the common case: no lock, no transaction
                 return session_from_row(existing), False
             async with conn.transaction():
                 await conn.execute(KEY_LOCK, new.key)
                 tombstone = await self._tombstone(conn, new.key)
-                if refused_over_tombstone(new, tombstone):
+                if base.refused_over_tombstone(new, tombstone):
                     existing = await conn.fetchrow(select, new.key)
                     if existing is None:
                         assert tombstone is not None
-                        raise deleted(new.key, tombstone)
+                        raise base.deleted(new.key, tombstone)
                     return session_from_row(existing), False
                 row = await conn.fetchrow(insert, *args)
                 if row is not None:
@@ -365,7 +343,7 @@ class PostgresSessionStore(SessionStore):
 
     async def _list(
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
-    ) -> SessionPage:
+    ) -> base.SessionPage:
         filters = [("agent_id", agent_id), ("kind", kind), ("id <", after)]
         active = [(column, value) for column, value in filters if value is not None]
         # only the filters in use, so the planner picks the matching (agent_id, kind, id) index
@@ -379,10 +357,10 @@ class PostgresSessionStore(SessionStore):
         )
         values = [value for _, value in active]
         rows = await self._run(lambda c: c.fetch(sql, *values, limit + 1))
-        next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-        return SessionPage(readable_sessions(rows[:limit]), next_cursor)
+        next_cursor = base.encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+        return base.SessionPage(readable_sessions(rows[:limit]), next_cursor)
 
-    async def _append(self, new: NewMessage, run_change: str = "") -> MessageRecord:
+    async def _append(self, new: base.NewMessage, run_change: str = "") -> base.MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
         and optionally start or complete its run.
 
@@ -390,7 +368,7 @@ class PostgresSessionStore(SessionStore):
         session's row while it works, and this statement re-checks the row after
         waiting for it, so a write never lands in a fresh (or re-created) session.
         """
-        stamp, key, incarnation = now(), new.key, new.incarnation
+        stamp, key, incarnation = base.now(), new.key, new.incarnation
         message = new.stored(0, stamp)
         args: list[Any] = [stamp, key, new.role, new.content, new.run_id, message.created_at,
                            dump_meta(new.meta), incarnation]  # fmt: skip
@@ -407,10 +385,10 @@ class PostgresSessionStore(SessionStore):
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
         row = await self._run(lambda c: c.fetchrow(REFUSAL, key))
         tombstone = tombstone_from_row(row if row["key"] is not None else None)
-        return refusal(key, incarnation, exists=row["session_exists"], tombstone=tombstone,
+        return base.refusal(key, incarnation, exists=row["session_exists"], tombstone=tombstone,
                        alias_of=row["alias_of"])  # fmt: skip
 
-    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
+    async def _history(self, key: str, limit: int, before: int | None) -> list[base.MessageRecord]:
         sql = (
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1"
             " AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3"
@@ -420,7 +398,7 @@ class PostgresSessionStore(SessionStore):
 
     async def _update(self, key: str, column: str, value: str | None) -> None:
         sql = f"UPDATE sessions SET {column} = $1, updated_at = $2 WHERE key = $3"
-        status = await self._run(lambda c: c.execute(sql, value, now(), key))
+        status = await self._run(lambda c: c.execute(sql, value, base.now(), key))
         if status.endswith(" 0"):
             raise await self._refusal(key, None)
 
@@ -444,8 +422,8 @@ class PostgresSessionStore(SessionStore):
         finally:
             await pool.release(conn)
 
-    async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> RunRecord:
-        run = RunRecord(run_id, key, RunStatus.RUNNING, now(), None, None)
+    async def _start_run(self, conn: asyncpg.Connection, run_id: str, key: str) -> base.RunRecord:
+        run = base.RunRecord(run_id, key, base.RunStatus.RUNNING, base.now(), None, None)
         await conn.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES ($1, $2, $3, $4, $5)",
@@ -453,7 +431,7 @@ class PostgresSessionStore(SessionStore):
         )  # fmt: skip
         return run
 
-    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
+    async def start_run(self, run_id: str, session_key: str) -> base.RunRecord:
         return await self._run(lambda c: self._start_run(c, run_id, session_key))
 
     @staticmethod
@@ -462,28 +440,30 @@ class PostgresSessionStore(SessionStore):
     ) -> None:
         await conn.execute(
             "UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE run_id = $4",
-            status, now(), error, run_id,
+            status, base.now(), error, run_id,
         )  # fmt: skip
 
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         await self._run(lambda c: self._finish_run(c, run_id, status, error))
 
-    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+    async def _accept(self, new: base.NewMessage) -> tuple[base.MessageRecord, base.RunRecord]:
         message = await self._append(new, run_change=START_RUN)
-        run = RunRecord(str(new.run_id), new.key, RunStatus.RUNNING, message.created_at, None, None)
+        run = base.RunRecord(
+            str(new.run_id), new.key, base.RunStatus.RUNNING, message.created_at, None, None
+        )
         return message, run
 
-    async def _complete(self, new: NewMessage) -> MessageRecord:
+    async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._append(new, run_change=COMPLETE_RUN)
 
-    async def _tombstone(self, conn: asyncpg.Connection, key: str) -> Tombstone | None:
+    async def _tombstone(self, conn: asyncpg.Connection, key: str) -> base.Tombstone | None:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = $1"
         return tombstone_from_row(await conn.fetchrow(sql, key))
 
-    async def _find_tombstone(self, key: str) -> Tombstone | None:
+    async def _find_tombstone(self, key: str) -> base.Tombstone | None:
         return await self._run(lambda c: self._tombstone(c, key))
 
-    async def _import_tombstone(self, tombstone: Tombstone) -> bool:
+    async def _import_tombstone(self, tombstone: base.Tombstone) -> bool:
         t = tombstone
         sql = (
             f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -493,12 +473,12 @@ class PostgresSessionStore(SessionStore):
         status = await self._run(lambda c: c.execute(sql, *args))
         return not status.endswith(" 0")
 
-    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
+    async def _list_tombstones(self, limit: int) -> list[base.Tombstone]:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT $1"
         rows = await self._run(lambda c: c.fetch(sql, limit))
         return [t for t in map(tombstone_from_row, rows) if t is not None]
 
-    async def _locked_session(self, conn: asyncpg.Connection, key: str) -> SessionRecord:
+    async def _locked_session(self, conn: asyncpg.Connection, key: str) -> base.SessionRecord:
         """In a transaction: take the key's lock and its row's lock, so every write to it
         waits; the session, or the error for a key with no session."""
         await conn.execute(KEY_LOCK, key)
@@ -507,12 +487,12 @@ class PostgresSessionStore(SessionStore):
         )
         if row is None:
             tombstone = await self._tombstone(conn, key)
-            raise deleted(key, tombstone) if tombstone is not None else missing(key)
+            raise base.deleted(key, tombstone) if tombstone is not None else base.missing(key)
         return session_from_row(row)
 
-    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> base.Erasure:
 
-        async def erase(conn: asyncpg.Connection) -> Erasure:
+        async def erase(conn: asyncpg.Connection) -> base.Erasure:
             record = await self._locked_session(conn, key)
             counts = [
                 _count(await conn.execute(f"DELETE FROM {table} WHERE session_key = $1", key))
@@ -520,20 +500,20 @@ class PostgresSessionStore(SessionStore):
             ]
             await conn.execute("DELETE FROM sessions WHERE key = $1", key)
             row = await conn.fetchrow(TOMBSTONE_UPSERT, key, record.agent_id,
-                                      record.incarnation, now(), by, reason)  # fmt: skip
+                                      record.incarnation, base.now(), by, reason)  # fmt: skip
             tombstone = tombstone_from_row(row)
             assert tombstone is not None
-            return Erasure(tombstone, counts[0], counts[1], counts[2])
+            return base.Erasure(tombstone, counts[0], counts[1], counts[2])
 
         return await self._write(erase)
 
     async def _reset(
         self, key: str, archive: bool, by: str | None, reason: str | None
-    ) -> ResetOutcome:
+    ) -> base.ResetOutcome:
 
-        async def reset(conn: asyncpg.Connection) -> ResetOutcome:
+        async def reset(conn: asyncpg.Connection) -> base.ResetOutcome:
             record = await self._locked_session(conn, key)
-            stamp = now()
+            stamp = base.now()
             archived = 0
             if archive:
                 status = await conn.execute(ARCHIVE_MESSAGES, key, record.incarnation, stamp)
@@ -541,13 +521,13 @@ class PostgresSessionStore(SessionStore):
             status = await conn.execute("DELETE FROM messages WHERE session_key = $1", key)
             removed = _count(status)
             status = await conn.execute(INTERRUPT_FOR_RESET, stamp, key)
-            row = await conn.fetchrow(RESET_SESSION, new_incarnation(), stamp, key)
+            row = await conn.fetchrow(RESET_SESSION, base.new_incarnation(), stamp, key)
             fresh = session_from_row(row)
-            return ResetOutcome(fresh, archived, removed - archived, _count(status))
+            return base.ResetOutcome(fresh, archived, removed - archived, _count(status))
 
         return await self._write(reset)
 
-    async def find_run(self, run_id: str) -> RunRecord | None:
+    async def find_run(self, run_id: str) -> base.RunRecord | None:
         sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
         row = await self._run(lambda c: c.fetchrow(sql, run_id))
         return run_from_row(row) if row else None
@@ -561,7 +541,7 @@ class PostgresSessionStore(SessionStore):
     async def interrupt_running(self, *, own: bool = False) -> int:
         async def sweep(conn: asyncpg.Connection) -> int:
             owners = await conn.fetch(
-                f"SELECT DISTINCT owner FROM runs WHERE status = '{RunStatus.RUNNING.value}'"
+                f"SELECT DISTINCT owner FROM runs WHERE status = '{base.RunStatus.RUNNING.value}'"
             )
             total = 0
             for owner in (row["owner"] for row in owners):
@@ -580,10 +560,10 @@ class PostgresSessionStore(SessionStore):
             if alive:
                 return 0
         status = await conn.execute(
-            f"UPDATE runs SET status = '{RunStatus.INTERRUPTED.value}', finished_at = $1,"
+            f"UPDATE runs SET status = '{base.RunStatus.INTERRUPTED.value}', finished_at = $1,"
             " error = 'the gateway process stopped during the run'"
-            f" WHERE status = '{RunStatus.RUNNING.value}' AND owner IS NOT DISTINCT FROM $2",
-            now(),
+            f" WHERE status = '{base.RunStatus.RUNNING.value}' AND owner IS NOT DISTINCT FROM $2",
+            base.now(),
             owner,
         )
         return int(status.split()[-1])
@@ -622,7 +602,7 @@ class PostgresSessionStore(SessionStore):
             raise
 
     async def _import(
-        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+        self, session: base.SessionRecord, messages: list[base.MessageRecord], over_tombstone: bool
     ) -> bool:
         async def insert(conn: asyncpg.Connection) -> bool:
             await conn.execute(KEY_LOCK, session.key)
@@ -721,7 +701,7 @@ class PostgresSessionStore(SessionStore):
     async def open_page_session(self, session_id: str, expires_at: float) -> None:
         async def write(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
-                await conn.execute("DELETE FROM page_sessions WHERE expires_at <= $1", now())
+                await conn.execute("DELETE FROM page_sessions WHERE expires_at <= $1", base.now())
                 await conn.execute(
                     "INSERT INTO page_sessions (id, expires_at) VALUES ($1, $2)",
                     session_id, expires_at,
@@ -731,7 +711,7 @@ class PostgresSessionStore(SessionStore):
 
     async def page_session_open(self, session_id: str) -> bool:
         sql = "SELECT 1 FROM page_sessions WHERE id = $1 AND expires_at > $2"
-        return await self._run(lambda c: c.fetchval(sql, session_id, now())) is not None
+        return await self._run(lambda c: c.fetchval(sql, session_id, base.now())) is not None
 
     async def close_page_session(self, session_id: str | None) -> None:
         if session_id is None:

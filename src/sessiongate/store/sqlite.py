@@ -24,32 +24,7 @@ from sessiongate.errors import (
     StoreUnavailableError,
 )
 from sessiongate.private_files import touch_private
-from sessiongate.store import schema
-from sessiongate.store.base import (
-    DEFAULT_TIMEOUT_SECONDS,
-    MAX_SEQ,
-    Erasure,
-    MessageRecord,
-    NewMessage,
-    NewSession,
-    ResetOutcome,
-    RunRecord,
-    RunStatus,
-    SessionPage,
-    SessionRecord,
-    SessionStatus,
-    SessionStore,
-    SingleProcessCoordination,
-    Tombstone,
-    deleted,
-    encode_cursor,
-    moved,
-    new_incarnation,
-    now,
-    refusal,
-    refused_over_tombstone,
-    store_timeout,
-)
+from sessiongate.store import base, schema
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     RUN_COLUMNS,
@@ -71,8 +46,8 @@ from sessiongate.store.sqlite_thread import StoreThread
 
 __all__ = ["SqliteSessionStore"]
 
-ACTIVE, RUNNING = SessionStatus.ACTIVE.value, RunStatus.RUNNING.value
-INTERRUPTED = RunStatus.INTERRUPTED.value
+ACTIVE, RUNNING = base.SessionStatus.ACTIVE.value, base.RunStatus.RUNNING.value
+INTERRUPTED = base.RunStatus.INTERRUPTED.value
 INSERT_SESSION = insert_session("sqlite")
 INSERT_MESSAGE = insert_message("sqlite")
 
@@ -102,12 +77,12 @@ def sqlite_path(url: str) -> Path:
     return Path(raw).expanduser()
 
 
-class SqliteSessionStore(SingleProcessCoordination, SessionStore):
+class SqliteSessionStore(base.SingleProcessCoordination, base.SessionStore):
     """A SQLite file shared by the calls of one process (and safely by several)."""
 
     shared = False
 
-    def __init__(self, path: Path, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(self, path: Path, timeout: float = base.DEFAULT_TIMEOUT_SECONDS) -> None:
         self.path = path
         self.timeout = timeout
         self._thread = StoreThread("sessiongate-sqlite", lambda: self._db)
@@ -117,7 +92,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
 
     @classmethod
     async def open(
-        cls, path: Path, deadline: float = DEFAULT_TIMEOUT_SECONDS
+        cls, path: Path, deadline: float = base.DEFAULT_TIMEOUT_SECONDS
     ) -> SqliteSessionStore:
         """Open (creating the file, 0600 in a 0700 folder, and the schema if needed)."""
         store = cls(path, deadline)
@@ -170,7 +145,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         except asyncio.CancelledError:
             if not call.cancelled() or _task_cancelling():
                 raise  # the caller itself was cancelled, not the call's deadline
-            raise store_timeout("sqlite", self.timeout) from None
+            raise base.store_timeout("sqlite", self.timeout) from None
         except (OverflowError, UnicodeError, sqlite3.DataError) as exc:
             raise InvalidRequestError(
                 f"a value cannot be stored: {exc}", details={"store": "sqlite"}
@@ -200,16 +175,16 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
             raise StoreUnavailableError("SQLite store is closed", details={"store": "sqlite"})
         return self._conn
 
-    def _sql_find(self, key: str) -> SessionRecord | None:
+    def _sql_find(self, key: str) -> base.SessionRecord | None:
         row = self._db.execute(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,)
         ).fetchone()
         return session_from_row(row) if row else None
 
-    async def _find(self, key: str) -> SessionRecord | None:
+    async def _find(self, key: str) -> base.SessionRecord | None:
         return await self._call(self._sql_find, key)
 
-    def _sql_find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+    def _sql_find_by_label(self, label: str, agent_id: str | None) -> base.SessionRecord | None:
         sql = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE label = ? AND status = '{ACTIVE}'"
         params: list[Any] = [label]
         if agent_id:
@@ -218,28 +193,30 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         row = self._db.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
         return session_from_row(row) if row else None
 
-    async def _find_by_label(self, label: str, agent_id: str | None) -> SessionRecord | None:
+    async def _find_by_label(self, label: str, agent_id: str | None) -> base.SessionRecord | None:
         return await self._call(self._sql_find_by_label, label, agent_id)
 
-    def _sql_ensure(self, db: sqlite3.Connection, new: NewSession) -> tuple[SessionRecord, bool]:
+    def _sql_ensure(
+        self, db: sqlite3.Connection, new: base.NewSession
+    ) -> tuple[base.SessionRecord, bool]:
         existing = self._sql_find(new.key)
         if existing is not None:
             return existing, False
         tombstone = self._sql_find_tombstone(new.key)
-        if refused_over_tombstone(new, tombstone):
+        if base.refused_over_tombstone(new, tombstone):
             assert tombstone is not None
-            raise deleted(new.key, tombstone)
+            raise base.deleted(new.key, tombstone)
         row = db.execute(
-            f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}", session_values(new.created(now()))
+            f"{INSERT_SESSION} RETURNING {SESSION_COLUMNS}", session_values(new.created(base.now()))
         ).fetchone()
         return session_from_row(row), True
 
-    async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
+    async def _ensure(self, new: base.NewSession) -> tuple[base.SessionRecord, bool]:
         return await self._call_write(self._sql_ensure, new)
 
     def _sql_list(
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
-    ) -> SessionPage:
+    ) -> base.SessionPage:
         filters = [("agent_id = ?", agent_id), ("kind = ?", kind), ("id < ?", after)]
         active = [(clause, value) for clause, value in filters if value is not None]
         where = "WHERE " + " AND ".join(c for c, _ in active) if active else ""
@@ -248,16 +225,16 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
             f"SELECT {SESSION_COLUMNS} FROM sessions {where} ORDER BY id DESC LIMIT ?",
             (*params, limit + 1),
         ).fetchall()
-        cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-        return SessionPage(readable_sessions(rows[:limit]), cursor)
+        cursor = base.encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+        return base.SessionPage(readable_sessions(rows[:limit]), cursor)
 
     async def _list(
         self, agent_id: str | None, kind: str | None, limit: int, after: int | None
-    ) -> SessionPage:
+    ) -> base.SessionPage:
         return await self._call(self._sql_list, agent_id, kind, limit, after)
 
-    def _sql_append(self, db: sqlite3.Connection, new: NewMessage) -> MessageRecord:
-        stamp = now()
+    def _sql_append(self, db: sqlite3.Connection, new: base.NewMessage) -> base.MessageRecord:
+        stamp = base.now()
         row = db.execute(
             "UPDATE sessions SET last_seq = last_seq + 1, updated_at = ?"
             " WHERE key = ? AND (? IS NULL OR incarnation = ?) RETURNING last_seq",
@@ -269,23 +246,24 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         db.execute(INSERT_MESSAGE, message_values(message))
         return message
 
-    async def _append(self, new: NewMessage) -> MessageRecord:
+    async def _append(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._call_write(self._sql_append, new)
 
-    def _sql_history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
+    def _sql_history(self, key: str, limit: int, before: int | None) -> list[base.MessageRecord]:
         rows = self._db.execute(
             f"SELECT {MESSAGE_COLUMNS} FROM messages"
             " WHERE session_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (key, MAX_SEQ if before is None else before, limit),
+            (key, base.MAX_SEQ if before is None else before, limit),
         ).fetchall()
         return [message_from_row(r) for r in reversed(rows)]
 
-    async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]:
+    async def _history(self, key: str, limit: int, before: int | None) -> list[base.MessageRecord]:
         return await self._call(self._sql_history, key, limit, before)
 
     def _sql_update(self, db: sqlite3.Connection, key: str, column: str, value: Any) -> None:
         cursor = db.execute(
-            f"UPDATE sessions SET {column} = ?, updated_at = ? WHERE key = ?", (value, now(), key)
+            f"UPDATE sessions SET {column} = ?, updated_at = ? WHERE key = ?",
+            (value, base.now(), key),
         )
         if cursor.rowcount == 0:
             raise self._refusal(key, None)
@@ -309,8 +287,10 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _sql_start_run(self, db: sqlite3.Connection, run_id: str, session_key: str) -> RunRecord:
-        run = RunRecord(run_id, session_key, RunStatus.RUNNING, now(), None, None)
+    def _sql_start_run(
+        self, db: sqlite3.Connection, run_id: str, session_key: str
+    ) -> base.RunRecord:
+        run = base.RunRecord(run_id, session_key, base.RunStatus.RUNNING, base.now(), None, None)
         db.execute(
             "INSERT INTO runs (run_id, session_key, status, created_at, owner)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -318,7 +298,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         )
         return run
 
-    async def start_run(self, run_id: str, session_key: str) -> RunRecord:
+    async def start_run(self, run_id: str, session_key: str) -> base.RunRecord:
         return await self._call_write(self._sql_start_run, run_id, session_key)
 
     @staticmethod
@@ -327,7 +307,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     ) -> None:
         db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
-            (status, now(), error, run_id),
+            (status, base.now(), error, run_id),
         )
 
     async def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
@@ -337,49 +317,49 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         """Why a write for `key` (in `incarnation`, if given) found no session to go into."""
         tombstone = self._sql_find_tombstone(key)
         exists = self._db.execute("SELECT 1 FROM sessions WHERE key = ?", (key,)).fetchone()
-        return refusal(key, incarnation, exists=exists is not None, tombstone=tombstone)
+        return base.refusal(key, incarnation, exists=exists is not None, tombstone=tombstone)
 
     def _sql_accept(
-        self, db: sqlite3.Connection, new: NewMessage
-    ) -> tuple[MessageRecord, RunRecord]:
+        self, db: sqlite3.Connection, new: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord]:
         row = db.execute(
             "SELECT alias_of, incarnation FROM sessions WHERE key = ?", (new.key,)
         ).fetchone()
         if row is None or new.incarnation not in (None, row["incarnation"]):
             raise self._refusal(new.key, new.incarnation)
         if row["alias_of"] is not None:
-            raise moved(new.key, row["alias_of"])
+            raise base.moved(new.key, row["alias_of"])
         message = self._sql_append(db, new)
         return message, self._sql_start_run(db, str(new.run_id), new.key)
 
-    async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
+    async def _accept(self, new: base.NewMessage) -> tuple[base.MessageRecord, base.RunRecord]:
         return await self._call_write(self._sql_accept, new)
 
-    def _sql_complete(self, db: sqlite3.Connection, new: NewMessage) -> MessageRecord:
+    def _sql_complete(self, db: sqlite3.Connection, new: base.NewMessage) -> base.MessageRecord:
         message = self._sql_append(db, new)
-        self._sql_finish_run(db, str(new.run_id), RunStatus.COMPLETED, None)
+        self._sql_finish_run(db, str(new.run_id), base.RunStatus.COMPLETED, None)
         return message
 
-    async def _complete(self, new: NewMessage) -> MessageRecord:
+    async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._call_write(self._sql_complete, new)
 
-    def _sql_find_tombstone(self, key: str) -> Tombstone | None:
+    def _sql_find_tombstone(self, key: str) -> base.Tombstone | None:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = ?"
         return tombstone_from_row(self._db.execute(sql, (key,)).fetchone())
 
-    async def _find_tombstone(self, key: str) -> Tombstone | None:
+    async def _find_tombstone(self, key: str) -> base.Tombstone | None:
         return await self._call(self._sql_find_tombstone, key)
 
-    def _sql_list_tombstones(self, limit: int) -> list[Tombstone]:
+    def _sql_list_tombstones(self, limit: int) -> list[base.Tombstone]:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT ?"
         rows = self._db.execute(sql, (limit,)).fetchall()
         return [t for t in map(tombstone_from_row, rows) if t is not None]
 
-    async def _list_tombstones(self, limit: int) -> list[Tombstone]:
+    async def _list_tombstones(self, limit: int) -> list[base.Tombstone]:
         return await self._call(self._sql_list_tombstones, limit)
 
     @staticmethod
-    def _sql_import_tombstone(db: sqlite3.Connection, t: Tombstone) -> bool:
+    def _sql_import_tombstone(db: sqlite3.Connection, t: base.Tombstone) -> bool:
         inserted = db.execute(
             f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (key) DO NOTHING",
@@ -387,12 +367,12 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         ).rowcount
         return bool(inserted)
 
-    async def _import_tombstone(self, tombstone: Tombstone) -> bool:
+    async def _import_tombstone(self, tombstone: base.Tombstone) -> bool:
         return await self._call_write(self._sql_import_tombstone, tombstone)
 
     def _sql_delete(
         self, db: sqlite3.Connection, key: str, by: str | None, reason: str | None
-    ) -> Erasure:
+    ) -> base.Erasure:
         record = self._sql_find(key)
         if record is None:
             raise self._refusal(key, None)
@@ -407,22 +387,22 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
             " incarnation = excluded.incarnation, deleted_at = excluded.deleted_at,"
             " deleted_by = excluded.deleted_by, reason = excluded.reason,"
             f" deletions = tombstones.deletions + 1 RETURNING {TOMBSTONE_COLUMNS}",
-            (key, record.agent_id, record.incarnation, now(), by, reason),
+            (key, record.agent_id, record.incarnation, base.now(), by, reason),
         ).fetchone()
         tombstone = tombstone_from_row(row)
         assert tombstone is not None
-        return Erasure(tombstone, counts[0], counts[1], counts[2])
+        return base.Erasure(tombstone, counts[0], counts[1], counts[2])
 
-    async def _delete(self, key: str, by: str | None, reason: str | None) -> Erasure:
+    async def _delete(self, key: str, by: str | None, reason: str | None) -> base.Erasure:
         return await self._call_write(self._sql_delete, key, by, reason)
 
     def _sql_reset(
         self, db: sqlite3.Connection, key: str, archive: bool, by: str | None, reason: str | None
-    ) -> ResetOutcome:
+    ) -> base.ResetOutcome:
         record = self._sql_find(key)
         if record is None:
             raise self._refusal(key, None)
-        stamp = now()
+        stamp = base.now()
         archived = 0
         if archive:
             archived = db.execute(
@@ -440,21 +420,21 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         row = db.execute(
             f"UPDATE sessions SET incarnation = ?, last_seq = 0, status = '{ACTIVE}',"
             f" updated_at = ? WHERE key = ? RETURNING {SESSION_COLUMNS}",
-            (new_incarnation(), stamp, key),
+            (base.new_incarnation(), stamp, key),
         ).fetchone()
-        return ResetOutcome(session_from_row(row), archived, removed - archived, interrupted)
+        return base.ResetOutcome(session_from_row(row), archived, removed - archived, interrupted)
 
     async def _reset(
         self, key: str, archive: bool, by: str | None, reason: str | None
-    ) -> ResetOutcome:
+    ) -> base.ResetOutcome:
         return await self._call_write(self._sql_reset, key, archive, by, reason)
 
-    def _sql_find_run(self, run_id: str) -> RunRecord | None:
+    def _sql_find_run(self, run_id: str) -> base.RunRecord | None:
         row = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         found = row.fetchone()
         return run_from_row(found) if found else None
 
-    async def find_run(self, run_id: str) -> RunRecord | None:
+    async def find_run(self, run_id: str) -> base.RunRecord | None:
         return await self._call(self._sql_find_run, run_id)
 
     def _sql_interrupt_running(self, db: sqlite3.Connection, own: bool) -> int:
@@ -469,7 +449,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
                 f"UPDATE runs SET status = '{INTERRUPTED}', finished_at = ?,"
                 " error = 'the gateway process stopped during the run'"
                 f" WHERE status = '{RUNNING}' AND owner IS ?",
-                (now(), owner),
+                (base.now(), owner),
             ).rowcount
         return interrupted
 
@@ -479,8 +459,8 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
     def _sql_import(
         self,
         db: sqlite3.Connection,
-        session: SessionRecord,
-        messages: list[MessageRecord],
+        session: base.SessionRecord,
+        messages: list[base.MessageRecord],
         over_tombstone: bool,
     ) -> bool:
         if not over_tombstone and self._sql_find_tombstone(session.key) is not None:
@@ -491,7 +471,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
         return True
 
     async def _import(
-        self, session: SessionRecord, messages: list[MessageRecord], over_tombstone: bool
+        self, session: base.SessionRecord, messages: list[base.MessageRecord], over_tombstone: bool
     ) -> bool:
         return await self._call_write(self._sql_import, session, messages, over_tombstone)
 
@@ -554,7 +534,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
             self._conn = None
 
     def _open_page_session(self, db: sqlite3.Connection, session_id: str, until: float) -> None:
-        db.execute("DELETE FROM page_sessions WHERE expires_at <= ?", (now(),))
+        db.execute("DELETE FROM page_sessions WHERE expires_at <= ?", (base.now(),))
         db.execute("INSERT INTO page_sessions (id, expires_at) VALUES (?, ?)", (session_id, until))
 
     async def open_page_session(self, session_id: str, expires_at: float) -> None:
@@ -562,7 +542,7 @@ class SqliteSessionStore(SingleProcessCoordination, SessionStore):
 
     def _page_session_open(self, session_id: str) -> bool:
         sql = "SELECT 1 FROM page_sessions WHERE id = ? AND expires_at > ?"
-        return self._db.execute(sql, (session_id, now())).fetchone() is not None
+        return self._db.execute(sql, (session_id, base.now())).fetchone() is not None
 
     async def page_session_open(self, session_id: str) -> bool:
         return await self._call(self._page_session_open, session_id)
