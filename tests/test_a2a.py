@@ -368,8 +368,12 @@ async def test_a_message_needs_an_id_and_parts(serve: Serve, config_factory: Con
 async def test_protocol_0_3_method_names_are_served(serve: Serve, config_factory: ConfigFactory):
     message = {"role": "user", "messageId": "m-03", "kind": "message",
                "parts": [{"kind": "text", "text": "hello"}]}  # fmt: skip
-    async with serve(config_factory()) as gw:
+    stray = {**message, "messageId": "m-03-b", "contextId": NEVER_ISSUED}
+    async with serve(config_factory(gateway__sessions={"createOnMiss": False})) as gw:
         answer = await rpc(gw, "message/send", {"message": message}, version="")
+        refused = await rpc(gw, "message/send", {"message": stray}, version="")
+    assert refused["error"]["code"] == -32602, refused
+    assert refused["error"]["data"]["error"]["code"] == "SESSION_NOT_FOUND"  # 0.3: data is the wire
     assert answer["result"]["kind"] == "task", answer
     assert answer["result"]["status"]["state"] == "completed", answer
     assert answer["result"]["artifacts"][0]["parts"][0]["text"] == "echo: hello"

@@ -26,7 +26,8 @@ SERVER_SIDE = (
     "sessiongate.tools",
     "jinja2",
 )
-WEB_STACK = ("uvicorn", "starlette", "mcp", "mcp_types", "sse_starlette", "cryptography")
+WEB_STACK = ("uvicorn", "starlette", "mcp", "mcp_types", "sse_starlette", "cryptography", "a2a",
+             "google.protobuf")  # fmt: skip
 NOT_ON_THE_CLIENT = (*SERVER_SIDE, *WEB_STACK)
 
 
@@ -97,3 +98,15 @@ def test_the_root_package_exports_lazily() -> None:
         "assert set(sessiongate.__all__) <= set(dir(sessiongate))\n"
     )
     assert "sessiongate.resolver" in modules_after(code)
+
+
+def test_the_server_loads_the_a2a_sdk_only_when_a2a_is_called() -> None:
+    """The A2A surface is mounted lazily: building the app imports no a2a-sdk or protobuf."""
+    code = (
+        "from sessiongate.config import parse_config\n"
+        "from sessiongate.server.app import create_app\n"
+        "create_app(parse_config({}, 'test'), 'token')\n"
+    )
+    loaded = modules_after(code)
+    assert "sessiongate.server.a2a_mount" in loaded
+    assert under(loaded, ("a2a", "google.protobuf", "sessiongate.server.a2a")) == []
