@@ -8,6 +8,7 @@ Each ratio, gateway against floor, and its target:
 - WebSocket turn: an `agent` turn on `/ws` against the bare WebSocket echo, p50: <= 3x;
 - strict rejection: `sessions_send` to a missing key under `createOnMiss: false` (404)
   against `GET /v1/sessions/{key}` (a resolver hit), p50: <= 1.0x;
+  and, like for like, `GET /v1/sessions/{missing}` (404) against the same hit;
 - access log: sends/s with the access log on against the same gateway with it off: <= 5%;
 - LLM turn: a send to an agent on an instant fake OpenAI model against the same send to an
   echo agent, p50: at most 1 ms more;
@@ -91,6 +92,7 @@ TARGETS = {
     "sends_cpu": Target("  same, by server CPU per request", ">= 0.50x", lambda r: r >= 0.5),
     "ws_turn": Target("WS agent turn vs bare echo (p50)", "<= 3.00x", lambda r: r <= 3.0),
     "reject": Target("strict rejection vs hit (p50)", "<= 1.00x", lambda r: r <= 1.0),
+    "reject_get": Target("  like for like: GET 404 vs GET hit", "<= 1.00x", lambda r: r <= 1.0),
     "access_log": Target("access log cost (sends/s)", "<= 5%", lambda r: r <= 5.0, "%"),
     "access_log_cpu": Target("  same, by server CPU per request", "<= 5%", lambda r: r <= 5.0, "%"),
     "llm_ms": Target("LLM turn over echo (p50)", "<= 1.00 ms", lambda r: r <= 1.0, " ms"),
@@ -290,6 +292,17 @@ async def one_round(
     r.add("reject", reject_p50 / hit_p50)
     r.add("hit_ms", hit_p50 * 1000, "raw")
     r.add("reject_ms", reject_p50 * 1000, "raw")
+
+    def get(key: str) -> Callable[[int], bytes]:
+        return lambda i: render_get(HOST, gw.port, f"/v1/sessions/{key}", TOKEN)
+
+    hit_p50, missing_p50 = await pair(
+        s, flip,
+        lambda: p50_http(gw, get("agent:atlas:main"), p.calls, 200),
+        lambda: p50_http(gw, get(MISSING), p.calls, 404),
+    )  # fmt: skip
+    r.add("reject_get", missing_p50 / hit_p50)
+    r.add("missing_get_ms", missing_p50 * 1000, "raw")
 
     echo_send, llm_send = await pair(
         s, flip,

@@ -21,9 +21,8 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
-from sessiongate import __version__
 from sessiongate.errors import GatewayUnreachableError
-from sessiongate.mcp_wire import SESSION_HEADER, tool_error
+from sessiongate.mcp_wire import SESSION_HEADER, sdk_server, tool_error
 
 __all__ = ["bridge_stdio", "forwarding_server", "gateway_client"]
 
@@ -95,17 +94,7 @@ class _Forwarder:
 
 def forwarding_server(upstream: Client, url: str) -> Server[Any]:
     """An SDK server that answers each request by asking `upstream` (the gateway's /mcp)."""
-    forward = _Forwarder(upstream, url)
-    return Server(
-        "sessiongate",
-        version=__version__,
-        instructions=upstream.instructions,
-        on_list_tools=forward.list_tools,
-        on_call_tool=forward.call_tool,
-        on_list_resources=forward.list_resources,
-        on_list_resource_templates=forward.list_templates,
-        on_read_resource=forward.read_resource,
-    )
+    return sdk_server(_Forwarder(upstream, url), upstream.instructions)
 
 
 @contextlib.asynccontextmanager

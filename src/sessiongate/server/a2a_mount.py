@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sessiongate.errors import SessionGateError, UnauthorizedError
 from sessiongate.extras import require_extra
-from sessiongate.server.http import authenticate, session_gate_error_response
+from sessiongate.server.http import authenticate
 
 if TYPE_CHECKING:
     from sessiongate.gateway import Gateway
@@ -42,13 +41,7 @@ class LazyA2AEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        try:
-            authenticate(request, "a2a")
-            app = self._surface(request.app.state.gateway)
-        except SessionGateError as exc:  # unauthorized, over the rate, or the extra missing
-            response = session_gate_error_response(exc)
-            if isinstance(exc, UnauthorizedError):
-                response.headers["www-authenticate"] = "Bearer"
-            await response(scope, receive, send)
-            return
+        # unauthorized, over the rate, or the extra missing: the HTTP edge answers the refusal
+        authenticate(request, "a2a")
+        app = self._surface(request.app.state.gateway)
         await app(scope, receive, send)

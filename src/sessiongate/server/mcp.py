@@ -37,11 +37,16 @@ from mcp.shared.exceptions import MCPError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from sessiongate import __version__
 from sessiongate.catchall import internal_error
 from sessiongate.errors import InvalidRequestError, SessionGateError
 from sessiongate.gateway import Gateway
-from sessiongate.mcp_wire import SESSION_HEADER, compact_json, tool_error, tool_result
+from sessiongate.mcp_wire import (
+    SESSION_HEADER,
+    compact_json,
+    sdk_server,
+    tool_error,
+    tool_result,
+)
 from sessiongate.outcomes import SessionListing
 from sessiongate.request_ids import begin_request
 from sessiongate.resolver import Caller
@@ -220,17 +225,7 @@ def _transcript_resource(session: SessionRecord) -> types.Resource:
 def build_mcp_server(gateway: Gateway) -> Server[Any]:
     """The SDK server whose every handler goes through `gateway`."""
     handlers = _Handlers(gateway)
-    return Server(
-        "sessiongate",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        get_tool_input_schema=_no_param_headers,
-        on_list_tools=handlers.list_tools,
-        on_call_tool=handlers.call_tool,
-        on_list_resources=handlers.list_resources,
-        on_list_resource_templates=handlers.list_templates,
-        on_read_resource=handlers.read_resource,
-    )
+    return sdk_server(handlers, INSTRUCTIONS, get_tool_input_schema=_no_param_headers)
 
 
 class McpEndpoint:

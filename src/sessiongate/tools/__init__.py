@@ -11,7 +11,7 @@ from sessiongate.tools.sessions import SESSION_TOOLS
 
 __all__ = ["TOOLS", "ToolContext", "ToolSpec", "get_tool"]
 
-TOOLS: dict[str, ToolSpec[Any]] = {**SESSION_TOOLS, **LIFECYCLE_TOOLS}
+TOOLS: dict[str, ToolSpec[Any]] = {spec.name: spec for spec in (*SESSION_TOOLS, *LIFECYCLE_TOOLS)}
 
 
 def get_tool(name: Any, allowed: list[str] | None = None) -> ToolSpec[Any]:

@@ -124,44 +124,41 @@ async def sessions_patch(ctx: ToolContext, args: PatchArgs) -> ShownSession:
     return ShownSession(record or session, args.session_key)
 
 
-LIFECYCLE_TOOLS: dict[str, ToolSpec[Any]] = {
-    spec.name: spec
-    for spec in (
-        ToolSpec(
-            ToolName.DELETE,
-            "Delete a session for good: its transcript and runs are erased; a main session "
-            "needs force. Nothing re-creates it by itself.",
-            DeleteArgs,
-            sessions_delete,
-            addresses_session=True,
-        ),
-        ToolSpec(
-            ToolName.RESET,
-            "Give a session a fresh, empty transcript; the old one is archived (or deleted).",
-            ResetArgs,
-            sessions_reset,
-            addresses_session=True,
-        ),
-        ToolSpec(
-            ToolName.ARCHIVE,
-            "Archive a session (it is kept and still takes messages).",
-            StatusArgs,
-            sessions_archive,
-            addresses_session=True,
-        ),
-        ToolSpec(
-            ToolName.UNARCHIVE,
-            "Make an archived session active again.",
-            StatusArgs,
-            sessions_unarchive,
-            addresses_session=True,
-        ),
-        ToolSpec(
-            ToolName.PATCH,
-            "Set or clear a session's label.",
-            PatchArgs,
-            sessions_patch,
-            addresses_session=True,
-        ),
-    )
-}
+LIFECYCLE_TOOLS: tuple[ToolSpec[Any], ...] = (
+    ToolSpec(
+        ToolName.DELETE,
+        "Delete a session for good: its transcript and runs are erased; a main session "
+        "needs force. Nothing re-creates it by itself.",
+        DeleteArgs,
+        sessions_delete,
+        addresses_session=True,
+    ),
+    ToolSpec(
+        ToolName.RESET,
+        "Give a session a fresh, empty transcript; the old one is archived (or deleted).",
+        ResetArgs,
+        sessions_reset,
+        addresses_session=True,
+    ),
+    ToolSpec(
+        ToolName.ARCHIVE,
+        "Archive a session (it is kept and still takes messages).",
+        StatusArgs,
+        sessions_archive,
+        addresses_session=True,
+    ),
+    ToolSpec(
+        ToolName.UNARCHIVE,
+        "Make an archived session active again.",
+        StatusArgs,
+        sessions_unarchive,
+        addresses_session=True,
+    ),
+    ToolSpec(
+        ToolName.PATCH,
+        "Set or clear a session's label.",
+        PatchArgs,
+        sessions_patch,
+        addresses_session=True,
+    ),
+)

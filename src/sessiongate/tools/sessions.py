@@ -183,39 +183,36 @@ async def sessions_spawn(ctx: ToolContext, args: SpawnArgs) -> SpawnOutcome:
     return SpawnOutcome(child.key, run.run_id)
 
 
-SESSION_TOOLS: dict[str, ToolSpec[Any]] = {
-    spec.name: spec
-    for spec in (
-        ToolSpec(
-            ToolName.SEND,
-            "Send a message to a session by key (or label) and wait up to timeoutSeconds for "
-            "the reply. A key that does not exist may be refused with SESSION_NOT_FOUND; read "
-            "its suggestions and retry with one of them.",
-            SendArgs,
-            sessions_send,
-            addresses_session=True,
-        ),
-        ToolSpec(
-            ToolName.SPAWN,
-            "Start a sub-agent in a fresh session with a task; returns at once with the child "
-            "session key and run id.",
-            SpawnArgs,
-            sessions_spawn,
-            addresses_session=True,
-        ),
-        ToolSpec(
-            ToolName.LIST,
-            "List the sessions you may see, newest first.",
-            ListArgs,
-            sessions_list,
-            addresses_session=False,
-        ),
-        ToolSpec(
-            ToolName.HISTORY,
-            "Read a session's transcript.",
-            HistoryArgs,
-            sessions_history,
-            addresses_session=True,
-        ),
-    )
-}
+SESSION_TOOLS: tuple[ToolSpec[Any], ...] = (
+    ToolSpec(
+        ToolName.SEND,
+        "Send a message to a session by key (or label) and wait up to timeoutSeconds for "
+        "the reply. A key that does not exist may be refused with SESSION_NOT_FOUND; read "
+        "its suggestions and retry with one of them.",
+        SendArgs,
+        sessions_send,
+        addresses_session=True,
+    ),
+    ToolSpec(
+        ToolName.SPAWN,
+        "Start a sub-agent in a fresh session with a task; returns at once with the child "
+        "session key and run id.",
+        SpawnArgs,
+        sessions_spawn,
+        addresses_session=True,
+    ),
+    ToolSpec(
+        ToolName.LIST,
+        "List the sessions you may see, newest first.",
+        ListArgs,
+        sessions_list,
+        addresses_session=False,
+    ),
+    ToolSpec(
+        ToolName.HISTORY,
+        "Read a session's transcript.",
+        HistoryArgs,
+        sessions_history,
+        addresses_session=True,
+    ),
+)

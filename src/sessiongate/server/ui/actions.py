@@ -15,7 +15,7 @@ from starlette.responses import Response
 from sessiongate.doctor import Finding, plan_repair, repair
 from sessiongate.errors import ConflictError, SessionGateError
 from sessiongate.keys import main_key
-from sessiongate.server.ui.rendering import render
+from sessiongate.server.ui.rendering import render_page
 from sessiongate.server.ui.security import Signed, action, page
 from sessiongate.server.ui.views import OPERATOR, doctor_scan, gateway_of
 from sessiongate.tools.args import SendArgs, SessionArgs
@@ -35,12 +35,12 @@ def _send_page(
     status: int = 200,
 ) -> Response:
     callers = [main_key(a.id) for a in gateway_of(request).config.agents.entries]
-    return render(
+    return render_page(
         request,
+        signed,
         "send.html",
+        "Send",
         status,
-        csrf=signed.csrf,
-        title="Send",
         fields=fields,
         callers=callers,
         result=result,
@@ -98,11 +98,11 @@ async def doctor_view(request: Request, signed: Signed) -> Response:
         evidence[finding.session_key] = (
             await gateway.resolve(SessionArgs(session_key=finding.session_key), OPERATOR)
         ).session.to_wire()
-    return render(
+    return render_page(
         request,
+        signed,
         "doctor.html",
-        csrf=signed.csrf,
-        title="Doctor",
+        "Doctor",
         findings=findings,
         evidence=evidence,
     )
@@ -127,7 +127,7 @@ async def doctor_plan(request: Request, signed: Signed) -> Response:
     """The dry run: which messages move where, what is archived, which alias is added."""
     finding = await _finding_for(request, request.query_params.get("sessionKey", ""))
     plan = await plan_repair(gateway_of(request), finding)
-    return render(request, "doctor_plan.html", csrf=signed.csrf, title="Repair", plan=plan)
+    return render_page(request, signed, "doctor_plan.html", "Repair", plan=plan)
 
 
 @action
@@ -137,11 +137,11 @@ async def doctor_repair(request: Request, signed: Signed, form: dict[str, str]) 
     finding = await _finding_for(request, form.get("sessionKey", ""))
     results = await repair(gateway, [finding])
     remaining = (await doctor_scan(request)).findings
-    return render(
+    return render_page(
         request,
+        signed,
         "doctor_result.html",
-        csrf=signed.csrf,
-        title="Repaired",
+        "Repaired",
         results=results,
         remaining=remaining,
         finding=finding,

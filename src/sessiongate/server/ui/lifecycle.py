@@ -15,7 +15,7 @@ from starlette.responses import Response
 from sessiongate.errors import InvalidRequestError
 from sessiongate.keys import SessionKind
 from sessiongate.outcomes import Outcome
-from sessiongate.server.ui.rendering import render
+from sessiongate.server.ui.rendering import render_page
 from sessiongate.server.ui.security import Signed, action, page
 from sessiongate.server.ui.views import OPERATOR, gateway_of
 from sessiongate.tools.args import DeleteArgs, ResetArgs, SessionArgs, StatusArgs
@@ -44,12 +44,11 @@ async def lifecycle_plan(request: Request, signed: Signed) -> Response:
     reference = request.query_params.get("sessionKey", "")
     args = SessionArgs(session_key=reference, follow_alias=False)
     session = (await gateway_of(request).resolve(args, OPERATOR)).session
-    return render(
+    return _operation_page(
         request,
+        signed,
         "lifecycle_plan.html",
-        csrf=signed.csrf,
-        title=operation.capitalize(),
-        operation=operation,
+        operation,
         session=session.to_wire(),
         is_main=session.kind == SessionKind.MAIN,
     )
@@ -77,12 +76,20 @@ async def lifecycle_apply(request: Request, signed: Signed, form: dict[str, str]
     """Run the confirmed operation; show what it did."""
     operation = _operation(form.get("action"))
     outcome = await _apply(request, operation, form)
-    return render(
+    return _operation_page(
         request,
+        signed,
         "lifecycle_result.html",
-        csrf=signed.csrf,
-        title=operation.capitalize(),
-        operation=operation,
+        operation,
         result=outcome.to_wire(),
         session_key=form.get("sessionKey", ""),
+    )
+
+
+def _operation_page(
+    request: Request, signed: Signed, template: str, operation: Operation, **context: Any
+) -> Response:
+    """The plan or the result of one operation: a page titled and about that operation."""
+    return render_page(
+        request, signed, template, operation.capitalize(), operation=operation, **context
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -18,7 +18,10 @@ from sessiongate.errors import SessionGateError
 from sessiongate.keys import key_segments
 from sessiongate.server.ui.assets import asset_url
 
-__all__ = ["render", "render_error"]
+if TYPE_CHECKING:
+    from sessiongate.server.ui.security import Signed
+
+__all__ = ["render", "render_error", "render_page"]
 
 
 def _ago(timestamp: str | float | None) -> str:
@@ -84,6 +87,14 @@ def render(
     """A page (never cached: it shows live state)."""
     html = ENV.get_template(template).render(path=request.url.path, csrf=csrf, **context)
     return HTMLResponse(html, status, headers={"cache-control": "no-store"})
+
+
+def render_page(
+    request: Request, signed: Signed, template: str, title: str, status: int = 200,
+    **context: Any,
+) -> HTMLResponse:  # fmt: skip
+    """A page for the signed-in operator: titled, its forms carrying the sign-in's CSRF token."""
+    return render(request, template, status, signed.csrf, title=title, **context)
 
 
 def render_error(request: Request, error: SessionGateError, csrf: str = "") -> HTMLResponse:

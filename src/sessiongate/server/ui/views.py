@@ -28,7 +28,7 @@ from sessiongate.run_records import describe_store
 from sessiongate.server.auth import UI_COOKIE, UI_COOKIE_MAX_AGE, issue_ui_cookie
 from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.requests import SIGNIN_BODY_BYTES, read_form
-from sessiongate.server.ui.rendering import render, render_error
+from sessiongate.server.ui.rendering import render, render_error, render_page
 from sessiongate.server.ui.security import PREFIX, Signed, action, page, set_cookie
 from sessiongate.store.base import Origin, SessionStatus, now
 from sessiongate.tools.args import SessionArgs
@@ -155,11 +155,11 @@ async def overview(request: Request, signed: Signed) -> Response:
     hour_ago = time.time() - 3600
     recent = [e for e in await gateway.audit.recent() if _event_time(e) >= hour_ago]
     decisions = {d: sum(1 for e in recent if e.get("decision") == d) for d in DECISIONS}
-    return render(
+    return render_page(
         request,
+        signed,
         "overview.html",
-        csrf=signed.csrf,
-        title="Overview",
+        "Overview",
         started=gateway.started_at,
         store=describe_store(gateway.config.storage_url),
         policies=effective_policies(gateway.config),
@@ -245,11 +245,11 @@ async def sessions_view(request: Request, signed: Signed) -> Response:
     wanted = SessionFilter.of(request)
     cursor = request.query_params.get("cursor") or None
     rows, next_cursor, scanned = await _session_page(gateway, wanted, cursor)
-    return render(
+    return render_page(
         request,
+        signed,
         "sessions.html",
-        csrf=signed.csrf,
-        title="Sessions",
+        "Sessions",
         sessions=[_marked(gateway, s) for s in rows],
         wanted=wanted,
         agents=gateway.config.agent_ids,
@@ -288,11 +288,11 @@ async def session_view(request: Request, signed: Signed) -> Response:
     messages = await _history(gateway, resolution.key, before, follow_alias=not own)
     session = _marked(gateway, resolution.session.to_wire())
     oldest = min((m["seq"] for m in messages), default=1)
-    return render(
+    return render_page(
         request,
+        signed,
         "session.html",
-        csrf=signed.csrf,
-        title=session["key"],
+        session["key"],
         session=session,
         requested=resolution.requested_key,
         aliases=await gateway.aliases_of(SessionArgs(session_key=resolution.key), OPERATOR),
@@ -329,11 +329,11 @@ async def audit_view(request: Request, signed: Signed) -> Response:
         if (decision is None or e.get("decision") == decision)
         and (agent is None or _event_agent(e) == agent)
     ][:200]
-    return render(
+    return render_page(
         request,
+        signed,
         "audit.html",
-        csrf=signed.csrf,
-        title="Audit",
+        "Audit",
         events=events,
         decision=decision,
         agent=agent,
