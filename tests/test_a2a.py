@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -160,11 +161,16 @@ async def test_a_never_issued_context_is_refused_under_strict_policy(
         with pytest.raises(InvalidParamsError) as refused:
             await send(client, user_message("hi", NEVER_ISSUED))
         assert await session_keys(gw) == before
+        await gw.gateway.audit.flush()
+        audit = [json.loads(line) for line in gw.gateway.config.audit_path.read_text().splitlines()]
     error = wire_of(refused.value)["error"]
     assert error["code"] == "SESSION_NOT_FOUND"
     assert error["details"]["requestedKey"] == f"agent:atlas:a2a:{NEVER_ISSUED}"
     assert "suggestions" in error["details"]
     assert "SESSION_NOT_FOUND" in refused.value.message
+    assert [(line["decision"], line["caller"]["entryPoint"]) for line in audit] == [
+        ("rejected", "a2a")
+    ]
 
 
 async def test_a_refusal_suggests_the_context_it_probably_meant(
@@ -191,8 +197,17 @@ async def test_a_never_issued_context_is_an_address_under_permissive_policy(
     ):
         task = await send(client, user_message("hi", NEVER_ISSUED))
         session = await gw.gateway.store.find(f"agent:atlas:a2a:{NEVER_ISSUED}")
+        await gw.gateway.audit.flush()
+        audit_path = gw.gateway.config.audit_path
     assert task.context_id == NEVER_ISSUED
     assert session is not None and session.provenance.origin == "address"
+    lines = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    decisions = [
+        (line["decision"], line["caller"]["entryPoint"])
+        for line in lines
+        if line.get("canonicalKey") == f"agent:atlas:a2a:{NEVER_ISSUED}"
+    ]
+    assert decisions == [("warned" if mode == "warn" else "created", "a2a")]
 
 
 async def test_a_session_key_is_a_context_of_its_own_agent_only(

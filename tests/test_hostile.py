@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from websockets.asyncio.client import connect
@@ -30,7 +31,7 @@ from sessiongate.config import SessionGateConfig
 from sessiongate.errors import InvalidRequestError
 from sessiongate.server.app import run_gateway
 from sessiongate.server.auth import UI_COOKIE
-from sessiongate.store import SessionStore
+from sessiongate.store import SessionStore, open_store
 from sessiongate.store.base import MessageRecord, NewSession, Provenance
 from tests.helpers import connected, free_port, sessiongate
 from tests.helpers import ws_request as request
@@ -568,3 +569,26 @@ async def test_floods_of_every_unauthenticated_entry_leave_an_honest_client_serv
         assert set(signin) == {413} and set(api) == {401} and set(mcp) == {401}
         assert set(guesses) <= {401, 429} and ws_answers == 15
         assert all(honest_results)
+
+
+async def test_a_postgres_listing_skips_a_row_it_cannot_read(postgres_url: str) -> None:
+    store = await open_store(postgres_url)
+    try:
+        for key in ("agent:atlas:main", "agent:peggy:main"):
+            await store.ensure(NewSession(key, key.split(":")[1], "main", Provenance("startup")))
+        schema = postgres_url.rsplit("schema=", 1)[1]
+        conn = await asyncpg.connect(postgres_url.split("?")[0])
+        try:  # as an import before the stores refused such times left it
+            await conn.execute(
+                f'UPDATE "{schema}".sessions SET updated_at = $1 WHERE key = $2',
+                float("inf"),
+                "agent:atlas:main",
+            )
+        finally:
+            await conn.close()
+        page = await store.list_sessions(limit=10)
+        assert [s.key for s in page.sessions] == ["agent:peggy:main"]
+        found = await store.find("agent:atlas:main")
+        assert found is not None and found.to_wire()["updatedAt"] is None
+    finally:
+        await store.close()

@@ -81,6 +81,14 @@
     return parts.length > 2 && parts[0] === "agent" ? parts[1] : "";
   }
 
+  // controls and bidi formatting shown as <U+XXXX>, as the server's templates show them
+  const INVISIBLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  function visible(text) {
+    return String(text).replace(INVISIBLE, function (c) {
+      return "\u27e8U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + "\u27e9";
+    });
+  }
+
   function keyCode(text) {
     // a key may break only after a colon, never inside a segment (as the server renders it)
     const code = document.createElement("code");
@@ -90,7 +98,7 @@
         code.append(":");
         code.appendChild(document.createElement("wbr"));
       }
-      code.append(part);
+      code.append(visible(part));
     });
     return code;
   }
@@ -103,7 +111,7 @@
         td.appendChild(keyCode(key));
       });
     } else {
-      td.textContent = text || "";
+      td.textContent = visible(text || "");
     }
     row.appendChild(td);
     return td;
