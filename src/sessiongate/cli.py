@@ -21,18 +21,16 @@ from sessiongate.cli_import import import_app
 from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.cli_output import (
     ConfigOption,
-    GatewayPortOption,
+    GatewayChoice,
     JsonOption,
-    TokenOption,
-    UrlOption,
-    VerboseOption,
     emit_json,
     err,
+    gateway_options,
     guarded,
     out,
     run,
 )
-from sessiongate.cli_target import open_client, resolve_target
+from sessiongate.cli_target import open_client
 from sessiongate.errors import InvalidRequestError, plain_message
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
@@ -435,35 +433,25 @@ def sessions_prune(
     _lifecycle(lambda gw, caller: gw.prune(args, caller), config_path, as_json, describe)
 
 
-def _client(
-    config_path: Path | None,
-    url: str | None,
-    token: str | None,
-    verbose: bool,
-    port: int | None = None,
-) -> AsyncSessionGateClient:
-    target = resolve_target(url, config_path, port)
-    cli_gateway.say_target(target, verbose)
-    return open_client(target, token)
+def _client(gateway: GatewayChoice) -> AsyncSessionGateClient:
+    return open_client(cli_gateway.chosen_target(gateway), gateway.token)
 
 
 @sessions_app.command("history")
+@gateway_options
 def sessions_history(
     key: Annotated[str, typer.Argument(help="Session key.")],
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     before: Annotated[int | None, typer.Option(help="Only messages before this seq.")] = None,
     archived: ArchivedOption = False,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    port: GatewayPortOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Print a session's transcript from the running gateway."""
 
     async def history() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose, port) as client:
+        async with _client(gateway) as client:
             return await client.history(key, limit=limit, before=before, follow_alias=not archived)
 
     with guarded(as_json):
@@ -485,6 +473,7 @@ def sessions_history(
 
 
 @app.command()
+@gateway_options
 def send(
     key: Annotated[str, typer.Argument(help="Session key to address.")],
     message: Annotated[str, typer.Argument(help="Message text.")],
@@ -492,17 +481,14 @@ def send(
     must_exist: Annotated[
         bool, typer.Option("--must-exist", help="Refuse unless the session already exists.")
     ] = False,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    port: GatewayPortOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Send a message to a session through the running gateway and print the reply."""
 
     async def deliver() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose, port) as client:
+        async with _client(gateway) as client:
             return await client.send(key, message, timeout_seconds=timeout, must_exist=must_exist)
 
     with guarded(as_json):
@@ -528,21 +514,20 @@ def _print_send(result: dict[str, Any]) -> None:
 
 
 @app.command()
+@gateway_options
 def spawn(
     agent: Annotated[str, typer.Argument(help="Agent id of the sub-agent.")],
     task: Annotated[str, typer.Argument(help="What the sub-agent should do.")],
     label: Annotated[str | None, typer.Option(help="Label for the child session.")] = None,
     parent: Annotated[str | None, typer.Option(help="Parent session key.")] = None,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Start a sub-agent in a fresh session; prints its key and run id."""
 
     async def start() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose) as client:
+        async with _client(gateway) as client:
             return await client.spawn(agent, task, label=label, parent_session_key=parent)
 
     with guarded(as_json):
