@@ -16,16 +16,18 @@ ROOT = "sessiongate"
 SURFACES = ("server", "cli", "cli_*", "client", "mcp_bridge", "demo", "__main__")
 # the gateway's own logic, below every surface
 CORE = (
-    "errors", "text", "keys", "tool_names", "config", "policy", "lints", "wire", "metrics",
+    "errors", "text", "wire_fields", "keys", "tool_names", "config", "policy", "lints", "wire",
+    "metrics",
     "store", "audit", "paging", "resolver", "resolution", "tools", "runtime", "gateway",
     "channels", "doctor", "openclaw", "tracing",
 )  # fmt: skip
 BELOW_RESOLVER = ("config", "errors", "keys", "lints", "metrics", "store")
 # what each layer may import from sessiongate, where narrower than "anything in the core"
 ONLY = {
-    "store": ("store", "errors", "text", "private_files", "extras"),
+    "store": ("store", "errors", "text", "wire_fields", "private_files", "extras"),
     "keys": ("errors",),
     "text": (),
+    "wire_fields": (),
     "errors": (),
     "config": ("errors", "keys", "tool_names", "paths"),
     "paths": (),  # where state lives on disk: shared by the client and the server

@@ -33,6 +33,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.keys import SessionKind, main_key
 from sessiongate.lints import KeyLint
 from sessiongate.store.base import MessageRecord, Origin, SessionRecord, SessionStatus, iso
+from sessiongate.wire_fields import wire_fields
 
 __all__ = [
     "Finding",
@@ -84,18 +85,8 @@ class Finding:
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "sessionKey": self.session_key,
-            "agentId": self.agent_id,
-            "reason": self.reason,
-            "canonicalKey": self.canonical_key,
-            "messages": self.messages,
-            "related": list(self.related),
-            "fixable": self.fixable,
-            "fix": self.fix,
-            "evidence": self.evidence,
-        }
+        wire = {**wire_fields(self, ("evidence",)), "related": list(self.related)}
+        return {**wire, "fixable": self.fixable, "fix": self.fix, "evidence": self.evidence}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +96,7 @@ class RepairResult:
     copied: int
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "sessionKey": self.session_key,
-            "canonicalKey": self.canonical_key,
-            "copied": self.copied,
-        }
+        return wire_fields(self)
 
 
 async def active_sessions(gateway: Gateway) -> AsyncIterator[SessionRecord]:

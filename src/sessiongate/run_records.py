@@ -18,6 +18,7 @@ from typing import Any
 
 from sessiongate.paths import state_dir
 from sessiongate.private_files import make_private_dir
+from sessiongate.wire_fields import wire_fields
 
 __all__ = ["RunRecord", "describe_store", "pid_alive", "read_records", "write_record"]
 
@@ -36,14 +37,7 @@ class RunRecord:
 
     def to_wire(self) -> dict[str, Any]:
         """The record as written to disk (camelCase, no file path)."""
-        return {
-            "url": self.url,
-            "pid": self.pid,
-            "configPath": self.config_path,
-            "store": self.store,
-            "startedAt": self.started_at,
-            "version": self.version,
-        }
+        return wire_fields(self, ("path",))
 
 
 def records_dir() -> Path:

@@ -51,6 +51,7 @@ from sessiongate.errors import (
 )
 from sessiongate.store.values import check_timestamp, readable_timestamp
 from sessiongate.text import text_problem
+from sessiongate.wire_fields import wire_fields
 
 __all__ = [
     "MAX_SEQ",
@@ -140,6 +141,9 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
+_PROVENANCE_NAMES = (("caller_key", "callerSessionKey"), ("parent_key", "parentSessionKey"))
+
+
 @dataclass(frozen=True, slots=True)
 class Provenance:
     """How a session came to exist."""
@@ -153,12 +157,7 @@ class Provenance:
     ancestors: tuple[str, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "origin": self.origin,
-            "entryPoint": self.entry_point,
-            "callerSessionKey": self.caller_key,
-            "parentSessionKey": self.parent_key,
-        }
+        return wire_fields(self, ("ancestors",), _PROVENANCE_NAMES)
 
 
 def new_incarnation() -> str:
