@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -40,8 +40,11 @@ if TYPE_CHECKING:
     from sessiongate.config import SessionGateConfig
     from sessiongate.gateway import Gateway
     from sessiongate.resolver import Caller
+    from sessiongate.tools.base import ToolArgs
 
 __all__ = ["app", "main"]
+
+A = TypeVar("A", bound="ToolArgs")
 
 app = typer.Typer(
     name="sessiongate",
@@ -319,6 +322,14 @@ ReasonOption = Annotated[
 LifecycleCall = Callable[[Any, Any], Awaitable[Any]]
 
 
+def _checked(model: type[A], what: str, **fields: Any) -> A:
+    """A command's arguments checked as on the wire: a bad one is one INVALID_REQUEST line
+    (raised inside the operation, where `guarded` answers it), never a traceback."""
+    from sessiongate.tools.base import validate_args
+
+    return validate_args(model, fields, what)
+
+
 def _lifecycle(
     call: LifecycleCall, config_path: Path | None, as_json: bool, done: Callable[[Any], str]
 ) -> None:
@@ -345,13 +356,15 @@ def sessions_delete(
     """
     from sessiongate.tools.args import DeleteArgs
 
-    args = DeleteArgs(session_key=key, force=force, reason=reason)
-
     def describe(r: dict[str, Any]) -> str:
         erased = f"{r['messages']} message(s), {r['runs']} run(s), {r['archivedMessages']} archived"
         return f"[red]deleted[/] {escape(r['sessionKey'])}: {erased} erased"
 
-    _lifecycle(lambda gw, caller: gw.delete(args, caller), config_path, as_json, describe)
+    def delete(gw: Gateway, caller: Caller) -> Awaitable[Any]:
+        args = _checked(DeleteArgs, "sessions delete", session_key=key, force=force, reason=reason)
+        return gw.delete(args, caller)
+
+    _lifecycle(delete, config_path, as_json, describe)
 
 
 @sessions_app.command("reset")
@@ -367,10 +380,10 @@ def sessions_reset(
     """A fresh, empty transcript under the same key; the old one is archived (or deleted)."""
     from sessiongate.tools.args import ResetArgs
 
-    args = ResetArgs(
-        session_key=key, old_transcript="delete" if delete_old else "archive", reason=reason
-    )
-    _lifecycle(lambda gw, caller: gw.reset(args, caller), config_path, as_json,
+    old = "delete" if delete_old else "archive"
+    _lifecycle(lambda gw, caller: gw.reset(_checked(ResetArgs, "sessions reset", session_key=key,
+                                                    old_transcript=old, reason=reason), caller),
+               config_path, as_json,
                lambda r: f"[green]reset[/] {escape(r['sessionKey'])}: {r['archivedMessages']} "
                f"message(s) archived, {r['deletedMessages']} deleted")  # fmt: skip
 
@@ -385,8 +398,9 @@ def sessions_archive(
     """Archive a session (kept, and it still takes messages)."""
     from sessiongate.tools.args import StatusArgs
 
-    args = StatusArgs(session_key=key, reason=reason)
-    _lifecycle(lambda gw, caller: gw.archive(args, caller), config_path, as_json,
+    _lifecycle(lambda gw, caller: gw.archive(_checked(StatusArgs, "sessions archive",
+                                                      session_key=key, reason=reason), caller),
+               config_path, as_json,
                lambda r: f"archived {escape(r['key'])}")  # fmt: skip
 
 
@@ -400,8 +414,9 @@ def sessions_unarchive(
     """Make an archived session active again."""
     from sessiongate.tools.args import StatusArgs
 
-    args = StatusArgs(session_key=key, reason=reason)
-    _lifecycle(lambda gw, caller: gw.unarchive(args, caller), config_path, as_json,
+    _lifecycle(lambda gw, caller: gw.unarchive(_checked(StatusArgs, "sessions unarchive",
+                                                        session_key=key, reason=reason), caller),
+               config_path, as_json,
                lambda r: f"active {escape(r['key'])}")  # fmt: skip
 
 
