@@ -380,6 +380,28 @@ async def test_a_message_needs_an_id_and_parts(serve: Serve, config_factory: Con
         assert wire["error"]["code"] == "INVALID_REQUEST", wire
 
 
+async def test_a_refused_message_without_context_starts_no_session(
+    serve: Serve, config_factory: ConfigFactory
+):
+    """A message refused for its own content (a file part, no text, an overlong messageId)
+    starts no context: the refusal comes before the session is created."""
+    refused = [
+        {"messageId": "m-url", "parts": [{"url": "https://x/y.png"}]},
+        {"messageId": "m-empty", "parts": [{"text": ""}]},
+        {"messageId": "m" * 300, "parts": [{"text": "hi"}]},
+    ]
+    async with serve(config_factory(gateway__sessions={"createOnMiss": False})) as gw:
+        before = await session_keys(gw)
+        answers = [
+            await rpc(gw, "SendMessage", {"message": {"role": "ROLE_USER", **m}}) for m in refused
+        ]
+        after = await session_keys(gw)
+    for answer in answers:
+        assert answer["error"]["code"] == -32602, answer
+        assert answer["error"]["data"][0]["metadata"]["error"]["code"] == "INVALID_REQUEST"
+    assert after == before
+
+
 async def test_protocol_0_3_method_names_are_served(serve: Serve, config_factory: ConfigFactory):
     message = {"role": "user", "messageId": "m-03", "kind": "message",
                "parts": [{"kind": "text", "text": "hello"}]}  # fmt: skip

@@ -265,6 +265,11 @@ async def test_wrong_tokens_are_paced_per_address_counted_and_audited_in_bulk(
             async with connect(gw.ws_url) as ws:
                 codes.append((await request(ws, 1, "connect", token=token))["error"]["code"])
         assert codes == ["UNAUTHORIZED"] * 3 + ["TOO_MANY_REQUESTS"]
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    audited: Counter[str] = Counter()
+    for event in (json.loads(line) for line in lines if '"auth-failed"' in line):
+        audited[event["client"]] += event["failures"]
+    assert audited == {"127.0.0.1": 3, "127.0.0.2": 3, "127.0.0.3": 3}  # all, by shutdown
 
 
 # --- an import cannot poison the store ------------------------------------------------

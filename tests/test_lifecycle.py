@@ -241,6 +241,24 @@ def test_the_cli_deletes_resets_and_prunes(tmp_path: Path) -> None:
     assert cli("sessions", "unarchive", KEY)["result"]["status"] == "active"
 
 
+def test_the_cli_refuses_an_overlong_reason_in_one_line(tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import config_data, sessiongate
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config_data(tmp_path)))
+    reason = "r" * 501  # over the 500 characters a reason may have
+    for command in ("delete", "reset", "archive", "unarchive"):
+        plain = sessiongate("sessions", command, "main", "--reason", reason, "--config", str(path))
+        assert plain.returncode != 0 and "Traceback" not in plain.stderr, plain.stderr
+        assert "[INVALID_REQUEST]" in plain.stderr and "reason" in plain.stderr, plain.stderr
+        answer = sessiongate(
+            "sessions", command, "main", "--reason", reason, "--config", str(path), "--json"
+        )
+        assert json.loads(answer.stdout)["error"]["code"] == "INVALID_REQUEST", answer.stdout
+
+
 async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path: Path) -> None:
     import re
 

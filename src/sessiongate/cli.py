@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,18 +21,16 @@ from sessiongate.cli_import import import_app
 from sessiongate.cli_mcp import mcp_stdio
 from sessiongate.cli_output import (
     ConfigOption,
-    GatewayPortOption,
+    GatewayChoice,
     JsonOption,
-    TokenOption,
-    UrlOption,
-    VerboseOption,
     emit_json,
     err,
+    gateway_options,
     guarded,
     out,
     run,
 )
-from sessiongate.cli_target import open_client, resolve_target
+from sessiongate.cli_target import open_client
 from sessiongate.errors import InvalidRequestError, plain_message
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
@@ -40,8 +38,13 @@ from sessiongate.run_records import describe_store
 if TYPE_CHECKING:
     from sessiongate.client import AsyncSessionGateClient
     from sessiongate.config import SessionGateConfig
+    from sessiongate.gateway import Gateway
+    from sessiongate.resolver import Caller
+    from sessiongate.tools.base import ToolArgs
 
 __all__ = ["app", "main"]
+
+A = TypeVar("A", bound="ToolArgs")
 
 app = typer.Typer(
     name="sessiongate",
@@ -177,13 +180,42 @@ def _print_sessions(sessions: list[dict[str, Any]], wide: bool) -> None:
                       highlight=False)  # fmt: skip
 
 
-async def _local_gateway(config_path: Path | None) -> Any:
-    from sessiongate.config import load_config
-    from sessiongate.gateway import Gateway
+DirectOperation = Callable[["Gateway", "Caller"], Awaitable[dict[str, Any]]]
 
-    config = load_config(config_path)
-    say_direct(config)
-    return await Gateway.open(config, serving=False)
+
+def _direct(
+    config_path: Path | None,
+    as_json: bool,
+    operation: DirectOperation,
+    show: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run `operation` as the operator on the configured store itself (no gateway serving),
+    and `show` its result (with --json, print its wire form)."""
+
+    async def operate() -> dict[str, Any]:
+        from sessiongate.config import load_config
+        from sessiongate.gateway import Gateway
+        from sessiongate.resolver import Caller
+
+        config = load_config(config_path)
+        say_direct(config)
+        gateway = await Gateway.open(config, serving=False)
+        try:
+            return await operation(gateway, Caller(None, "cli"))
+        finally:
+            await gateway.close()
+
+    with guarded(as_json):
+        result = run(operate())
+    _answer(result, as_json, show)
+
+
+def _answer(result: dict[str, Any], as_json: bool, show: Callable[[dict[str, Any]], None]) -> None:
+    """A command's result: its wire form with --json, else as `show` prints it."""
+    if as_json:
+        emit_json({"ok": True, "result": result})
+    else:
+        show(result)
 
 
 def say_direct(config: SessionGateConfig) -> None:
@@ -206,28 +238,17 @@ def sessions_list(
 ) -> None:
     """List sessions in the configured store, newest first."""
 
-    async def page() -> dict[str, Any]:
-        from sessiongate.resolver import Caller
+    async def page(gateway: Gateway, caller: Caller) -> dict[str, Any]:
+        args = {"agentId": agent, "kind": kind, "limit": limit, "cursor": cursor}
+        args = {k: v for k, v in args.items() if v is not None}
+        return await gateway.invoke("sessions_list", args, caller)
 
-        gateway = await _local_gateway(config_path)
-        try:
-            args = {"agentId": agent, "kind": kind, "limit": limit, "cursor": cursor}
-            args = {k: v for k, v in args.items() if v is not None}
-            result: dict[str, Any] = await gateway.invoke(
-                "sessions_list", args, Caller(None, "cli")
-            )
-            return result
-        finally:
-            await gateway.close()
+    def show(result: dict[str, Any]) -> None:
+        _print_sessions(result["sessions"], wide)
+        if result["nextCursor"]:
+            out.print(f"[dim]more: --cursor {result['nextCursor']}[/]")
 
-    with guarded(as_json):
-        result = run(page())
-    if as_json:
-        emit_json({"ok": True, "result": result})
-        return
-    _print_sessions(result["sessions"], wide)
-    if result["nextCursor"]:
-        out.print(f"[dim]more: --cursor {result['nextCursor']}[/]")
+    _direct(config_path, as_json, page, show)
 
 
 ArchivedOption = Annotated[
@@ -248,28 +269,21 @@ def sessions_show(
 ) -> None:
     """Show one session; an unknown key is an error (nothing is created)."""
 
-    async def show() -> dict[str, Any]:
-        from sessiongate.resolver import Caller
+    async def resolve(gateway: Gateway, caller: Caller) -> dict[str, Any]:
+        from sessiongate.tools.args import SessionArgs
 
-        gateway = await _local_gateway(config_path)
-        try:
-            from sessiongate.tools.args import SessionArgs
+        args = SessionArgs(session_key=key, follow_alias=not archived)
+        resolution = await gateway.resolve(args, caller)
+        return {
+            **resolution.session.to_wire(),
+            "requestedKey": key,
+            "warnings": resolution.warnings,
+        }
 
-            args = SessionArgs(session_key=key, follow_alias=not archived)
-            resolution = await gateway.resolve(args, Caller(None, "cli"))
-            return {
-                **resolution.session.to_wire(),
-                "requestedKey": key,
-                "warnings": resolution.warnings,
-            }
-        finally:
-            await gateway.close()
+    _direct(config_path, as_json, resolve, _print_session)
 
-    with guarded(as_json):
-        session = run(show())
-    if as_json:
-        emit_json({"ok": True, "result": session})
-        return
+
+def _print_session(session: dict[str, Any]) -> None:
     table = Table("field", "value", show_header=False)
     for name, value in session.items():
         if value is None or value == [] or value == {}:
@@ -289,23 +303,17 @@ def sessions_create(
 ) -> None:
     """Create a session on purpose (origin 'cli'), e.g. before turning createOnMiss off."""
 
-    async def create() -> dict[str, Any]:
+    async def create(gateway: Gateway, caller: Caller) -> dict[str, Any]:
         from sessiongate.store.base import Origin
 
-        gateway = await _local_gateway(config_path)
-        try:
-            record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
-            return {**record.to_wire(), "created": created}
-        finally:
-            await gateway.close()
+        record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
+        return {**record.to_wire(), "created": created}
 
-    with guarded(as_json):
-        result = run(create())
-    if as_json:
-        emit_json({"ok": True, "result": result})
-        return
-    verb = "created" if result["created"] else "already exists:"
-    out.print(f"[green]{verb}[/] {result['key']} (origin {result['origin']})")
+    def show(result: dict[str, Any]) -> None:
+        verb = "created" if result["created"] else "already exists:"
+        out.print(f"[green]{verb}[/] {result['key']} (origin {result['origin']})")
+
+    _direct(config_path, as_json, create, show)
 
 
 ReasonOption = Annotated[
@@ -314,28 +322,24 @@ ReasonOption = Annotated[
 LifecycleCall = Callable[[Any, Any], Awaitable[Any]]
 
 
+def _checked(model: type[A], what: str, **fields: Any) -> A:
+    """A command's arguments checked as on the wire: a bad one is one INVALID_REQUEST line
+    (raised inside the operation, where `guarded` answers it), never a traceback."""
+    from sessiongate.tools.base import validate_args
+
+    return validate_args(model, fields, what)
+
+
 def _lifecycle(
     call: LifecycleCall, config_path: Path | None, as_json: bool, done: Callable[[Any], str]
 ) -> None:
     """Run one lifecycle operation as the operator, on the configured store directly."""
 
-    async def operate() -> dict[str, Any]:
-        from sessiongate.resolver import Caller
+    async def operate(gateway: Gateway, caller: Caller) -> dict[str, Any]:
+        result: dict[str, Any] = (await call(gateway, caller)).to_wire()
+        return result
 
-        gateway = await _local_gateway(config_path)
-        try:
-            outcome = await call(gateway, Caller(None, "cli"))
-            result: dict[str, Any] = outcome.to_wire()
-            return result
-        finally:
-            await gateway.close()
-
-    with guarded(as_json):
-        result = run(operate())
-    if as_json:
-        emit_json({"ok": True, "result": result})
-        return
-    out.print(done(result), highlight=False)
+    _direct(config_path, as_json, operate, lambda result: out.print(done(result), highlight=False))
 
 
 @sessions_app.command("delete")
@@ -352,13 +356,15 @@ def sessions_delete(
     """
     from sessiongate.tools.args import DeleteArgs
 
-    args = DeleteArgs(session_key=key, force=force, reason=reason)
-
     def describe(r: dict[str, Any]) -> str:
         erased = f"{r['messages']} message(s), {r['runs']} run(s), {r['archivedMessages']} archived"
         return f"[red]deleted[/] {escape(r['sessionKey'])}: {erased} erased"
 
-    _lifecycle(lambda gw, caller: gw.delete(args, caller), config_path, as_json, describe)
+    def delete(gw: Gateway, caller: Caller) -> Awaitable[Any]:
+        args = _checked(DeleteArgs, "sessions delete", session_key=key, force=force, reason=reason)
+        return gw.delete(args, caller)
+
+    _lifecycle(delete, config_path, as_json, describe)
 
 
 @sessions_app.command("reset")
@@ -374,10 +380,10 @@ def sessions_reset(
     """A fresh, empty transcript under the same key; the old one is archived (or deleted)."""
     from sessiongate.tools.args import ResetArgs
 
-    args = ResetArgs(
-        session_key=key, old_transcript="delete" if delete_old else "archive", reason=reason
-    )
-    _lifecycle(lambda gw, caller: gw.reset(args, caller), config_path, as_json,
+    old = "delete" if delete_old else "archive"
+    _lifecycle(lambda gw, caller: gw.reset(_checked(ResetArgs, "sessions reset", session_key=key,
+                                                    old_transcript=old, reason=reason), caller),
+               config_path, as_json,
                lambda r: f"[green]reset[/] {escape(r['sessionKey'])}: {r['archivedMessages']} "
                f"message(s) archived, {r['deletedMessages']} deleted")  # fmt: skip
 
@@ -392,8 +398,9 @@ def sessions_archive(
     """Archive a session (kept, and it still takes messages)."""
     from sessiongate.tools.args import StatusArgs
 
-    args = StatusArgs(session_key=key, reason=reason)
-    _lifecycle(lambda gw, caller: gw.archive(args, caller), config_path, as_json,
+    _lifecycle(lambda gw, caller: gw.archive(_checked(StatusArgs, "sessions archive",
+                                                      session_key=key, reason=reason), caller),
+               config_path, as_json,
                lambda r: f"archived {escape(r['key'])}")  # fmt: skip
 
 
@@ -407,8 +414,9 @@ def sessions_unarchive(
     """Make an archived session active again."""
     from sessiongate.tools.args import StatusArgs
 
-    args = StatusArgs(session_key=key, reason=reason)
-    _lifecycle(lambda gw, caller: gw.unarchive(args, caller), config_path, as_json,
+    _lifecycle(lambda gw, caller: gw.unarchive(_checked(StatusArgs, "sessions unarchive",
+                                                        session_key=key, reason=reason), caller),
+               config_path, as_json,
                lambda r: f"active {escape(r['key'])}")  # fmt: skip
 
 
@@ -435,42 +443,45 @@ def sessions_prune(
     _lifecycle(lambda gw, caller: gw.prune(args, caller), config_path, as_json, describe)
 
 
-def _client(
-    config_path: Path | None,
-    url: str | None,
-    token: str | None,
-    verbose: bool,
-    port: int | None = None,
-) -> AsyncSessionGateClient:
-    target = resolve_target(url, config_path, port)
-    cli_gateway.say_target(target, verbose)
-    return open_client(target, token)
+ClientCall = Callable[["AsyncSessionGateClient"], Awaitable[dict[str, Any]]]
+
+
+def _through(
+    gateway: GatewayChoice, as_json: bool, show: Callable[[dict[str, Any]], None], call: ClientCall
+) -> dict[str, Any]:
+    """Make `call` with a client of the chosen gateway and `show` its result (with --json,
+    print its wire form); the result, for the exit code."""
+
+    async def ask() -> dict[str, Any]:
+        target = cli_gateway.chosen_target(gateway)
+        async with open_client(target, gateway.token) as client:
+            return await call(client)
+
+    with guarded(as_json):
+        result = run(ask())
+    _answer(result, as_json, show)
+    return result
 
 
 @sessions_app.command("history")
+@gateway_options
 def sessions_history(
     key: Annotated[str, typer.Argument(help="Session key.")],
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     before: Annotated[int | None, typer.Option(help="Only messages before this seq.")] = None,
     archived: ArchivedOption = False,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    port: GatewayPortOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Print a session's transcript from the running gateway."""
 
-    async def history() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose, port) as client:
-            return await client.history(key, limit=limit, before=before, follow_alias=not archived)
+    _through(gateway, as_json, _print_history,
+             lambda client: client.history(key, limit=limit, before=before,
+                                           follow_alias=not archived))  # fmt: skip
 
-    with guarded(as_json):
-        result = run(history())
-    if as_json:
-        emit_json({"ok": True, "result": result})
-        return
+
+def _print_history(result: dict[str, Any]) -> None:
     table = Table("seq", "role", "content", "at", title=result["sessionKey"])
     for m in result["messages"]:
         at = (m["createdAt"] or "")[:19]
@@ -485,6 +496,7 @@ def sessions_history(
 
 
 @app.command()
+@gateway_options
 def send(
     key: Annotated[str, typer.Argument(help="Session key to address.")],
     message: Annotated[str, typer.Argument(help="Message text.")],
@@ -492,25 +504,15 @@ def send(
     must_exist: Annotated[
         bool, typer.Option("--must-exist", help="Refuse unless the session already exists.")
     ] = False,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    port: GatewayPortOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Send a message to a session through the running gateway and print the reply."""
 
-    async def deliver() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose, port) as client:
-            return await client.send(key, message, timeout_seconds=timeout, must_exist=must_exist)
-
-    with guarded(as_json):
-        result = run(deliver())
-    if as_json:
-        emit_json({"ok": True, "result": result})
-    else:
-        _print_send(result)
+    result = _through(gateway, as_json, _print_send,
+                      lambda client: client.send(key, message, timeout_seconds=timeout,
+                                                 must_exist=must_exist))  # fmt: skip
     if result["status"] == "error":
         raise typer.Exit(1)
 
@@ -528,29 +530,25 @@ def _print_send(result: dict[str, Any]) -> None:
 
 
 @app.command()
+@gateway_options
 def spawn(
     agent: Annotated[str, typer.Argument(help="Agent id of the sub-agent.")],
     task: Annotated[str, typer.Argument(help="What the sub-agent should do.")],
     label: Annotated[str | None, typer.Option(help="Label for the child session.")] = None,
     parent: Annotated[str | None, typer.Option(help="Parent session key.")] = None,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Start a sub-agent in a fresh session; prints its key and run id."""
 
-    async def start() -> dict[str, Any]:
-        async with _client(config_path, url, token, verbose) as client:
-            return await client.spawn(agent, task, label=label, parent_session_key=parent)
+    def show(result: dict[str, Any]) -> None:
+        out.print(f"[bold]{result['status']}[/] {result['childSessionKey']} run {result['runId']}")
 
-    with guarded(as_json):
-        result = run(start())
-    if as_json:
-        emit_json({"ok": True, "result": result})
-        return
-    out.print(f"[bold]{result['status']}[/] {result['childSessionKey']} run {result['runId']}")
+    _through(
+        gateway, as_json, show,
+        lambda client: client.spawn(agent, task, label=label, parent_session_key=parent),
+    )  # fmt: skip
 
 
 @app.command()

@@ -17,13 +17,11 @@ from rich.markup import escape
 
 from sessiongate.cli_output import (
     ConfigOption,
-    GatewayPortOption,
+    GatewayChoice,
     JsonOption,
-    TokenOption,
-    UrlOption,
-    VerboseOption,
     emit_json,
     err,
+    gateway_options,
     guarded,
     out,
     run,
@@ -63,6 +61,13 @@ def say_target(target: Target, verbose: bool) -> None:
     """With -v: which gateway a command talks to, and why."""
     if verbose:
         err.print(f"[dim]gateway {target.url} (from {target.source})[/]", highlight=False)
+
+
+def chosen_target(gateway: GatewayChoice) -> Target:
+    """The gateway the options chose (said with -v)."""
+    target = resolve_target(gateway.url, gateway.config_path, gateway.port)
+    say_target(target, gateway.verbose)
+    return target
 
 
 # ---------------------------------------------------------------- serve
@@ -263,15 +268,13 @@ def _wait_for_record(process: subprocess.Popen[bytes], log_path: Path, start: in
 # ---------------------------------------------------------------- status / stop
 
 
+@gateway_options
 def status(
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to wait for the gateway to be ready.")
     ] = 0,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    port: GatewayPortOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
     as_json: JsonOption = False,
 ) -> None:
     """Is the gateway running? URL, PID, version, store, sessions, createOnMiss per agent.
@@ -283,8 +286,8 @@ def status(
         err.print(f"[yellow]stale run record[/] of pid {record.pid} ({record.url}) removed: "
                   "that gateway did not exit cleanly", highlight=False)  # fmt: skip
     with guarded(as_json):
-        target, result = _poll_status(url, config_path, token, wait, port)
-    say_target(target, verbose)
+        target, result = _poll_status(gateway, wait)
+    say_target(target, gateway.verbose)
     body = {"running": result is not None, "url": target.url, "source": target.source,
             **(result or {})}  # fmt: skip
     if as_json:
@@ -295,14 +298,13 @@ def status(
         raise typer.Exit(1)
 
 
-def _poll_status(
-    url: str | None, config_path: Path | None, token: str | None, wait: float, port: int | None
-) -> tuple[Target, dict[str, Any] | None]:
+def _poll_status(gateway: GatewayChoice, wait: float) -> tuple[Target, dict[str, Any] | None]:
     deadline = time.monotonic() + wait
     while True:
-        target = resolve_target(url, config_path, port)  # a record may appear while we wait
+        # a record may appear while we wait
+        target = resolve_target(gateway.url, gateway.config_path, gateway.port)
         try:
-            return target, run(_fetch_status(target, token))
+            return target, run(_fetch_status(target, gateway.token))
         except GatewayUnreachableError:
             if time.monotonic() >= deadline:
                 return target, None
@@ -327,20 +329,17 @@ def _print_status(body: dict[str, Any]) -> None:
     out.print("\n".join(lines), highlight=False)
 
 
+@gateway_options
 def stop(
     timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for a clean exit.")] = 30,
-    config_path: ConfigOption = None,
-    url: UrlOption = None,
-    port: GatewayPortOption = None,
-    token: TokenOption = None,
-    verbose: VerboseOption = False,
+    *,
+    gateway: GatewayChoice,
 ) -> None:
     """Stop the gateway: SIGTERM to its PID, then wait for it to finish its runs and exit."""
     with guarded():
-        target = resolve_target(url, config_path, port)
-        say_target(target, verbose)
+        target = chosen_target(gateway)
         try:
-            pid = _pid_of(target, token)
+            pid = _pid_of(target, gateway.token)
         except GatewayUnreachableError:
             out.print(f"nothing to stop: no gateway runs at {target.url} (from {target.source})",
                       highlight=False)  # fmt: skip

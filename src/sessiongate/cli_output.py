@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import json
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -25,6 +28,7 @@ from sessiongate.errors import (
 
 __all__ = [
     "ConfigOption",
+    "GatewayChoice",
     "JsonOption",
     "TokenOption",
     "UrlOption",
@@ -32,6 +36,7 @@ __all__ = [
     "emit_json",
     "err",
     "fail",
+    "gateway_options",
     "guarded",
     "out",
     "run",
@@ -80,6 +85,50 @@ TokenOption = Annotated[
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say which gateway this talks to, and why.")
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayChoice:
+    """What a command that talks to a running gateway was told about which one, and how."""
+
+    config_path: Path | None
+    url: str | None
+    port: int | None
+    token: str | None
+    verbose: bool
+
+
+_CHOICE_OPTIONS = (
+    inspect.Parameter("config_path", inspect.Parameter.KEYWORD_ONLY, annotation=ConfigOption,
+                      default=None),
+    inspect.Parameter("url", inspect.Parameter.KEYWORD_ONLY, annotation=UrlOption, default=None),
+    inspect.Parameter("port", inspect.Parameter.KEYWORD_ONLY, annotation=GatewayPortOption,
+                      default=None),
+    inspect.Parameter("token", inspect.Parameter.KEYWORD_ONLY, annotation=TokenOption,
+                      default=None),
+    inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, annotation=VerboseOption,
+                      default=False),
+)  # fmt: skip
+
+
+def gateway_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command`'s ``gateway: GatewayChoice`` argument to the CLI as the options that
+    choose a gateway (--config, --url, --port, --token, -v), in its place."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "gateway":
+            parameters.extend(_CHOICE_OPTIONS)
+        else:
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(command)
+    def with_choice(**arguments: Any) -> None:
+        chosen = {option.name: arguments.pop(option.name) for option in _CHOICE_OPTIONS}
+        command(**arguments, gateway=GatewayChoice(**chosen))
+
+    with_choice.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return with_choice
 
 
 def fail(error: SessionGateError, as_json: bool) -> NoReturn:

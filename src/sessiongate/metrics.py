@@ -15,17 +15,11 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.resolutions = Counter(
-            "sessiongate_resolutions",
-            "Session addresses resolved, by decision",
-            ["decision"],
-            registry=self.registry,
+        self.resolutions = self._counter(
+            "sessiongate_resolutions", "Session addresses resolved, by decision", "decision"
         )
-        self.sessions_created = Counter(
-            "sessiongate_sessions_created",
-            "Sessions created, by origin",
-            ["origin"],
-            registry=self.registry,
+        self.sessions_created = self._counter(
+            "sessiongate_sessions_created", "Sessions created, by origin", "origin"
         )
         self.run_latency = Histogram(
             "sessiongate_run_seconds",
@@ -34,24 +28,25 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
         )
-        self.connections_shed = Counter(
+        self.connections_shed = self._counter(
             "sessiongate_connections_shed",
             "Connections refused or closed for exceeding a budget (gateway.limits), by reason",
-            ["reason"],
-            registry=self.registry,
+            "reason",
         )
-        self.failed_auth = Counter(
+        self.failed_auth = self._counter(
             "sessiongate_failed_auth",
             "Wrong tokens or sign-ins (outcome denied) and attempts refused unchecked while the"
             " client address is over gateway.limits.failedAuth* (outcome locked), by surface",
-            ["surface", "outcome"],
-            registry=self.registry,
+            "surface",
+            "outcome",
         )
-        self.audit_failures = Counter(
-            "sessiongate_audit_write_failures",
-            "Audit lines that could not be written",
-            registry=self.registry,
+        self.audit_failures = self._counter(
+            "sessiongate_audit_write_failures", "Audit lines that could not be written"
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        """A counter in this gateway's registry."""
+        return Counter(name, documentation, labels, registry=self.registry)
 
     # labels() validates and locks on every call; the children are cached instead.
     def resolved(self, decision: str) -> None:

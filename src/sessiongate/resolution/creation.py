@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.errors import SessionDeletedError
@@ -33,20 +34,14 @@ STARTUP_BATCH = 256
 STARTUP_PAGE = 5000
 
 
+@dataclass(eq=False)
 class SessionCreation:
     """Creates sessions in the store; `created(agent_id)` hears of each new one."""
 
-    def __init__(
-        self,
-        config: SessionGateConfig,
-        store: SessionLookup,
-        metrics: GatewayMetrics,
-        created: Callable[[str], None],
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.metrics = metrics
-        self.created = created
+    config: SessionGateConfig
+    store: SessionLookup
+    metrics: GatewayMetrics
+    created: Callable[[str], None]
 
     async def _ensure(self, new: NewSession) -> tuple[SessionRecord, bool]:
         record, created = await self.store.ensure(new)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sessiongate.config import SessionGateConfig
@@ -83,26 +83,19 @@ class _Matches:
     close: list[str]
 
 
+@dataclass(eq=False)
 class Suggestions:
     """The suggestions of each kind of refusal, for one caller at a time."""
 
-    def __init__(
-        self,
-        config: SessionGateConfig,
-        store: SessionLookup,
-        visibility: Visibility,
-        known: KnownSessions,
-        parse: Callable[[str], SessionKey],
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.visibility = visibility
-        self.known = known
-        self.parse = parse
-        self._recent: dict[str, tuple[float, list[SessionRecord]]] = {}
-        # a refused key's close keys among one snapshot of its agent's sessions: a key
-        # refused again and again (a misrouted bot) is matched once per snapshot
-        self._matches: dict[tuple[str, str], _Matches] = {}
+    config: SessionGateConfig
+    store: SessionLookup
+    visibility: Visibility
+    known: KnownSessions
+    parse: Callable[[str], SessionKey]
+    _recent: dict[str, tuple[float, list[SessionRecord]]] = field(default_factory=dict, init=False)
+    # a refused key's close keys among one snapshot of its agent's sessions: a key
+    # refused again and again (a misrouted bot) is matched once per snapshot
+    _matches: dict[tuple[str, str], _Matches] = field(default_factory=dict, init=False)
 
     def sessions_changed(self, agent_id: str) -> None:
         """A session of `agent_id` was just created: read its newest sessions afresh."""

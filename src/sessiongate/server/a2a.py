@@ -488,19 +488,26 @@ class GatewayRequestHandler(RequestHandler):
         return _sent_task(call, params.message, outcome, args.message)
 
     async def _send_args(self, call: _Call, message: Message, wait: float) -> SendArgs:
-        """The gateway's send for an A2A message (its parts, its context, its messageId)."""
+        """The gateway's send for an A2A message (its parts, its context, its messageId).
+
+        Everything is checked before a new context is started: a refusal creates nothing."""
         _check_required(message)
+        reference = self._reference_of(call, message)
         raw: dict[str, Any] = {
-            "sessionKey": await self._session_of(call, message),
+            "sessionKey": reference or a2a_context_key(call.agent_id, "new"),
             "message": message_text(message),
             "timeoutSeconds": wait,
+            "idempotencyKey": message.message_id,
         }
-        raw["idempotencyKey"] = message.message_id
-        return validate_args(SendArgs, raw, "SendMessage")
+        args = validate_args(SendArgs, raw, "SendMessage")
+        if reference is not None:
+            return args
+        created = await self.gateway.create_context(call.agent_id, call.caller)
+        return args.model_copy(update={"session_key": created.key})
 
-    async def _session_of(self, call: _Call, message: Message) -> str:
-        """The session a message goes to: a new context, or the one its contextId addresses
-        (resolved by the send itself)."""
+    def _reference_of(self, call: _Call, message: Message) -> str | None:
+        """The session a message's contextId addresses (resolved by the send itself), or
+        None: the message starts a new context."""
         if message.task_id:
             raise InvalidRequestError(
                 "a task here is one run and ends with its reply: send the next message in the "
@@ -508,7 +515,7 @@ class GatewayRequestHandler(RequestHandler):
                 details={"problems": ["message.taskId: not accepted"], "taskId": message.task_id},
             )
         if not message.context_id:
-            return (await self.gateway.create_context(call.agent_id, call.caller)).key
+            return None
         check_text(message.context_id, "contextId")
         reference = context_reference(call.agent_id, message.context_id)
         key_agent = agent_of_key(self.gateway.canonical_key(reference))

@@ -66,6 +66,7 @@ def create_app(config: SessionGateConfig, token: str, gateway: Gateway | None = 
             async with mcp.serving(opened):
                 yield
         finally:
+            app.state.failed_auth.flush()  # the last counts, before the audit is flushed
             await opened.close(SHUTDOWN_GRACE_SECONDS)
             await asyncio.to_thread(shutdown_tracing)  # the last spans, to the collector
 

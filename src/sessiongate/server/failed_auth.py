@@ -109,6 +109,13 @@ class FailedAuthLimiter:
         entry.unaudited, entry.audited_at = 0, now
         entry.surfaces.clear()
 
+    def flush(self) -> None:
+        """Audit the failures counted since each address's last line (at shutdown)."""
+        now = time.monotonic()
+        for client, entry in self._addresses.items():
+            if entry.unaudited:
+                self._audit(client, entry, now)
+
     def check(self, client: str, surface: str, expected: str, presented: str | None) -> None:
         """`check_token`, paced: refused unchecked while locked; a wrong token counts."""
         self.refuse_if_locked(client, surface)
