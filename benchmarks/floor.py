@@ -333,8 +333,9 @@ async def warm_up(s: Servers, ws: ClientConnection, echo_ws: ClientConnection) -
     await p50_ws(ws, "agent", 20)
     await p50_ws(echo_ws, "echo", 20)
     await sequential(HOST, s.gateway.port, send_request(s.gateway.port, None, [MISSING]), 5, 404)
-    await sequential(HOST, s.gateway.port,
-                     send_request(s.gateway.port, None, ["agent:llm:main"]), 5, 200)  # fmt: skip
+    for server in (s.gateway, s.quiet):  # both load the LLM runtime: the same heap to collect
+        await sequential(HOST, server.port,
+                         send_request(server.port, None, ["agent:llm:main"]), 5, 200)  # fmt: skip
 
 
 async def measure(p: Profile, with_postgres: bool) -> dict[str, Any]:

@@ -145,6 +145,14 @@ ROUND2: dict[str, tuple[Attack, dict[str, Any]]] = {
         _connection_flood(4, 60, SLOW_HEADERS),
         {"gateway": {"limits": CAP}},
     ),
+    "slowloris, 16 addresses x 15 (cap 200)": (
+        _connection_flood(16, 15, SLOW_HEADERS),
+        {"gateway": {"limits": CAP}},
+    ),
+    "idle WebSockets, 4 addresses x 60 (cap 200)": (
+        _connection_flood(4, 60, UPGRADE.encode()),
+        {"gateway": {"limits": {**CAP, "connectTimeoutSeconds": 60}}},
+    ),
     "idle WebSockets, 16 addresses x 15 (cap 200)": (
         _connection_flood(16, 15, UPGRADE.encode()),
         {"gateway": {"limits": {**CAP, "connectTimeoutSeconds": 60}}},
@@ -178,8 +186,8 @@ async def _one(tmp: Path, attack: Attack, extra: dict[str, Any], seconds: float)
 
 async def existence_probe(tmp: Path, trials: int) -> dict[str, Any]:
     """A restricted caller (atlas, no agent-to-agent) addresses peggy's recently used
-    session and a missing key, 20 probes each, `trials` times: how often the median of
-    the existing one is the faster (50% = no signal)."""
+    session and a missing key of the same shape, 20 probes each, `trials` times: how often
+    the median of the existing one is the faster (50% = no signal)."""
     config = {
         "tools": {"sessions": {"visibility": "agent"}, "agentToAgent": {"enabled": False}},
         "gateway": {"sessions": {"createOnMiss": False}},
@@ -187,7 +195,10 @@ async def existence_probe(tmp: Path, trials: int) -> dict[str, Any]:
     async with gateway(tmp, **config) as target:
         headers = {"authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=target.url, headers=headers, timeout=30) as client:
-            warm = {"sessionKey": "agent:peggy:main", "message": "seen recently"}
+            spawn = {"tool": "sessions_spawn", "args": {"agentId": "peggy", "task": "t"}}
+            spawned = await client.post("/tools/invoke", json=spawn)
+            existing_key = spawned.json()["result"]["childSessionKey"]  # subagent:<uuid>
+            warm = {"sessionKey": existing_key, "message": "seen recently"}
             await client.post("/tools/invoke", json={"tool": "sessions_send", "args": warm})
 
             async def probe(key: str) -> float:
@@ -204,8 +215,8 @@ async def existence_probe(tmp: Path, trials: int) -> dict[str, Any]:
                 existing: list[float] = []
                 missing: list[float] = []
                 for _ in range(20):
-                    existing.append(await probe("agent:peggy:main"))
-                    missing.append(await probe(f"agent:peggy:cron:{uuid.uuid4().hex[:8]}"))
+                    existing.append(await probe(existing_key))
+                    missing.append(await probe(f"agent:peggy:subagent:{uuid.uuid4()}"))
                 wins += statistics.median(existing) < statistics.median(missing)
         return {"trials": trials, "existing_faster_pct": round(100 * wins / trials, 1)}
 

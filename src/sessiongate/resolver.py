@@ -15,7 +15,6 @@ it and resolves again.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -242,7 +241,7 @@ class Resolver:
                 self.known.remember(record)
             return Resolution(record, reference, key.text, Decision.HIT, None, lints)
         if intent is not Intent.ADDRESS:
-            await self._refuse_if_deleted(reference, key, caller, None)
+            await self._refuse_if_deleted(reference, key, caller, None, tombstone)
             raise await self._not_found(
                 reference, key, caller, None, None, list(lints), Decision.NOT_FOUND
             )
@@ -254,15 +253,15 @@ class Resolver:
     async def _look_up(
         self, key: str, intent: Intent, policy: PolicyDecision
     ) -> tuple[SessionRecord | None, Tombstone | _Unread | None]:
-        """The stored session of `key`; for an address a miss would refuse, its tombstone too,
-        read alongside (one store round trip, not two: a refusal costs no more hops than a
-        hit — on SQLite both reads go to the store thread in one batch)."""
-        if intent is not Intent.ADDRESS or policy.mode is not CreateOnMissPolicy.DENY:
+        """The stored session of `key`, and its tombstone where a miss would be refused: one
+        store round trip, not two (on SQLite one call on the store thread). An address a
+        miss would refuse reads both, hit or not (a refusal costs no more hops than a hit);
+        a read reads the tombstone only on a miss. A hit's tombstone is not used (unread)."""
+        if intent is Intent.ADDRESS and policy.mode is not CreateOnMissPolicy.DENY:
             return await self.store.find(key), _UNREAD
-        record, tombstone = await asyncio.gather(
-            self.store.find(key), self.store.find_tombstone(key)
-        )
-        return record, tombstone
+        always = intent is Intent.ADDRESS
+        record, tombstone = await self.store.find_with_tombstone(key, always=always)
+        return record, _UNREAD if record is not None else tombstone
 
     async def _refuse_if_deleted(
         self,

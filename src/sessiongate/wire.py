@@ -36,6 +36,7 @@ __all__ = [
     "check_text",
     "decode_json",
     "dump_json",
+    "dump_json_bytes",
     "load_json",
     "query_int",
 ]
@@ -128,6 +129,14 @@ def dump_json(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value, separators=(",", ":"))
+
+
+def dump_json_bytes(value: Any) -> bytes:
+    """`dump_json` as UTF-8 bytes (a response body), without a round trip through `str`."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _too_deep(what: str) -> InvalidRequestError:

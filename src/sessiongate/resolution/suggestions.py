@@ -28,6 +28,7 @@ __all__ = ["MAX_SUGGESTIONS", "Suggestions", "closest_keys"]
 MAX_SUGGESTIONS = 3
 SUGGESTION_POOL = 100
 SUGGESTION_CACHE_SECONDS = 2.0
+MATCHES_MEMO_SIZE = 1024  # keys whose close keys are remembered per snapshot (then cleared)
 
 
 def closest_keys(wanted: str, keys: list[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
@@ -75,6 +76,13 @@ def _shared_start(a: str, b: str) -> int:
     return count
 
 
+@dataclass(frozen=True, slots=True)
+class _Matches:
+    records: list[SessionRecord]  # the snapshot matched against (by identity)
+    by_key: dict[str, SessionRecord]
+    close: list[str]
+
+
 @dataclass(eq=False)
 class Suggestions:
     """The suggestions of each kind of refusal, for one caller at a time."""
@@ -85,6 +93,9 @@ class Suggestions:
     known: KnownSessions
     parse: Callable[[str], SessionKey]
     _recent: dict[str, tuple[float, list[SessionRecord]]] = field(default_factory=dict, init=False)
+    # a refused key's close keys among one snapshot of its agent's sessions: a key
+    # refused again and again (a misrouted bot) is matched once per snapshot
+    _matches: dict[tuple[str, str], _Matches] = field(default_factory=dict, init=False)
 
     def sessions_changed(self, agent_id: str) -> None:
         """A session of `agent_id` was just created: read its newest sessions afresh."""
@@ -94,9 +105,9 @@ class Suggestions:
         self, key: SessionKey, agent_id: str, caller: Caller, lints: list[KeyLint]
     ) -> list[str]:
         """For a key that is missing or hidden: the lint's suggestion, then close keys."""
-        recent = {s.key: s for s in await self._recent_sessions(agent_id)}
+        recent, close = self._close_keys(key.text, agent_id, await self._recent_sessions(agent_id))
         candidates = [lint.suggestion for lint in lints if lint.suggestion]
-        candidates += closest_keys(key.text, list(recent))
+        candidates += close
         suggestions: list[str] = []
         for candidate in candidates:
             if candidate in suggestions or candidate == key.text:
@@ -107,6 +118,20 @@ class Suggestions:
             if record and await self.visibility.may_see(caller, candidate, agent_id, record):
                 suggestions.append(candidate)
         return suggestions[:MAX_SUGGESTIONS]
+
+    def _close_keys(
+        self, wanted: str, agent_id: str, records: list[SessionRecord]
+    ) -> tuple[dict[str, SessionRecord], list[str]]:
+        """The snapshot's sessions by key and `closest_keys` of `wanted` among them,
+        remembered until the snapshot is read afresh."""
+        memo = self._matches.get((agent_id, wanted))
+        if memo is None or memo.records is not records:
+            recent = {s.key: s for s in records}
+            memo = _Matches(records, recent, closest_keys(wanted, list(recent)))
+            if len(self._matches) >= MATCHES_MEMO_SIZE:
+                self._matches.clear()
+            self._matches[agent_id, wanted] = memo
+        return memo.by_key, memo.close
 
     async def for_invalid(self, reference: Any, caller: Caller) -> list[str]:
         """For a key that does not parse (a typo in a segment): visible keys of its agent."""

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sessiongate.catchall import internal_error
 from sessiongate.errors import SessionGateError, UnauthorizedError, error_for_http_status
 from sessiongate.request_ids import begin_request
+from sessiongate.server.wire_response import WireResponse
 from sessiongate.tracing import current_trace_id
 
 __all__ = [
@@ -56,7 +57,7 @@ def _caller_request_id(scope: Scope) -> str | None:
 
 def session_gate_error_response(error: SessionGateError) -> JSONResponse:
     """An error in its one wire form, with its HTTP status (a 401 names the scheme)."""
-    response = JSONResponse(error.to_wire(), status_code=error.http_status)
+    response = WireResponse(error.to_wire(), status_code=error.http_status)
     if isinstance(error, UnauthorizedError):
         response.headers["www-authenticate"] = "Bearer"
     return response

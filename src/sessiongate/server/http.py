@@ -36,6 +36,7 @@ from sessiongate.server.openclaw_http import (
     refuse_action,
 )
 from sessiongate.server.requests import read_body
+from sessiongate.server.wire_response import WireResponse
 from sessiongate.tools.args import (
     DeleteArgs,
     HistoryArgs,
@@ -60,7 +61,7 @@ READY_DEADLINE_SECONDS = 2.0
 
 def ok(result: Any) -> JSONResponse:
     """The success wire form."""
-    return JSONResponse({"ok": True, "result": result})
+    return WireResponse({"ok": True, "result": result})
 
 
 def _gateway(request: Request) -> Gateway:

@@ -30,6 +30,7 @@ typed errors in each backend.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -531,6 +532,24 @@ class SessionLookup(ABC):
         """The tombstone of a deleted key (kept when the key is created again); None if never."""
         check_storable("sessionKey", key, indexed=True)
         return await self._find_tombstone(key)
+
+    async def find_with_tombstone(
+        self, key: str, *, always: bool = False
+    ) -> tuple[SessionRecord | None, Tombstone | None]:
+        """The session stored under `key` and the key's tombstone (None if never deleted), in
+        one round trip where the backend can; the tombstone is read only on a miss unless
+        `always` (a refusal and a hit then read alike)."""
+        check_storable("sessionKey", key, indexed=True)
+        return await self._find_with_tombstone(key, always)
+
+    async def _find_with_tombstone(
+        self, key: str, always: bool
+    ) -> tuple[SessionRecord | None, Tombstone | None]:
+        if always:
+            record, tombstone = await asyncio.gather(self._find(key), self._find_tombstone(key))
+            return record, tombstone
+        record = await self._find(key)
+        return record, None if record is not None else await self._find_tombstone(key)
 
     @abstractmethod
     async def _find(self, key: str) -> SessionRecord | None: ...

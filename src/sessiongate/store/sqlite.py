@@ -350,6 +350,20 @@ class SqliteSessionStore(base.SingleProcessCoordination, base.SessionStore):
     async def _find_tombstone(self, key: str) -> base.Tombstone | None:
         return await self._call(self._sql_find_tombstone, key)
 
+    def _sql_find_with_tombstone(
+        self, key: str, always: bool
+    ) -> tuple[base.SessionRecord | None, base.Tombstone | None]:
+        record = self._sql_find(key)
+        if record is not None and not always:
+            return record, None
+        return record, self._sql_find_tombstone(key)
+
+    async def _find_with_tombstone(
+        self, key: str, always: bool
+    ) -> tuple[base.SessionRecord | None, base.Tombstone | None]:
+        # one call on the store thread: one hand-off, one wake-up, no task per read
+        return await self._call(self._sql_find_with_tombstone, key, always)
+
     def _sql_list_tombstones(self, limit: int) -> list[base.Tombstone]:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones ORDER BY deleted_at DESC LIMIT ?"
         rows = self._db.execute(sql, (limit,)).fetchall()
