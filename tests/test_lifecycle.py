@@ -280,6 +280,21 @@ def test_the_cli_refuses_an_overlong_reason_in_one_line(tmp_path: Path) -> None:
         assert json.loads(answer.stdout)["error"]["code"] == "INVALID_REQUEST", answer.stdout
 
 
+def test_the_cli_checks_a_created_sessions_label_as_the_wire_does(tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import config_data, sessiongate
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config_data(tmp_path)))
+    for label in ("l" * 201, "\x1b[31mred"):
+        answer = sessiongate("sessions", "create", KEY, "--label", label, "--config", str(path),
+                             "--json")  # fmt: skip
+        assert json.loads(answer.stdout)["error"]["code"] == "INVALID_REQUEST", answer.stdout
+    shown = sessiongate("sessions", "show", KEY, "--config", str(path), "--json")
+    assert json.loads(shown.stdout)["error"]["code"] == "SESSION_NOT_FOUND"  # nothing created
+
+
 async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path: Path) -> None:
     import re
 
