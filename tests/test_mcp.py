@@ -140,6 +140,17 @@ async def test_no_token_is_401_and_a_wrong_one_too(
         assert refused.value.subgroup(MCPError) is not None
 
 
+async def test_a_body_that_is_not_json_is_refused_in_the_wire_form(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    async with serve(config_factory()) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        headers = {"authorization": f"Bearer {gw.token}", "content-type": "text/plain",
+                   "accept": "application/json, text/event-stream"}  # fmt: skip
+        response = await http.post("/mcp", content=b"{}", headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
+
+
 def test_stdio_without_a_gateway_exits_1_and_keeps_stdout_clean() -> None:
     command = [sys.executable, "-m", "sessiongate", "mcp", "--url", "http://127.0.0.1:9"]
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)

@@ -228,6 +228,16 @@ def build_mcp_server(gateway: Gateway) -> Server[Any]:
     return sdk_server(handlers, INSTRUCTIONS, get_tool_input_schema=_no_param_headers)
 
 
+def _check_json_body(request: Request) -> None:
+    """A POST must carry JSON: the SDK would answer anything else in plain text."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if request.method == "POST" and kind != "application/json":
+        raise InvalidRequestError(
+            f"/mcp takes a JSON-RPC body: content-type must be application/json, not {kind!r:.60}",
+            details={"problems": ["content-type: expected application/json"]},
+        )
+
+
 class McpEndpoint:
     """The ASGI app at ``/mcp``: the gateway's bearer token, then the SDK's session manager.
 
@@ -254,7 +264,9 @@ class McpEndpoint:
                 self._manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authenticate(Request(scope, receive), "mcp")  # a refusal is answered by the HTTP edge
+        request = Request(scope, receive)
+        authenticate(request, "mcp")  # a refusal is answered by the HTTP edge
+        _check_json_body(request)
         if self._manager is None:
             raise RuntimeError("the MCP endpoint is not serving (outside the app's lifespan)")
         await self._manager.handle_request(scope, receive, send)
