@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -400,6 +401,18 @@ async def test_a_refused_message_without_context_starts_no_session(
         assert answer["error"]["code"] == -32602, answer
         assert answer["error"]["data"][0]["metadata"]["error"]["code"] == "INVALID_REQUEST"
     assert after == before
+
+
+async def test_a_version_mismatch_is_refused_without_a_log_line(
+    serve: Serve, config_factory: ConfigFactory, caplog: pytest.LogCaptureFixture
+):
+    """A client's wrong A2A-Version is its own mistake: answered, not logged per request."""
+    message = {"role": "ROLE_USER", "messageId": "m-v", "parts": [{"text": "hi"}]}
+    async with serve(config_factory()) as gw:
+        with caplog.at_level(logging.DEBUG, logger="a2a"):
+            answer = await rpc(gw, "SendMessage", {"message": message}, version="0.3")
+    assert answer["error"]["code"] == -32009, answer  # VERSION_NOT_SUPPORTED
+    assert not [r for r in caplog.records if "Version mismatch" in r.getMessage()]
 
 
 async def test_protocol_0_3_method_names_are_served(serve: Serve, config_factory: ConfigFactory):

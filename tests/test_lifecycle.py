@@ -156,6 +156,7 @@ async def test_agents_need_the_tool_allowed_operators_do_not(serve: Any, tmp_pat
         as_agent = {"x-session-key": "agent:atlas:main"}
         refused = await http.request("DELETE", f"/v1/sessions/{KEY}", headers=as_agent)
         assert refused.json()["error"]["code"] == "FORBIDDEN"
+        assert "tool 'sessions_delete' is not allowed" in refused.json()["error"]["message"]
         tool = {"tool": "sessions_delete", "args": {"sessionKey": KEY}}
         assert (await http.post("/tools/invoke", json=tool)).json()["error"]["code"] == "FORBIDDEN"
         assert await gw.gateway.store.find(KEY) is not None

@@ -163,7 +163,7 @@ class _ClientMistakes(logging.Filter):
         "Failed to parse request params",
         "Parse error",  # HTTP+JSON
     )
-    REFUSED = ("Request Error", "Request error")  # JSON-RPC, HTTP+JSON
+    REFUSED = ("Request Error", "Request error", "Version mismatch")  # JSON-RPC, HTTP+JSON
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
@@ -176,6 +176,7 @@ for _name in (
     "a2a.server.routes.jsonrpc_dispatcher",
     "a2a.compat.v0_3.jsonrpc_adapter",
     "a2a.utils.error_handlers",
+    "a2a.utils.version_validator",  # an A2A-Version header the method is not served in
 ):
     logging.getLogger(_name).addFilter(_ClientMistakes())
 

@@ -85,6 +85,7 @@ def validate_args(model: type[A], raw: Any, what: str) -> A:
 
 def forbidden_tool(name: str, allowed: list[str]) -> ForbiddenError:
     """The error for a tool the gateway does not let this surface invoke."""
+    name = str(name)  # a ToolName's own repr names the enum, not the tool
     return ForbiddenError(
         f"tool {name!r} is not allowed here (gateway.tools.allow: {', '.join(allowed) or 'none'})",
         details={"tool": name, "allowed": allowed},
