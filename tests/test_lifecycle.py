@@ -150,6 +150,26 @@ async def test_archive_unarchive_and_label(serve: Any, tmp_path: Path) -> None:
         assert cleared.json()["result"]["label"] is None
 
 
+async def test_labels_and_reasons_with_control_characters_are_refused(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A label or reason is shown on terminals (`sessions show`, audit): no escape sequences."""
+    async with client(serve, make_config(tmp_path)) as (gw, http):
+        await gw.gateway.create_session(KEY, "cli", "test")
+        label = await http.patch(f"/v1/sessions/{KEY}", json={"label": "\x1b[41mred\x1b[0m"})
+        reason = await http.post(f"/v1/sessions/{KEY}/archive", json={"reason": "a\x1b]0;t\x07"})
+        spawn = {"tool": "sessions_spawn", "args": {"agentId": "atlas", "task": "t",
+                                                     "label": "two\nlines"}}  # fmt: skip
+        spawned = await http.post("/tools/invoke", json=spawn)
+        for refused in (label, reason, spawned):
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["code"] == "INVALID_REQUEST", refused.text
+        session = (await http.get(f"/v1/sessions/{KEY}")).json()["result"]
+        assert session["label"] is None and session["status"] == "active"
+        fine = await http.patch(f"/v1/sessions/{KEY}", json={"label": "nightly · ünïcode"})
+        assert fine.json()["result"]["label"] == "nightly · ünïcode"
+
+
 async def test_agents_need_the_tool_allowed_operators_do_not(serve: Any, tmp_path: Path) -> None:
     async with client(serve, make_config(tmp_path)) as (gw, http):
         await gw.gateway.create_session(KEY, "cli", "test")
@@ -258,6 +278,21 @@ def test_the_cli_refuses_an_overlong_reason_in_one_line(tmp_path: Path) -> None:
             "sessions", command, "main", "--reason", reason, "--config", str(path), "--json"
         )
         assert json.loads(answer.stdout)["error"]["code"] == "INVALID_REQUEST", answer.stdout
+
+
+def test_the_cli_checks_a_created_sessions_label_as_the_wire_does(tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import config_data, sessiongate
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config_data(tmp_path)))
+    for label in ("l" * 201, "\x1b[31mred"):
+        answer = sessiongate("sessions", "create", KEY, "--label", label, "--config", str(path),
+                             "--json")  # fmt: skip
+        assert json.loads(answer.stdout)["error"]["code"] == "INVALID_REQUEST", answer.stdout
+    shown = sessiongate("sessions", "show", KEY, "--config", str(path), "--json")
+    assert json.loads(shown.stdout)["error"]["code"] == "SESSION_NOT_FOUND"  # nothing created
 
 
 async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path: Path) -> None:

@@ -305,8 +305,10 @@ def sessions_create(
 
     async def create(gateway: Gateway, caller: Caller) -> dict[str, Any]:
         from sessiongate.store.base import Origin
+        from sessiongate.tools.args import PatchArgs  # a label checked as on the wire
 
-        record, created = await gateway.create_session(key, Origin.CLI, "cli", label)
+        checked = _checked(PatchArgs, "sessions create", session_key=key, label=label)
+        record, created = await gateway.create_session(key, Origin.CLI, "cli", checked.label)
         return {**record.to_wire(), "created": created}
 
     def show(result: dict[str, Any]) -> None:

@@ -7,9 +7,10 @@ surfaces and the JSON schema offered to LLMs and MCP clients agree on every limi
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from sessiongate.store.base import MAX_SEQ
 
@@ -42,13 +43,23 @@ WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)]
 """A caller-chosen key that makes a repeated send answer with the first one's run."""
 
-Reason = Annotated[str, Field(max_length=500)]
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """One printable line: no control characters (terminals show labels and reasons)."""
+    if CONTROL_CHARACTERS.search(text):
+        raise ValueError("must not hold control characters (newlines, escapes)")
+    return text
+
+
+Reason = Annotated[str, Field(max_length=500), AfterValidator(_printable)]
 """Why an operation was asked for (kept in the audit and on a tombstone)."""
 
 SessionRef = Annotated[str, Field()]
 """A session reference: a key, an alias, or a bare ``main`` (the resolver checks it)."""
 
-Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS)]
+Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS), AfterValidator(_printable)]
 """A session's label."""
 
 ListLimit = Annotated[int, Field(ge=1, le=MAX_LIST_LIMIT)]
