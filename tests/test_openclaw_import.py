@@ -16,40 +16,20 @@ from typing import Any
 import pytest
 
 from sessiongate.store import SessionStore, open_store
-from tests.helpers import postgres_schema
+from tests.helpers import (
+    FIXTURE,
+    MAIN_MESSAGES,
+    PHANTOM_MESSAGES,
+    as_json,
+    import_store,
+    postgres_schema,
+    sessiongate,
+    write_config,
+)
 
-FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "store"
 SESSIONS = FIXTURE / "agents" / "atlas" / "sessions"
 MAIN = "agent:atlas:main"
 PHANTOMS = {f"agent:atlas:telegram:atlas:direct:66118902{n}" for n in range(50, 54)}
-MAIN_MESSAGES = 24
-PHANTOM_MESSAGES = 4
-
-
-def sessiongate(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sessiongate", *args]
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert "Traceback" not in result.stderr, result.stderr
-    body: dict[str, Any] = json.loads(result.stdout)
-    return body
-
-
-def write_config(tmp_path: Path, storage_url: str) -> Path:
-    config = tmp_path / "sessiongate.json5"
-    config.write_text(
-        json.dumps({
-            "session": {"dmScope": "main"},
-            "storage": {"url": storage_url},
-            "audit": {"path": str(tmp_path / "audit.jsonl")},
-            "agents": {"list": [{"id": "atlas", "default": True}, {"id": "peggy"}]},
-        }),
-        encoding="utf-8",
-    )  # fmt: skip
-    return config
 
 
 def folder_fingerprint(root: Path) -> dict[str, tuple[str, int, int]]:
@@ -63,10 +43,6 @@ def folder_fingerprint(root: Path) -> dict[str, tuple[str, int, int]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
-
-
-def import_store(config: Path, state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return sessiongate("import", "openclaw", str(state_dir), "-c", str(config), "--json", *extra)
 
 
 def transcript_entry_ids() -> dict[str, set[str]]:
