@@ -532,7 +532,7 @@ def a2a_user_message(text: str, context_id: str | None = None) -> Any:
 
 # ---------------------------------------------------------------- the OpenClaw fixture
 
-FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "store"
+OPENCLAW_STORE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "store"
 MAIN_MESSAGES = 24
 PHANTOM_MESSAGES = 4
 

@@ -34,8 +34,8 @@ from sessiongate.server.auth import UI_COOKIE
 from sessiongate.store import SessionStore, open_store
 from sessiongate.store.base import MessageRecord, NewSession, Provenance
 from tests.helpers import (
-    FIXTURE,
     MAIN_MESSAGES,
+    OPENCLAW_STORE,
     PHANTOM_MESSAGES,
     as_json,
     connected,
@@ -305,7 +305,7 @@ def _message_line(text: str = '"hi"', timestamp: str = "1795617000000") -> str:
 
 def test_an_import_reports_and_skips_what_the_store_could_not_read_back(tmp_path: Path) -> None:
     state = tmp_path / "openclaw"
-    shutil.copytree(FIXTURE, state)
+    shutil.copytree(OPENCLAW_STORE, state)
     folder = state / "agents" / "atlas" / "sessions"
     bad = {
         "agent:atlas:cron:t1e300": [_message_line(timestamp="1e300")],
@@ -335,7 +335,7 @@ def test_an_import_reports_and_skips_what_the_store_could_not_read_back(tmp_path
 
 def test_an_import_reads_nothing_outside_the_source_folder_unless_allowed(tmp_path: Path) -> None:
     state = tmp_path / "openclaw"
-    shutil.copytree(FIXTURE, state)
+    shutil.copytree(OPENCLAW_STORE, state)
     folder = state / "agents" / "atlas" / "sessions"
     outside = tmp_path / "outside"
     outside.mkdir()
