@@ -151,3 +151,12 @@ def state(isolated_state: Path) -> Iterator[Path]:
         pid = json.loads(record.read_text())["pid"]
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where a browser test saves its screenshots: SESSIONGATE_UI_SCREENSHOTS (to refresh
+    docs/screenshots), else the test's tmp dir."""
+    target = Path(os.environ.get("SESSIONGATE_UI_SCREENSHOTS") or tmp_path / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target

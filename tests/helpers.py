@@ -528,3 +528,36 @@ def a2a_user_message(text: str, context_id: str | None = None) -> Any:
     if context_id is not None:
         message.context_id = context_id
     return message
+
+
+# ---------------------------------------------------------------- the OpenClaw fixture
+
+OPENCLAW_STORE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "store"
+MAIN_MESSAGES = 24
+PHANTOM_MESSAGES = 4
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert "Traceback" not in result.stderr, result.stderr
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
+def write_config(tmp_path: Path, storage_url: str) -> Path:
+    config = tmp_path / "sessiongate.json5"
+    config.write_text(
+        json.dumps({
+            "session": {"dmScope": "main"},
+            "storage": {"url": storage_url},
+            "audit": {"path": str(tmp_path / "audit.jsonl")},
+            "agents": {"list": [{"id": "atlas", "default": True}, {"id": "peggy"}]},
+        }),
+        encoding="utf-8",
+    )  # fmt: skip
+    return config
+
+
+def import_store(config: Path, state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return sessiongate(
+        "import", "openclaw", str(state_dir), "-c", str(config), "--json", *extra, timeout=120
+    )

@@ -16,40 +16,20 @@ from typing import Any
 import pytest
 
 from sessiongate.store import SessionStore, open_store
-from tests.helpers import postgres_schema
+from tests.helpers import (
+    MAIN_MESSAGES,
+    OPENCLAW_STORE,
+    PHANTOM_MESSAGES,
+    as_json,
+    import_store,
+    postgres_schema,
+    sessiongate,
+    write_config,
+)
 
-FIXTURE = Path(__file__).parent / "fixtures" / "openclaw-2026.5.7" / "store"
-SESSIONS = FIXTURE / "agents" / "atlas" / "sessions"
+SESSIONS = OPENCLAW_STORE / "agents" / "atlas" / "sessions"
 MAIN = "agent:atlas:main"
 PHANTOMS = {f"agent:atlas:telegram:atlas:direct:66118902{n}" for n in range(50, 54)}
-MAIN_MESSAGES = 24
-PHANTOM_MESSAGES = 4
-
-
-def sessiongate(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sessiongate", *args]
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert "Traceback" not in result.stderr, result.stderr
-    body: dict[str, Any] = json.loads(result.stdout)
-    return body
-
-
-def write_config(tmp_path: Path, storage_url: str) -> Path:
-    config = tmp_path / "sessiongate.json5"
-    config.write_text(
-        json.dumps({
-            "session": {"dmScope": "main"},
-            "storage": {"url": storage_url},
-            "audit": {"path": str(tmp_path / "audit.jsonl")},
-            "agents": {"list": [{"id": "atlas", "default": True}, {"id": "peggy"}]},
-        }),
-        encoding="utf-8",
-    )  # fmt: skip
-    return config
 
 
 def folder_fingerprint(root: Path) -> dict[str, tuple[str, int, int]]:
@@ -63,10 +43,6 @@ def folder_fingerprint(root: Path) -> dict[str, tuple[str, int, int]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
-
-
-def import_store(config: Path, state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return sessiongate("import", "openclaw", str(state_dir), "-c", str(config), "--json", *extra)
 
 
 def transcript_entry_ids() -> dict[str, set[str]]:
@@ -142,14 +118,14 @@ async def check_repair(storage_url: str) -> None:
 
 async def import_diagnose_repair(tmp_path: Path, storage_url: str) -> None:
     config = write_config(tmp_path, storage_url)
-    before = folder_fingerprint(FIXTURE)
+    before = folder_fingerprint(OPENCLAW_STORE)
 
-    check_first_import(import_store(config, FIXTURE))
+    check_first_import(import_store(config, OPENCLAW_STORE))
     imported = await counts(storage_url)
     assert imported[MAIN] == ("imported", MAIN_MESSAGES)
     assert {k for k, (origin, n) in imported.items() if n == PHANTOM_MESSAGES} == PHANTOMS
 
-    again = as_json(import_store(config, FIXTURE))["result"]
+    again = as_json(import_store(config, OPENCLAW_STORE))["result"]
     assert again["agents"]["atlas"]["unchanged"] == 5
     assert again["messages"] == 0
     assert await counts(storage_url) == imported
@@ -164,9 +140,10 @@ async def import_diagnose_repair(tmp_path: Path, storage_url: str) -> None:
     await check_repair(storage_url)
 
     after_fix = await counts(storage_url)
-    assert as_json(import_store(config, FIXTURE))["result"]["messages"] == 0
+    assert as_json(import_store(config, OPENCLAW_STORE))["result"]["messages"] == 0
     assert await counts(storage_url) == after_fix
-    assert folder_fingerprint(FIXTURE) == before  # never a byte written to the OpenClaw folder
+    # never a byte written to the OpenClaw folder
+    assert folder_fingerprint(OPENCLAW_STORE) == before
 
 
 async def test_fixture_into_sqlite_imports_once_and_doctor_repairs_the_four_phantoms(
@@ -185,7 +162,7 @@ async def test_fixture_into_postgres_imports_once_and_doctor_repairs_the_four_ph
 def damaged_copy(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     """The fixture with a truncated transcript, a bad JSON line, a missing file, an orphan."""
     state = tmp_path / "openclaw"
-    shutil.copytree(FIXTURE, state)
+    shutil.copytree(OPENCLAW_STORE, state)
     folder = state / "agents" / "atlas" / "sessions"
     index = json.loads((folder / "sessions.json").read_text(encoding="utf-8"))
     files = {k: folder / f"{e['sessionId']}.jsonl" for k, e in index.items()}
@@ -242,18 +219,18 @@ def test_messages_join_a_session_sessiongate_already_has(tmp_path: Path) -> None
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
     created = sessiongate("sessions", "create", MAIN, "-c", str(config), "--json")
     assert created.returncode == 0, created.stderr
-    report = as_json(import_store(config, FIXTURE))["result"]
+    report = as_json(import_store(config, OPENCLAW_STORE))["result"]
     assert report["agents"]["atlas"]["imported"] == 4
     assert report["agents"]["atlas"]["updated"] == 1
     assert report["messages"] == MAIN_MESSAGES + 4 * PHANTOM_MESSAGES
-    again = as_json(import_store(config, FIXTURE))["result"]
+    again = as_json(import_store(config, OPENCLAW_STORE))["result"]
     assert again["messages"] == 0
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     config = write_config(tmp_path, f"sqlite:///{db}")
-    report = as_json(import_store(config, FIXTURE, "--dry-run"))["result"]
+    report = as_json(import_store(config, OPENCLAW_STORE, "--dry-run"))["result"]
     assert report["dryRun"] is True
     assert report["agents"]["atlas"]["imported"] == 5
     assert report["messages"] == MAIN_MESSAGES + 4 * PHANTOM_MESSAGES
@@ -264,7 +241,7 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["/nonexistent/openclaw"], "is not a folder"),
-        ([str(FIXTURE), "--agent", "nobody"], "no sessions of agent 'nobody'"),
+        ([str(OPENCLAW_STORE), "--agent", "nobody"], "no sessions of agent 'nobody'"),
     ],
 )
 def test_a_wrong_state_dir_or_agent_is_a_usage_error(
@@ -283,7 +260,7 @@ def test_an_agent_missing_from_the_config_is_skipped_with_a_hint(tmp_path: Path)
     url = f"sqlite:///{tmp_path / 'state.db'}"
     only_peggy = {"storage": {"url": url}, "agents": {"list": [{"id": "peggy"}]}}
     config.write_text(json.dumps(only_peggy), encoding="utf-8")
-    result = import_store(config, FIXTURE)
+    result = import_store(config, OPENCLAW_STORE)
     assert result.returncode == 1
     report = as_json(result)["result"]
     assert report["agents"]["atlas"]["skipped"] == 5
@@ -322,7 +299,7 @@ def add_session(folder: Path, key: str, entry: dict[str, Any], texts: list[str])
 
 def test_a_phantom_an_operator_made_shows_its_channel_and_first_message(tmp_path: Path) -> None:
     state = tmp_path / "openclaw"
-    shutil.copytree(FIXTURE, state)
+    shutil.copytree(OPENCLAW_STORE, state)
     folder = state / "agents" / "atlas" / "sessions"
     add_session(folder, "Agent:Atlas:Direct:42", {"channel": "telegram"}, ["status?", "hello"])
     add_session(folder, "agent:atlas:cron:nightly", {"label": "nightly"}, ["run the report"])
@@ -358,7 +335,7 @@ async def test_text_a_store_cannot_hold_skips_that_session_only(
     tmp_path: Path, backend: str
 ) -> None:
     state = tmp_path / "openclaw"
-    shutil.copytree(FIXTURE, state)
+    shutil.copytree(OPENCLAW_STORE, state)
     folder = state / "agents" / "atlas" / "sessions"
     add_session(folder, "agent:atlas:cron:nul", {}, ["before\x00after"])
     async with contextlib.AsyncExitStack() as stack:

@@ -11,14 +11,13 @@ import httpx
 from playwright.async_api import expect
 
 from sessiongate.config import SessionGateConfig
+from tests.browser import PHONE, needs_chromium, refuse_over_http, signed_in
 from tests.helpers import INCIDENT_KEY, client_for, invoke, sign_in
-
-from .test_ui_browser import PHONE, pytestmark, refuse_over_http, screenshots, signed_in
 
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
-__all__ = ["pytestmark", "screenshots"]  # the browser tests' skip mark and fixture
+pytestmark = needs_chromium
 
 
 async def test_the_audit_view_stacks_its_rows_on_a_phone(
