@@ -275,6 +275,21 @@ def test_the_cli_checks_a_created_sessions_label_as_the_wire_does(tmp_path: Path
     assert json.loads(shown.stdout)["error"]["code"] == "SESSION_NOT_FOUND"  # nothing created
 
 
+def test_the_cli_shows_a_labels_escape_sequences_visibly(tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import config_data, sessiongate
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config_data(tmp_path)))
+    created = sessiongate("sessions", "create", KEY, "--label", "\x1b[31mred\u202e", "--config",
+                          str(path), "--json")  # fmt: skip
+    assert json.loads(created.stdout)["ok"], created.stdout
+    shown = sessiongate("sessions", "show", KEY, "--config", str(path))
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout, shown.stdout
+    assert "⟨U+001B⟩[31mred⟨U+202E⟩" in shown.stdout, shown.stdout
+
+
 async def test_the_page_shows_what_will_happen_then_does_it(serve: Any, tmp_path: Path) -> None:
     import re
 

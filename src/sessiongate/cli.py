@@ -34,6 +34,7 @@ from sessiongate.cli_target import open_client
 from sessiongate.errors import InvalidRequestError, plain_message
 from sessiongate.logs import configure_logging, log_level
 from sessiongate.run_records import describe_store
+from sessiongate.text import visible
 
 if TYPE_CHECKING:
     from sessiongate.client import AsyncSessionGateClient
@@ -288,7 +289,8 @@ def _print_session(session: dict[str, Any]) -> None:
     for name, value in session.items():
         if value is None or value == [] or value == {}:
             continue  # an empty field says nothing
-        table.add_row(name, json.dumps(value) if isinstance(value, dict | list) else str(value))
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        table.add_row(name, visible(text))  # a label's escapes must not reach the terminal
     out.print(table)
 
 

@@ -8,7 +8,23 @@ what arrives, `store.base.check_storable` to what is about to be stored.
 
 from __future__ import annotations
 
-__all__ = ["text_problem"]
+import re
+
+__all__ = ["INVISIBLE", "text_problem", "visible"]
+
+# Characters that change how text around them is shown: C0/C1 controls (but newline, tab
+# and carriage return), and the bidirectional overrides, embeddings, isolates and marks.
+INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def visible(value: str) -> str:
+    """`value` with controls and bidi formatting shown as ``⟨U+XXXX⟩`` (a page, a terminal):
+    a label cannot reorder, hide or recolour the text around it."""
+    return (
+        INVISIBLE.sub(lambda m: f"⟨U+{ord(m[0]):04X}⟩", value) if INVISIBLE.search(value) else value
+    )
 
 
 def text_problem(value: str, max_bytes: int | None = None) -> str | None:

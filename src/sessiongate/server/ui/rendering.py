@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from sessiongate import __version__
 from sessiongate.errors import SessionGateError
 from sessiongate.keys import key_segments
 from sessiongate.server.ui.assets import asset_url
+from sessiongate.text import visible
 
 if TYPE_CHECKING:
     from sessiongate.server.ui.security import Signed
@@ -44,18 +44,11 @@ def _clock(timestamp: str | None) -> str:
     return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# Characters that change how text around them is shown: C0/C1 controls (but newline, tab
-# and carriage return), and the bidirectional overrides, embeddings, isolates and marks.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
-
-
 def _visible(value: Any) -> Any:
     """Every value a template prints: controls and bidi formatting shown as ⟨U+XXXX⟩, so a
     label cannot reorder or hide the text around it (and is isolated by the page's CSS)."""
-    if isinstance(value, str) and not isinstance(value, Markup) and _INVISIBLE.search(value):
-        return _INVISIBLE.sub(lambda m: f"⟨U+{ord(m[0]):04X}⟩", value)
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
     return value
 
 
