@@ -438,8 +438,7 @@ async def test_the_page_encodes_keys_in_links_and_shows_controls_and_bidi_visibl
             send = {"sessionKey": "agent:atlas:cron:a#b", "message": "hi"}
             assert (await api.post("/tools/invoke", json={"tool": "sessions_send",
                                                           "args": send})).json()["ok"]  # fmt: skip
-            # C0/C1 controls are refused in labels (fields.Label); bidi overrides are not
-            spawn = {"agentId": "atlas", "task": "t", "label": "gpj.\u202eexe"}
+            spawn = {"agentId": "atlas", "task": "t", "label": "gpj.\u202eexe\x1b[31m"}
             spawned = await api.post("/tools/invoke", json={"tool": "sessions_spawn",
                                                             "args": spawn})  # fmt: skip
             assert spawned.json()["ok"], spawned.text
@@ -448,7 +447,7 @@ async def test_the_page_encodes_keys_in_links_and_shows_controls_and_bidi_visibl
             page = (await http.get("/ui/sessions")).text
             assert 'href="/ui/sessions/agent:atlas:cron:a%23b"' in page
             assert "\u202e" not in page and "\x1b" not in page
-            assert "gpj.⟨U+202E⟩exe" in page
+            assert "gpj.⟨U+202E⟩exe⟨U+001B⟩[31m" in page
             shown = await http.get("/ui/sessions/agent:atlas:cron:a%23b")
             assert shown.status_code == 200 and "agent:atlas:cron:a#b" in shown.text
             css = (await http.get(re.findall(r'href="(/ui/static/ui[^"]*\.css)"', page)[0])).text
