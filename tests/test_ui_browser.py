@@ -201,3 +201,29 @@ async def test_every_view_works_at_phone_width(
             await page.screenshot(path=screenshots / f"phone-{name.lower()}.png", full_page=True)
         await page.keyboard.press("Tab")  # the skip link comes first for keyboard users
         await expect(page.locator("a.skip")).to_be_focused()
+
+
+async def test_deleting_from_the_page_shows_the_plan_then_leaves_a_tombstone(
+    serve: Serve, config_factory: ConfigFactory, screenshots: Path
+) -> None:
+    key = "agent:atlas:cron:nightly#1"
+    async with serve(config_factory()) as gw, signed_in(gw) as page:
+        await gw.gateway.create_session(key, "cli", "test")
+        await page.get_by_role("link", name="Sessions").click()
+        await page.get_by_role("link", name=key).click()
+        await page.get_by_role("link", name="Delete…").click()
+        plan = page.locator("#lifecycle-plan")
+        await expect(plan).to_contain_text("Erase its transcript")
+        await expect(plan).to_contain_text("SESSION_DELETED")
+        await page.screenshot(path=screenshots / "lifecycle-delete-plan.png", full_page=True)
+        assert await gw.gateway.store.find(key) is not None  # the plan changed nothing
+        await page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the plan scrolls sideways at 390 px ({width} px)"
+        await page.screenshot(path=screenshots / "phone-lifecycle-delete-plan.png", full_page=True)
+        await page.get_by_label("Reason").fill("asked to be forgotten")
+        await page.get_by_role("button", name="Delete now").click()
+        await expect(page.locator("#lifecycle-done")).to_contain_text("a tombstone remains")
+        assert await gw.gateway.store.find(key) is None
+        tombstone = await gw.gateway.store.find_tombstone(key)
+        assert tombstone is not None and tombstone.reason == "asked to be forgotten"
