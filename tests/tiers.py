@@ -45,6 +45,14 @@ FAST_IN_SLOW_MODULES = frozenset({
 })  # fmt: skip
 
 SLOW_TESTS = frozenset({
+    "test_lifecycle.py::test_the_cli_refuses_an_overlong_reason_in_one_line",
+    "test_lifecycle.py::test_the_cli_checks_a_created_sessions_label_as_the_wire_does",
+    "test_lifecycle.py::test_the_cli_shows_a_labels_escape_sequences_visibly",
+    "test_lifecycle.py::test_the_cli_deletes_resets_and_prunes",
+    "test_words_cli.py::test_doctor_lists_phantoms_newest_first",
+    "test_resolver.py::test_audit_rotation_keeps_backups",
+    "test_runtimes.py::test_a_run_that_outlives_the_wait_times_out_and_continues",
+    "test_runtimes.py::test_the_periodic_sweep_leaves_this_process_runs_alone",
     "test_cli.py::test_sessions_list_and_show_read_the_configured_store",
     "test_cli.py::test_demo_replays_both_modes",
     "test_client_and_serve.py::test_serve_generates_a_private_token_and_stops_on_sigterm",
