@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and run every check: lint, format, types, the docs site, then the whole test suite.
-# Arguments go to pytest: `bash scripts/test.sh -m "not slow"` is the fast tier (about a minute).
+# Arguments go to pytest: `bash scripts/test.sh -m "not slow"` is the fast tier (about 90 s).
 source "$(dirname "$0")/bootstrap.sh"
 # The control page's browser tests drive the system chromium (CI runs as root).
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

@@ -6,7 +6,7 @@
 - ``slow``: costs seconds on its own — several processes, kill -9 and restarts, a
   browser, pip, the benchmarks, hypothesis over a live server.
 
-``pytest -m "not slow"`` is the fast tier (about a minute on two idle cores) and keeps
+``pytest -m "not slow"`` is the fast tier (about 90 s on two idle cores) and keeps
 at least one test of every module (but test_lifecycle_gateways.py: gateway processes
 racing, tens of seconds each); ``scripts/test.sh`` (README, ``.ci/run``) runs every
 tier. Lists, not decorators or folders, so a test changes tier without moving or
