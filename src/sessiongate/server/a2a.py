@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -219,11 +220,12 @@ async def _guarded(where: str, work: Awaitable[T]) -> T:
         raise a2a_error(internal_error(exc, ENTRY_POINT, where)) from None
 
 
-async def _guarded_events(where: str, events: AsyncIterator[Event]) -> AsyncGenerator[Event]:
-    """`_guarded` for a stream of events."""
+async def _guarded_events(where: str, events: AsyncGenerator[Event]) -> AsyncGenerator[Event]:
+    """`_guarded` for a stream of events; closes `events` when the stream ends or is dropped."""
     try:
-        async for event in events:
-            yield event
+        async with aclosing(events):
+            async for event in events:
+                yield event
     except A2AError:
         raise
     except SessionGateError as exc:
@@ -531,12 +533,11 @@ class GatewayRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
-        events = _guarded_events("SendStreamingMessage", self._stream(params, context))
-        try:
+        async with aclosing(
+            _guarded_events("SendStreamingMessage", self._stream(params, context))
+        ) as events:
             async for event in events:
                 yield event
-        finally:
-            await events.aclose()
 
     async def _stream(
         self, params: SendMessageRequest, context: ServerCallContext
@@ -633,12 +634,11 @@ class GatewayRequestHandler(RequestHandler):
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
-        events = _guarded_events("SubscribeToTask", self._resubscribe(params, context))
-        try:
+        async with aclosing(
+            _guarded_events("SubscribeToTask", self._resubscribe(params, context))
+        ) as events:
             async for event in events:
                 yield event
-        finally:
-            await events.aclose()
 
     async def _resubscribe(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
