@@ -185,3 +185,30 @@ async def interleave(callers: dict[str, Any], pid: int, count: int, rounds: int)
             costs.client_cpu[name] += time.process_time() - client
             costs.calls[name] += per_round
     return costs
+
+
+def cost_table(title: str, costs: Costs, base: str) -> dict[str, dict[str, float]]:
+    """Print each path's latency and CPU per call beside its ratio to `base` (the HTTP path)."""
+    figures = {
+        name: {
+            "p50_ms": summary(samples)["p50_us"] / 1000,
+            "p95_ms": summary(samples)["p95_us"] / 1000,
+            "gateway_cpu_ms": 1000 * costs.server_cpu[name] / costs.calls[name],
+            "client_cpu_ms": 1000 * costs.client_cpu[name] / costs.calls[name],
+        }
+        for name, samples in costs.wall.items()
+    }
+    reference = figures[base]
+    for f in figures.values():
+        f["p50_vs_http"] = f["p50_ms"] / reference["p50_ms"]
+        f["gateway_cpu_vs_http"] = f["gateway_cpu_ms"] / reference["gateway_cpu_ms"]
+    rows = [
+        (name, f"{f['p50_ms']:.3f}", f"{f['p95_ms']:.3f}", f"{f['p50_vs_http']:.2f}x",
+         f"{f['gateway_cpu_ms']:.3f}", f"{f['gateway_cpu_vs_http']:.2f}x",
+         f"{f['client_cpu_ms']:.3f}")
+        for name, f in figures.items()
+    ]  # fmt: skip
+    header = ("path", "p50 ms", "p95 ms", "p50 vs HTTP", "gateway CPU ms/call", "vs HTTP",
+              "client CPU ms/call")  # fmt: skip
+    print_table(title, rows, header)
+    return figures

@@ -34,12 +34,11 @@ from benchmarks._common import (
     TOKEN,
     Costs,
     console,
+    cost_table,
     free_port,
     gateway_command,
     interleave,
-    print_table,
     process,
-    summary,
 )
 from benchmarks.gateway_e2e import HttpCaller
 from sessiongate.mcp_bridge import gateway_client
@@ -96,29 +95,8 @@ async def measure(count: int, rounds: int) -> Costs:
 
 def report(count: int, costs: Costs) -> dict[str, dict[str, float]]:
     """Print the table and the ratios to HTTP; return the figures."""
-    figures = {
-        name: {
-            "p50_ms": summary(samples)["p50_us"] / 1000,
-            "p95_ms": summary(samples)["p95_us"] / 1000,
-            "gateway_cpu_ms": 1000 * costs.server_cpu[name] / costs.calls[name],
-            "client_cpu_ms": 1000 * costs.client_cpu[name] / costs.calls[name],
-        }
-        for name, samples in costs.wall.items()
-    }
-    base = figures[HTTP]
-    for f in figures.values():
-        f["p50_vs_http"] = f["p50_ms"] / base["p50_ms"]
-        f["gateway_cpu_vs_http"] = f["gateway_cpu_ms"] / base["gateway_cpu_ms"]
-    rows = [
-        (name, f"{f['p50_ms']:.3f}", f"{f['p95_ms']:.3f}", f"{f['p50_vs_http']:.2f}x",
-         f"{f['gateway_cpu_ms']:.3f}", f"{f['gateway_cpu_vs_http']:.2f}x",
-         f"{f['client_cpu_ms']:.3f}")
-        for name, f in figures.items()
-    ]  # fmt: skip
     title = f"sessions_send to an existing session, {count} sequential calls each, interleaved"
-    header = ("path", "p50 ms", "p95 ms", "p50 vs HTTP", "gateway CPU ms/call", "vs HTTP",
-              "client CPU ms/call")  # fmt: skip
-    print_table(title, rows, header)
+    figures = cost_table(title, costs, HTTP)
     for what, key in (("p50 latency", "p50_vs_http"), ("gateway CPU", "gateway_cpu_vs_http")):
         worst = max(figures[MCP_MODERN][key], figures[MCP_HANDSHAKE][key])
         verdict = "met" if worst <= TARGET else "NOT met"
