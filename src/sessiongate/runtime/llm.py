@@ -5,7 +5,8 @@ tool result it can read), so a model that hits SESSION_NOT_FOUND can use the
 suggestions and retry.
 
 The `openai` SDK is imported, and the client made, at an agent's first turn: the SDK is
-~20 MiB of memory that a gateway whose LLM agents are idle does not need.
+~20 MiB of memory that a gateway whose LLM agents are idle does not need. Its HTTP client
+sends over aiohttp (`llm_http`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ class ModelEndpoint:
     def connect(self) -> AsyncOpenAI:
         from openai import AsyncOpenAI
 
+        from sessiongate.runtime.llm_http import model_http_client
+
         return AsyncOpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_seconds
+            base_url=self.base_url,
+            api_key=self.api_key,
+            timeout=self.timeout_seconds,
+            http_client=model_http_client(self.timeout_seconds),
         )
 
 
