@@ -67,6 +67,23 @@ async def test_the_body_is_what_the_sdk_would_send_and_the_answer_is_read() -> N
     assert int(headers["content-length"]) == len(bodies[0])
 
 
+async def test_a_message_the_sdk_could_not_encode_is_sent_escaped() -> None:
+    bodies: list[bytes] = []
+
+    async def answer(request: Request) -> Response:
+        bodies.append(await request.body())
+        return completion({"content": "ok"})
+
+    async with upstream(model_app(answer)) as fake:
+        llm = runtime(fake.url, offered=())
+        try:  # a lone surrogate: the SDK's encoder (ensure_ascii=False) raised on it
+            await llm._complete([{"role": "user", "content": "a\ud800b"}])
+        finally:
+            await llm.close()
+    assert b'"a\\ud800b"' in bodies[0]
+    assert b'"tools"' not in bodies[0]  # no tools offered: none sent
+
+
 async def test_a_gzipped_answer_is_decoded_and_a_rate_limit_is_retried() -> None:
     calls: list[int] = []
 
