@@ -30,6 +30,7 @@ from sessiongate.errors import ConflictError, InvalidRequestError, StoreUnavaila
 from sessiongate.store import base, schema
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
 from sessiongate.store.postgres_group import Group
+from sessiongate.store.postgres_intake import SKIP, WAIT, Intake, columns
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     RUN_COLUMNS,
@@ -64,48 +65,17 @@ MAX_NOTIFY_BYTES = 7000
 APPEND = f"""
 WITH s AS (
     UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1
-    WHERE key = $2{{guard}} AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
+    WHERE key = $2 AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
 ), m AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT $2, last_seq, $3, $4, $5, $6, $7 FROM s RETURNING seq
 ){{run_change}}
 SELECT seq FROM m
 """
-START_RUN = f""", r AS (
-    INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT $5, $2, '{base.RunStatus.RUNNING.value}', $6, $9 FROM s
-)"""
 COMPLETE_RUN = f""", r AS (
     UPDATE runs SET status = '{base.RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
-# Several inbound messages at once (`Group`), one per session key. Only sessions this
-# statement can lock without waiting are written (SKIP LOCKED): a session a delete, a reset
-# or another process holds is written alone, so one busy session never holds up the rest,
-# and two processes' statements never wait for each other (no deadlock). Like APPEND, the
-# update re-checks the incarnation and alias of the row it locked.
-ACCEPT_GROUP = f"""
-WITH i AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[],
-                         $6::text[], $7::float8[])
-        WITH ORDINALITY AS t(key, content, run_id, created_at, meta, incarnation, stamp, n)
-), held AS (
-    SELECT key FROM sessions WHERE key = ANY($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
-), s AS (
-    UPDATE sessions SET last_seq = last_seq + 1, updated_at = i.stamp FROM i
-    WHERE sessions.key = i.key AND sessions.key IN (SELECT key FROM held)
-        AND alias_of IS NULL AND (i.incarnation IS NULL OR sessions.incarnation = i.incarnation)
-    RETURNING i.n, sessions.last_seq AS seq
-), m AS (
-    INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)
-    SELECT i.key, s.seq, 'user', i.content, i.run_id, i.created_at, i.meta FROM s JOIN i USING (n)
-), r AS (
-    INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT i.run_id, i.key, '{base.RunStatus.RUNNING.value}', i.created_at, $8
-    FROM s JOIN i USING (n)
-)
-SELECT i.n, s.seq FROM i LEFT JOIN s USING (n) ORDER BY i.n
-"""
 REFUSAL = f"""
 SELECT (SELECT alias_of FROM sessions WHERE key = $1) AS alias_of,
        EXISTS (SELECT 1 FROM sessions WHERE key = $1) AS session_exists,
@@ -173,6 +143,7 @@ class PostgresSessionStore(base.SessionStore):
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
     shared = True
+    answers_in_one_write = True  # one statement, which never waits for another process's run
 
     def __init__(self, dsn: str, schema: str | None, timeout: float) -> None:
         self.dsn = dsn
@@ -185,8 +156,8 @@ class PostgresSessionStore(base.SessionStore):
         self._owner_conn: asyncpg.Connection | None = None
         self._events_conn: asyncpg.Connection | None = None
         self._event_listener: Callable[[dict[str, Any]], None] | None = None
-        self._intake: Group[tuple[base.NewMessage, float], int | None] = Group(
-            self._accept_group, timeout, self._fault
+        self._intake: Group[Intake, tuple[int | None, bool]] = Group(
+            self._intake_group, timeout, self._fault
         )
 
     @classmethod
@@ -364,7 +335,7 @@ class PostgresSessionStore(base.SessionStore):
 
     async def _append(self, new: base.NewMessage, run_change: str = "") -> base.MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
-        and optionally start or complete its run.
+        and optionally complete its run.
 
         With `incarnation`, only into that incarnation: a delete or reset holds the
         session's row while it works, and this statement re-checks the row after
@@ -374,10 +345,7 @@ class PostgresSessionStore(base.SessionStore):
         message = new.stored(0, stamp)
         args: list[Any] = [stamp, key, new.role, new.content, new.run_id, message.created_at,
                            dump_meta(new.meta), incarnation]  # fmt: skip
-        if run_change == START_RUN:
-            args.append(self.owner)
-        guard = " AND alias_of IS NULL" if run_change == START_RUN else ""
-        sql = APPEND.format(run_change=run_change, guard=guard)
+        sql = APPEND.format(run_change=run_change)
         seq = await self._run(lambda c: c.fetchval(sql, *args))
         if seq is None:
             raise await self._refusal(key, incarnation)
@@ -449,32 +417,53 @@ class PostgresSessionStore(base.SessionStore):
         await self._run(lambda c: self._finish_run(c, run_id, status, error))
 
     async def _accept(self, new: base.NewMessage) -> tuple[base.MessageRecord, base.RunRecord]:
-        stamp = base.now()
-        seq = await self._intake.submit(new.key, (new, stamp))
-        if seq is None:  # not written with the others: alone, waiting for the session if need be
-            message = await self._append(new, run_change=START_RUN)
-        else:
-            message = new.stored(seq, stamp)
+        row = Intake(new, base.now())
+        seq, _ = await self._take_in(row)
+        assert seq is not None  # a row without a reply never waits for the lane
         run = base.RunRecord(
-            str(new.run_id), new.key, base.RunStatus.RUNNING, message.created_at, None, None
+            str(new.run_id), new.key, base.RunStatus.RUNNING, row.created_at, None, None
         )
-        return message, run
+        return new.stored(seq, row.stamp), run
 
-    async def _accept_group(self, accepts: list[tuple[base.NewMessage, float]]) -> list[int | None]:
-        """Store inbound messages and start their runs in one statement: each one's sequence
-        number, or None where it must be written alone (its session locked by another
-        writer, missing, moved or reset; or a row the statement refused, failing them all)."""
-        columns: list[list[Any]] = [[] for _ in range(7)]
-        for new, stamp in accepts:
-            row = (new.key, new.content, new.run_id, new.created_at or stamp,
-                   dump_meta(new.meta), new.incarnation, stamp)  # fmt: skip
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
+    async def _accept_answered(
+        self, new: base.NewMessage, reply: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord, base.MessageRecord] | None:
+        """One statement (grouped with concurrent sends): the message, its run completed, the
+        reply; None, storing nothing, while another process runs a run of the session."""
+        row = Intake(new, base.now(), reply.content)
+        seq, _ = await self._take_in(row)
+        if seq is None:
+            return None
+        run = base.RunRecord(str(new.run_id), new.key, base.RunStatus.COMPLETED,
+                             row.created_at, row.stamp, None)  # fmt: skip
+        return new.stored(seq, row.stamp), run, reply.stored(seq + 1, row.stamp)
+
+    async def _take_in(self, row: Intake) -> tuple[int | None, bool]:
+        """The row's sequence number (None: its lane is held elsewhere) via the intake group,
+        or alone where the group could not write it."""
+        seq, lane_free = await self._intake.submit(row.new.key, row)
+        if seq is not None or not lane_free:
+            return seq, lane_free
+        return await self._intake_alone(row)
+
+    async def _intake_group(self, rows: list[Intake]) -> list[tuple[int | None, bool]]:
+        """Several rows in one statement (`postgres_intake.SKIP`); (None, True) for a row that
+        must be written alone: its session locked, missing, moved or reset — or any row,
+        when the statement refused one (a duplicate run id fails it whole)."""
         try:
-            rows = await self._run(lambda c: c.fetch(ACCEPT_GROUP, *columns, self.owner))
+            found = await self._run(lambda c: c.fetch(SKIP, *columns(rows), self.owner))
         except (ConflictError, InvalidRequestError):
-            return [None] * len(accepts)
-        return [row["seq"] for row in rows]
+            return [(None, True)] * len(rows)
+        return [(r["seq"], r["lane_free"]) for r in found]
+
+    async def _intake_alone(self, row: Intake) -> tuple[int | None, bool]:
+        """One row, waiting for its session if another writer holds it; its refusal if the
+        session cannot take it (missing, deleted, reset since, moved)."""
+        [found] = await self._run(lambda c: c.fetch(WAIT, *columns([row]), self.owner))
+        seq, lane_free = found["seq"], found["lane_free"]
+        if seq is None and lane_free:
+            raise await self._refusal(row.new.key, row.new.incarnation)
+        return seq, lane_free
 
     async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._append(new, run_change=COMPLETE_RUN)
