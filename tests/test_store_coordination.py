@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,48 @@ async def test_sends_to_a_session_another_writer_holds_wait_alone(postgres_url: 
     finally:
         await holder.close()
         await store.close()
+
+
+async def test_a_process_alone_shares_no_events_until_another_serves(postgres_url: str) -> None:
+    """Run events are published for the other gateway processes: while none serves from the
+    store (as a janitor sweep finds), a process publishes nothing; one that starts serving
+    says so, and events reach it from then on."""
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    channel = f"sessiongate_events_{schema}"[:63]
+    spy = await asyncpg.connect(POSTGRES_URL)
+    heard: list[str] = []
+    await spy.add_listener(channel, lambda *args: heard.append(args[3]))
+
+    async def published() -> list[str]:
+        """What was published before now (notifications arrive in commit order)."""
+        marker = json.dumps({"marker": len(heard)})  # not sessiongate's: the stores ignore it
+        await spy.execute("SELECT pg_notify($1, $2)", channel, marker)
+        await aeventually(lambda: _done(marker in heard), what="the marker heard")
+        messages = [json.loads(h) for h in heard]
+        return [m["event"]["event"] for m in messages if "event" in m]
+
+    a = await open_store(postgres_url)
+    b = await open_store(postgres_url)
+    try:
+        await a.listen_events(lambda event: None)
+        await a.mark_serving()
+        await a.heal()  # the janitor's sweep: nobody else serves
+        await a.publish_events([{"event": "run.delta", "sessionKey": KEY}])
+        assert await published() == ["gateway.serving"]  # a's own announcement only
+        heard_by_b: list[dict[str, Any]] = []
+        await b.listen_events(heard_by_b.append)
+        await b.mark_serving()
+
+        async def reached_b() -> bool:
+            await a.publish_events([{"event": "run.completed", "sessionKey": KEY}])
+            return bool(heard_by_b)
+
+        await aeventually(reached_b, what="a's events reaching b once b serves")
+        assert heard_by_b[0]["event"] == "run.completed"  # never b's own announcement
+        await a.heal()  # b still serves: a goes on sharing
+        await a.publish_events([{"event": "run.failed", "sessionKey": KEY}])
+        assert (await published())[-1] == "run.failed"
+    finally:
+        await spy.close()
+        await a.close()
+        await b.close()

@@ -10,6 +10,8 @@
   life; a process whose lock is free is gone, and its running runs are marked
   interrupted by whoever notices first.
 - `session_lock` serialises the runs of one session across processes.
+- Run events reach the other gateway processes by NOTIFY; while none serves from the
+  store (each janitor sweep looks; one that starts announces itself), none is published.
 - A database that cannot be reached gives `StoreUnavailableError` quickly; the
   pool reconnects by itself when the database is back.
 """
@@ -61,6 +63,9 @@ MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate proc
 # waits for the deleting transaction, then inserts under its earlier snapshot).
 KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))"
 MAX_NOTIFY_BYTES = 7000
+# what a process that starts serving publishes; no listener has this session key, so a
+# process that does not know the `serving` mark delivers it to nobody
+SERVING_EVENT = {"event": "gateway.serving", "sessionKey": ""}
 
 APPEND = f"""
 WITH s AS (
@@ -156,6 +161,9 @@ class PostgresSessionStore(base.SessionStore):
         self._owner_conn: asyncpg.Connection | None = None
         self._events_conn: asyncpg.Connection | None = None
         self._event_listener: Callable[[dict[str, Any]], None] | None = None
+        self._serving = False  # `mark_serving` was called
+        self._alone = False  # no other gateway process serves: events are not published
+        self._peers_heard = 0  # messages heard from other processes
         self._intake: Group[Intake, tuple[int | None, bool]] = Group(
             self._intake_group, timeout, self._fault
         )
@@ -234,6 +242,8 @@ class PostgresSessionStore(base.SessionStore):
         await self._owner_conn.execute(
             "SELECT pg_advisory_lock(hashtextextended($1, 0))", self.owner
         )
+        if self._serving:  # a new connection: named again, so that others see it serves
+            await self._announce_serving(self._owner_conn)
 
     def _open_pool(self, pool: asyncpg.Pool | None) -> asyncpg.Pool:
         if pool is None:
@@ -546,9 +556,15 @@ class PostgresSessionStore(base.SessionStore):
 
     async def heal(self) -> None:
         """Reclaim the owner lock and the event listener if their connections were lost
-        (the pool reconnects by itself; these two long-lived connections do not)."""
+        (the pool reconnects by itself; these two long-lived connections do not); then
+        see whether another gateway process serves (`publish_events`)."""
+        self._alone = False  # until this says otherwise: a failure leaves events shared
         await self._within_deadline(self._claim_owner())
         await self._ensure_listening()
+        if self._event_listener is not None:
+            heard = self._peers_heard
+            elsewhere = await self.served_elsewhere()
+            self._alone = not elsewhere and self._peers_heard == heard
 
     async def interrupt_running(self, *, own: bool = False) -> int:
         async def sweep(conn: asyncpg.Connection) -> int:
@@ -640,6 +656,10 @@ class PostgresSessionStore(base.SessionStore):
         return payload
 
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
+        """One statement for the batch; nothing while no other gateway process serves from
+        this store (`heal` looks every janitor sweep; one that starts says so at once)."""
+        if self._alone:
+            return
         payloads = [self._payload(event) for event in events]
         sql = (
             "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n"
@@ -660,8 +680,15 @@ class PostgresSessionStore(base.SessionStore):
         await self._within_deadline(conn.add_listener(self._channel, self._on_notify))
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        message = json.loads(payload)
-        if message.get("origin") != self.owner and self._event_listener is not None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return  # not sessiongate's (someone else notifying on the channel)
+        if not isinstance(message, dict) or message.get("origin") in (None, self.owner):
+            return
+        self._peers_heard += 1  # another process is there: share events with it
+        self._alone = False
+        if self._event_listener is not None and "serving" not in message:
             self._event_listener(message["event"])
 
     async def count_sessions(self) -> int:
@@ -689,18 +716,26 @@ class PostgresSessionStore(base.SessionStore):
         return f"sessiongate serve {self.schema or 'public'}"[:63]
 
     async def mark_serving(self) -> None:
-        """Name this gateway's owner connection so that others see it serves (pg_stat_activity)."""
+        """Name this gateway's owner connection so that others see it serves (pg_stat_activity),
+        and tell the processes listening that one more serves (they share events again)."""
         conn = self._owner_conn
         assert conn is not None
-        sql = "SELECT set_config('application_name', $1, false)"
-        await self._within_deadline(conn.execute(sql, self._serving_name))
+        self._serving = True
+        await self._within_deadline(self._announce_serving(conn))
+
+    async def _announce_serving(self, conn: asyncpg.Connection) -> None:
+        hello = json.dumps({"origin": self.owner, "serving": True, "event": SERVING_EVENT})
+        sql = "SELECT set_config('application_name', $1, false), pg_notify($2, $3)"
+        await conn.execute(sql, self._serving_name, self._channel, hello)
 
     async def served_elsewhere(self) -> bool:
+        owner = self._owner_conn
         sql = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = $1 AND pid <> pg_backend_pid()"
+            " AND application_name = $1 AND pid <> pg_backend_pid() AND pid <> $2"
         )
-        return bool(await self._run(lambda c: c.fetchval(sql, self._serving_name)))
+        own = owner.get_server_pid() if owner is not None and not owner.is_closed() else 0
+        return bool(await self._run(lambda c: c.fetchval(sql, self._serving_name, own)))
 
     async def ping(self) -> None:
         """A cheap round trip; a read-only server (a standby) cannot take writes."""
