@@ -52,6 +52,7 @@ from sessiongate.metrics import GatewayMetrics
 __all__ = [
     "CLOSE_CONNECT_TIMEOUT",
     "CLOSE_SEND_QUEUE_FULL",
+    "WRITE_NOW",
     "ConnectionGuard",
     "OpenConnection",
     "RateLimiter",
@@ -66,6 +67,7 @@ FD_RESERVE = 64  # descriptors kept for the store, the audit log, outbound HTTP 
 MAX_HEADER_BYTES = 65_536  # request line plus headers; nothing legitimate comes close
 CLOSE_CONNECT_TIMEOUT = (1008, "CONNECT_TIMEOUT")
 CLOSE_SEND_QUEUE_FULL = (1013, "SEND_QUEUE_FULL")
+WRITE_NOW = "sessiongate.write_now"  # the scope extension: frame a text message at once
 SLOW_READER_CLOSE_GRACE_SECONDS = 10.0  # as uvicorn's close timeout
 
 
@@ -321,6 +323,25 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
         self.guard.release(self._entry)
         super().connection_lost(exc)
 
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # none when the upgrade was refused
+        if scope is not None:
+            scope["extensions"][WRITE_NOW] = self.write_now
+
+    def write_now(self, text: str) -> bool:
+        """Frame a text message without the ASGI send's awaits, when nothing holds it back
+        (open for data, the peer reading); False when it must go through the ASGI send,
+        which waits for the reader or refuses as before."""
+        if self.disconnected or not self.writable.is_set() or not self._open_for_data():
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        self._flush_soon()
+        return True
+
     async def send(self, message: Any) -> None:
         """A close while the peer is not reading is written past the full buffer, and the
         connection is dropped shortly after (the peer would never read its way to it)."""
@@ -351,6 +372,9 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_text(message["text"].encode())
         except InvalidState:
             raise ClientDisconnected() from None
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if not self._flush_due:
             self._flush_due = True
             self.loop.call_soon(self._flush)

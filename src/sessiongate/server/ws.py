@@ -42,7 +42,12 @@ from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
-from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
+from sessiongate.server.limits import (
+    CLOSE_CONNECT_TIMEOUT,
+    CLOSE_SEND_QUEUE_FULL,
+    WRITE_NOW,
+    WsBudget,
+)
 from sessiongate.server.requests import same_origin
 from sessiongate.tools.args import (
     DeleteArgs,
@@ -141,13 +146,21 @@ class Connection:
         self.subscriptions: dict[str, Callable[[], None]] = {}
         self.budget = WsBudget(gateway.config.gateway.limits, websocket.app.state.rate_limiter)
         self.dropped = False
+        self._write_now: Callable[[str], bool] | None = websocket.scope.get("extensions", {}).get(
+            WRITE_NOW
+        )
 
     async def send(self, frame: dict[str, Any]) -> None:
+        """Send one frame: framed at once when the protocol can (no sender waiting before
+        it), else through the ASGI send, which waits for a slow reader."""
         text = dump_json(frame)
         if not self.budget.queue(len(text)):
             await self._drop_slow_reader()
             raise ClientGone(CLOSE_SEND_QUEUE_FULL[0])
         try:
+            write_now = self._write_now
+            if write_now is not None and not self._send_lock.locked() and write_now(text):
+                return
             async with self._send_lock:
                 await self.websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
