@@ -101,8 +101,10 @@ async def ab(base: Path, new: Path | None, rounds: int, turns: int) -> None:
     console.print(f"load average {os.getloadavg()[0]:.1f}")
 
 
-async def profile(turns: int, seconds: int, top: int, keep: Path | None, flags: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as name, serving(Path(name), None, "new") as side:
+async def profile(
+    src: Path | None, turns: int, seconds: int, top: int, keep: Path | None, flags: list[str]
+) -> None:
+    with tempfile.TemporaryDirectory() as name, serving(Path(name), src, "new") as side:
         ws = await opened(side)
         await p50_ws(ws, "agent", 200)
         raw = Path(name) / "profile.txt"
@@ -127,7 +129,7 @@ async def profile(turns: int, seconds: int, top: int, keep: Path | None, flags: 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", type=Path, help="A/B against the gateway in this src folder")
-    parser.add_argument("--new", type=Path, help="the other side from this src folder")
+    parser.add_argument("--new", type=Path, help="serve this src folder instead of this checkout's")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--seconds", type=int, default=6)
@@ -140,4 +142,4 @@ if __name__ == "__main__":
         asyncio.run(ab(args.base, args.new, args.rounds, args.turns or 1000))
     else:
         flags = [*([] if args.no_gil else ["--gil"]), *(["--native"] if args.native else [])]
-        asyncio.run(profile(args.turns or 8000, args.seconds, args.top, args.keep, flags))
+        asyncio.run(profile(args.new, args.turns or 8000, args.seconds, args.top, args.keep, flags))
