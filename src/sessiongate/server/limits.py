@@ -52,6 +52,7 @@ from sessiongate.metrics import GatewayMetrics
 __all__ = [
     "CLOSE_CONNECT_TIMEOUT",
     "CLOSE_SEND_QUEUE_FULL",
+    "TAKE_TEXT",
     "WRITE_NOW",
     "ConnectionGuard",
     "OpenConnection",
@@ -68,6 +69,7 @@ MAX_HEADER_BYTES = 65_536  # request line plus headers; nothing legitimate comes
 CLOSE_CONNECT_TIMEOUT = (1008, "CONNECT_TIMEOUT")
 CLOSE_SEND_QUEUE_FULL = (1013, "SEND_QUEUE_FULL")
 WRITE_NOW = "sessiongate.write_now"  # the scope extension: frame a text message at once
+TAKE_TEXT = "sessiongate.take_text"  # the scope extension: text messages handed over directly
 SLOW_READER_CLOSE_GRACE_SECONDS = 10.0  # as uvicorn's close timeout
 
 
@@ -308,6 +310,7 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
 
     guard: ClassVar[ConnectionGuard]
     _flush_due = False
+    _text_taker: Callable[[str], bool] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -328,6 +331,36 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)  # none when the upgrade was refused
         if scope is not None:
             scope["extensions"][WRITE_NOW] = self.write_now
+            scope["extensions"][TAKE_TEXT] = self.take_text
+
+    def take_text(self, taker: Callable[[str], bool] | None) -> None:
+        """From now on offer each text message to `taker` as it arrives (None: stop). What
+        it takes (True) skips the ASGI receive queue — and uvicorn's pause and resume of
+        reading around each queued message; what it declines (False) is queued as before.
+        Offered only while nothing waits in the queue (order kept) and the peer reads."""
+        self._text_taker = taker
+
+    def send_receive_event_to_app(self) -> None:
+        taker = self._text_taker
+        if (
+            taker is not None
+            and self.curr_msg_data_type == "text"
+            and not self.close_sent
+            and self.queue.empty()
+            and self.writable.is_set()
+        ):
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                taken = taker(data.decode())
+            except UnicodeDecodeError:
+                taken = False  # uvicorn's own path closes with 1007
+            except Exception:
+                log.exception("a text message could not be handed over; queued instead")
+                taken = False
+            if taken:
+                self.frames = []
+                return
+        super().send_receive_event_to_app()
 
     def write_now(self, text: str) -> bool:
         """Frame a text message without the ASGI send's awaits, when nothing holds it back
@@ -419,6 +452,12 @@ class WsBudget:
             )
         self.in_flight += 1
         return None
+
+    def can_start_now(self) -> bool:
+        """Whether `start_request` would count a request in without refusing it, and without
+        charging a rate (the per-token rate, when configured, refuses on its own)."""
+        no_rate = self.rate is None or self.rate.rate is None
+        return no_rate and self.in_flight < self.limits.max_in_flight_per_connection
 
     def finish_request(self) -> None:
         self.in_flight -= 1

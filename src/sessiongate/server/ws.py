@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -45,6 +46,7 @@ from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.limits import (
     CLOSE_CONNECT_TIMEOUT,
     CLOSE_SEND_QUEUE_FULL,
+    TAKE_TEXT,
     WRITE_NOW,
     WsBudget,
 )
@@ -149,6 +151,32 @@ class Connection:
         self._write_now: Callable[[str], bool] | None = websocket.scope.get("extensions", {}).get(
             WRITE_NOW
         )
+        self._take_text: Callable[[Callable[[str], bool] | None], None] | None = None
+        self._context = contextvars.Context()
+
+    def take_frames(self) -> None:
+        """Have the protocol hand this connection its text frames as they arrive (once it is
+        connected) rather than queue each for the receive loop (`offer`)."""
+        take_text = self.websocket.scope.get("extensions", {}).get(TAKE_TEXT)
+        if take_text is not None:
+            self._context = contextvars.copy_context()  # the connection's (its trace span)
+            self._take_text = take_text
+            take_text(self.offer)
+
+    def offer(self, text: str) -> bool:
+        """Take a text frame from the protocol: a well-formed request that the connection's
+        budgets admit is dispatched now (True); anything else is left to the receive loop
+        (False), which answers it as ever — and holds back reading while it cannot."""
+        if self._send_lock.locked() or not self.budget.can_start_now():
+            return False
+        try:
+            request = _parse_frame(text, self.gateway.config.gateway.max_body_bytes)
+        except _BadFrame:
+            return False
+        self.budget.start_request()
+        answer = self._answer(request)
+        self._track(asyncio.create_task(answer, context=self._context.copy()))
+        return True
 
     async def send(self, frame: dict[str, Any]) -> None:
         """Send one frame: framed at once when the protocol can (no sender waiting before
@@ -237,6 +265,8 @@ class Connection:
             self.budget.finish_request()
 
     async def close(self) -> None:
+        if self._take_text is not None:
+            self._take_text(None)
         for unsubscribe in self.subscriptions.values():
             unsubscribe()
         for task in list(self._tasks):
@@ -508,6 +538,8 @@ async def _serve(conn: Connection) -> None:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 await conn.websocket.close(POLICY_VIOLATION, answer.error.code)
             return
+        if conn.caller is not None:
+            conn.take_frames()
 
 
 async def serve_connection(conn: C, serve: Callable[[C], Awaitable[None]]) -> None:
