@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
-from tests.helpers import POSTGRES_URL, STORE_KINDS, aeventually, postgres_schema
+from tests.helpers import POSTGRES_URL, STORE_KINDS, aeventually, new_session, postgres_schema
 
 KEY, OTHER = "agent:atlas:main", "agent:peggy:main"
 
@@ -116,3 +116,32 @@ async def test_events_reach_the_other_instances_in_order_and_never_echo(
     else:  # no transport between instances: nothing can arrive later either
         assert heard_by_b == []
     assert heard_by_a == []  # a process's own listeners already have its events
+
+
+async def test_sends_to_a_session_another_writer_holds_wait_alone(postgres_url: str) -> None:
+    """PostgreSQL writes concurrent sends together, but never waits for a session's row
+    there: a send to a session another transaction holds (a delete, a reset, another
+    process) waits on its own, and sends to other sessions go on meanwhile."""
+    store = await open_store(postgres_url)
+    holder = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for key in (KEY, OTHER):
+            await store.ensure(new_session(key))
+        schema = postgres_url.rsplit("schema=", 1)[1]
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(f'SELECT 1 FROM "{schema}".sessions WHERE key = $1 FOR UPDATE', KEY)
+        held = asyncio.create_task(store.accept_message(KEY, "waits", run_id="held"))
+        others = [store.accept_message(OTHER, f"m{i}", run_id=f"o{i}") for i in range(2)]
+        others += [asyncio.create_task(store.accept_message(OTHER, "m2", run_id="o2"))]
+        async with asyncio.timeout(10):
+            for other in others:
+                await other
+        assert not held.done()
+        await transaction.rollback()
+        message, _ = await asyncio.wait_for(held, 10)
+        assert message.seq == 1
+        assert [m.seq for m in await store.history(OTHER)] == [1, 2, 3]
+    finally:
+        await holder.close()
+        await store.close()

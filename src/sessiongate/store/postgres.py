@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import ConflictError, InvalidRequestError, StoreUnavailableError
 from sessiongate.store import base, schema
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
+from sessiongate.store.postgres_group import Group
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     RUN_COLUMNS,
@@ -78,6 +79,33 @@ COMPLETE_RUN = f""", r AS (
     UPDATE runs SET status = '{base.RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
 )"""
+# Several inbound messages at once (`Group`), one per session key. Only sessions this
+# statement can lock without waiting are written (SKIP LOCKED): a session a delete, a reset
+# or another process holds is written alone, so one busy session never holds up the rest,
+# and two processes' statements never wait for each other (no deadlock). Like APPEND, the
+# update re-checks the incarnation and alias of the row it locked.
+ACCEPT_GROUP = f"""
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[],
+                         $6::text[], $7::float8[])
+        WITH ORDINALITY AS t(key, content, run_id, created_at, meta, incarnation, stamp, n)
+), held AS (
+    SELECT key FROM sessions WHERE key = ANY($1::text[]) FOR NO KEY UPDATE SKIP LOCKED
+), s AS (
+    UPDATE sessions SET last_seq = last_seq + 1, updated_at = i.stamp FROM i
+    WHERE sessions.key = i.key AND sessions.key IN (SELECT key FROM held)
+        AND alias_of IS NULL AND (i.incarnation IS NULL OR sessions.incarnation = i.incarnation)
+    RETURNING i.n, sessions.last_seq AS seq
+), m AS (
+    INSERT INTO messages (session_key, seq, role, content, run_id, created_at, meta)
+    SELECT i.key, s.seq, 'user', i.content, i.run_id, i.created_at, i.meta FROM s JOIN i USING (n)
+), r AS (
+    INSERT INTO runs (run_id, session_key, status, created_at, owner)
+    SELECT i.run_id, i.key, '{base.RunStatus.RUNNING.value}', i.created_at, $8
+    FROM s JOIN i USING (n)
+)
+SELECT i.n, s.seq FROM i LEFT JOIN s USING (n) ORDER BY i.n
+"""
 REFUSAL = f"""
 SELECT (SELECT alias_of FROM sessions WHERE key = $1) AS alias_of,
        EXISTS (SELECT 1 FROM sessions WHERE key = $1) AS session_exists,
@@ -141,15 +169,6 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
-    def done(task: asyncio.Task[Any]) -> None:
-        tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: an abandoned call's failure is not news
-
-    return done
-
-
 class PostgresSessionStore(base.SessionStore):
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
@@ -166,7 +185,9 @@ class PostgresSessionStore(base.SessionStore):
         self._owner_conn: asyncpg.Connection | None = None
         self._events_conn: asyncpg.Connection | None = None
         self._event_listener: Callable[[dict[str, Any]], None] | None = None
-        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._intake: Group[tuple[base.NewMessage, float], int | None] = Group(
+            self._accept_group, timeout, self._fault
+        )
 
     @classmethod
     async def open(
@@ -253,46 +274,27 @@ class PostgresSessionStore(base.SessionStore):
     async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run `fn` on a pooled connection; its answer or a typed error within the deadline.
 
-        The call runs as its own task: when the deadline passes, its connection is
-        closed at once (its statement may or may not have committed) and the caller
-        is answered without waiting for the network.
+        The call runs in the caller's task (no task of its own per statement): when the
+        deadline passes, its connection is closed at once (its statement may or may not
+        have committed) and the caller is answered without waiting for the network.
         """
-        held: list[asyncpg.Connection] = []
-        task = asyncio.ensure_future(self._on_connection(fn, held))
-        try:
-            done, _ = await asyncio.wait((task,), timeout=self.timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not done:
-            for conn in held:
-                _discard(conn)
-            task.cancel()
-            self._abandoned.add(task)
-            task.add_done_callback(_forget(self._abandoned))
-            raise self._fault(TimeoutError())
-        return task.result()
-
-    async def _on_connection(
-        self, fn: Callable[[asyncpg.Connection], Awaitable[T]], held: list[asyncpg.Connection]
-    ) -> T:
         pool = self._open_pool(self._pool)
+        conn: asyncpg.Connection | None = None
         try:
-            conn = await pool.acquire(timeout=self.timeout)
-        except Exception as exc:
-            raise self._fault(exc) from exc
-        held.append(conn)
-        try:
-            return await fn(conn)
+            async with asyncio.timeout(self.timeout):
+                conn = await pool.acquire()
+                return await fn(conn)
         except asyncio.CancelledError:
-            _discard(conn)  # never reuse a connection in an unknown state
+            if conn is not None:
+                _discard(conn)  # never reuse a connection in an unknown state
             raise
         except Exception as exc:
-            if isinstance(exc, CONNECTION_LOST):
+            if conn is not None and isinstance(exc, CONNECTION_LOST):  # a deadline included
                 _discard(conn)
             raise self._fault(exc) from exc
         finally:
-            await pool.release(conn)
+            if conn is not None:
+                await pool.release(conn)
 
     async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async def in_transaction(conn: asyncpg.Connection) -> T:
@@ -447,11 +449,32 @@ class PostgresSessionStore(base.SessionStore):
         await self._run(lambda c: self._finish_run(c, run_id, status, error))
 
     async def _accept(self, new: base.NewMessage) -> tuple[base.MessageRecord, base.RunRecord]:
-        message = await self._append(new, run_change=START_RUN)
+        stamp = base.now()
+        seq = await self._intake.submit(new.key, (new, stamp))
+        if seq is None:  # not written with the others: alone, waiting for the session if need be
+            message = await self._append(new, run_change=START_RUN)
+        else:
+            message = new.stored(seq, stamp)
         run = base.RunRecord(
             str(new.run_id), new.key, base.RunStatus.RUNNING, message.created_at, None, None
         )
         return message, run
+
+    async def _accept_group(self, accepts: list[tuple[base.NewMessage, float]]) -> list[int | None]:
+        """Store inbound messages and start their runs in one statement: each one's sequence
+        number, or None where it must be written alone (its session locked by another
+        writer, missing, moved or reset; or a row the statement refused, failing them all)."""
+        columns: list[list[Any]] = [[] for _ in range(7)]
+        for new, stamp in accepts:
+            row = (new.key, new.content, new.run_id, new.created_at or stamp,
+                   dump_meta(new.meta), new.incarnation, stamp)  # fmt: skip
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        try:
+            rows = await self._run(lambda c: c.fetch(ACCEPT_GROUP, *columns, self.owner))
+        except (ConflictError, InvalidRequestError):
+            return [None] * len(accepts)
+        return [row["seq"] for row in rows]
 
     async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._append(new, run_change=COMPLETE_RUN)
@@ -721,8 +744,7 @@ class PostgresSessionStore(base.SessionStore):
             await self._run(lambda c: c.execute(sql, session_id))
 
     async def close(self) -> None:
-        for task in self._abandoned:
-            task.cancel()
+        self._intake.close()
         for pool in (self._pool, self._lane_pool):
             if pool is not None:
                 await self._close_pool(pool)
