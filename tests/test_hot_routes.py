@@ -22,7 +22,8 @@ from tests.helpers import INCIDENT_KEY
 ConfigFactory = Callable[..., SessionGateConfig]
 Serve = Callable[[SessionGateConfig], Any]
 
-SEND = {"tool": "sessions_send", "args": {"sessionKey": "agent:peggy:main", "message": "hi"}}
+PEGGY = "agent:peggy:main"
+SEND = {"tool": "sessions_send", "args": {"sessionKey": PEGGY, "message": "hi"}}
 
 
 def body(value: Any) -> bytes:
@@ -75,7 +76,7 @@ CASES: list[tuple[str, str, bool]] = [
     ("hit", get("/v1/sessions/agent:atlas:main"), True),
     ("miss", get(f"/v1/sessions/{INCIDENT_KEY}"), True),
     ("hit, no token", get("/v1/sessions/agent:atlas:main", token=None), True),
-    ("hit as a caller", get("/v1/sessions/main", extra="x-session-key: agent:peggy:main\r\n"), True),
+    ("hit as a caller", get("/v1/sessions/main", extra=f"x-session-key: {PEGGY}\r\n"), True),
     ("hit, unknown caller", get("/v1/sessions/main", extra="x-session-key: nobody\r\n"), True),
     ("key with a slash", get("/v1/sessions/agent:atlas:main/reset"), True),
     ("key with a control", get("/v1/sessions/agent%01x"), True),
