@@ -141,3 +141,42 @@ async def test_concurrent_answered_runs_keep_sequence_numbers_contiguous(
             assert replies[m.run_id] > m.seq
             if store.answers_in_one_write:
                 assert replies[m.run_id] == m.seq + 1
+
+
+async def test_concurrent_accepts_each_get_their_answer(store: SessionStore) -> None:
+    """Accepts that arrive together (PostgreSQL writes them in one statement) are stored or
+    refused each on its own: a refused one stores nothing and holds nobody back."""
+    keys = [f"agent:atlas:cron:job-{i}" for i in range(12)]
+    for key in keys:
+        await store.ensure(new(key, kind="cron"))
+    await store.ensure(new("agent:atlas:direct:1", kind="direct"))
+    await store.set_alias("agent:atlas:direct:1", keys[0])
+    await store.accept_message(keys[1], "first", run_id="taken")
+    stale = await store.find(keys[2])
+    assert stale is not None
+    await store.reset_session(keys[2], archive=False, by=None, reason=None)
+    expected = ["SESSION_NOT_FOUND", "SESSION_MOVED", "SESSION_RESET", "CONFLICT"]
+    for n in range(2):  # the first send to an idle store is written alone, the rest together
+        sends = [store.accept_message(key, f"to {key}", run_id=f"{key}:{n}") for key in keys[3:]]
+        refused = [
+            store.accept_message("agent:atlas:ghost", "hi", run_id=f"ghost:{n}"),
+            store.accept_message("agent:atlas:direct:1", "hi", run_id=f"moved:{n}"),
+            store.accept_message(keys[2], "hi", run_id=f"stale:{n}",
+                                 incarnation=stale.incarnation),
+        ]  # fmt: skip
+        if n == 1:  # a duplicate run id among them: the others still get their answers
+            refused.append(store.accept_message(keys[1], "again", run_id="taken"))
+        results = await asyncio.gather(*sends, *refused, return_exceptions=True)
+        stored = results[: len(sends)]
+        assert all(not isinstance(r, BaseException) for r in stored), stored
+        codes = [getattr(r, "code", r) for r in results[len(sends) :]]
+        assert codes == expected[: len(refused)]
+    for key in keys[3:]:
+        history = await store.history(key)
+        assert [(m.seq, m.content) for m in history] == [(1, f"to {key}"), (2, f"to {key}")]
+        run = await store.find_run(f"{key}:1")
+        assert run is not None and run.status == "running"
+    assert [m.content for m in await store.history(keys[1])] == ["first"]
+    assert await store.history(keys[2]) == []
+    for run_id in ("ghost:0", "moved:0", "stale:0", "ghost:1", "moved:1", "stale:1"):
+        assert await store.find_run(run_id) is None
