@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from sessiongate.config import SessionGateConfig
 from sessiongate.mcp_bridge import gateway_client
+from sessiongate.server import http as http_surface
 from sessiongate.server import openclaw_wire, ws
 from sessiongate.tools.args import SendArgs
 from tests.helpers import connected, openclaw_client, openclaw_request, sign_in, ws_request
@@ -28,6 +29,7 @@ Serve = Callable[[SessionGateConfig], Any]
 
 SEND_MODELS: tuple[type[BaseModel], ...] = (
     SendArgs,
+    http_surface._typed_envelope("sessions_send"),  # /tools/invoke: envelope and arguments
     ws.AgentParams,
     openclaw_wire.AgentParams,
     openclaw_wire.ChatSendParams,
@@ -148,4 +150,5 @@ async def test_reads_do_not_validate_a_send(
         validations.clear()
         await client.get("/v1/sessions")
         await client.get("/v1/sessions/main/messages")
+        await client.get("/v1/sessions/main")
         assert validations == {}, json.dumps(validations)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import asyncpg
 import pytest
 
 from sessiongate.store import MemorySessionStore, SessionStore, SqliteSessionStore, open_store
-from tests.helpers import POSTGRES_URL, STORE_KINDS, aeventually, postgres_schema
+from tests.helpers import POSTGRES_URL, STORE_KINDS, aeventually, new_session, postgres_schema
 
 KEY, OTHER = "agent:atlas:main", "agent:peggy:main"
 
@@ -116,3 +117,77 @@ async def test_events_reach_the_other_instances_in_order_and_never_echo(
     else:  # no transport between instances: nothing can arrive later either
         assert heard_by_b == []
     assert heard_by_a == []  # a process's own listeners already have its events
+
+
+async def test_sends_to_a_session_another_writer_holds_wait_alone(postgres_url: str) -> None:
+    """PostgreSQL writes concurrent sends together, but never waits for a session's row
+    there: a send to a session another transaction holds (a delete, a reset, another
+    process) waits on its own, and sends to other sessions go on meanwhile."""
+    store = await open_store(postgres_url)
+    holder = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for key in (KEY, OTHER):
+            await store.ensure(new_session(key))
+        schema = postgres_url.rsplit("schema=", 1)[1]
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(f'SELECT 1 FROM "{schema}".sessions WHERE key = $1 FOR UPDATE', KEY)
+        held = asyncio.create_task(store.accept_message(KEY, "waits", run_id="held"))
+        others = [store.accept_message(OTHER, f"m{i}", run_id=f"o{i}") for i in range(2)]
+        others += [asyncio.create_task(store.accept_message(OTHER, "m2", run_id="o2"))]
+        async with asyncio.timeout(10):
+            for other in others:
+                await other
+        assert not held.done()
+        await transaction.rollback()
+        message, _ = await asyncio.wait_for(held, 10)
+        assert message.seq == 1
+        assert [m.seq for m in await store.history(OTHER)] == [1, 2, 3]
+    finally:
+        await holder.close()
+        await store.close()
+
+
+async def test_a_process_alone_shares_no_events_until_another_serves(postgres_url: str) -> None:
+    """Run events are published for the other gateway processes: while none serves from the
+    store (as a janitor sweep finds), a process publishes nothing; one that starts serving
+    says so, and events reach it from then on."""
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    channel = f"sessiongate_events_{schema}"[:63]
+    spy = await asyncpg.connect(POSTGRES_URL)
+    heard: list[str] = []
+    await spy.add_listener(channel, lambda *args: heard.append(args[3]))
+
+    async def published() -> list[str]:
+        """What was published before now (notifications arrive in commit order)."""
+        marker = json.dumps({"marker": len(heard)})  # not sessiongate's: the stores ignore it
+        await spy.execute("SELECT pg_notify($1, $2)", channel, marker)
+        await aeventually(lambda: _done(marker in heard), what="the marker heard")
+        messages = [json.loads(h) for h in heard]
+        return [m["event"]["event"] for m in messages if "event" in m]
+
+    a = await open_store(postgres_url)
+    b = await open_store(postgres_url)
+    try:
+        await a.listen_events(lambda event: None)
+        await a.mark_serving()
+        await a.heal()  # the janitor's sweep: nobody else serves
+        await a.publish_events([{"event": "run.delta", "sessionKey": KEY}])
+        assert await published() == ["gateway.serving"]  # a's own announcement only
+        heard_by_b: list[dict[str, Any]] = []
+        await b.listen_events(heard_by_b.append)
+        await b.mark_serving()
+
+        async def reached_b() -> bool:
+            await a.publish_events([{"event": "run.completed", "sessionKey": KEY}])
+            return bool(heard_by_b)
+
+        await aeventually(reached_b, what="a's events reaching b once b serves")
+        assert heard_by_b[0]["event"] == "run.completed"  # never b's own announcement
+        await a.heal()  # b still serves: a goes on sharing
+        await a.publish_events([{"event": "run.failed", "sessionKey": KEY}])
+        assert (await published())[-1] == "run.failed"
+    finally:
+        await spy.close()
+        await a.close()
+        await b.close()

@@ -63,6 +63,9 @@ async def test_writes_to_a_deleted_key_are_refused_as_deleted(store: SessionStor
     with pytest.raises(SessionDeletedError):
         await store.complete_run(KEY, f"run-{KEY}", "late reply", incarnation=incarnation)
     with pytest.raises(SessionDeletedError):
+        await store.accept_answered(KEY, "late", "echo: late", run_id="r9", incarnation=incarnation)
+    assert await store.find_run("r9") is None
+    with pytest.raises(SessionDeletedError):
         await store.set_status(KEY, "archived")
     with pytest.raises(SessionDeletedError):
         await store.delete_session(KEY, by=None, reason=None)
@@ -95,6 +98,8 @@ async def test_only_a_creation_decided_after_the_delete_makes_the_key_again(
         await store.complete_run(KEY, f"run-{KEY}", "late reply", incarnation=old)
     with pytest.raises(SessionDeletedError):
         await store.accept_message(KEY, "late", run_id="r3", incarnation=old)
+    with pytest.raises(SessionDeletedError):
+        await store.accept_answered(KEY, "late", "echo: late", run_id="r8", incarnation=old)
     assert await store.history(KEY) == []
     assert (await store.find_tombstone(KEY)) == erasure.tombstone  # kept: doctor reports it
 
@@ -128,11 +133,18 @@ async def test_reset_archives_the_transcript_and_starts_a_fresh_incarnation(
         await store.complete_run(KEY, f"run-{KEY}", "late reply", incarnation=old)
     with pytest.raises(SessionResetError):
         await store.accept_message(KEY, "late", run_id="r4", incarnation=old)
+    with pytest.raises(SessionResetError):
+        await store.accept_answered(KEY, "late", "echo: late", run_id="r7", incarnation=old)
+    assert await store.find_run("r7") is None
     message, _ = await store.accept_message(
         KEY, "new start", run_id="r5", incarnation=fresh.incarnation
     )
     assert message.seq == 1
     assert [m.content for m in await store.history(KEY)] == ["new start"]
+    answered = await store.accept_answered(
+        KEY, "then", "echo: then", run_id="r6", incarnation=fresh.incarnation
+    )
+    assert answered is not None and [m.seq for m in answered[::2]] == [2, 3]
 
 
 async def test_reset_can_delete_the_old_transcript_and_delete_erases_archives(

@@ -141,3 +141,36 @@ async def test_subscribe_streams_events_of_runs_started_elsewhere(
         assert again["error"]["code"] == "INVALID_REQUEST"
         await ws.close()
         await other.close()
+
+
+async def test_a_connected_clients_requests_and_frames_skip_the_asgi_queue(
+    serve: Serve, config_factory: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once connected, a well-formed request is taken from the protocol as it arrives and its
+    frames are written at once; a binary frame still goes the ASGI way and is answered."""
+    from sessiongate.server import limits, ws
+
+    taken: list[bool] = []
+    written: list[bool] = []
+    offer, write_now = ws.Connection.offer, limits._GuardedWsProtocol.write_now
+
+    def counting_offer(self: ws.Connection, text: str) -> bool:
+        taken.append(offer(self, text))
+        return taken[-1]
+
+    def counting_write(self: Any, text: str) -> bool:
+        written.append(write_now(self, text))
+        return written[-1]
+
+    monkeypatch.setattr(ws.Connection, "offer", counting_offer)
+    monkeypatch.setattr(limits._GuardedWsProtocol, "write_now", counting_write)
+    async with serve(config_factory()) as gw:
+        socket = await connected(gw)
+        answer = await request(socket, 1, "agent", sessionKey="main", message="hi")
+        assert answer["payload"]["reply"] == "echo: hi"
+        await socket.send(b"\x00binary")
+        assert json.loads(await socket.recv())["ok"] is False
+        assert (await request(socket, 2, "sessions.list"))["ok"] is True
+        await socket.close()
+    assert taken == [True, True]
+    assert written and all(written)

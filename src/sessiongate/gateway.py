@@ -81,7 +81,7 @@ from sessiongate.tools.args import (
     SpawnArgs,
     StatusArgs,
 )
-from sessiongate.tools.base import validate_args
+from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.tools.lifecycle import (
     erase,
     sessions_archive,
@@ -257,6 +257,14 @@ class Gateway:
         parsed = validate_args(spec.args_model, args, tool)
         context = ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
         return (await spec.run(context, parsed)).to_wire()
+
+    async def run_tool(self, tool: str, args: ToolArgs, caller: Caller) -> dict[str, Any]:
+        """`invoke` with arguments a surface has already validated with the tool's model
+        (`args` is an instance of ``TOOLS[tool].args_model``): nothing is validated again.
+        Raises as `invoke` does (``TOOL_NOT_FOUND``, ``FORBIDDEN``, …)."""
+        spec = get_tool(tool, self.config.gateway.tools.allow)
+        context = ToolContext(self.resolver, self.store, self.runs, self._visible_page, caller)
+        return (await spec.run(context, args)).to_wire()
 
     async def send(
         self, args: SendArgs, caller: Caller, stream: RunStream | None = None

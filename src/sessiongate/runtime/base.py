@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from sessiongate.resolver import Caller
 from sessiongate.store.base import MessageRecord, SessionRecord
 
-__all__ = ["Emit", "InvokeTool", "Runtime", "Turn"]
+__all__ = ["AnswersAtOnce", "Emit", "InvokeTool", "Runtime", "Turn", "answer_now"]
 
 Emit = Callable[[str], Awaitable[None]]
 InvokeTool = Callable[[str, Any, Caller], Awaitable[dict[str, Any]]]
@@ -39,3 +39,19 @@ class Runtime(Protocol):
     async def close(self) -> None:
         """Release what the runtime holds (its own HTTP client), when the gateway closes."""
         ...
+
+
+class AnswersAtOnce(Protocol):
+    """A runtime that can answer some messages without I/O and without the transcript
+    (echo): the run manager then stores the message, its run and the reply in one write
+    and reports the run's events (one `run.delta`: the whole reply) without running it."""
+
+    def answer_now(self, message: str) -> str | None:
+        """The reply to `message`, computed now; None when the run must execute normally."""
+        ...
+
+
+def answer_now(runtime: Runtime, message: str) -> str | None:
+    """`runtime`'s immediate reply to `message` if it has one (`AnswersAtOnce`), else None."""
+    answer: Callable[[str], str | None] | None = getattr(runtime, "answer_now", None)
+    return None if answer is None else answer(message)

@@ -12,9 +12,13 @@ class EchoRuntime:
     uses_history = False
 
     async def run(self, turn: Turn, emit: Emit) -> str:
-        reply = f"echo: {turn.message}"
+        reply = self.answer_now(turn.message)
         await emit(reply)
         return reply
+
+    def answer_now(self, message: str) -> str:
+        """Echo answers every message at once (`AnswersAtOnce`): no I/O, no transcript."""
+        return f"echo: {message}"
 
     async def close(self) -> None:
         return None

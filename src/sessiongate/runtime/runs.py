@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +30,7 @@ from sessiongate.errors import (
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.outcomes import SendOutcome, SendStatus
 from sessiongate.resolver import Caller
-from sessiongate.runtime.base import InvokeTool, Runtime, Turn
+from sessiongate.runtime.base import InvokeTool, Runtime, Turn, answer_now
 from sessiongate.store.base import (
     MessageRecord,
     RunRecord,
@@ -63,11 +64,20 @@ class _Run:
     span: Any = None
 
 
-@dataclass(slots=True)
 class _Lane:
-    queue: asyncio.Queue[_Run] = field(default_factory=asyncio.Queue)
-    intake: asyncio.Lock = field(default_factory=asyncio.Lock)
-    worker: asyncio.Task[None] | None = None
+    """A session's runs in this process: queued in sequence order, run one at a time."""
+
+    __slots__ = ("intake", "queue", "users", "worker")
+
+    def __init__(self) -> None:
+        self.queue: deque[_Run] = deque()
+        self.intake = asyncio.Lock()  # held while a message is stored: seq order == run order
+        self.worker: asyncio.Task[None] | None = None
+        self.users = 0  # sends holding or awaiting `intake`
+
+    def idle(self) -> bool:
+        """No run of this lane is queued or executing."""
+        return not self.queue and (self.worker is None or self.worker.done())
 
 
 class RunManager:
@@ -217,38 +227,90 @@ class RunManager:
         run_id: str | None = None,
         done: asyncio.Future[SendOutcome] | None = None,
     ) -> _Run:
-        store = self.store
         run_id = run_id or str(uuid.uuid4())
-        lane = self._lanes.setdefault(session.key, _Lane())
-        async with lane.intake:  # sequence order == run order
-            meta = {
-                "caller": caller.session_key,
-                "entryPoint": caller.entry_point,
-                **(origin or {}),
-            }
-            try:
-                _, record = await store.accept_message(
-                    session.key, message, run_id=run_id, meta=meta, incarnation=session.incarnation
-                )
-            except BaseException:  # nothing stored: do not leave an empty lane behind
-                if lane.worker is None and lane.queue.empty():
-                    self._lanes.pop(session.key, None)
-                raise
-            future = done or asyncio.get_running_loop().create_future()
-            run = _Run(record, session, message, future, tracing.capture())
-            lane.queue.put_nowait(run)
+        key = session.key
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        lane.users += 1
+        try:
+            async with lane.intake:  # sequence order == run order
+                meta = {"caller": caller.session_key, "entryPoint": caller.entry_point}
+                if origin:
+                    meta.update(origin)
+                if lane.idle():
+                    answered = await self._answer_at_once(session, message, run_id, meta, done)
+                    if answered is not None:
+                        return answered
+                return await self._queue(lane, session, message, run_id, meta, done)
+        finally:
+            lane.users -= 1
+            if not lane.users and lane.idle() and self._lanes.get(key) is lane:
+                del self._lanes[key]  # nothing queued, stored or waiting: no lane left behind
+
+    async def _queue(
+        self,
+        lane: _Lane,
+        session: SessionRecord,
+        message: str,
+        run_id: str,
+        meta: dict[str, Any],
+        done: asyncio.Future[SendOutcome] | None,
+    ) -> _Run:
+        """Store the inbound message and its run, and queue the run on its lane."""
+        _, record = await self.store.accept_message(
+            session.key, message, run_id=run_id, meta=meta, incarnation=session.incarnation
+        )
+        future = done or asyncio.get_running_loop().create_future()
+        run = _Run(record, session, message, future, tracing.capture())
+        lane.queue.append(run)
         if lane.worker is None or lane.worker.done():
             lane.worker = asyncio.create_task(self._drain(session.key, lane))
             self._active.add(lane.worker)
             lane.worker.add_done_callback(self._active.discard)
         return run
 
+    async def _answer_at_once(
+        self,
+        session: SessionRecord,
+        message: str,
+        run_id: str,
+        meta: dict[str, Any],
+        done: asyncio.Future[SendOutcome] | None,
+    ) -> _Run | None:
+        """A whole run in one store write, when the session's runtime answers without I/O
+        (`AnswersAtOnce`) and the store writes the message, the completed run and the reply
+        in one transaction; its events and outcome as if it had run. None: run it normally
+        (also with traces on: the run's span is the normal path's)."""
+        if not self.store.answers_in_one_write or tracing.enabled():
+            return None
+        try:
+            runtime = self.runtime_for(session.agent_id)
+        except Exception:  # no runtime: the normal path records the run's failure
+            return None
+        reply = answer_now(runtime, message)
+        if reply is None:
+            return None
+        started = time.perf_counter()
+        answered = await self.store.accept_answered(
+            session.key, message, reply, run_id=run_id, meta=meta, incarnation=session.incarnation
+        )
+        if answered is None:
+            return None
+        future = done or asyncio.get_running_loop().create_future()
+        run = _Run(answered[1], session, message, future)
+        self._publish("run.started", run, agentId=session.agent_id)
+        self._publish("run.delta", run, delta=reply)
+        self._publish("run.completed", run, reply=reply)
+        self.metrics.observe_run(runtime.name, "ok", time.perf_counter() - started)
+        self._settle(run, "ok", reply)
+        return run
+
     async def _drain(self, key: str, lane: _Lane) -> None:
-        while not lane.queue.empty():
-            run = lane.queue.get_nowait()
-            await self._execute(run)
-        # a send holding the intake lock will start a new worker on this same lane
-        if not lane.intake.locked() and self._lanes.get(key) is lane:
+        while lane.queue:
+            await self._execute(lane.queue.popleft())
+        # a send holding or awaiting the intake lock will start a new worker on this lane
+        if not lane.users and self._lanes.get(key) is lane:
             del self._lanes[key]
 
     async def _execute(self, run: _Run) -> None:
@@ -387,16 +449,15 @@ class RunManager:
             return 0
         kept: list[_Run] = []
         dropped = 0
-        while not lane.queue.empty():
-            run = lane.queue.get_nowait()
+        while lane.queue:
+            run = lane.queue.popleft()
             if keep is not None and run.session.incarnation == keep:
                 kept.append(run)
                 continue
             stopped = RunInterruptedError("the session was deleted or reset before this run")
             self._settle(run, "error", error=stopped.to_wire()["error"])
             dropped += 1
-        for run in kept:
-            lane.queue.put_nowait(run)
+        lane.queue.extend(kept)
         return dropped
 
     async def cancel_queued(self, session_key: str, run_id: str) -> bool:
@@ -407,13 +468,11 @@ class RunManager:
         lane = self._lanes.get(session_key)
         if lane is None:
             return False
-        waiting = [lane.queue.get_nowait() for _ in range(lane.queue.qsize())]
-        found = next((run for run in waiting if run.record.run_id == run_id), None)
-        for run in waiting:  # in the same order: sequence order stays run order
-            if run is not found:
-                lane.queue.put_nowait(run)
+        found = next((run for run in lane.queue if run.record.run_id == run_id), None)
         if found is None:
             return False
+        # the others in the same order: sequence order stays run order
+        lane.queue = deque(run for run in lane.queue if run is not found)
         error = RunInterruptedError(f"the run was {CANCELLED}").to_wire()["error"]
         self._publish("run.failed", found, error=error)
         self._settle(found, "error", error=error)
@@ -452,6 +511,8 @@ async def _wait(
     """A run's outcome once it is known, or `accepted` / `timeout` after `wait_seconds`."""
     if wait_seconds == 0:
         return SendOutcome("accepted", run_id, session_key)
+    if done.done():  # answered at once
+        return done.result()
     try:
         async with asyncio.timeout(wait_seconds):
             return await asyncio.shield(done)

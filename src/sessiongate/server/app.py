@@ -22,6 +22,7 @@ from sessiongate.gateway import Gateway
 from sessiongate.server.a2a_mount import A2A_PATHS, LazyA2AEndpoint
 from sessiongate.server.access_log import AccessLogMiddleware
 from sessiongate.server.failed_auth import FailedAuthLimiter
+from sessiongate.server.hot_routes import HotRoutes
 from sessiongate.server.http import http_routes
 from sessiongate.server.limits import ConnectionGuard, RateLimiter, guarded_protocols
 from sessiongate.server.mcp_mount import LazyMcpEndpoint
@@ -40,10 +41,11 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 class _GatewayApp(Starlette):
     """Starlette without its own error layers: what a route raises reaches the one
     catch-all of each surface (HTTP: `AccessLogMiddleware`; WebSocket, MCP and the page
-    keep theirs), never a second handler in between."""
+    keep theirs), never a second handler in between. The per-message routes are answered
+    in front of the router (`HotRoutes`), inside the middleware."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        app: ASGIApp = self.router
+        app: ASGIApp = HotRoutes(self.state, self.router, self.router.routes)
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return app

@@ -8,6 +8,7 @@ answered by the surface's one catch-all (`sessiongate.server.access_log`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import os
@@ -16,6 +17,8 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError, create_model
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,12 +34,14 @@ from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
 from sessiongate.server.openclaw_http import (
     clamp_list_limit,
     dry_run,
+    dry_run_result,
     openclaw_envelope,
     openclaw_error,
     refuse_action,
 )
 from sessiongate.server.requests import read_body
 from sessiongate.server.wire_response import WireResponse
+from sessiongate.tools import TOOLS, get_tool
 from sessiongate.tools.args import (
     DeleteArgs,
     HistoryArgs,
@@ -50,7 +55,15 @@ from sessiongate.tools.args import (
 from sessiongate.tools.base import ToolArgs, validate_args
 from sessiongate.wire import check_text, decode_json, query_int
 
-__all__ = ["authenticate", "bearer_token", "http_routes", "ok", "session_gate_error_response"]
+__all__ = [
+    "authenticate",
+    "bearer_token",
+    "check_bearer",
+    "http_routes",
+    "invoke_tool",
+    "ok",
+    "session_gate_error_response",
+]
 
 log = structlog.get_logger("sessiongate.http")
 
@@ -73,10 +86,17 @@ def _gateway(request: Request) -> Gateway:
 def authenticate(request: Request, surface: str = "http") -> None:
     """The bearer token must be the gateway's, within its request rate (every HTTP surface);
     wrong tokens are paced per client address (`FailedAuthLimiter`)."""
-    token = bearer_token(request)
-    _paced_check(request, surface, token)
-    request.app.state.connection_guard.authenticated(request.client)
-    request.app.state.rate_limiter.charge(token)
+    check_bearer(request.app.state, request.headers.get("authorization"), request.client, surface)
+
+
+def check_bearer(state: State, authorization: str | None, client: Any, surface: str) -> None:
+    """`authenticate` from what it reads of a request: the app's state, the Authorization
+    header and the ASGI scope's ``client`` (the hot routes have no `Request`)."""
+    token = _bearer(authorization or "")
+    failed_auth: FailedAuthLimiter = state.failed_auth
+    failed_auth.check(client_address(client), surface, state.token, token)
+    state.connection_guard.authenticated(client)
+    state.rate_limiter.charge(token)
 
 
 def _paced_check(request: Request, surface: str, presented: str | None) -> None:
@@ -86,7 +106,10 @@ def _paced_check(request: Request, surface: str, presented: str | None) -> None:
 
 def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header, if any."""
-    header = request.headers.get("authorization", "")
+    return _bearer(request.headers.get("authorization", ""))
+
+
+def _bearer(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
 
@@ -108,16 +131,57 @@ async def tools_invoke(request: Request) -> Response:
 
 async def _invoke_tool(request: Request) -> dict[str, Any]:
     gateway = _gateway(request)
-    body = validate_args(InvokeBody, decode_json(await read_body(request)), "/tools/invoke")
+    return await invoke_tool(gateway, decode_json(await read_body(request)))
+
+
+async def invoke_tool(gateway: Gateway, raw: Any) -> dict[str, Any]:
+    """A `/tools/invoke` body (parsed JSON) run: its envelope and the tool's arguments
+    validated once, by the tool's own envelope model (`_typed_envelope`)."""
+    body, parsed = _parse_invocation(raw)
     caller = await gateway.caller_for(body.session_key, "http")
     if body.action is not None:
         raise refuse_action(body.tool, body.action)
+    if parsed is not None:
+        if body.dry_run:
+            get_tool(body.tool, gateway.config.gateway.tools.allow)
+            return dry_run_result(body.tool, parsed)
+        return await gateway.run_tool(body.tool, parsed, caller)
     args = body.args
     if gateway.config.gateway.compat.openclaw:
         args = clamp_list_limit(body.tool, args)
     if body.dry_run:
         return dry_run(body.tool, args, gateway.config.gateway.tools.allow)
     return await gateway.invoke(body.tool, args, caller)
+
+
+def _parse_invocation(raw: Any) -> tuple[InvokeBody, ToolArgs | None]:
+    """The envelope, with the tool's arguments already validated when they could be.
+
+    A known tool's body is validated by its typed envelope, arguments included: one
+    validation. Anything it refuses (an unknown tool, missing or bad arguments, a bad
+    envelope) goes the way it always went — the envelope alone, then the tool's
+    arguments at the call — so each refusal keeps its code, wording and precedence.
+    """
+    tool = raw.get("tool") if isinstance(raw, dict) else None
+    if type(tool) is str and tool in TOOLS:
+        try:
+            typed = _typed_envelope(tool).model_validate(raw)
+        except ValidationError:
+            pass
+        else:
+            args: object = typed.args
+            if isinstance(args, ToolArgs):
+                return typed, args
+    return validate_args(InvokeBody, raw, "/tools/invoke"), None
+
+
+@functools.cache
+def _typed_envelope(tool: str) -> type[InvokeBody]:
+    """`InvokeBody` whose ``args`` is the tool's argument model (required), built once."""
+    model: type[InvokeBody] = create_model(
+        f"InvokeBody_{tool}", __base__=InvokeBody, args=(TOOLS[tool].args_model, ...)
+    )
+    return model
 
 
 def _query_args(request: Request) -> dict[str, Any]:

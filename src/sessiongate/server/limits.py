@@ -52,6 +52,8 @@ from sessiongate.metrics import GatewayMetrics
 __all__ = [
     "CLOSE_CONNECT_TIMEOUT",
     "CLOSE_SEND_QUEUE_FULL",
+    "TAKE_TEXT",
+    "WRITE_NOW",
     "ConnectionGuard",
     "OpenConnection",
     "RateLimiter",
@@ -66,6 +68,8 @@ FD_RESERVE = 64  # descriptors kept for the store, the audit log, outbound HTTP 
 MAX_HEADER_BYTES = 65_536  # request line plus headers; nothing legitimate comes close
 CLOSE_CONNECT_TIMEOUT = (1008, "CONNECT_TIMEOUT")
 CLOSE_SEND_QUEUE_FULL = (1013, "SEND_QUEUE_FULL")
+WRITE_NOW = "sessiongate.write_now"  # the scope extension: frame a text message at once
+TAKE_TEXT = "sessiongate.take_text"  # the scope extension: text messages handed over directly
 SLOW_READER_CLOSE_GRACE_SECONDS = 10.0  # as uvicorn's close timeout
 
 
@@ -306,6 +310,7 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
 
     guard: ClassVar[ConnectionGuard]
     _flush_due = False
+    _text_taker: Callable[[str], bool] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -320,6 +325,55 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.release(self._entry)
         super().connection_lost(exc)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # none when the upgrade was refused
+        if scope is not None:
+            scope["extensions"][WRITE_NOW] = self.write_now
+            scope["extensions"][TAKE_TEXT] = self.take_text
+
+    def take_text(self, taker: Callable[[str], bool] | None) -> None:
+        """From now on offer each text message to `taker` as it arrives (None: stop). What
+        it takes (True) skips the ASGI receive queue — and uvicorn's pause and resume of
+        reading around each queued message; what it declines (False) is queued as before.
+        Offered only while nothing waits in the queue (order kept) and the peer reads."""
+        self._text_taker = taker
+
+    def send_receive_event_to_app(self) -> None:
+        taker = self._text_taker
+        if (
+            taker is not None
+            and self.curr_msg_data_type == "text"
+            and not self.close_sent
+            and self.queue.empty()
+            and self.writable.is_set()
+        ):
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                taken = taker(data.decode())
+            except UnicodeDecodeError:
+                taken = False  # uvicorn's own path closes with 1007
+            except Exception:
+                log.exception("a text message could not be handed over; queued instead")
+                taken = False
+            if taken:
+                self.frames = []
+                return
+        super().send_receive_event_to_app()
+
+    def write_now(self, text: str) -> bool:
+        """Frame a text message without the ASGI send's awaits, when nothing holds it back
+        (open for data, the peer reading); False when it must go through the ASGI send,
+        which waits for the reader or refuses as before."""
+        if self.disconnected or not self.writable.is_set() or not self._open_for_data():
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        self._flush_soon()
+        return True
 
     async def send(self, message: Any) -> None:
         """A close while the peer is not reading is written past the full buffer, and the
@@ -351,6 +405,9 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_text(message["text"].encode())
         except InvalidState:
             raise ClientDisconnected() from None
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if not self._flush_due:
             self._flush_due = True
             self.loop.call_soon(self._flush)
@@ -395,6 +452,12 @@ class WsBudget:
             )
         self.in_flight += 1
         return None
+
+    def can_start_now(self) -> bool:
+        """Whether `start_request` would count a request in without refusing it, and without
+        charging a rate (the per-token rate, when configured, refuses on its own)."""
+        no_rate = self.rate is None or self.rate.rate is None
+        return no_rate and self.in_flight < self.limits.max_in_flight_per_connection
 
     def finish_request(self) -> None:
         self.in_flight -= 1

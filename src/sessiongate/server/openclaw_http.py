@@ -19,9 +19,16 @@ from starlette.responses import JSONResponse
 from sessiongate.errors import InvalidRequestError, SessionGateError, UnauthorizedError
 from sessiongate.fields import MAX_LIST_LIMIT
 from sessiongate.tools import get_tool
-from sessiongate.tools.base import validate_args
+from sessiongate.tools.base import ToolArgs, validate_args
 
-__all__ = ["clamp_list_limit", "dry_run", "openclaw_envelope", "openclaw_error", "refuse_action"]
+__all__ = [
+    "clamp_list_limit",
+    "dry_run",
+    "dry_run_result",
+    "openclaw_envelope",
+    "openclaw_error",
+    "refuse_action",
+]
 
 _ERROR_TYPES = {
     400: "invalid_request",
@@ -54,7 +61,11 @@ def refuse_action(tool: str, action: str) -> InvalidRequestError:
 def dry_run(tool: str, args: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
     """`dryRun: true`: check the tool, its allow-list and its arguments; run nothing."""
     spec = get_tool(tool, allowed)
-    checked = validate_args(spec.args_model, args, tool)
+    return dry_run_result(tool, validate_args(spec.args_model, args, tool))
+
+
+def dry_run_result(tool: str, checked: ToolArgs) -> dict[str, Any]:
+    """What `dryRun: true` answers for arguments already checked."""
     return {"dryRun": True, "tool": tool, "args": checked.model_dump(by_alias=True)}
 
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TypeVar
 
 import structlog
@@ -40,7 +43,13 @@ from sessiongate.resolver import Caller
 from sessiongate.runtime.runs import RunEvent, RunStream
 from sessiongate.server.auth import check_token_or_cookie
 from sessiongate.server.failed_auth import FailedAuthLimiter, client_address
-from sessiongate.server.limits import CLOSE_CONNECT_TIMEOUT, CLOSE_SEND_QUEUE_FULL, WsBudget
+from sessiongate.server.limits import (
+    CLOSE_CONNECT_TIMEOUT,
+    CLOSE_SEND_QUEUE_FULL,
+    TAKE_TEXT,
+    WRITE_NOW,
+    WsBudget,
+)
 from sessiongate.server.requests import same_origin
 from sessiongate.tools.args import (
     DeleteArgs,
@@ -52,6 +61,7 @@ from sessiongate.tools.args import (
     must_exist_as_create_on_miss,
 )
 from sessiongate.tools.base import ToolArgs, validate_args
+from sessiongate.tracing import enabled as tracing_enabled
 from sessiongate.tracing import request_span
 from sessiongate.wire import check_json, check_text, dump_json, load_json
 
@@ -103,13 +113,17 @@ class AgentParams(ToolArgs):
         return self
 
     def send_args(self) -> SendArgs:
-        """The send (answered at once; the run's events follow), without validating again."""
-        return SendArgs.model_construct(
-            session_key=self.session_key,
-            message=self.message,
-            timeout_seconds=0,
-            create_on_miss=self.create_on_miss,
-        )
+        """The send (answered at once; the run's events follow), without validating again
+        (a copy of a constructed template: `model_construct` itself cost 6 us a turn)."""
+        update = {
+            "session_key": self.session_key,
+            "message": self.message,
+            "create_on_miss": self.create_on_miss,
+        }
+        return _STREAMED_SEND.model_copy(update=update)
+
+
+_STREAMED_SEND = SendArgs.model_construct(message="", timeout_seconds=0)
 
 
 class InvokeParams(ToolArgs):
@@ -134,13 +148,47 @@ class Connection:
         self.subscriptions: dict[str, Callable[[], None]] = {}
         self.budget = WsBudget(gateway.config.gateway.limits, websocket.app.state.rate_limiter)
         self.dropped = False
+        self._write_now: Callable[[str], bool] | None = websocket.scope.get("extensions", {}).get(
+            WRITE_NOW
+        )
+        self._take_text: Callable[[Callable[[str], bool] | None], None] | None = None
+        self._context = contextvars.Context()
+
+    def take_frames(self) -> None:
+        """Have the protocol hand this connection its text frames as they arrive (once it is
+        connected) rather than queue each for the receive loop (`offer`)."""
+        take_text = self.websocket.scope.get("extensions", {}).get(TAKE_TEXT)
+        if take_text is not None:
+            self._context = contextvars.copy_context()  # the connection's (its trace span)
+            self._take_text = take_text
+            take_text(self.offer)
+
+    def offer(self, text: str) -> bool:
+        """Take a text frame from the protocol: a well-formed request that the connection's
+        budgets admit is dispatched now (True); anything else is left to the receive loop
+        (False), which answers it as ever — and holds back reading while it cannot."""
+        if self._send_lock.locked() or not self.budget.can_start_now():
+            return False
+        try:
+            request = _parse_frame(text, self.gateway.config.gateway.max_body_bytes)
+        except _BadFrame:
+            return False
+        self.budget.start_request()
+        answer = self._answer(request)
+        self._track(asyncio.create_task(answer, context=self._context.copy()))
+        return True
 
     async def send(self, frame: dict[str, Any]) -> None:
+        """Send one frame: framed at once when the protocol can (no sender waiting before
+        it), else through the ASGI send, which waits for a slow reader."""
         text = dump_json(frame)
         if not self.budget.queue(len(text)):
             await self._drop_slow_reader()
             raise ClientGone(CLOSE_SEND_QUEUE_FULL[0])
         try:
+            write_now = self._write_now
+            if write_now is not None and not self._send_lock.locked() and write_now(text):
+                return
             async with self._send_lock:
                 await self.websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
@@ -217,6 +265,8 @@ class Connection:
             self.budget.finish_request()
 
     async def close(self) -> None:
+        if self._take_text is not None:
+            self._take_text(None)
         for unsubscribe in self.subscriptions.values():
             unsubscribe()
         for task in list(self._tasks):
@@ -231,30 +281,49 @@ class Answer:
     error: SessionGateError | None = None
 
 
-@contextlib.asynccontextmanager
-async def answering(conn: Connection, request_id: Any, where: str) -> AsyncIterator[Answer]:
+def answering(conn: Connection, request_id: Any, where: str) -> AbstractAsyncContextManager[Answer]:
     """The WebSocket surface's one catch-all: whatever happens, request `request_id` is
     answered (unless the client has gone) and the connection stays usable. The `Answer`
     it yields tells the caller afterwards whether the request failed (a refused
     `connect` closes the connection)."""
-    begin_request()
-    with request_span(f"ws {where}", {"rpc.method": where}):
-        async with _caught(conn, request_id, where) as answer:
-            yield answer
+    if tracing_enabled():
+        return _traced(conn, request_id, where)
+    return _Answering(conn, request_id, where)
 
 
 @contextlib.asynccontextmanager
-async def _caught(conn: Connection, request_id: Any, where: str) -> AsyncIterator[Answer]:
-    answer = Answer()
-    try:
-        yield answer
-    except ClientGone:
-        pass
-    except Exception as exc:
-        error = exc if isinstance(exc, SessionGateError) else internal_error(exc, "ws", where)
-        answer.error = error
+async def _traced(conn: Connection, request_id: Any, where: str) -> AsyncIterator[Answer]:
+    with request_span(f"ws {where}", {"rpc.method": where}):
+        async with _Answering(conn, request_id, where) as answer:
+            yield answer
+
+
+class _Answering:
+    """`answering` as a plain class: a generator-based context manager per frame cost a
+    turn more than the rest of its bookkeeping together."""
+
+    __slots__ = ("answer", "conn", "request_id", "where")
+
+    def __init__(self, conn: Connection, request_id: Any, where: str) -> None:
+        self.conn, self.request_id, self.where = conn, request_id, where
+        self.answer = Answer()
+
+    async def __aenter__(self) -> Answer:
+        begin_request()
+        return self.answer
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or isinstance(exc, ClientGone):
+            return exc is not None
+        if not isinstance(exc, Exception):
+            return False  # cancellation and exits go on
+        error = exc if isinstance(exc, SessionGateError) else internal_error(exc, "ws", self.where)
+        self.answer.error = error
         with contextlib.suppress(ClientGone):
-            await conn.fail(request_id, error)
+            await self.conn.fail(self.request_id, error)
+        return True
 
 
 async def _agent(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -397,8 +466,11 @@ def _echo_id(raw: Any) -> Any:
 
 async def _receive_text(websocket: WebSocket, deadline: float | None = None) -> str | None:
     """The next text frame (None for a binary one); before `connect`, by the connect deadline."""
-    async with asyncio.timeout_at(deadline):
+    if deadline is None:
         message = await websocket.receive()
+    else:
+        async with asyncio.timeout_at(deadline):
+            message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
     return message.get("text")
@@ -466,6 +538,8 @@ async def _serve(conn: Connection) -> None:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 await conn.websocket.close(POLICY_VIOLATION, answer.error.code)
             return
+        if conn.caller is not None:
+            conn.take_frames()
 
 
 async def serve_connection(conn: C, serve: Callable[[C], Awaitable[None]]) -> None:

@@ -637,6 +637,46 @@ class RunLedger(ABC):
         new = NewMessage(key, "assistant", reply, run_id, incarnation=incarnation)
         return await self._complete(new)
 
+    answers_in_one_write: bool = False
+    """Whether `accept_answered` stores the message, its run and the reply in one write that
+    never waits for a run of another process: the run manager answers a runtime that
+    replies without I/O (`AnswersAtOnce`) through it only then."""
+
+    async def accept_answered(
+        self,
+        key: str,
+        content: str,
+        reply: str,
+        *,
+        run_id: str,
+        meta: dict[str, Any] | None = None,
+        incarnation: str | None = None,
+    ) -> tuple[MessageRecord, RunRecord, MessageRecord] | None:
+        """Store an inbound message (seq n), its run, already completed, and the run's reply
+        (seq n + 1): the message, the run and the reply.
+
+        Refuses as `accept_message` does (moved, deleted, reset, a run id that exists),
+        storing nothing. None: nothing stored — the run must be run the normal way (a
+        shared store may say so when another process is running a run of this session).
+        """
+        check_message(key, "user", content, run_id)
+        check_storable("message", reply)
+        new = NewMessage(key, "user", content, run_id, dict(meta or {}), None, incarnation)
+        answer = NewMessage(key, "assistant", reply, run_id, incarnation=incarnation)
+        return await self._accept_answered(new, answer)
+
+    async def _accept_answered(
+        self, new: NewMessage, reply: NewMessage
+    ) -> tuple[MessageRecord, RunRecord, MessageRecord] | None:
+        """By default two writes, `_accept` then `_complete` (if the second fails, the message
+        and its running run stay stored, as after `accept_message`); a backend that can
+        overrides it with one transaction and sets `answers_in_one_write`."""
+        message, run = await self._accept(new)
+        stored = await self._complete(reply)
+        completed = RunRecord(run.run_id, run.session_key, RunStatus.COMPLETED, run.created_at,
+                              stored.created_at, None)  # fmt: skip
+        return message, completed, stored
+
     @abstractmethod
     async def _accept(self, new: NewMessage) -> tuple[MessageRecord, RunRecord]:
         """Store the inbound message `new` and its run (`new.run_id`) as running, atomically."""

@@ -18,6 +18,7 @@ class MemorySessionStore(base.SingleProcessCoordination, base.SessionStore):
     """Dicts and lists; every step runs without awaiting, so each is atomic."""
 
     shared = False
+    answers_in_one_write = True  # every step is atomic (nothing here awaits)
 
     def __init__(self) -> None:
         self._sessions: dict[str, base.SessionRecord] = {}
@@ -156,6 +157,17 @@ class MemorySessionStore(base.SingleProcessCoordination, base.SessionStore):
         message = await self._append(new)
         await self.finish_run(str(new.run_id), base.RunStatus.COMPLETED)
         return message
+
+    async def _accept_answered(
+        self, new: base.NewMessage, reply: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord, base.MessageRecord]:
+        message, run = await self._accept(new)  # no await suspends here: one atomic step
+        answer = await self._append(reply)
+        completed = dataclasses.replace(
+            run, status=base.RunStatus.COMPLETED, finished_at=answer.created_at
+        )
+        self._runs[completed.run_id] = completed
+        return message, completed, answer
 
     async def _find_tombstone(self, key: str) -> base.Tombstone | None:
         return self._tombstones.get(key)

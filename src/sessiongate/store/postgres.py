@@ -10,6 +10,8 @@
   life; a process whose lock is free is gone, and its running runs are marked
   interrupted by whoever notices first.
 - `session_lock` serialises the runs of one session across processes.
+- Run events reach the other gateway processes by NOTIFY; while none serves from the
+  store (each janitor sweep looks; one that starts announces itself), none is published.
 - A database that cannot be reached gives `StoreUnavailableError` quickly; the
   pool reconnects by itself when the database is back.
 """
@@ -26,9 +28,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from sessiongate.errors import StoreUnavailableError
+from sessiongate.errors import ConflictError, InvalidRequestError, StoreUnavailableError
 from sessiongate.store import base, schema
 from sessiongate.store.postgres_faults import CONNECTION_LOST, describe_dsn, translate
+from sessiongate.store.postgres_group import Group
+from sessiongate.store.postgres_intake import SKIP, WAIT, Intake, columns
 from sessiongate.store.rows import (
     MESSAGE_COLUMNS,
     RUN_COLUMNS,
@@ -59,21 +63,20 @@ MIGRATION_LOCK = 0x5E55_10_6A7E  # any constant shared by every sessiongate proc
 # waits for the deleting transaction, then inserts under its earlier snapshot).
 KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))"
 MAX_NOTIFY_BYTES = 7000
+# what a process that starts serving publishes; no listener has this session key, so a
+# process that does not know the `serving` mark delivers it to nobody
+SERVING_EVENT = {"event": "gateway.serving", "sessionKey": ""}
 
 APPEND = f"""
 WITH s AS (
     UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1
-    WHERE key = $2{{guard}} AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
+    WHERE key = $2 AND ($8::text IS NULL OR incarnation = $8) RETURNING last_seq
 ), m AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT $2, last_seq, $3, $4, $5, $6, $7 FROM s RETURNING seq
 ){{run_change}}
 SELECT seq FROM m
 """
-START_RUN = f""", r AS (
-    INSERT INTO runs (run_id, session_key, status, created_at, owner)
-    SELECT $5, $2, '{base.RunStatus.RUNNING.value}', $6, $9 FROM s
-)"""
 COMPLETE_RUN = f""", r AS (
     UPDATE runs SET status = '{base.RunStatus.COMPLETED.value}', finished_at = $1
     WHERE run_id = $5 AND EXISTS (SELECT 1 FROM s)
@@ -141,19 +144,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
-    def done(task: asyncio.Task[Any]) -> None:
-        tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: an abandoned call's failure is not news
-
-    return done
-
-
 class PostgresSessionStore(base.SessionStore):
     """Sessions, transcripts and runs in PostgreSQL, shared by every process that opens it."""
 
     shared = True
+    answers_in_one_write = True  # one statement, which never waits for another process's run
 
     def __init__(self, dsn: str, schema: str | None, timeout: float) -> None:
         self.dsn = dsn
@@ -166,7 +161,12 @@ class PostgresSessionStore(base.SessionStore):
         self._owner_conn: asyncpg.Connection | None = None
         self._events_conn: asyncpg.Connection | None = None
         self._event_listener: Callable[[dict[str, Any]], None] | None = None
-        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._serving = False  # `mark_serving` was called
+        self._alone = False  # no other gateway process serves: events are not published
+        self._peers_heard = 0  # messages heard from other processes
+        self._intake: Group[Intake, tuple[int | None, bool]] = Group(
+            self._intake_group, timeout, self._fault
+        )
 
     @classmethod
     async def open(
@@ -242,6 +242,8 @@ class PostgresSessionStore(base.SessionStore):
         await self._owner_conn.execute(
             "SELECT pg_advisory_lock(hashtextextended($1, 0))", self.owner
         )
+        if self._serving:  # a new connection: named again, so that others see it serves
+            await self._announce_serving(self._owner_conn)
 
     def _open_pool(self, pool: asyncpg.Pool | None) -> asyncpg.Pool:
         if pool is None:
@@ -253,46 +255,27 @@ class PostgresSessionStore(base.SessionStore):
     async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run `fn` on a pooled connection; its answer or a typed error within the deadline.
 
-        The call runs as its own task: when the deadline passes, its connection is
-        closed at once (its statement may or may not have committed) and the caller
-        is answered without waiting for the network.
+        The call runs in the caller's task (no task of its own per statement): when the
+        deadline passes, its connection is closed at once (its statement may or may not
+        have committed) and the caller is answered without waiting for the network.
         """
-        held: list[asyncpg.Connection] = []
-        task = asyncio.ensure_future(self._on_connection(fn, held))
-        try:
-            done, _ = await asyncio.wait((task,), timeout=self.timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not done:
-            for conn in held:
-                _discard(conn)
-            task.cancel()
-            self._abandoned.add(task)
-            task.add_done_callback(_forget(self._abandoned))
-            raise self._fault(TimeoutError())
-        return task.result()
-
-    async def _on_connection(
-        self, fn: Callable[[asyncpg.Connection], Awaitable[T]], held: list[asyncpg.Connection]
-    ) -> T:
         pool = self._open_pool(self._pool)
+        conn: asyncpg.Connection | None = None
         try:
-            conn = await pool.acquire(timeout=self.timeout)
-        except Exception as exc:
-            raise self._fault(exc) from exc
-        held.append(conn)
-        try:
-            return await fn(conn)
+            async with asyncio.timeout(self.timeout):
+                conn = await pool.acquire()
+                return await fn(conn)
         except asyncio.CancelledError:
-            _discard(conn)  # never reuse a connection in an unknown state
+            if conn is not None:
+                _discard(conn)  # never reuse a connection in an unknown state
             raise
         except Exception as exc:
-            if isinstance(exc, CONNECTION_LOST):
+            if conn is not None and isinstance(exc, CONNECTION_LOST):  # a deadline included
                 _discard(conn)
             raise self._fault(exc) from exc
         finally:
-            await pool.release(conn)
+            if conn is not None:
+                await pool.release(conn)
 
     async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async def in_transaction(conn: asyncpg.Connection) -> T:
@@ -362,7 +345,7 @@ class PostgresSessionStore(base.SessionStore):
 
     async def _append(self, new: base.NewMessage, run_change: str = "") -> base.MessageRecord:
         """One statement (so one round trip, atomic): bump last_seq, insert the message,
-        and optionally start or complete its run.
+        and optionally complete its run.
 
         With `incarnation`, only into that incarnation: a delete or reset holds the
         session's row while it works, and this statement re-checks the row after
@@ -372,10 +355,7 @@ class PostgresSessionStore(base.SessionStore):
         message = new.stored(0, stamp)
         args: list[Any] = [stamp, key, new.role, new.content, new.run_id, message.created_at,
                            dump_meta(new.meta), incarnation]  # fmt: skip
-        if run_change == START_RUN:
-            args.append(self.owner)
-        guard = " AND alias_of IS NULL" if run_change == START_RUN else ""
-        sql = APPEND.format(run_change=run_change, guard=guard)
+        sql = APPEND.format(run_change=run_change)
         seq = await self._run(lambda c: c.fetchval(sql, *args))
         if seq is None:
             raise await self._refusal(key, incarnation)
@@ -447,11 +427,53 @@ class PostgresSessionStore(base.SessionStore):
         await self._run(lambda c: self._finish_run(c, run_id, status, error))
 
     async def _accept(self, new: base.NewMessage) -> tuple[base.MessageRecord, base.RunRecord]:
-        message = await self._append(new, run_change=START_RUN)
+        row = Intake(new, base.now())
+        seq, _ = await self._take_in(row)
+        assert seq is not None  # a row without a reply never waits for the lane
         run = base.RunRecord(
-            str(new.run_id), new.key, base.RunStatus.RUNNING, message.created_at, None, None
+            str(new.run_id), new.key, base.RunStatus.RUNNING, row.created_at, None, None
         )
-        return message, run
+        return new.stored(seq, row.stamp), run
+
+    async def _accept_answered(
+        self, new: base.NewMessage, reply: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord, base.MessageRecord] | None:
+        """One statement (grouped with concurrent sends): the message, its run completed, the
+        reply; None, storing nothing, while another process runs a run of the session."""
+        row = Intake(new, base.now(), reply.content)
+        seq, _ = await self._take_in(row)
+        if seq is None:
+            return None
+        run = base.RunRecord(str(new.run_id), new.key, base.RunStatus.COMPLETED,
+                             row.created_at, row.stamp, None)  # fmt: skip
+        return new.stored(seq, row.stamp), run, reply.stored(seq + 1, row.stamp)
+
+    async def _take_in(self, row: Intake) -> tuple[int | None, bool]:
+        """The row's sequence number (None: its lane is held elsewhere) via the intake group,
+        or alone where the group could not write it."""
+        seq, lane_free = await self._intake.submit(row.new.key, row)
+        if seq is not None or not lane_free:
+            return seq, lane_free
+        return await self._intake_alone(row)
+
+    async def _intake_group(self, rows: list[Intake]) -> list[tuple[int | None, bool]]:
+        """Several rows in one statement (`postgres_intake.SKIP`); (None, True) for a row that
+        must be written alone: its session locked, missing, moved or reset — or any row,
+        when the statement refused one (a duplicate run id fails it whole)."""
+        try:
+            found = await self._run(lambda c: c.fetch(SKIP, *columns(rows), self.owner))
+        except (ConflictError, InvalidRequestError):
+            return [(None, True)] * len(rows)
+        return [(r["seq"], r["lane_free"]) for r in found]
+
+    async def _intake_alone(self, row: Intake) -> tuple[int | None, bool]:
+        """One row, waiting for its session if another writer holds it; its refusal if the
+        session cannot take it (missing, deleted, reset since, moved)."""
+        [found] = await self._run(lambda c: c.fetch(WAIT, *columns([row]), self.owner))
+        seq, lane_free = found["seq"], found["lane_free"]
+        if seq is None and lane_free:
+            raise await self._refusal(row.new.key, row.new.incarnation)
+        return seq, lane_free
 
     async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._append(new, run_change=COMPLETE_RUN)
@@ -534,9 +556,15 @@ class PostgresSessionStore(base.SessionStore):
 
     async def heal(self) -> None:
         """Reclaim the owner lock and the event listener if their connections were lost
-        (the pool reconnects by itself; these two long-lived connections do not)."""
+        (the pool reconnects by itself; these two long-lived connections do not); then
+        see whether another gateway process serves (`publish_events`)."""
+        self._alone = False  # until this says otherwise: a failure leaves events shared
         await self._within_deadline(self._claim_owner())
         await self._ensure_listening()
+        if self._event_listener is not None:
+            heard = self._peers_heard
+            elsewhere = await self.served_elsewhere()
+            self._alone = not elsewhere and self._peers_heard == heard
 
     async def interrupt_running(self, *, own: bool = False) -> int:
         async def sweep(conn: asyncpg.Connection) -> int:
@@ -628,6 +656,10 @@ class PostgresSessionStore(base.SessionStore):
         return payload
 
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
+        """One statement for the batch; nothing while no other gateway process serves from
+        this store (`heal` looks every janitor sweep; one that starts says so at once)."""
+        if self._alone:
+            return
         payloads = [self._payload(event) for event in events]
         sql = (
             "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n"
@@ -648,8 +680,15 @@ class PostgresSessionStore(base.SessionStore):
         await self._within_deadline(conn.add_listener(self._channel, self._on_notify))
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        message = json.loads(payload)
-        if message.get("origin") != self.owner and self._event_listener is not None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return  # not sessiongate's (someone else notifying on the channel)
+        if not isinstance(message, dict) or message.get("origin") in (None, self.owner):
+            return
+        self._peers_heard += 1  # another process is there: share events with it
+        self._alone = False
+        if self._event_listener is not None and "serving" not in message:
             self._event_listener(message["event"])
 
     async def count_sessions(self) -> int:
@@ -677,18 +716,26 @@ class PostgresSessionStore(base.SessionStore):
         return f"sessiongate serve {self.schema or 'public'}"[:63]
 
     async def mark_serving(self) -> None:
-        """Name this gateway's owner connection so that others see it serves (pg_stat_activity)."""
+        """Name this gateway's owner connection so that others see it serves (pg_stat_activity),
+        and tell the processes listening that one more serves (they share events again)."""
         conn = self._owner_conn
         assert conn is not None
-        sql = "SELECT set_config('application_name', $1, false)"
-        await self._within_deadline(conn.execute(sql, self._serving_name))
+        self._serving = True
+        await self._within_deadline(self._announce_serving(conn))
+
+    async def _announce_serving(self, conn: asyncpg.Connection) -> None:
+        hello = json.dumps({"origin": self.owner, "serving": True, "event": SERVING_EVENT})
+        sql = "SELECT set_config('application_name', $1, false), pg_notify($2, $3)"
+        await conn.execute(sql, self._serving_name, self._channel, hello)
 
     async def served_elsewhere(self) -> bool:
+        owner = self._owner_conn
         sql = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = $1 AND pid <> pg_backend_pid()"
+            " AND application_name = $1 AND pid <> pg_backend_pid() AND pid <> $2"
         )
-        return bool(await self._run(lambda c: c.fetchval(sql, self._serving_name)))
+        own = owner.get_server_pid() if owner is not None and not owner.is_closed() else 0
+        return bool(await self._run(lambda c: c.fetchval(sql, self._serving_name, own)))
 
     async def ping(self) -> None:
         """A cheap round trip; a read-only server (a standby) cannot take writes."""
@@ -721,8 +768,7 @@ class PostgresSessionStore(base.SessionStore):
             await self._run(lambda c: c.execute(sql, session_id))
 
     async def close(self) -> None:
-        for task in self._abandoned:
-            task.cancel()
+        self._intake.close()
         for pool in (self._pool, self._lane_pool):
             if pool is not None:
                 await self._close_pool(pool)

@@ -81,6 +81,7 @@ class SqliteSessionStore(base.SingleProcessCoordination, base.SessionStore):
     """A SQLite file shared by the calls of one process (and safely by several)."""
 
     shared = False
+    answers_in_one_write = True
 
     def __init__(self, path: Path, timeout: float = base.DEFAULT_TIMEOUT_SECONDS) -> None:
         self.path = path
@@ -319,16 +320,23 @@ class SqliteSessionStore(base.SingleProcessCoordination, base.SessionStore):
         exists = self._db.execute("SELECT 1 FROM sessions WHERE key = ?", (key,)).fetchone()
         return base.refusal(key, incarnation, exists=exists is not None, tombstone=tombstone)
 
-    def _sql_accept(
-        self, db: sqlite3.Connection, new: base.NewMessage
-    ) -> tuple[base.MessageRecord, base.RunRecord]:
+    def _accept_refusal(self, db: sqlite3.Connection, new: base.NewMessage) -> Exception | None:
+        """Why `new` may not be accepted (missing, deleted, reset since, moved); None: it may."""
         row = db.execute(
             "SELECT alias_of, incarnation FROM sessions WHERE key = ?", (new.key,)
         ).fetchone()
         if row is None or new.incarnation not in (None, row["incarnation"]):
-            raise self._refusal(new.key, new.incarnation)
+            return self._refusal(new.key, new.incarnation)
         if row["alias_of"] is not None:
-            raise base.moved(new.key, row["alias_of"])
+            return base.moved(new.key, row["alias_of"])
+        return None
+
+    def _sql_accept(
+        self, db: sqlite3.Connection, new: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord]:
+        refused = self._accept_refusal(db, new)
+        if refused is not None:
+            raise refused
         message = self._sql_append(db, new)
         return message, self._sql_start_run(db, str(new.run_id), new.key)
 
@@ -342,6 +350,36 @@ class SqliteSessionStore(base.SingleProcessCoordination, base.SessionStore):
 
     async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         return await self._call_write(self._sql_complete, new)
+
+    def _sql_accept_answered(
+        self, db: sqlite3.Connection, new: base.NewMessage, reply: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord, base.MessageRecord]:
+        stamp = base.now()
+        row = db.execute(
+            "UPDATE sessions SET last_seq = last_seq + 2, updated_at = ? WHERE key = ?"
+            " AND (? IS NULL OR incarnation = ?) AND alias_of IS NULL RETURNING last_seq",
+            (stamp, new.key, new.incarnation, new.incarnation),
+        ).fetchone()
+        if row is None:  # nothing written: why, in `_sql_accept`'s order
+            refused = self._accept_refusal(db, new)
+            raise refused if refused is not None else base.missing(new.key)
+        seq = row["last_seq"]
+        message, answer = new.stored(seq - 1, stamp), reply.stored(seq, stamp)
+        run = base.RunRecord(str(new.run_id), new.key, base.RunStatus.COMPLETED, stamp, stamp,
+                             None)  # fmt: skip
+        db.execute(
+            "INSERT INTO runs (run_id, session_key, status, created_at, finished_at, owner)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (run.run_id, run.session_key, run.status, stamp, stamp, self.owner),
+        )
+        db.executemany(INSERT_MESSAGE, (message_values(message), message_values(answer)))
+        return message, run, answer
+
+    async def _accept_answered(
+        self, new: base.NewMessage, reply: base.NewMessage
+    ) -> tuple[base.MessageRecord, base.RunRecord, base.MessageRecord]:
+        # one write: the message, its run (completed) and the reply in one transaction
+        return await self._call_write(self._sql_accept_answered, new, reply)
 
     def _sql_find_tombstone(self, key: str) -> base.Tombstone | None:
         sql = f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE key = ?"
