@@ -7,19 +7,24 @@ standard library's records (uvicorn's "Invalid HTTP request", the WebSocket
 protocol's errors, asyncio's), rendered the same way: with JSON every line is
 one JSON object, a traceback included.
 
-The chain is kept short because it runs once per HTTP request (the access line): a
-timestamp formatted once per second and completed with the microseconds, JSON rendered by
-orjson, one write per line. structlog's context variables are not merged in (nothing binds
-them; the request id is passed explicitly).
+The chain is kept short because it runs once per HTTP request (the access line): for JSON
+one processor adds the level and a timestamp formatted once per second (completed with the
+microseconds) and renders with orjson; the info lines of the next few milliseconds share one
+write (`_StderrLogger`). structlog's context variables are not merged in (nothing binds them;
+the request id is passed explicitly).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import logging
 import os
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
@@ -34,20 +39,122 @@ def log_level(configured: str = "warning") -> str:
     return os.environ.get("SESSIONGATE_LOG_LEVEL", configured).lower()
 
 
+FLUSH_SECONDS = 0.01  # how long an info line may wait to share a write with later ones
+MAX_PENDING_LINES = 256  # more waiting than this: written at once
+PIPE_BUF = 4096  # POSIX: a write to a pipe up to this size is never interleaved with another's
+
+
 class _StderrLogger:
     """Writes each rendered line to the current sys.stderr (looked up per line, not bound
     once: a host that swaps it, like a test runner calling the CLI in-process, must not
-    leave loggers writing to a closed stream)."""
+    leave loggers writing to a closed stream).
 
-    def msg(self, message: str) -> None:
+    A line at info or below logged on an event loop's thread (the access line: one per
+    request) waits up to `FLUSH_SECONDS` for the lines after it, and they are written
+    together: one write system call per ~20 lines under load instead of one per line.
+    Profile: each write released the GIL in the middle of the event loop's work, the store
+    thread took it with fewer writes queued (smaller group commits, more thread switches), and
+    the event loop waited to get it back (benchmarks/README.md, issue 21 changes 10 and 12;
+    a write at the end of each event-loop step does not avoid that). Any other line (a
+    warning, an error, a line from another thread or with no loop running) writes what waits
+    first and then itself at once: lines, uvicorn's records included, keep the order they were
+    logged in. What waits is written at exit; a process killed outright (kill -9) loses at
+    most its last `FLUSH_SECONDS` of info lines, and a message printed to stderr by other
+    means (not through the log) in those last milliseconds comes before them. Each write
+    holds whole lines and at most `PIPE_BUF` bytes when it can, so on a pipe shared with
+    other processes (a container's stderr) no line is split by theirs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._stream: TextIO | None = None  # the stream the waiting lines are for
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # where a flush is due
+
+    def collect(self, message: str) -> None:
+        """An info (or debug) line: batched on an event loop's thread, else written now."""
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            self.write(message)
+            return
         stream = sys.stderr
-        stream.write(message + "\n")
-        stream.flush()
+        with self._lock:
+            if self._pending and stream is not self._stream:  # written for the stream they were for
+                _write_lines_quietly(self._stream, self._take())
+            self._pending.append(message)
+            self._stream = stream
+            full = len(self._pending) >= MAX_PENDING_LINES
+            schedule = not full and self._timer_loop is not loop
+            if schedule:
+                self._timer_loop = loop
+        if full:
+            self.flush()
+        elif schedule:
+            loop.call_later(FLUSH_SECONDS, self._flush_quietly)
 
-    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+    def write(self, message: str) -> None:
+        """Write what waits, then `message`, now."""
+        with self._lock:
+            lines = self._take() if self._pending else []
+            if lines and self._stream is not sys.stderr:
+                _write_lines_quietly(self._stream, lines)
+                lines = []
+            lines.append(message)
+            _write_lines(sys.stderr, lines)
+
+    def flush(self) -> None:
+        """Write what waits."""
+        with self._lock:
+            if self._pending:
+                _write_lines(self._stream, self._take())
+
+    def _flush_quietly(self) -> None:
+        with self._lock:
+            self._timer_loop = None
+            if self._pending:
+                _write_lines_quietly(self._stream, self._take())
+
+    def _take(self) -> list[str]:
+        lines, self._pending = self._pending, []
+        return lines
+
+    def _forget(self) -> None:
+        """In a forked child: the parent writes its own waiting lines."""
+        self._lock = threading.Lock()
+        self._pending, self._stream, self._timer_loop = [], None, None
+
+    debug = info = collect
+    msg = warning = warn = error = critical = exception = fatal = log = write
+
+
+def _write_lines_quietly(stream: TextIO | None, lines: list[str]) -> None:
+    """`_write_lines`, for a stream that may be gone since (nowhere left to say so)."""
+    with contextlib.suppress(OSError, ValueError):
+        _write_lines(stream, lines)
+
+
+def _write_lines(stream: TextIO | None, lines: list[str]) -> None:
+    """`lines`, each followed by a newline, in as few writes of at most PIPE_BUF bytes as
+    keep every line whole (a longer line is one write of its own)."""
+    if stream is None:
+        return
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line) + 1 if line.isascii() else 4 * len(line) + 1
+        if chunk and size + length > PIPE_BUF:
+            stream.write("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(line + "\n")
+        size += length
+    stream.write("".join(chunk))
+    stream.flush()
 
 
 _STDERR = _StderrLogger()
+atexit.register(_STDERR.flush)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_STDERR._forget)
 
 
 def _stderr_logger(*args: object) -> _StderrLogger:
@@ -65,18 +172,40 @@ class _UtcTimestamp:
         self.prefix = ""
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
-        now = time.time()
-        second = int(now)
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
         if second != self.second:
             self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self.second = second
-        event_dict["timestamp"] = f"{self.prefix}.{int((now - second) * 1e6):06d}Z"
+        event_dict["timestamp"] = f"{self.prefix}.{micros:06d}Z"
         return event_dict
 
 
+_LEVELS = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them
+
+
+def _json_line() -> Any:
+    """The JSON chain as one processor: ``level``, ``timestamp``, a formatted traceback when
+    asked (``exception``), then one JSON object rendered by orjson; a value JSON has no form
+    for is written as its repr (as structlog's JSONRenderer does). The same keys in the same
+    order as structlog's ``add_log_level``, ``TimeStamper``, ``format_exc_info`` and
+    ``JSONRenderer`` in a row, for a third of their time."""
+    from orjson import OPT_NON_STR_KEYS, dumps
+    from structlog.processors import format_exc_info
+
+    stamp = _UtcTimestamp()
+
+    def render(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        event_dict["level"] = _LEVELS.get(name, name)
+        stamp(logger, name, event_dict)
+        if "exc_info" in event_dict:
+            event_dict = format_exc_info(logger, name, event_dict)
+        return dumps(event_dict, default=repr, option=OPT_NON_STR_KEYS).decode()
+
+    return render
+
+
 def _json_renderer() -> Any:
-    """Renders one JSON object; a value JSON has no form for is written as its repr (as
-    structlog's JSONRenderer does)."""
+    """Renders one JSON object, as `_json_line` does (for the standard library's records)."""
     from orjson import OPT_NON_STR_KEYS, dumps
 
     def render(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
@@ -95,13 +224,14 @@ def configure_logging(level: str, log_format: LogFormat = "auto") -> None:
         _json_renderer() if as_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     _route_stdlib(renderer)
+    chain = [
+        structlog.processors.add_log_level,
+        _UtcTimestamp(),
+        structlog.processors.format_exc_info,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            _UtcTimestamp(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[_json_line()] if as_json else chain,
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,  # a filtered-out level then costs a no-op call
@@ -113,7 +243,11 @@ class _StdlibHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            _STDERR.msg(self.format(record))
+            line = self.format(record)
+            if record.levelno <= logging.INFO:
+                _STDERR.collect(line)
+            else:
+                _STDERR.write(line)
         except Exception:
             self.handleError(record)
 
