@@ -191,3 +191,26 @@ async def test_a_process_alone_shares_no_events_until_another_serves(postgres_ur
         await spy.close()
         await a.close()
         await b.close()
+
+
+async def test_an_answered_send_never_runs_beside_another_process_run(postgres_url: str) -> None:
+    """PostgreSQL's one-statement answered send takes the session's lane for its
+    transaction: while another process holds it (a run executing), nothing is stored and
+    the send goes the normal way (None); sends to other sessions are answered meanwhile."""
+    a, b = await open_store(postgres_url), await open_store(postgres_url)
+    try:
+        for key in (KEY, OTHER):
+            await a.ensure(new_session(key))
+        async with b.session_lock(KEY):
+            held = [a.accept_answered(KEY, f"m{i}", "echo", run_id=f"h{i}") for i in range(3)]
+            free = [a.accept_answered(OTHER, f"m{i}", "echo", run_id=f"f{i}") for i in range(3)]
+            results = await asyncio.gather(*held, *free)
+        assert results[:3] == [None, None, None]
+        assert all(r is not None and r[1].status == "completed" for r in results[3:])
+        assert await a.history(KEY) == [] and await a.find_run("h0") is None
+        assert [m.seq for m in await a.history(OTHER)] == list(range(1, 7))
+        answered = await a.accept_answered(KEY, "now", "echo: now", run_id="after")
+        assert answered is not None and (answered[0].seq, answered[2].seq) == (1, 2)
+    finally:
+        await a.close()
+        await b.close()
