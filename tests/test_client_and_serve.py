@@ -75,7 +75,13 @@ async def test_sync_client_works_in_a_thread_whose_event_loop_is_running(
     config_factory: ConfigFactory,
 ) -> None:
     asyncio.get_running_loop()  # this test's own loop runs here, as in a notebook
-    with gateway_in_thread(config_factory()) as threaded:
+    silent = socket.socket()  # a webhook that takes connections and never answers: a slow run
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    webhook = {"url": f"http://127.0.0.1:{silent.getsockname()[1]}/", "timeoutSeconds": 0.5}
+    agents = [{"id": "atlas", "default": True}, {"id": "peggy"},
+              {"id": "slow", "model": "webhook", "webhook": webhook}]  # fmt: skip
+    with silent, gateway_in_thread(config_factory(agents={"list": agents})) as threaded:
         gw = threaded.running
         with SessionGateClient(gw.url, gw.token, session_key="agent:peggy:main") as client:
             assert (
@@ -88,7 +94,7 @@ async def test_sync_client_works_in_a_thread_whose_event_loop_is_running(
             with pytest.raises(SessionNotFoundError):
                 client.send(INCIDENT_KEY, "hi", must_exist=True)
             with pytest.raises(RunTimeoutError) as info:
-                client.send("agent:peggy:main", "slow", timeout_seconds=1e-9, raise_on_timeout=True)
+                client.send("agent:slow:main", "slow", timeout_seconds=1e-9, raise_on_timeout=True)
             assert info.value.details["runId"]
         assert INCIDENT_KEY not in threaded.session_keys()
 

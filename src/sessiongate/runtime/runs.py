@@ -558,7 +558,15 @@ class RunStream:
 
     async def follow(self, accepted: SendOutcome, emit: Emit, wait_seconds: float) -> SendOutcome:
         """Hand each event of `accepted`'s run to `emit` until the run ends, for at most
-        `wait_seconds`; the run's outcome (``timeout`` if it was still running)."""
+        `wait_seconds`; the run's outcome (``timeout`` if it was still running).
+
+        Events already collected (a run answered at once has ended before the send returns)
+        are handed on before a deadline is armed: the deadline waits for the run, and a
+        slow reader is the connection's budgets' concern."""
+        while not self._events.empty():
+            ended = await self._relay(accepted, self._events.get_nowait(), emit)
+            if ended is not None:
+                return ended
         try:
             async with asyncio.timeout(wait_seconds):
                 return await self._until_end(accepted, emit)
@@ -567,12 +575,19 @@ class RunStream:
 
     async def _until_end(self, accepted: SendOutcome, emit: Emit) -> SendOutcome:
         while True:
-            event = await self._events.get()
-            if event["runId"] != accepted.run_id:
-                continue
-            await emit(event)
-            name = event["event"]
-            if name == "run.completed":
-                return replace(accepted, status="ok", reply=event["reply"])
-            if name == "run.failed":
-                return replace(accepted, status="error", error=event["error"])
+            ended = await self._relay(accepted, await self._events.get(), emit)
+            if ended is not None:
+                return ended
+
+    @staticmethod
+    async def _relay(accepted: SendOutcome, event: RunEvent, emit: Emit) -> SendOutcome | None:
+        """Hand on one event of `accepted`'s run (others are skipped); the outcome at its end."""
+        if event["runId"] != accepted.run_id:
+            return None
+        await emit(event)
+        name = event["event"]
+        if name == "run.completed":
+            return replace(accepted, status="ok", reply=event["reply"])
+        if name == "run.failed":
+            return replace(accepted, status="error", error=event["error"])
+        return None

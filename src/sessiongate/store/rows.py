@@ -90,13 +90,15 @@ def session_values(s: SessionRecord) -> tuple[Any, ...]:
     return tuple(by_column[name] for name in SESSION_FIELDS.split(", "))
 
 
+_MESSAGE_ORDER = "session_key, seq, role, content, run_id, created_at, meta"
+if MESSAGE_COLUMNS != _MESSAGE_ORDER:  # message_values writes this order: keep them one
+    raise RuntimeError(f"messages columns changed ({MESSAGE_COLUMNS}): update message_values")
+
+
 def message_values(m: MessageRecord) -> tuple[Any, ...]:
-    """`m` as the values of MESSAGE_COLUMNS, in their order."""
-    by_column = {
-        "session_key": m.session_key, "seq": m.seq, "role": m.role, "content": m.content,
-        "run_id": m.run_id, "created_at": m.created_at, "meta": dump_meta(m.meta),
-    }  # fmt: skip
-    return tuple(by_column[name] for name in MESSAGE_COLUMNS.split(", "))
+    """`m` as the values of MESSAGE_COLUMNS, in their order (a tuple built directly: it is
+    on the path of every stored message)."""
+    return (m.session_key, m.seq, m.role, m.content, m.run_id, m.created_at, dump_meta(m.meta))
 
 
 def session_from_row(row: Row) -> SessionRecord:
@@ -148,8 +150,11 @@ def run_from_row(row: Row) -> RunRecord:
                      row["finished_at"], row["error"])  # fmt: skip
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per message
+
+
 def dump_meta(meta: dict[str, Any]) -> str | None:
-    return json.dumps(meta, separators=(",", ":")) if meta else None
+    return _COMPACT.encode(meta) if meta else None
 
 
 def local_owner() -> str:
