@@ -54,7 +54,7 @@ class _StderrLogger:
     together: one write system call per ~20 lines under load instead of one per line.
     Profile: each write released the GIL in the middle of the event loop's work, the store
     thread took it with fewer writes queued (smaller group commits, more thread switches), and
-    the event loop waited to get it back (benchmarks/README.md, issue 21 changes 10 and 12;
+    the event loop waited to get it back (benchmarks/README.md, issue 21 changes 10 and 24;
     a write at the end of each event-loop step does not avoid that). Any other line (a
     warning, an error, a line from another thread or with no loop running) writes what waits
     first and then itself at once: lines, uvicorn's records included, keep the order they were
