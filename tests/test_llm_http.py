@@ -1,5 +1,6 @@
-"""The LLM runtime's model call: the body it sends, the answers it reads, and how each
-failure of the HTTP client (aiohttp under the SDK's httpx2 client) reaches the SDK."""
+"""The LLM runtime's model call: the body it sends, the head it sends it with, the answers
+it reads, its retries, and each failure as the error the SDK raised for it (the run's
+structured error is `RunFailedError("<SDK error class>: <message>")`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 from starlette.applications import Starlette
@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sessiongate.runtime.llm import LlmRuntime, ModelEndpoint
-from sessiongate.runtime.llm_http import model_http_client
+from sessiongate.runtime.llm_http import retry_delay, should_retry
 from tests.helpers import completion, upstream
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -130,14 +130,154 @@ async def test_an_answer_that_is_not_json_has_no_message() -> None:
             await llm.close()
 
 
-# ---------------------------------------------------------------- failures, at the transport
+# ---------------------------------------------------------------- the head
+
+
+async def test_the_head_is_the_sdks() -> None:
+    """The same headers as the SDK's own `post()` sends (but those of the HTTP client)."""
+    seen: list[Request] = []
+
+    async def answer(request: Request) -> Response:
+        return completion({"content": "hi"})
+
+    async with upstream(model_app(answer, seen)) as fake:
+        llm = runtime(fake.url)
+        try:
+            await llm._complete(MESSAGES)
+        finally:
+            await llm.close()
+        sdk = openai.AsyncOpenAI(base_url=f"{fake.url}/v1", api_key="key-1", timeout=10.0)
+        async with sdk:
+            await sdk.post("/chat/completions", content=b"{}", cast_to=bytes)
+    ours, theirs = (dict(request.headers) for request in seen)
+    client_own = {"host", "content-length", "accept-encoding", "connection"}
+    assert {k: v for k, v in ours.items() if k not in client_own} == {
+        k: v for k, v in theirs.items() if k not in client_own
+    }
+
+
+# ---------------------------------------------------------------- retries and failures
+
+
+async def failure(url: str, timeout: float = 10.0) -> str:
+    """The run's error text for one model call that fails: `<class>: <message>`."""
+    llm = runtime(url, timeout)
+    try:
+        await llm._complete(MESSAGES)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await llm.close()
+    raise AssertionError("the model call succeeded")
+
+
+def attempts(seen: list[Request]) -> list[str]:
+    return [request.headers["x-stainless-retry-count"] for request in seen]
+
+
+async def test_a_rate_limit_is_retried_after_retry_after() -> None:
+    seen: list[Request] = []
+
+    async def answer(request: Request) -> Response:
+        if len(seen) == 1:
+            return JSONResponse({"error": {"message": "slow down"}}, 429, {"retry-after": "0.05"})
+        return completion({"content": "now"})
+
+    async with upstream(model_app(answer, seen)) as fake:
+        llm = runtime(fake.url)
+        try:
+            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "now"}
+        finally:
+            await llm.close()
+    assert attempts(seen) == ["0", "1"]
+
+
+async def test_a_server_error_is_retried_then_succeeds() -> None:
+    seen: list[Request] = []
+
+    async def answer(request: Request) -> Response:
+        if len(seen) == 1:
+            return PlainTextResponse("overloaded", 503)
+        return completion({"content": "back"})
+
+    async with upstream(model_app(answer, seen)) as fake:
+        llm = runtime(fake.url)
+        try:
+            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "back"}
+        finally:
+            await llm.close()
+    assert attempts(seen) == ["0", "1"]
+
+
+async def test_retries_end_with_the_sdks_status_error() -> None:
+    seen: list[Request] = []
+
+    async def answer(request: Request) -> Response:
+        body = {"error": {"message": "rate limited"}}
+        return JSONResponse(body, 429, {"retry-after-ms": "5"})
+
+    async with upstream(model_app(answer, seen)) as fake:
+        error = await failure(fake.url)
+    assert error == "RateLimitError: Error code: 429 - rate limited"
+    assert attempts(seen) == ["0", "1", "2"]
+
+
+async def test_x_should_retry_false_is_not_retried() -> None:
+    seen: list[Request] = []
+
+    async def answer(request: Request) -> Response:
+        body = {"error": {"message": "broken for good"}}
+        return JSONResponse(body, 500, {"x-should-retry": "false"})
+
+    async with upstream(model_app(answer, seen)) as fake:
+        error = await failure(fake.url)
+    assert error == "InternalServerError: Error code: 500 - broken for good"
+    assert attempts(seen) == ["0"]
+
+
+async def test_a_client_error_is_not_retried_and_its_body_kept() -> None:
+    seen: list[Request] = []
+
+    async def answer(request: Request) -> Response:
+        return PlainTextResponse("no such thing", 404)
+
+    async with upstream(model_app(answer, seen)) as fake:
+        error = await failure(fake.url)
+    assert error == "NotFoundError: Error code: 404"
+    assert attempts(seen) == ["0"]
+
+
+async def test_a_bad_json_answer_has_no_message() -> None:
+    async def answer(request: Request) -> Response:
+        return Response(b'{"choices": [', media_type="application/json")
+
+    async with upstream(model_app(answer)) as fake:
+        error = await failure(fake.url)
+    assert error == """RuntimeError: the model's answer has no message: {"choices": ["""
+
+
+def test_the_retry_policy_is_the_sdks() -> None:
+    assert [should_retry(s, {}) for s in (400, 404, 408, 409, 422, 429, 500, 503)] == [
+        False, False, True, True, False, True, True, True,
+    ]  # fmt: skip
+    assert should_retry(400, {"x-should-retry": "true"})
+    assert not should_retry(429, {"retry-after": "121"})  # longer than 2 minutes
+    assert retry_delay(0, {"retry-after-ms": "250"}) == 0.25
+    assert retry_delay(1, {"retry-after": "3"}) == 3.0
+    for taken, most in ((0, 0.5), (1, 1.0), (4, 8.0), (9, 8.0)):
+        assert most * 0.75 <= retry_delay(taken, None) <= most
+        assert most * 0.75 <= retry_delay(taken, {"retry-after": "200"}) <= most
 
 
 @asynccontextmanager
 async def raw_server(
     on_connect: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-) -> AsyncIterator[str]:
+) -> AsyncIterator[tuple[str, list[int]]]:
+    """A loopback server speaking raw bytes; the list counts its connections."""
+    connections: list[int] = []
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
         ends = (asyncio.CancelledError, asyncio.IncompleteReadError, ConnectionError)
         with contextlib.suppress(*ends):  # the client closed, or the test ended
             await on_connect(reader, writer)
@@ -145,61 +285,51 @@ async def raw_server(
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", connections
     finally:
         server.close()
 
 
-async def post(url: str, timeout: float = 5.0) -> httpx2.Response:
-    async with model_http_client(timeout) as client:
-        return await client.post(f"{url}/v1/chat/completions", content=b"{}")
-
-
-async def test_a_refused_connection_is_a_connect_error() -> None:
-    async with raw_server(lambda r, w: asyncio.sleep(0)) as url:
+async def test_a_refused_connection_is_a_connection_error_after_retries() -> None:
+    async with raw_server(lambda r, w: asyncio.sleep(0)) as (url, _):
         pass  # closed: nothing listens on its port any more
-    with pytest.raises(httpx2.ConnectError):
-        await post(url)
+    assert await failure(url) == "APIConnectionError: Connection error."
 
 
-async def test_a_connection_closed_before_an_answer_is_a_protocol_error() -> None:
+async def test_a_connection_closed_before_an_answer_is_a_connection_error() -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
-    async with raw_server(hang_up) as url:
-        with pytest.raises(httpx2.RemoteProtocolError):
-            await post(url)
+    async with raw_server(hang_up) as (url, connections):
+        assert await failure(url) == "APIConnectionError: Connection error."
+    assert len(connections) == 3  # retried twice
 
 
-async def test_an_answer_slower_than_the_timeout_is_a_read_timeout() -> None:
+async def test_an_answer_slower_than_the_timeout_is_a_timeout_after_retries() -> None:
     async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         await reader.read()  # until the client gives up and closes
         writer.close()
 
-    async with raw_server(never) as url:
-        with pytest.raises(httpx2.ReadTimeout):
-            await post(url, timeout=0.2)
+    async with raw_server(never) as (url, connections):
+        assert await failure(url, timeout=0.2) == "APITimeoutError: Request timed out."
+    assert len(connections) == 3
 
 
-async def test_a_garbled_answer_is_a_protocol_error() -> None:
+async def test_a_garbled_answer_is_a_connection_error() -> None:
     async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
         await writer.drain()
         writer.close()
 
-    async with raw_server(garble) as url:
-        with pytest.raises(httpx2.RemoteProtocolError):
-            await post(url)
+    async with raw_server(garble) as (url, _):
+        assert await failure(url) == "APIConnectionError: Connection error."
 
 
 async def test_connections_are_kept_alive_between_calls() -> None:
-    connections: list[int] = []
-
     async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
@@ -208,11 +338,47 @@ async def test_connections_are_kept_alive_between_calls() -> None:
                 if line.lower().startswith(b"content-length:")
             )
             await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            answer = b'{"choices": [{"message": {"role": "assistant", "content": "k"}}]}'
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
             await writer.drain()
 
-    async with raw_server(keep) as url, model_http_client(5.0) as client:
-        for _ in range(3):
-            response = await client.post(f"{url}/v1/chat/completions", content=b"{}")
-            assert response.json() == {}
+    async with raw_server(keep) as (url, connections):
+        llm = runtime(url)
+        try:
+            for _ in range(3):
+                assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "k"}
+        finally:
+            await llm.close()
     assert len(connections) == 1
+
+
+async def test_through_a_proxy_from_the_environment_the_sdk_posts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy applies: the SDK's own client sends (httpx2 honours the proxy)."""
+    proxied: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        proxied.append(head.split(b"\r\n")[0])
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        answer = b'{"choices": [{"message": {"role": "assistant", "content": "via"}}]}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(proxy) as (proxy_url, _):
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        llm = runtime("http://model.invalid:9")
+        try:
+            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "via"}
+        finally:
+            await llm.close()
+    assert proxied == [b"POST http://model.invalid:9/v1/chat/completions HTTP/1.1"]

@@ -21,8 +21,8 @@ import pytest
 UNIT_MODULES = frozenset({
     "test_architecture.py", "test_config.py", "test_config_scale.py", "test_deploy.py",
     "test_import_boundaries.py", "test_keys.py", "test_public_api.py", "test_resolver.py",
-    "test_resolver_properties.py", "test_store_conformance.py", "test_store_coordination.py",
-    "test_store_runs.py", "test_store_schema.py",
+    "test_resolver_properties.py", "test_run_ids.py", "test_store_conformance.py",
+    "test_store_coordination.py", "test_store_runs.py", "test_store_schema.py",
 })  # fmt: skip
 
 # every test of these modules is slow, except those named in FAST_IN_SLOW_MODULES

@@ -5,12 +5,13 @@ tool result it can read), so a model that hits SESSION_NOT_FOUND can use the
 suggestions and retry.
 
 The `openai` SDK is imported, and the client made, at an agent's first turn: the SDK is
-~20 MiB of memory that a gateway whose LLM agents are idle does not need. Its HTTP client
-sends over aiohttp (`llm_http`).
+~20 MiB of memory that a gateway whose LLM agents are idle does not need. The model call
+itself is one aiohttp request with the SDK's head, retries and errors (`llm_http`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from sessiongate.tools import TOOLS
 from sessiongate.wire import decode_json, dump_json_bytes
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI
+    from sessiongate.runtime.llm_http import ModelClient
 
 __all__ = ["LlmRuntime", "ModelEndpoint"]
 
@@ -40,17 +41,10 @@ class ModelEndpoint:
     api_key: str
     timeout_seconds: float
 
-    def connect(self) -> AsyncOpenAI:
-        from openai import AsyncOpenAI
+    async def connect(self) -> ModelClient:
+        from sessiongate.runtime.llm_http import connect
 
-        from sessiongate.runtime.llm_http import model_http_client
-
-        return AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=self.api_key,
-            timeout=self.timeout_seconds,
-            http_client=model_http_client(self.timeout_seconds),
-        )
+        return await connect(self.base_url, self.api_key, self.timeout_seconds)
 
 
 def _tool_definitions(offered: Collection[str]) -> list[dict[str, Any]]:
@@ -120,7 +114,8 @@ class LlmRuntime:
         """`offered`: the tools shown to the model (the gateway passes `gateway.tools.allow`;
         a call to another is refused on the invoke path all the same)."""
         self.endpoint = endpoint
-        self.client: AsyncOpenAI | None = None  # made at the first turn
+        self.client: ModelClient | None = None  # made at the first turn
+        self._connecting = asyncio.Lock()
         self.model = model
         self.system_prompt = system_prompt
         self.max_tool_rounds = max_tool_rounds
@@ -155,15 +150,17 @@ class LlmRuntime:
 
     async def _complete(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The model's message: the first choice of a chat completion, as JSON."""
-        # The SDK's post() sends our body as bytes, encoded here by orjson around the parts
-        # encoded once (chat.completions.create() would first walk it against its TypedDicts:
-        # ~10 ms per turn; post(body=…) would encode it all with `json`), and hands back the
-        # answer's bytes, read here as plain JSON (building the SDK's ChatCompletion models
-        # was ~15% of a turn's CPU). The SDK still sets the headers, the timeout and retries.
+        # The body is bytes, encoded here by orjson around the parts encoded once (the SDK's
+        # chat.completions.create() would first walk it against its TypedDicts: ~10 ms per
+        # turn; its post(body=…) would encode it all with `json`), and the answer's bytes are
+        # read here as plain JSON (building the SDK's ChatCompletion models was ~15% of a
+        # turn's CPU). The client sends them with the SDK's head, retries and errors.
         if self.client is None:
-            self.client = self.endpoint.connect()
+            async with self._connecting:  # concurrent first turns: one client
+                if self.client is None:
+                    self.client = await self.endpoint.connect()
         body = self._body_head + dump_json_bytes(messages) + self._body_tail
-        answer = await self.client.post("/chat/completions", content=body, cast_to=bytes)
+        answer = await self.client.post(body)
         return _first_message(_parsed(answer))
 
     async def _call_tool(self, turn: Turn, name: str, raw_arguments: str) -> str:

@@ -1,125 +1,230 @@
-"""The LLM runtime's HTTP client: the `openai` SDK's httpx2 client over aiohttp's transport.
+"""The LLM runtime's model call: one chat completion, POSTed over aiohttp with the `openai`
+SDK's head, retries and error classes.
 
-httpx2's own transport (httpcore2 over anyio) spent ~35% of the gateway's CPU for an LLM
-turn: a cancel scope and stream wrappers on every read and write, the head and the body
-in two writes. aiohttp is asyncio's own client (its parser in C, one write per request).
-The SDK still builds the request, applies its timeouts and retries and maps errors;
-only the bytes on the socket go through aiohttp. A proxy from the environment
-(`HTTPS_PROXY`, …) is still honoured by httpx2's proxy transport, as before.
+The SDK's `post()` was ~38% of the gateway's CPU for an LLM turn even over aiohttp: per
+request it copies its options, merges the URL, builds and validates the headers, makes an
+httpx2 `Request` and `Response` and goes through httpx2's client wrappers. Here the head
+(URL, headers) is made once, from the SDK's client (its auth and default headers, so what
+goes on the wire is what the SDK sends), and each call is one aiohttp request.
 
-The SDK ships an aiohttp adapter of its own (`openai.DefaultAioHttpClient`), but it maps
-every connection error to a timeout (a refused connection would read "Request timed
-out."); this one maps each failure to the httpx2 error the default transport raises, so
-the SDK's retries and its APIConnectionError / APITimeoutError stay as they were.
+What the SDK did per call is kept, and owned here:
+- retries: 2, after 0.5 s then 1 s (doubling, at most 8 s), each less a random 0-25%, or
+  after what the answer's `retry-after-ms` / `retry-after` says (up to 2 minutes; a longer
+  one is not retried); on 408, 409, 429, 5xx (unless `x-should-retry: false`; any status
+  with `x-should-retry: true`), on a timeout and on a connection error;
+  `x-stainless-retry-count` counts them;
+- errors, as the SDK raises them: a status that is not 2xx is the SDK's own status error
+  (`openai.RateLimitError`, `NotFoundError`, …, made by the SDK's client from the answer);
+  a timeout `openai.APITimeoutError`; a connection that fails `openai.APIConnectionError`;
+- timeouts per phase (connect, read, pool) as the SDK's client applies them; redirects
+  followed; connections kept alive (1,000 at most, idle ones kept 5 s); TLS verified with
+  the SDK's context (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured).
 
-Imported with the runtime's client, at an LLM agent's first turn (aiohttp is part of the
-`llm` extra).
+Where a proxy from the environment (`HTTPS_PROXY`, `ALL_PROXY`, … not bypassed by
+`NO_PROXY`) applies to the endpoint, the call is the SDK's own `post()` with its default
+client, proxy included.
+
+Imported at an LLM agent's first turn (aiohttp and the SDK are the `llm` extra).
 """
 
 from __future__ import annotations
 
-import ssl
-from typing import Any
+import asyncio
+import email.utils
+import math
+import random
+import time
+import urllib.request
+from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import httpx2
+import openai
+from multidict import CIMultiDict, CIMultiDictProxy
+from openai import AsyncOpenAI, Omit
+from yarl import URL
 
-__all__ = ["model_http_client"]
+__all__ = ["ModelClient", "connect", "retry_delay", "should_retry"]
 
-# As the SDK's default client: 1,000 connections, idle ones kept for 5 s.
-_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
-
-
-def model_http_client(timeout_seconds: float) -> httpx2.AsyncClient:
-    """An httpx2 client for the SDK (`AsyncOpenAI(http_client=…)`), with the SDK's defaults."""
-    return _AiohttpClient(timeout=timeout_seconds, limits=_LIMITS, follow_redirects=True)
-
-
-class _AiohttpClient(httpx2.AsyncClient):
-    """httpx2's client with aiohttp as its transport for direct connections."""
-
-    def _init_transport(  # type: ignore[override]  # httpx2's keywords, passed through
-        self, verify: ssl.SSLContext | str | bool = True, **kwargs: Any
-    ) -> httpx2.AsyncBaseTransport:
-        limits = kwargs.get("limits", _LIMITS)
-        cert, trust_env = kwargs.get("cert"), kwargs.get("trust_env", True)
-        context = httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-        return AiohttpTransport(context, limits)
+PATH = "chat/completions"
+MAX_RETRIES = 2  # as the SDK's defaults (openai/_constants.py)
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 120.0
+MAX_CONNECTIONS = 1000
+KEEPALIVE_SECONDS = 5.0
+_INFINITY = ("inf", "+inf", "infinity", "+infinity")
 
 
-class AiohttpTransport(httpx2.AsyncBaseTransport):
-    """One request over aiohttp, its response read whole (the runtime never streams)."""
+class ModelClient(Protocol):
+    async def post(self, body: bytes) -> bytes:
+        """The answer's body to a chat completion request whose JSON body is `body`."""
+        ...
 
-    def __init__(self, context: ssl.SSLContext, limits: httpx2.Limits) -> None:
-        self._context = context
-        self._limits = limits
-        self._session: aiohttp.ClientSession | None = None  # made on the event loop
+    async def close(self) -> None: ...
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        session = self._session or self._open()
-        timeout = request.extensions.get("timeout", {})
-        try:
-            async with session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers,
-                data=request.content or None,
-                allow_redirects=False,  # httpx2 follows them, as with its own transport
-                auto_decompress=False,  # httpx2 decodes by Content-Encoding
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
-                ),
-            ) as response:
-                body = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _httpx2_error(exc, request) from exc
-        return httpx2.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=httpx2.ByteStream(body),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": _reason(response)},
+
+async def connect(base_url: str, api_key: str, timeout_seconds: float) -> ModelClient:
+    """The model client of one endpoint (called on the event loop, at the first turn)."""
+    sdk = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_seconds)
+    if _proxied(str(sdk.base_url)):
+        return _SdkPost(sdk)
+    # the platform headers read the OS once (the SDK reads it off the loop too)
+    await asyncio.to_thread(sdk.platform_headers)
+    return DirectClient(sdk, timeout_seconds)
+
+
+class DirectClient:
+    """One chat completion per call over aiohttp, with a head made once."""
+
+    def __init__(self, sdk: AsyncOpenAI, timeout_seconds: float) -> None:
+        self._sdk = sdk  # its headers, and its status errors
+        self._url = URL(str(sdk.base_url) + PATH, encoded=True)
+        self._headers = _head(sdk, timeout_seconds)
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=timeout_seconds, sock_read=timeout_seconds, connect=timeout_seconds
         )
+        self._session: aiohttp.ClientSession | None = None
 
-    async def aclose(self) -> None:
+    async def post(self, body: bytes) -> bytes:
+        for retries_taken in range(MAX_RETRIES + 1):
+            left = MAX_RETRIES - retries_taken
+            try:
+                status, headers, answer = await self._send(body, retries_taken)
+            except TimeoutError as exc:
+                if left:
+                    await asyncio.sleep(retry_delay(retries_taken, None))
+                    continue
+                raise openai.APITimeoutError(request=self._request(body)) from exc
+            except aiohttp.ClientError as exc:
+                if left:
+                    await asyncio.sleep(retry_delay(retries_taken, None))
+                    continue
+                raise openai.APIConnectionError(request=self._request(body)) from exc
+            if 200 <= status < 300:
+                return answer
+            if left and should_retry(status, headers):
+                await asyncio.sleep(retry_delay(retries_taken, headers))
+                continue
+            raise self._status_error(status, headers, answer, body) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def close(self) -> None:
+        await self._sdk.close()
         if self._session is not None:
             await self._session.close()
 
+    async def _send(
+        self, body: bytes, retries_taken: int
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        session = self._session or self._open()
+        headers = self._headers
+        if retries_taken:
+            headers = headers.copy()
+            headers["x-stainless-retry-count"] = str(retries_taken)
+        async with session.post(
+            self._url, data=body, headers=headers, timeout=self._timeout
+        ) as response:
+            return response.status, response.headers, await response.read()
+
     def _open(self) -> aiohttp.ClientSession:
-        limits = self._limits
         connector = aiohttp.TCPConnector(
-            limit=limits.max_connections or 0,
-            keepalive_timeout=limits.keepalive_expiry or 0,
-            ssl=self._context,
+            limit=MAX_CONNECTIONS,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            ssl=httpx2.create_ssl_context(trust_env=True),
         )
         self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
+    def _request(self, body: bytes) -> httpx2.Request:
+        """The request as the SDK's errors carry it (made only for an error)."""
+        return httpx2.Request("POST", str(self._url), headers=dict(self._headers), content=body)
 
-def _reason(response: aiohttp.ClientResponse) -> bytes:
-    return (response.reason or "").encode("ascii", "replace")
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], answer: bytes, body: bytes
+    ) -> openai.APIStatusError:
+        # the body is already decoded: no content-encoding for httpx2 to decode again
+        kept = [(k, v) for k, v in headers.items() if k.lower() != "content-encoding"]
+        request = self._request(body)
+        response = httpx2.Response(status, headers=kept, content=answer, request=request)
+        return self._sdk._make_status_error_from_response(response)
 
 
-def _httpx2_error(
-    exc: aiohttp.ClientError | TimeoutError, request: httpx2.Request
-) -> httpx2.TransportError:
-    """The httpx2 error that its own transport raises for the same failure (httpcore2's
-    mapping): the SDK retries on each, and reports a timeout as APITimeoutError and the
-    rest as APIConnectionError."""
-    message = str(exc) or type(exc).__name__
-    kind: type[httpx2.TransportError]
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        kind = httpx2.ConnectTimeout
-    elif isinstance(exc, TimeoutError):  # aiohttp.SocketTimeoutError: a read's deadline
-        kind = httpx2.ReadTimeout
-    elif isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable, DNS, TLS
-        kind = httpx2.ConnectError
-    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
-        kind = httpx2.RemoteProtocolError  # closed before an answer, or not HTTP
-    elif isinstance(exc, aiohttp.InvalidURL):
-        kind = httpx2.UnsupportedProtocol
-    else:  # a connection reset while writing or reading, a truncated body
-        kind = httpx2.ReadError
-    return kind(message, request=request)
+class _SdkPost:
+    """The SDK's own `post()` and client (through a proxy)."""
+
+    def __init__(self, sdk: AsyncOpenAI) -> None:
+        self._sdk = sdk
+
+    async def post(self, body: bytes) -> bytes:
+        return await self._sdk.post("/" + PATH, content=body, cast_to=bytes)
+
+    async def close(self) -> None:
+        await self._sdk.close()
+
+
+def _head(sdk: AsyncOpenAI, timeout_seconds: float) -> CIMultiDict[str]:
+    """The headers the SDK sends with a POST of `content` (its auth, its defaults, and the
+    two it adds per request); aiohttp adds Host, Content-Length and Accept-Encoding."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in {**sdk.auth_headers, **sdk.default_headers}.items():
+        if not isinstance(value, Omit):
+            headers[name] = value
+    headers["x-stainless-retry-count"] = "0"
+    headers["x-stainless-read-timeout"] = str(httpx2.Timeout(timeout_seconds).read)
+    return headers
+
+
+def _proxied(url: str) -> bool:
+    """Whether a proxy from the environment applies to `url` (httpx2's rules: the scheme's
+    or `all`'s proxy, unless `no_proxy` names the host)."""
+    proxies = urllib.request.getproxies_environment()
+    parsed = URL(url)
+    if not (proxies.get(parsed.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parsed.host or "")
+
+
+def should_retry(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether the SDK retries an answer of `status` (408, 409, 429, 5xx), or what the
+    server says (`x-should-retry`), never after a `retry-after` longer than 2 minutes."""
+    after = _retry_after(headers)
+    if after is not None and math.isfinite(after) and after > MAX_RETRY_AFTER:
+        return False
+    said = headers.get("x-should-retry")
+    if said in ("true", "false"):
+        return said == "true"
+    return status in (408, 409, 429) or status >= 500
+
+
+def retry_delay(retries_taken: int, headers: Mapping[str, str] | None) -> float:
+    """Seconds before the next attempt: what the server asks (0 to 2 minutes), else 0.5 s
+    doubling per retry up to 8 s, less a random 0-25%."""
+    after = _retry_after(headers) if headers is not None else None
+    if after is not None and math.isfinite(after) and 0 < after <= MAX_RETRY_AFTER:
+        return after
+    delay = min(INITIAL_RETRY_DELAY * 2.0**retries_taken, MAX_RETRY_DELAY)
+    return delay * (1 - 0.25 * random.random())
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """`retry-after-ms`, else `retry-after` in seconds or as an HTTP date, in seconds."""
+    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            delay = float(value)
+        except ValueError:
+            continue
+        if delay == math.inf and value.strip().lower() not in _INFINITY:
+            return MAX_RETRY_AFTER + 1  # an overflowing number: too long, not malformed
+        return delay / divisor
+    try:
+        when = email.utils.parsedate_tz(headers.get("retry-after"))
+        if when is None:
+            return None
+        return float(email.utils.mktime_tz(when) - time.time())
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from sessiongate.errors import (
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.outcomes import SendOutcome, SendStatus
 from sessiongate.resolver import Caller
+from sessiongate.run_ids import new_run_id
 from sessiongate.runtime.base import InvokeTool, Runtime, Turn, answer_now
 from sessiongate.store.base import (
     MessageRecord,
@@ -227,7 +227,7 @@ class RunManager:
         run_id: str | None = None,
         done: asyncio.Future[SendOutcome] | None = None,
     ) -> _Run:
-        run_id = run_id or str(uuid.uuid4())
+        run_id = run_id or new_run_id()
         key = session.key
         lane = self._lanes.get(key)
         if lane is None:
