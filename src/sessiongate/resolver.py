@@ -478,7 +478,7 @@ class Resolver:
                 "canonicalKey": key.text,
                 "rule": policy,
                 "lint": [lint.message for lint in lints],
-                "suggestions": suggestions,
+                "suggestions": list(suggestions),  # its own: the line is rendered later
             }
         )
 
