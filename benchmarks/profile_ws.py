@@ -95,8 +95,9 @@ async def ab(base: Path, new: Path | None, rounds: int, turns: int) -> None:
         p50, cpu = statistics.median(side.p50_ms), statistics.median(side.cpu_us)
         ratio = p50 / statistics.median(echo.p50_ms)
         rounds_text = "  ".join(f"{v:.0f}" for v in side.cpu_us)
-        rows.append((side.name, f"{p50:.3f}", f"{ratio:.2f}x", f"{cpu:.0f}", rounds_text))
-    header = ("server", "p50 ms", "vs echo", "CPU µs/turn", "CPU per round")
+        p50_text = "  ".join(f"{v * 1000:.0f}" for v in side.p50_ms)
+        rows.append((side.name, f"{p50:.3f}", f"{ratio:.2f}x", f"{cpu:.0f}", rounds_text, p50_text))
+    header = ("server", "p50 ms", "vs echo", "CPU µs/turn", "CPU per round", "p50 µs per round")
     print_table(f"WS turns: {rounds} alternating rounds of {turns}", rows, header)
     console.print(f"load average {os.getloadavg()[0]:.1f}")
 

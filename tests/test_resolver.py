@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,31 @@ def test_audit_rotation_keeps_backups(tmp_path: Path) -> None:
     assert (tmp_path / "a.jsonl.1").exists() and (tmp_path / "a.jsonl.2").exists()
     assert not (tmp_path / "a.jsonl.3").exists()
     assert audit.read()[-1]["i"] == 19
+
+
+def test_audit_lines_are_rendered_by_the_writer_in_order_with_their_time(tmp_path: Path) -> None:
+    metrics = GatewayMetrics()
+    audit = AuditLog(tmp_path / "a.jsonl", metrics)
+    heard: list[dict[str, object]] = []
+    audit.subscribe(heard.append)
+
+    async def write() -> list[dict[str, object]]:
+        before = datetime.now(UTC).replace(microsecond=0)
+        for i in range(3):
+            audit.queue({"decision": "rejected", "i": i})
+        audit.queue({"decision": "rejected", "bad": object()})  # counted, never raised
+        recent = await audit.recent()  # still queued: rendered for the reader
+        await audit.flush()
+        after = datetime.now(UTC)
+        for event in audit.read():
+            assert before <= datetime.fromisoformat(str(event["time"])) <= after
+        return recent
+
+    recent = asyncio.run(write())
+    written = audit.read()
+    assert [event["i"] for event in written] == [0, 1, 2]
+    assert [event["i"] for event in recent] == [2, 1, 0]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", str(e["time"]))
+               for e in written)  # fmt: skip
+    assert [e["time"] for e in heard[:3]] == [e["time"] for e in written]
+    assert metrics.audit_failures._value.get() == 1

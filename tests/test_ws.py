@@ -158,8 +158,8 @@ async def test_a_connected_clients_requests_and_frames_skip_the_asgi_queue(
         taken.append(offer(self, text))
         return taken[-1]
 
-    def counting_write(self: Any, text: str) -> bool:
-        written.append(write_now(self, text))
+    def counting_write(self: Any, text: str, flush: bool = False) -> bool:
+        written.append(write_now(self, text, flush))
         return written[-1]
 
     monkeypatch.setattr(ws.Connection, "offer", counting_offer)

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +22,6 @@ import structlog
 from sessiongate.errors import ConfigError
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.private_files import make_private_dir, open_no_follow
-from sessiongate.store.base import iso, now
 from sessiongate.wire import dump_json
 
 __all__ = ["AUDITED", "AuditLog", "Decision", "open_audit"]
@@ -75,8 +75,9 @@ def open_audit(path: Path) -> BinaryIO:
 class AuditLog:
     """One JSON object per line, rotated by size (``sessions.jsonl.1`` … ``.N``).
 
-    `record` queues the line and returns at once; a background writer appends
-    queued lines in batches, so a refusal costs the caller no file I/O. `flush`
+    `record` queues the event and returns at once; a background writer renders the
+    queued events and appends their lines in batches, so a refusal costs the caller
+    neither the file I/O nor the line's rendering (its answer leaves first). `flush`
     waits until everything queued is written (the gateway flushes on close).
     """
 
@@ -87,8 +88,10 @@ class AuditLog:
         self.metrics = metrics
         self.max_bytes = max_bytes
         self.backups = backups
+        self._queued: list[tuple[int, dict[str, Any]]] = []  # (time_ns, event), not rendered
         self._pending: list[str] = []
         self._writing: list[str] = []
+        self._stamp = _AuditTimestamp()
         self._writer: asyncio.Task[None] | None = None
         self._listeners: set[Callable[[dict[str, Any]], None]] = set()
 
@@ -102,17 +105,36 @@ class AuditLog:
         self.queue(event)
 
     def queue(self, event: dict[str, Any]) -> None:
-        """`record` for synchronous callers (inside the event loop)."""
-        stamped = {"time": iso(now()), **event}
-        self._pending.append(dump_json(stamped))  # orjson: ~8% of a refusal's CPU with json
-        for listener in list(self._listeners):
-            listener(stamped)
+        """`record` for synchronous callers (inside the event loop). The event's time is
+        taken now; its line is rendered by the writer, after the caller has answered (the
+        event must not change once queued: callers hand over dicts built for it)."""
+        at = time.time_ns()
+        self._queued.append((at, event))
+        if self._listeners:
+            stamped = {"time": self._stamp(at), **event}
+            for listener in list(self._listeners):
+                listener(stamped)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
 
+    def _render_queued(self) -> None:
+        """The queued events as lines, in order (orjson; ~8% of a refusal's CPU with json)."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, []
+        for at, event in queued:
+            try:
+                self._pending.append(dump_json({"time": self._stamp(at), **event}))
+            except (TypeError, ValueError) as exc:  # counted like a failed write, never raised
+                self.metrics.audit_failures.inc()
+                log.error("audit event not written", path=str(self.path), error=str(exc))
+
     async def _drain(self) -> None:
         await asyncio.sleep(BATCH_WINDOW_SECONDS)  # let a burst of events share one write
-        while self._pending:
+        while True:
+            self._render_queued()
+            if not self._pending:
+                return
             self._writing, self._pending = self._pending, []
             lines = self._writing
             try:
@@ -147,6 +169,7 @@ class AuditLog:
     async def recent(self, tail_bytes: int = 1_048_576) -> list[dict[str, Any]]:
         """The events in the last `tail_bytes` of the current file and those still queued
         for it, newest first."""
+        self._render_queued()
         queued = [*self._writing, *self._pending]
         written = await asyncio.to_thread(self._tail, tail_bytes)
         on_disk = set(written[-len(queued) :]) if queued else set()
@@ -176,3 +199,22 @@ class AuditLog:
         except FileNotFoundError:
             return []
         return [json.loads(line) for line in lines if line.strip()]
+
+
+class _AuditTimestamp:
+    """An event's ``time`` from `time.time_ns()`: ISO 8601 in UTC with milliseconds, as
+    `sessiongate.store.base.iso` writes stored times (``2026-12-05T07:09:39.972+00:00``),
+    the date and time formatted once a second (as the log's timestamp)."""
+
+    __slots__ = ("prefix", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def __call__(self, at_ns: int) -> str:
+        second, millis = divmod(at_ns // 1_000_000, 1000)
+        if second != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return f"{self.prefix}.{millis:03d}+00:00"

@@ -362,17 +362,21 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
                 return
         super().send_receive_event_to_app()
 
-    def write_now(self, text: str) -> bool:
+    def write_now(self, text: str, flush: bool = False) -> bool:
         """Frame a text message without the ASGI send's awaits, when nothing holds it back
         (open for data, the peer reading); False when it must go through the ASGI send,
-        which waits for the reader or refuses as before."""
+        which waits for the reader or refuses as before. `flush`: written now, with the
+        frames waiting before it (a request's answer), not at the end of the step."""
         if self.disconnected or not self.writable.is_set() or not self._open_for_data():
             return False
         try:
             self.conn.send_text(text.encode())
         except InvalidState:
             return False
-        self._flush_soon()
+        if flush:
+            self._flush()
+        else:
+            self._flush_soon()
         return True
 
     async def send(self, message: Any) -> None:
@@ -413,7 +417,7 @@ class _GuardedWsProtocol(WebSocketsSansIOProtocol):
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_due = False
+        self._flush_due = False  # a flush still scheduled finds nothing, or later frames
         output = self.conn.data_to_send()
         if output and not self.transport.is_closing():
             self.transport.write(b"".join(output))

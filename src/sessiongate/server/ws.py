@@ -148,9 +148,9 @@ class Connection:
         self.subscriptions: dict[str, Callable[[], None]] = {}
         self.budget = WsBudget(gateway.config.gateway.limits, websocket.app.state.rate_limiter)
         self.dropped = False
-        self._write_now: Callable[[str], bool] | None = websocket.scope.get("extensions", {}).get(
-            WRITE_NOW
-        )
+        self._write_now: Callable[[str, bool], bool] | None = websocket.scope.get(
+            "extensions", {}
+        ).get(WRITE_NOW)
         self._take_text: Callable[[Callable[[str], bool] | None], None] | None = None
         self._context = contextvars.Context()
 
@@ -178,23 +178,44 @@ class Connection:
         self._track(asyncio.create_task(answer, context=self._context.copy()))
         return True
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        """Send one frame: framed at once when the protocol can (no sender waiting before
-        it), else through the ASGI send, which waits for a slow reader."""
+    async def send(self, frame: dict[str, Any], flush: bool = False) -> None:
+        """Send one frame (`flush`: written now, not at the end of the event-loop step)."""
+        pending = self.send_now(frame, flush)
+        if pending is not None:
+            await pending
+
+    def send_now(self, frame: dict[str, Any], flush: bool = False) -> Awaitable[None] | None:
+        """Frame `frame` at once when the protocol can (no sender waiting before it): None;
+        else what to await — the ASGI send, which waits for a slow reader, or the close of
+        a reader over its budget."""
         text = dump_json(frame)
-        if not self.budget.queue(len(text)):
-            await self._drop_slow_reader()
-            raise ClientGone(CLOSE_SEND_QUEUE_FULL[0])
+        size = len(text)
+        if not self.budget.queue(size):
+            return self._refuse_slow_reader()
+        write_now = self._write_now
+        if write_now is not None and not self._send_lock.locked():
+            try:
+                written = write_now(text, flush)
+            except (RuntimeError, OSError) as exc:
+                self.budget.sent(size)
+                raise ClientGone from exc
+            if written:
+                self.budget.sent(size)
+                return None
+        return self._send_queued(text, size)
+
+    async def _send_queued(self, text: str, size: int) -> None:
         try:
-            write_now = self._write_now
-            if write_now is not None and not self._send_lock.locked() and write_now(text):
-                return
             async with self._send_lock:
                 await self.websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise ClientGone from exc
         finally:
-            self.budget.sent(len(text))
+            self.budget.sent(size)
+
+    async def _refuse_slow_reader(self) -> None:
+        await self._drop_slow_reader()
+        raise ClientGone(CLOSE_SEND_QUEUE_FULL[0])
 
     async def _drop_slow_reader(self) -> None:
         """Close a connection whose reader fell too far behind (once)."""
@@ -206,7 +227,10 @@ class Connection:
             await self.websocket.close(*CLOSE_SEND_QUEUE_FULL)
 
     async def respond(self, request_id: Any, payload: dict[str, Any]) -> None:
-        await self.send({"type": "res", "id": request_id, "ok": True, "payload": payload})
+        """Answer a request; its frame (the last a request writes) goes out at once, with
+        any written before it, rather than after the request's own bookkeeping."""
+        frame = {"type": "res", "id": request_id, "ok": True, "payload": payload}
+        await self.send(frame, flush=True)
 
     async def fail(self, request_id: Any, error: SessionGateError) -> None:
         frame = {"type": "res", "id": request_id, "ok": False, "error": error.to_wire()["error"]}
@@ -233,9 +257,13 @@ class Connection:
         payload = {k: v for k, v in event.items() if k != "event"}
         self._track(asyncio.create_task(self._send_event(event["event"], payload)))
 
-    async def relay(self, event: RunEvent) -> None:
-        """Send a run event to this client now (a streamed send's events, in order)."""
-        await self.event(event["event"], {k: v for k, v in event.items() if k != "event"})
+    def relay(self, event: RunEvent) -> Awaitable[None] | None:
+        """Send a run event to this client now (a streamed send's events, in order): None
+        when it was framed at once, else what to await (`RunStream.follow`'s emit)."""
+        self._seq += 1
+        payload = {k: v for k, v in event.items() if k != "event"}
+        return self.send_now({"type": "event", "event": event["event"], "payload": payload,
+                              "seq": self._seq})  # fmt: skip
 
     def forward_audit(self, event: dict[str, Any]) -> None:
         """Send an audit event to this client (from the audit log, which must not block)."""
