@@ -174,7 +174,9 @@ def _print_table(title: str, kinds: list[str], tallies: list[Counter[str]], per:
         print(f"{cells} | {diffs}  {name}")
 
 
-async def profile(kinds: list[str], seconds: int, top: int, rate: int = 500) -> None:
+async def profile(
+    kinds: list[str], seconds: int, top: int, keep: Path | None, rate: int = 500
+) -> None:
     with tempfile.TemporaryDirectory() as name, ExitStack() as stack:
         clients = []
         for kind in kinds:
@@ -200,6 +202,10 @@ async def profile(kinds: list[str], seconds: int, top: int, rate: int = 500) -> 
         for _, spying in recorders:
             spying.wait()
         tallies = [_tally(raw) for raw, _ in recorders]
+        if keep is not None:  # py-spy's raw stacks, with line numbers
+            keep.mkdir(parents=True, exist_ok=True)
+            for raw, _ in recorders:
+                (keep / raw.name).write_text(raw.read_text())
         per = [1e6 / rate / counts[kind] for kind in kinds]  # µs per sample and request
         for kind, client, (samples, _, _), p in zip(kinds, clients, tallies, per, strict=True):
             cpu = client.take()[1]
@@ -218,9 +224,10 @@ def main() -> None:
     parser.add_argument("--profile", nargs="+", choices=KINDS, help="py-spy on these kinds")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--keep", type=Path, help="keep py-spy's raw stacks in this directory")
     args = parser.parse_args()
     if args.profile:
-        asyncio.run(profile(args.profile, args.seconds, args.top))
+        asyncio.run(profile(args.profile, args.seconds, args.top, args.keep))
     elif args.base:
         asyncio.run(ab(args.base, args.rounds, args.calls, args.block))
     else:
