@@ -115,6 +115,11 @@ async def ab(base: Path, new: Path | None, rounds: int, count: int) -> None:
     header = ("side", "CPU µs echo", "CPU µs LLM", "CPU extra", "p50 echo ms", "p50 LLM ms",
               "p50 extra ms")  # fmt: skip
     print_table(f"LLM turns: {rounds} alternating rounds of {count} sends", rows, header)
+    base, new = (side.cpu_us["llm"] for side in sides)
+    paired = [n - b for b, n in zip(base, new, strict=True)]
+    lower = sum(d < 0 for d in paired)
+    console.print(f"CPU per LLM turn, new - base per round: median {statistics.median(paired):+.0f}"
+                  f" µs, new lower in {lower} of {len(paired)} rounds")  # fmt: skip
     console.print(f"load average {os.getloadavg()[0]:.1f}")
 
 

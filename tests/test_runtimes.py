@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -160,3 +161,57 @@ async def test_the_periodic_sweep_leaves_this_process_runs_alone(
         await wait_for_messages(http, "agent:slow:main", 2)
         done = await gw.gateway.store.find_run(run_id)
         assert done is not None and done.status == "completed"
+
+
+class TranscriptModel:
+    """An OpenAI-compatible endpoint that answers `model: <last message>`, keeping the
+    transcripts it was sent; `hold` keeps its answers back until set."""
+
+    def __init__(self) -> None:
+        self.transcripts: list[list[tuple[str, str]]] = []
+        self.hold: asyncio.Event | None = None
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+
+    async def chat(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        messages = body["messages"][1:]  # after the system prompt
+        self.transcripts.append([(m["role"], m["content"]) for m in messages])
+        if self.hold is not None:
+            await self.hold.wait()
+        return completion({"content": f"model: {messages[-1]['content']}"})
+
+
+async def test_each_run_reads_the_transcript_before_its_message(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    """Read with the intake when the run starts at once, or when it starts behind another
+    run of its session (then it holds the other run's reply too)."""
+    model = TranscriptModel()
+    async with upstream(model.app) as fake:
+        config = config_factory(
+            models={"providers": {"fake": {"baseUrl": f"{fake.url}/v1", "apiKey": "k"}}},
+            agents={"list": [{"id": "atlas", "default": True},
+                             {"id": "peggy", "model": "fake/m"}]},
+        )  # fmt: skip
+        async with serve(config) as gw, client_for(gw) as http:
+            for text in ("one", "two"):  # each starts at once: its lane is idle
+                args = {"sessionKey": "agent:peggy:main", "message": text}
+                assert (await invoke(http, "sessions_send", args)).json()["result"][
+                    "status"
+                ] == "ok"
+            model.hold = asyncio.Event()
+            first, second = ({"sessionKey": "agent:peggy:main", "message": text,
+                              "timeoutSeconds": 0} for text in ("three", "four"))  # fmt: skip
+            await invoke(http, "sessions_send", first)
+
+            async def third_is_running() -> bool:
+                return len(model.transcripts) == 3
+
+            await aeventually(third_is_running, what="the third run at the model")
+            await invoke(http, "sessions_send", second)  # queued behind "three"
+            model.hold.set()
+            await wait_for_messages(http, "agent:peggy:main", 8)
+    said = [("user", "one"), ("assistant", "model: one"), ("user", "two"),
+            ("assistant", "model: two"), ("user", "three"), ("assistant", "model: three"),
+            ("user", "four")]  # fmt: skip
+    assert model.transcripts == [said[:1], said[:3], said[:5], said]

@@ -180,3 +180,48 @@ async def test_concurrent_accepts_each_get_their_answer(store: SessionStore) -> 
     assert await store.history(keys[2]) == []
     for run_id in ("ghost:0", "moved:0", "stale:0", "ghost:1", "moved:1", "stale:1"):
         assert await store.find_run(run_id) is None
+
+
+async def test_accept_with_history_stores_as_accept_and_reads_the_transcript(
+    store: SessionStore,
+) -> None:
+    """The intake of a run that starts at once: the transcript after the message is stored,
+    in the same call (or None where the store leaves the read to the run)."""
+    record, _ = await store.ensure(new("agent:atlas:main"))
+    for i in range(3):
+        await store.accept_message("agent:atlas:main", f"m{i}", run_id=f"r{i}")
+        await store.complete_run("agent:atlas:main", f"r{i}", f"a{i}")
+    message, run, history = await store.accept_with_history(
+        "agent:atlas:main", "now", run_id="r3", history=4, meta={"caller": None},
+        incarnation=record.incarnation,
+    )  # fmt: skip
+    assert (message.seq, message.role, message.content, message.run_id) == (7, "user", "now", "r3")
+    assert (run.run_id, run.session_key, run.status) == ("r3", "agent:atlas:main", "running")
+    stored = await store.find_run("r3")
+    assert stored is not None and stored.status == "running"
+    transcript = await store.history("agent:atlas:main", limit=4)
+    assert transcript[-1] == message and transcript[-1].meta == {"caller": None}
+    assert history is None or history == transcript
+    assert [m.content for m in transcript] == ["a1", "m2", "a2", "now"]
+    _, _, none_kept = await store.accept_with_history(
+        "agent:atlas:main", "x", run_id="r4", history=0
+    )
+    assert none_kept in (None, [])
+
+
+async def test_accept_with_history_refuses_as_accept_does_and_stores_nothing(
+    store: SessionStore,
+) -> None:
+    await store.ensure(new("agent:atlas:main"))
+    await store.ensure(new("agent:atlas:direct:1", kind="direct"))
+    await store.set_alias("agent:atlas:direct:1", "agent:atlas:main")
+    await store.accept_message("agent:atlas:main", "hi", run_id="taken")
+    with pytest.raises(SessionMovedError):
+        await store.accept_with_history("agent:atlas:direct:1", "hi", run_id="r1", history=40)
+    with pytest.raises(SessionNotFoundError):
+        await store.accept_with_history("agent:atlas:ghost", "hi", run_id="r2", history=40)
+    with pytest.raises(ConflictError):
+        await store.accept_with_history("agent:atlas:main", "again", run_id="taken", history=40)
+    for run_id in ("r1", "r2"):
+        assert await store.find_run(run_id) is None
+    assert [m.content for m in await store.history("agent:atlas:main")] == ["hi"]

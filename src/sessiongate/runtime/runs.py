@@ -62,6 +62,7 @@ class _Run:
     done: asyncio.Future[SendOutcome]
     trace: Any = None  # the request's trace context (traces on): the run's span joins it
     span: Any = None
+    history: list[MessageRecord] | None = None  # the transcript, when read at intake
 
 
 class _Lane:
@@ -257,18 +258,34 @@ class RunManager:
         meta: dict[str, Any],
         done: asyncio.Future[SendOutcome] | None,
     ) -> _Run:
-        """Store the inbound message and its run, and queue the run on its lane."""
-        _, record = await self.store.accept_message(
-            session.key, message, run_id=run_id, meta=meta, incarnation=session.incarnation
-        )
+        """Store the inbound message and its run, and queue the run on its lane.
+
+        A run that starts at once (its lane idle) and reads the transcript gets it with the
+        intake, in the same store call where the store can (`accept_with_history`)."""
+        history: list[MessageRecord] | None = None
+        if lane.idle() and self._uses_history(session):
+            _, record, history = await self.store.accept_with_history(
+                session.key, message, run_id=run_id, history=HISTORY_WINDOW, meta=meta,
+                incarnation=session.incarnation,
+            )  # fmt: skip
+        else:
+            _, record = await self.store.accept_message(
+                session.key, message, run_id=run_id, meta=meta, incarnation=session.incarnation
+            )
         future = done or asyncio.get_running_loop().create_future()
-        run = _Run(record, session, message, future, tracing.capture())
+        run = _Run(record, session, message, future, tracing.capture(), history=history)
         lane.queue.append(run)
         if lane.worker is None or lane.worker.done():
             lane.worker = asyncio.create_task(self._drain(session.key, lane))
             self._active.add(lane.worker)
             lane.worker.add_done_callback(self._active.discard)
         return run
+
+    def _uses_history(self, session: SessionRecord) -> bool:
+        try:
+            return self.runtime_for(session.agent_id).uses_history
+        except Exception:  # no runtime: the run records its failure
+            return False
 
     async def _answer_at_once(
         self,
@@ -428,7 +445,11 @@ class RunManager:
     async def _reply(self, runtime: Runtime, run: _Run) -> str:
         prior: list[MessageRecord] = []
         if runtime.uses_history:  # echo and webhook answer from the message alone
-            history = await self.store.history(run.session.key, limit=HISTORY_WINDOW, before=None)
+            history = run.history
+            if history is None:  # queued behind another run, or not read by the store
+                history = await self.store.history(
+                    run.session.key, limit=HISTORY_WINDOW, before=None
+                )
             prior = [m for m in history if m.run_id != run.record.run_id]
         turn = Turn(self.invoke_tool, run.session, run.record.run_id, run.message, prior)
 

@@ -625,6 +625,37 @@ class RunLedger(ABC):
         meta = dict(meta or {})
         return await self._accept(NewMessage(key, "user", content, run_id, meta, None, incarnation))
 
+    async def accept_with_history(
+        self,
+        key: str,
+        content: str,
+        *,
+        run_id: str,
+        history: int,
+        meta: dict[str, Any] | None = None,
+        incarnation: str | None = None,
+    ) -> tuple[MessageRecord, RunRecord, list[MessageRecord] | None]:
+        """`accept_message`, and the session's last `history` messages once it is stored
+        (oldest first, the new one last), read in the same store call: the transcript of a
+        run that starts now, without a second round trip.
+
+        None for the messages where the backend reads none at intake (a store whose runs of
+        a session are serialised across processes: another process's run may still add to
+        the transcript before this run holds the session's lock); the run reads them then.
+        Refuses as `accept_message` does, storing nothing.
+        """
+        check_message(key, "user", content, run_id)
+        new = NewMessage(key, "user", content, run_id, dict(meta or {}), None, incarnation)
+        return await self._accept_with_history(new, max(0, history))
+
+    async def _accept_with_history(
+        self, new: NewMessage, limit: int
+    ) -> tuple[MessageRecord, RunRecord, list[MessageRecord] | None]:
+        """By default `_accept` alone, no messages read; a backend whose transcript only
+        this process's lanes write overrides it with the read in the same call."""
+        message, run = await self._accept(new)
+        return message, run, None
+
     async def complete_run(
         self, key: str, run_id: str, reply: str, *, incarnation: str | None = None
     ) -> MessageRecord:

@@ -153,6 +153,12 @@ class MemorySessionStore(base.SingleProcessCoordination, base.SessionStore):
         message = await self._append(new)
         return message, await self.start_run(run_id, new.key)
 
+    async def _accept_with_history(
+        self, new: base.NewMessage, limit: int
+    ) -> tuple[base.MessageRecord, base.RunRecord, list[base.MessageRecord] | None]:
+        message, run = await self._accept(new)  # no await suspends: one step with the read
+        return message, run, await self._history(new.key, limit, None)
+
     async def _complete(self, new: base.NewMessage) -> base.MessageRecord:
         message = await self._append(new)
         await self.finish_run(str(new.run_id), base.RunStatus.COMPLETED)

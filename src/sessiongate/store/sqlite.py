@@ -343,6 +343,18 @@ class SqliteSessionStore(base.SingleProcessCoordination, base.SessionStore):
     async def _accept(self, new: base.NewMessage) -> tuple[base.MessageRecord, base.RunRecord]:
         return await self._call_write(self._sql_accept, new)
 
+    def _sql_accept_with_history(
+        self, db: sqlite3.Connection, new: base.NewMessage, limit: int
+    ) -> tuple[base.MessageRecord, base.RunRecord, list[base.MessageRecord]]:
+        message, run = self._sql_accept(db, new)
+        return message, run, self._sql_history(new.key, limit, None)  # the same connection
+
+    async def _accept_with_history(
+        self, new: base.NewMessage, limit: int
+    ) -> tuple[base.MessageRecord, base.RunRecord, list[base.MessageRecord] | None]:
+        # one hop to the store thread: the run's transcript read in the intake's transaction
+        return await self._call_write(self._sql_accept_with_history, new, limit)
+
     def _sql_complete(self, db: sqlite3.Connection, new: base.NewMessage) -> base.MessageRecord:
         message = self._sql_append(db, new)
         self._sql_finish_run(db, str(new.run_id), base.RunStatus.COMPLETED, None)
