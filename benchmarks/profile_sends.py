@@ -40,6 +40,8 @@ def summarise(raw: Path, top: int, own: bool = False) -> list[tuple[str, str]]:
         stack, _, count = line.rpartition(" ")
         total += int(count)
         frames = stack.split(";")[1:]
+        if own and not frames:  # a thread caught outside Python code (`--nonblocking`)
+            continue
         if own:
             shares[frames[-1].split(" (")[0] + _where(frames[-1])] += int(count)
             continue
@@ -62,10 +64,11 @@ async def profile(
     gil: bool = True,
     keep: Path | None = None,
     postgres: bool = False,
+    nonblocking: bool = False,
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
         storage = await stack.enter_async_context(postgres_schema("sg_prof")) if postgres else None
-        await _profile(sends, clients, seconds, top, gil, keep, storage)
+        await _profile(sends, clients, seconds, top, gil, keep, storage, nonblocking)
 
 
 async def _profile(
@@ -76,6 +79,7 @@ async def _profile(
     gil: bool,
     keep: Path | None,
     storage: str | None,
+    nonblocking: bool,
 ) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -86,7 +90,8 @@ async def _profile(
             raw = tmp / "profile.txt"
             spy = subprocess.Popen(
                 [str(spy_bin), "record", "-p", str(gateway.pid), "-o", str(raw), "-f", "raw",
-                 "-r", "250", "-d", str(seconds), "--threads", *(["--gil"] if gil else [])],
+                 "-r", "250", "-d", str(seconds), "--threads", *(["--gil"] if gil else []),
+                 *(["--nonblocking"] if nonblocking else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             await asyncio.sleep(0.5)
@@ -120,6 +125,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--keep", type=Path, help="keep py-spy's collapsed stacks here")
     parser.add_argument("--postgres", action="store_true", help="a gateway on PostgreSQL")
+    parser.add_argument(
+        "--nonblocking",
+        action="store_true",
+        help="sample without stopping the gateway: a stopped process is caught at its system"
+        " calls more often than elsewhere (py-spy's default mode)",
+    )
     args = parser.parse_args()
     asyncio.run(
         profile(
@@ -130,5 +141,6 @@ if __name__ == "__main__":
             not args.no_gil,
             args.keep,
             args.postgres,
+            args.nonblocking,
         )
     )
