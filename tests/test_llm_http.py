@@ -382,3 +382,90 @@ async def test_through_a_proxy_from_the_environment_the_sdk_posts(
         finally:
             await llm.close()
     assert proxied == [b"POST http://model.invalid:9/v1/chat/completions HTTP/1.1"]
+
+
+ANSWER = b'{"choices": [{"message": {"role": "assistant", "content": "k"}}]}'
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request off the connection (its head and Content-Length body); its head."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return head
+
+
+async def calls(url: str, count: int) -> list[dict[str, Any]]:
+    llm = runtime(url)
+    try:
+        return [await llm._complete(MESSAGES) for _ in range(count)]
+    finally:
+        await llm.close()
+
+
+async def test_a_kept_alive_connection_closed_while_idle_is_replaced_without_a_retry() -> None:
+    heads: list[bytes] = []
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()  # as a server whose keep-alive ran out
+
+    async with raw_server(once) as (url, connections):
+        llm = runtime(url)
+        try:
+            for _ in range(3):
+                assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "k"}
+                await asyncio.sleep(0.2)  # the server has closed the connection meanwhile
+        finally:
+            await llm.close()
+    assert len(connections) == 3
+    assert all(b"x-stainless-retry-count: 0" in head for head in heads)
+
+
+async def test_answers_in_chunks_until_close_and_with_connection_close_are_read() -> None:
+    half = len(ANSWER) // 2
+    answers = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, ANSWER[:half], len(ANSWER) - half,
+                                                  ANSWER[half:]),
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(ANSWER), ANSWER),
+        b"HTTP/1.0 200 OK\r\n\r\n" + ANSWER,  # the body ends with the connection
+    ]  # fmt: skip
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while answers:
+            await read_request(reader)
+            last = answers.pop(0)
+            writer.write(last)
+            await writer.drain()
+            if b"chunked" not in last:
+                writer.close()
+                return
+
+    async with raw_server(answer) as (url, connections):
+        assert await calls(url, 3) == [{"role": "assistant", "content": "k"}] * 3
+    assert len(connections) == 2  # the chunked answer's connection was kept
+
+
+async def test_a_redirect_is_followed() -> None:
+    seen: list[str] = []
+
+    async def chat(request: Request) -> Response:
+        seen.append(request.url.path)
+        if request.url.path == "/v1/chat/completions":
+            return Response(status_code=307, headers={"location": "/v2/chat/completions"})
+        return completion({"content": "moved"})
+
+    routes = [Route(p, chat, methods=["POST"]) for p in ("/v1/chat/completions",
+                                                          "/v2/chat/completions")]  # fmt: skip
+    async with upstream(Starlette(routes=routes)) as fake:
+        assert await calls(fake.url, 1) == [{"role": "assistant", "content": "moved"}]
+    assert seen == ["/v1/chat/completions", "/v1/chat/completions", "/v2/chat/completions"]
