@@ -4,8 +4,8 @@ A run id is the key of the runs table's index. A random id (version 4) lands eac
 run on a random leaf of that index, and every commit then rewrites as many index pages
 as it stored runs (SQLite writes each page it changed to its write-ahead log, then
 again at a checkpoint: ~16 µs of a send's store CPU). A version-7 id begins with the
-time in milliseconds, so new runs append to the index's last page. The remaining 74
-bits are random: ids stay unique and unguessable.
+time in milliseconds, so new runs land at the index's right edge, on its last leaves.
+The remaining 74 bits are random: ids stay unique and unguessable.
 
 The random bits come from `os.urandom`, 4 KiB at a time: `uuid.uuid4()` makes a system
 call per id, and that call releases the GIL — under load the store thread takes it there
