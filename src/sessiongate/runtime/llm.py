@@ -6,8 +6,7 @@ suggestions and retry.
 
 The `openai` SDK is imported, and the client made, at an agent's first turn: the SDK is
 ~20 MiB of memory that a gateway whose LLM agents are idle does not need. The model call
-itself is one write on a kept-alive connection, with the SDK's head, retries and errors
-(`llm_http`).
+itself is one aiohttp request with the SDK's head, retries and errors (`llm_http`).
 """
 
 from __future__ import annotations

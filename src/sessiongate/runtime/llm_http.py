@@ -1,15 +1,13 @@
-"""The LLM runtime's model call: one chat completion, POSTed on a kept-alive connection of
-its own with the `openai` SDK's head, retries and error classes.
+"""The LLM runtime's model call: one chat completion, POSTed over aiohttp with the `openai`
+SDK's head, retries and error classes.
 
-The SDK's `post()` was ~38% of the gateway's CPU for an LLM turn: per request it copies its
-options, merges the URL, builds and validates the headers, makes an httpx2 `Request` and
-`Response` and goes through httpx2's client wrappers; aiohttp in their place still spent
-~125 µs of CPU per call building its request and reading the answer. Here the request head
-is bytes made once, from the SDK's client (its auth and default headers, so what goes on
-the wire is what the SDK sends), only `Content-Length` is added per call, the request is
-one write, and the answer is parsed by httptools (uvicorn's C parser): ~40 µs per call.
+The SDK's `post()` was ~38% of the gateway's CPU for an LLM turn even over aiohttp: per
+request it copies its options, merges the URL, builds and validates the headers, makes an
+httpx2 `Request` and `Response` and goes through httpx2's client wrappers. Here the head
+(URL, headers) is made once, from the SDK's client (its auth and default headers, so what
+goes on the wire is what the SDK sends), and each call is one aiohttp request.
 
-What the SDK and its HTTP client did per call is kept, and owned here:
+What the SDK did per call is kept, and owned here:
 - retries: 2, after 0.5 s then 1 s (doubling, at most 8 s), each less a random 0-25%, or
   after what the answer's `retry-after-ms` / `retry-after` says (up to 2 minutes; a longer
   one is not retried); on 408, 409, 429, 5xx (unless `x-should-retry: false`; any status
@@ -17,20 +15,16 @@ What the SDK and its HTTP client did per call is kept, and owned here:
   `x-stainless-retry-count` counts them;
 - errors, as the SDK raises them: a status that is not 2xx is the SDK's own status error
   (`openai.RateLimitError`, `NotFoundError`, …, made by the SDK's client from the answer);
-  a timeout `openai.APITimeoutError`; a connection that fails, closes before a whole
-  answer or answers something that is not HTTP/1.1, `openai.APIConnectionError`;
-- the timeout (the agent's provider's `timeoutSeconds`) on connecting and between reads;
-  connections kept alive (1,000 at most, an idle one kept 5 s; one the server closed while
-  idle is replaced at once, not counted as a retry); answers by length, in chunks or until
-  the connection closes, gzip or deflate; TLS verified as the SDK's client does
-  (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured); a redirect is handed to the SDK's own
-  `post()`, which follows it.
+  a timeout `openai.APITimeoutError`; a connection that fails `openai.APIConnectionError`;
+- timeouts per phase (connect, read, pool) as the SDK's client applies them; redirects
+  followed; connections kept alive (1,000 at most, idle ones kept 5 s); TLS verified with
+  the SDK's context (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured).
 
 Where a proxy from the environment (`HTTPS_PROXY`, `ALL_PROXY`, … not bypassed by
-`NO_PROXY`) applies to the endpoint, every call is the SDK's own `post()` with its default
+`NO_PROXY`) applies to the endpoint, the call is the SDK's own `post()` with its default
 client, proxy included.
 
-Imported at an LLM agent's first turn (the SDK is the `llm` extra).
+Imported at an LLM agent's first turn (aiohttp and the SDK are the `llm` extra).
 """
 
 from __future__ import annotations
@@ -39,19 +33,17 @@ import asyncio
 import email.utils
 import math
 import random
-import ssl
 import time
 import urllib.request
-import zlib
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
-import httptools
+import aiohttp
 import httpx2
 import openai
+from multidict import CIMultiDict, CIMultiDictProxy
 from openai import AsyncOpenAI, Omit
+from yarl import URL
 
 __all__ = ["ModelClient", "connect", "retry_delay", "should_retry"]
 
@@ -84,279 +76,79 @@ async def connect(base_url: str, api_key: str, timeout_seconds: float) -> ModelC
 
 
 class DirectClient:
-    """One chat completion per call on a kept-alive connection, with a head made once."""
+    """One chat completion per call over aiohttp, with a head made once."""
 
     def __init__(self, sdk: AsyncOpenAI, timeout_seconds: float) -> None:
-        self._sdk = sdk  # its headers, its status errors, and its post() for a redirect
-        base = sdk.base_url  # the SDK's: its path ends with "/"
-        self._url = base.copy_with(raw_path=base.raw_path + PATH.encode())
+        self._sdk = sdk  # its headers, and its status errors
+        self._url = URL(str(sdk.base_url) + PATH, encoded=True)
         self._headers = _head(sdk, timeout_seconds)
-        self._timeout = timeout_seconds
-        self._heads = [_request_head(self._url, self._headers, n) for n in range(MAX_RETRIES + 1)]
-        self._pool = _Pool(self._url, timeout_seconds)
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=timeout_seconds, sock_read=timeout_seconds, connect=timeout_seconds
+        )
+        self._session: aiohttp.ClientSession | None = None
 
     async def post(self, body: bytes) -> bytes:
         for retries_taken in range(MAX_RETRIES + 1):
             left = MAX_RETRIES - retries_taken
-            request = self._heads[retries_taken] + b"%d\r\n\r\n" % len(body) + body
             try:
-                answer = await self._pool.exchange(request)
+                status, headers, answer = await self._send(body, retries_taken)
             except TimeoutError as exc:
                 if left:
                     await asyncio.sleep(retry_delay(retries_taken, None))
                     continue
                 raise openai.APITimeoutError(request=self._request(body)) from exc
-            except (OSError, ssl.SSLError, _ProtocolError) as exc:
+            except aiohttp.ClientError as exc:
                 if left:
                     await asyncio.sleep(retry_delay(retries_taken, None))
                     continue
                 raise openai.APIConnectionError(request=self._request(body)) from exc
-            if 200 <= answer.status < 300:
-                return answer.body
-            headers = answer.header_map()
-            if 300 <= answer.status < 400 and "location" in headers:
-                return await _SdkPost(self._sdk).post(body)  # it follows redirects
-            if left and should_retry(answer.status, headers):
+            if 200 <= status < 300:
+                return answer
+            if left and should_retry(status, headers):
                 await asyncio.sleep(retry_delay(retries_taken, headers))
                 continue
-            raise self._status_error(answer, body) from None
+            raise self._status_error(status, headers, answer, body) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def close(self) -> None:
-        self._pool.close()
         await self._sdk.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _send(
+        self, body: bytes, retries_taken: int
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        session = self._session or self._open()
+        headers = self._headers
+        if retries_taken:
+            headers = headers.copy()
+            headers["x-stainless-retry-count"] = str(retries_taken)
+        async with session.post(
+            self._url, data=body, headers=headers, timeout=self._timeout
+        ) as response:
+            return response.status, response.headers, await response.read()
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=MAX_CONNECTIONS,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            ssl=httpx2.create_ssl_context(trust_env=True),
+        )
+        self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
 
     def _request(self, body: bytes) -> httpx2.Request:
         """The request as the SDK's errors carry it (made only for an error)."""
         return httpx2.Request("POST", str(self._url), headers=dict(self._headers), content=body)
 
-    def _status_error(self, answer: _Answer, body: bytes) -> openai.APIStatusError:
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], answer: bytes, body: bytes
+    ) -> openai.APIStatusError:
         # the body is already decoded: no content-encoding for httpx2 to decode again
-        kept = [(k, v) for k, v in answer.headers if k.lower() != "content-encoding"]
+        kept = [(k, v) for k, v in headers.items() if k.lower() != "content-encoding"]
         request = self._request(body)
-        response = httpx2.Response(
-            answer.status, headers=kept, content=answer.body, request=request
-        )
+        response = httpx2.Response(status, headers=kept, content=answer, request=request)
         return self._sdk._make_status_error_from_response(response)
-
-
-class _ProtocolError(Exception):
-    """The connection closed before a whole answer, or what came back is not HTTP/1.1."""
-
-
-@dataclass(slots=True)
-class _Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header_map(self) -> httpx2.Headers:
-        return httpx2.Headers(self.headers)
-
-
-class _Pool:
-    """Kept-alive connections to one origin: at most 1,000, an idle one kept 5 s."""
-
-    def __init__(self, url: httpx2.URL, timeout_seconds: float) -> None:
-        self._host = url.host
-        self._port = url.port or (443 if url.scheme == "https" else 80)
-        self._tls = httpx2.create_ssl_context(trust_env=True) if url.scheme == "https" else None
-        self._timeout = timeout_seconds
-        self._idle: deque[_Connection] = deque()
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
-
-    async def exchange(self, request: bytes) -> _Answer:
-        """Send `request` and read its answer, on an idle connection or a new one; one that
-        the server closed while idle (nothing read) is replaced by a new one at once."""
-        async with self._slots:
-            connection = self._take()
-            if connection is not None:
-                try:
-                    return await self._use(connection, request)
-                except _ProtocolError:
-                    if connection.received:
-                        raise
-            return await self._use(await self._connect(), request)
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
-
-    async def _use(self, connection: _Connection, request: bytes) -> _Answer:
-        answer = await connection.exchange(request, self._timeout)
-        if connection.reusable():
-            connection.idle_since = time.monotonic()
-            self._idle.append(connection)
-        else:
-            connection.close()
-        return answer
-
-    def _take(self) -> _Connection | None:
-        expired = time.monotonic() - KEEPALIVE_SECONDS
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.idle_since > expired and connection.reusable():
-                return connection
-            connection.close()
-        return None
-
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        name = self._host if self._tls is not None else None
-        async with asyncio.timeout(self._timeout):
-            _, connection = await loop.create_connection(
-                _Connection, self._host, self._port, ssl=self._tls, server_hostname=name
-            )
-        return connection
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: a request written whole, its answer parsed by httptools."""
-
-    def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[_Answer] | None = None
-        self._headers: list[tuple[str, str]] = []
-        self._body: list[bytes] = []
-        self._complete = False
-        self._keep_alive = False  # what the answer's head says (read as it completes)
-        self._until_closed = False
-        self._last_read = 0.0
-        self._deadline: asyncio.TimerHandle | None = None
-        self.received = False  # any byte of the current answer
-        self.idle_since = 0.0
-
-    async def exchange(self, request: bytes, read_seconds: float) -> _Answer:
-        """Write `request`; its answer, with at most `read_seconds` between reads."""
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            raise _ProtocolError("the connection is closed")
-        loop = asyncio.get_running_loop()
-        self._headers, self._body, self._complete, self.received = [], [], False, False
-        self._keep_alive = self._until_closed = False
-        answer: asyncio.Future[_Answer] = loop.create_future()
-        self._answer = answer
-        self._last_read = loop.time()
-        self._deadline = loop.call_at(
-            self._last_read + read_seconds, self._check_deadline, read_seconds
-        )
-        try:
-            transport.write(request)
-            return await answer
-        finally:
-            self._deadline.cancel()
-            self._answer = None
-
-    def reusable(self) -> bool:
-        transport = self._transport
-        return (
-            self._complete
-            and self._keep_alive
-            and transport is not None
-            and not transport.is_closing()
-        )
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def _check_deadline(self, timeout: float) -> None:
-        answer = self._answer
-        if answer is None or answer.done():
-            return
-        loop = answer.get_loop()
-        since = loop.time() - self._last_read
-        if since < timeout:  # something was read meanwhile: wait from then
-            self._deadline = loop.call_later(timeout - since, self._check_deadline, timeout)
-            return
-        answer.set_exception(TimeoutError("no answer within the read timeout"))
-        self.close()
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # a stream transport
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        if self._answer is not None:
-            self._last_read = self._answer.get_loop().time()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(_ProtocolError(f"not an HTTP/1.1 answer: {exc}"))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        if self._until_closed and exc is None and not self._complete:
-            self._keep_alive = False
-            self.on_message_complete()
-            return
-        self._fail(_ProtocolError(f"the connection closed before a whole answer ({exc})"))
-
-    # httptools' callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
-
-    def on_headers_complete(self) -> None:
-        self._keep_alive = self._parser.should_keep_alive()
-        names = {name.lower() for name, _ in self._headers}
-        # neither a length nor chunks: the body ends with the connection (HTTP/1.0 style)
-        self._until_closed = not names & {"content-length", "transfer-encoding"}
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self._complete = True
-        answer = self._answer
-        if answer is None or answer.done():
-            return
-        status = self._parser.get_status_code()
-        try:
-            body = _decoded(b"".join(self._body), self._headers)
-        except zlib.error as exc:
-            answer.set_exception(_ProtocolError(f"the answer's body does not decode: {exc}"))
-            return
-        answer.set_result(_Answer(status, self._headers, body))
-
-    def _fail(self, error: Exception) -> None:
-        answer = self._answer
-        if answer is not None and not answer.done():
-            answer.set_exception(error)
-
-
-def _decoded(body: bytes, headers: list[tuple[str, str]]) -> bytes:
-    """`body` without its Content-Encoding (gzip or deflate, the two asked for)."""
-    for name, value in headers:
-        if name.lower() == "content-encoding":
-            for coding in reversed([c.strip().lower() for c in value.split(",")]):
-                if coding in ("gzip", "x-gzip"):
-                    body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-                elif coding == "deflate":
-                    try:
-                        body = zlib.decompress(body)
-                    except zlib.error:  # raw deflate, as some servers send it
-                        body = zlib.decompress(body, -zlib.MAX_WBITS)
-    return body
-
-
-def _request_head(url: httpx2.URL, headers: dict[str, str], retries_taken: int) -> bytes:
-    """The request line and headers up to `Content-Length: ` (its value is per call)."""
-    # the netloc: host (IPv6 in brackets), and the port unless it is the scheme's default
-    target, host = url.raw_path.decode("ascii"), url.netloc.decode("ascii")
-    lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
-    for name, value in headers.items():
-        if name.lower() == "x-stainless-retry-count":
-            value = str(retries_taken)
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError(f"header {name!r} has a line break")
-        lines.append(f"{name}: {value}")
-    lines += ["Accept-Encoding: gzip, deflate", "Content-Length: "]
-    return "\r\n".join(lines).encode("latin-1")
 
 
 class _SdkPost:
@@ -372,10 +164,10 @@ class _SdkPost:
         await self._sdk.close()
 
 
-def _head(sdk: AsyncOpenAI, timeout_seconds: float) -> dict[str, str]:
+def _head(sdk: AsyncOpenAI, timeout_seconds: float) -> CIMultiDict[str]:
     """The headers the SDK sends with a POST of `content` (its auth, its defaults, and the
-    two it adds per request); the request head adds Host, Accept-Encoding, Content-Length."""
-    headers: dict[str, str] = {}
+    two it adds per request); aiohttp adds Host, Content-Length and Accept-Encoding."""
+    headers: CIMultiDict[str] = CIMultiDict()
     for name, value in {**sdk.auth_headers, **sdk.default_headers}.items():
         if not isinstance(value, Omit):
             headers[name] = value
@@ -388,10 +180,10 @@ def _proxied(url: str) -> bool:
     """Whether a proxy from the environment applies to `url` (httpx2's rules: the scheme's
     or `all`'s proxy, unless `no_proxy` names the host)."""
     proxies = urllib.request.getproxies_environment()
-    parsed = httpx2.URL(url)
+    parsed = URL(url)
     if not (proxies.get(parsed.scheme) or proxies.get("all")):
         return False
-    return not urllib.request.proxy_bypass(parsed.host)
+    return not urllib.request.proxy_bypass(parsed.host or "")
 
 
 def should_retry(status: int, headers: Mapping[str, str]) -> bool:
