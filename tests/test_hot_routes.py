@@ -139,3 +139,20 @@ async def test_hot_routes_answer_as_the_router_does(
 async def _run(serve: Serve, config: SessionGateConfig) -> list[tuple[str, list[str], bytes]]:
     async with serve(config) as gw:
         return await answers(gw)
+
+
+async def test_a_refusal_answered_by_the_hot_route_is_audited_once(
+    serve: Serve, config_factory: ConfigFactory, tmp_path: Any
+) -> None:
+    """The tool call's refusal is answered where it is caught: one audit line each."""
+    refusal = CASES[1][1]
+    rules = [{"match": "agent:atlas:telegram:*", "createOnMiss": False}]
+    async with serve(config_factory(gateway__sessions={"rules": rules})) as gw:
+        port = int(gw.url.rsplit(":", 1)[1])
+        for _ in range(3):
+            answer = await exchange(port, refusal.replace("TOKEN", gw.token))
+            assert answer.startswith(b"HTTP/1.1 404 ")
+            assert b'"SESSION_NOT_FOUND"' in answer
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    refused = [json.loads(line) for line in lines if INCIDENT_KEY in line]
+    assert [event["decision"] for event in refused] == ["rejected"] * 3
