@@ -287,6 +287,43 @@ async def test_concurrent_repeats_of_one_idempotency_key_start_one_run(
         assert [m.content for m in history] == ["m", "echo: m"]
 
 
+async def test_a_send_cut_off_mid_intake_is_answered_on_its_repeat(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    """The CLI loses its connection while its `chat.send` is being stored, and sends it again
+    with the same idempotency key (what the key is for): the repeat is answered with the one
+    run, not left waiting on the first attempt's abandoned claim."""
+    import asyncio
+
+    async with serve(config_factory()) as gw:
+        store = gw.gateway.runs.store
+        entered, release = asyncio.Event(), asyncio.Event()
+        accept = store.accept_answered
+
+        async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+            entered.set()
+            await release.wait()
+            return await accept(*args, **kwargs)
+
+        store.accept_answered = slow_accept
+        chat = {"sessionKey": "main", "message": "once", "idempotencyKey": "k-lost"}
+        ws = await openclaw_client(gw, ["operator.write"])
+        frame = {"type": "req", "id": "c1", "method": "chat.send", "params": chat}
+        await ws.send(json.dumps(frame))
+        await asyncio.wait_for(entered.wait(), 10)
+        await ws.close()  # the connection's requests are cancelled mid-intake
+        await asyncio.sleep(0.1)
+        release.set()
+        args = {**chat, "timeoutSeconds": 5}
+        again = await gw.gateway.invoke("sessions_send", args, Caller(None, "test"))
+        store.accept_answered = accept
+        assert (again["status"], again.get("reply"), again["duplicate"]) == ("ok", "echo: once",
+                                                                             True)  # fmt: skip
+        history = await gw.gateway.store.history("agent:atlas:main")
+        assert [(m.role, m.content) for m in history] == [("user", "once"),
+                                                          ("assistant", "echo: once")]  # fmt: skip
+
+
 async def test_scopes_are_enforced(serve: Serve, config_factory: ConfigFactory) -> None:
     async with serve(config_factory()) as gw:
         async with await openclaw_client(gw, ["operator.read"]) as ws:

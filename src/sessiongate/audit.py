@@ -125,7 +125,7 @@ class AuditLog:
         for at, event in queued:
             try:
                 self._pending.append(dump_json({"time": self._stamp(at), **event}))
-            except (TypeError, ValueError) as exc:  # counted like a failed write, never raised
+            except Exception as exc:  # counted like a failed write; never raised, writer kept
                 self.metrics.audit_failures.inc()
                 log.error("audit event not written", path=str(self.path), error=str(exc))
 

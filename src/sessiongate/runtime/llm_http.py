@@ -71,7 +71,11 @@ async def connect(base_url: str, api_key: str, timeout_seconds: float) -> ModelC
     if _proxied(str(sdk.base_url)):
         return _SdkPost(sdk)
     # the platform headers read the OS once (the SDK reads it off the loop too)
-    await asyncio.to_thread(sdk.platform_headers)
+    try:
+        await asyncio.to_thread(sdk.platform_headers)
+    except BaseException:
+        await sdk.close()
+        raise
     return DirectClient(sdk, timeout_seconds)
 
 
@@ -111,9 +115,11 @@ class DirectClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def close(self) -> None:
-        await self._sdk.close()
-        if self._session is not None:
-            await self._session.close()
+        try:
+            await self._sdk.close()
+        finally:
+            if self._session is not None:
+                await self._session.close()
 
     async def _send(
         self, body: bytes, retries_taken: int

@@ -179,12 +179,34 @@ class RunManager:
             return replace(await _wait(claimed, wait_seconds, run_id, session.key), duplicate=True)
         done: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
         self._by_id[run_id] = done
+        # Shielded: a caller that goes away mid-intake (a WebSocket closing cancels its
+        # requests) must not leave the claim behind unanswered. The intake goes on, so the
+        # one run of this id is stored and run, and a repeat of the send is answered with it.
+        intake = asyncio.ensure_future(self._claimed_intake(session, message, caller, run_id, done))
         try:
-            run = await self._accept(session, message, caller, None, run_id, done)
+            taken = await asyncio.shield(intake)
+        except asyncio.CancelledError:
+            intake.add_done_callback(_retrieve)
+            raise
+        if isinstance(taken, SendOutcome):
+            return taken
+        return await _wait(taken.done, wait_seconds, run_id, session.key)
+
+    async def _claimed_intake(
+        self,
+        session: SessionRecord,
+        message: str,
+        caller: Caller,
+        run_id: str,
+        done: asyncio.Future[SendOutcome],
+    ) -> _Run | SendOutcome:
+        """The intake of a send under a claimed run id: its run, or, when the store refused
+        it, the answer a repeat gets (`_repeated`)."""
+        try:
+            return await self._accept(session, message, caller, None, run_id, done)
         except Exception as exc:
             del self._by_id[run_id]
             return replace(await self._repeated(run_id, done, exc), duplicate=True)
-        return await _wait(run.done, wait_seconds, run_id, session.key)
 
     async def _repeated(
         self, run_id: str, done: asyncio.Future[SendOutcome], error: Exception
@@ -524,6 +546,13 @@ class RunManager:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         await self.store.interrupt_running(own=True)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a task nobody awaits any more as seen (its error, if any, was
+    handed to the waiters of its claim)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _wait(
