@@ -4,16 +4,14 @@
 A caller's own ``X-Request-Id`` (up to 64 printable characters) is kept, so an
 id can follow a request across services.
 
-Routes raise; nothing below this middleware catches for them, except the hot
-``/tools/invoke`` route (`hot_routes.HotRoutes`), which answers its tool call's
-`SessionGateError` with this module's `error_response` itself (a strict rejection then
-does not climb the route's frames to here). What reaches it is answered here (and so
-logged with the status it got): a `SessionGateError` in its wire form and HTTP status
-(or in the dialect a route chose with `speak_errors`, e.g. OpenClaw's shapes on
-``/tools/invoke`` under ``gateway.compat.openclaw``); the framework's own refusals (no
-route, wrong method) as the matching error; a client that left (`ClientDisconnect`)
-with a bare 400 nobody reads; anything else as ``INTERNAL_ERROR`` carrying the request
-id that the log shows with the traceback (`sessiongate.catchall.internal_error`).
+Routes raise; nothing below this middleware catches for them. What reaches it is
+answered here (and so logged with the status it got): a `SessionGateError` in its
+wire form and HTTP status (or in the dialect a route chose with `speak_errors`, e.g.
+OpenClaw's shapes on ``/tools/invoke`` under ``gateway.compat.openclaw``); the
+framework's own refusals (no route, wrong method) as the matching error; a client
+that left (`ClientDisconnect`) with a bare 400 nobody reads; anything else as
+``INTERNAL_ERROR`` carrying the request id that the log shows with the traceback
+(`sessiongate.catchall.internal_error`).
 """
 
 from __future__ import annotations

@@ -8,10 +8,8 @@ the router was (inside the access log and OpenTelemetry's middleware, which see 
 before): an exact method and path (and, for the read, no query string) is answered here;
 everything else goes on to the router. The answer is the route's own: the same checks
 in the same order (`http.check_bearer`, `requests.receive_body`, `http.invoke_tool`),
-the same response, and what it raises reaches the same catch-all — but for the tool
-call's refusals (a `SessionGateError` from `invoke_tool`), answered by the catch-all's own
-`access_log.error_response` where they are caught. The scope gets the keys the router
-would have set (``route``, ``endpoint``, ``path_params``).
+the same response, and what it raises reaches the same catch-all. The scope gets the
+keys the router would have set (``route``, ``endpoint``, ``path_params``).
 """
 
 from __future__ import annotations
@@ -23,10 +21,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sessiongate.errors import SessionGateError
 from sessiongate.gateway import Gateway
 from sessiongate.resolver import Caller
-from sessiongate.server.access_log import error_response, speak_errors
+from sessiongate.server.access_log import speak_errors
 from sessiongate.server.http import check_bearer, invoke_tool, ok, show_session, tools_invoke
 from sessiongate.server.openclaw_http import openclaw_envelope, openclaw_error
 from sessiongate.server.requests import receive_body
@@ -73,13 +70,7 @@ class HotRoutes:
         check_bearer(self.state, authorization, scope.get("client"), "http")
         limit = gateway.config.gateway.max_body_bytes
         raw = decode_json(await receive_body(receive, content_length, limit))
-        try:
-            result = await invoke_tool(gateway, raw)
-        except SessionGateError as error:
-            # the tool's refusal (a strict rejection, most often) answered here, by the
-            # catch-all's own `error_response`, rather than raised on through the route
-            # and the access log's frames to it: the same answer, logged alike
-            return error_response(scope, error)
+        result = await invoke_tool(gateway, raw)
         return openclaw_envelope(result) if openclaw else ok(result)
 
     async def _show_session(self, scope: Scope, key: str) -> Response:
