@@ -19,6 +19,7 @@ from tests.helpers import (
     aeventually,
     client_for,
     completion,
+    connected,
     invoke,
     session_keys,
     tool_call,
@@ -215,3 +216,119 @@ async def test_each_run_reads_the_transcript_before_its_message(
             ("assistant", "model: two"), ("user", "three"), ("assistant", "model: three"),
             ("user", "four")]  # fmt: skip
     assert model.transcripts == [said[:1], said[:3], said[:5], said]
+
+
+def transcript_config(config_factory: ConfigFactory, url: str) -> SessionGateConfig:
+    return config_factory(
+        models={"providers": {"fake": {"baseUrl": f"{url}/v1", "apiKey": "k"}}},
+        agents={"list": [{"id": "atlas", "default": True}, {"id": "peggy", "model": "fake/m"},
+                         {"id": "quinn", "model": "fake/m"}]},
+    )  # fmt: skip
+
+
+async def test_a_send_arriving_during_a_waiting_sends_run_is_run_after_it(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    """The lane serialises a waiting send's run (started on an idle lane) and a send that
+    arrives while it runs: the second is stored, queued, and run after the first ends."""
+    model = TranscriptModel()
+    model.hold = asyncio.Event()
+    key = "agent:peggy:main"
+    async with (
+        upstream(model.app) as fake,
+        serve(transcript_config(config_factory, fake.url)) as gw,
+        client_for(gw) as http,
+    ):
+        one, two = ({"sessionKey": key, "message": text} for text in ("one", "two"))
+        first = asyncio.create_task(invoke(http, "sessions_send", one))
+
+        async def first_at_the_model() -> bool:
+            return len(model.transcripts) == 1
+
+        try:
+            await aeventually(first_at_the_model, what="the first run at the model")
+            second = asyncio.create_task(invoke(http, "sessions_send", two))
+            await wait_for_messages(http, key, 2)  # both messages stored, the first run held
+            assert len(model.transcripts) == 1  # the second waits behind the first
+        finally:
+            model.hold.set()
+        answers = [(await task).json()["result"] for task in (first, second)]
+        assert [(a["status"], a["reply"]) for a in answers] == [
+            ("ok", "model: one"),
+            ("ok", "model: two"),
+        ]
+        messages = await wait_for_messages(http, key, 4)
+    assert [m["content"] for m in messages] == ["one", "two", "model: one", "model: two"]
+    assert model.transcripts == [
+        [("user", "one")],
+        [("user", "one"), ("assistant", "model: one"), ("user", "two")],
+    ]
+
+
+async def test_a_waiting_send_times_out_while_its_run_goes_on_to_the_end(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    model = TranscriptModel()
+    model.hold = asyncio.Event()
+    key = "agent:peggy:main"
+    async with (
+        upstream(model.app) as fake,
+        serve(transcript_config(config_factory, fake.url)) as gw,
+        client_for(gw) as http,
+    ):
+        args = {"sessionKey": key, "message": "job", "timeoutSeconds": 0.2}
+        try:
+            result = (await invoke(http, "sessions_send", args)).json()["result"]
+            assert result["status"] == "timeout"  # the model holds its answer until told
+            running = await gw.gateway.store.find_run(result["runId"])
+            assert running is not None and running.status == "running"
+        finally:
+            model.hold.set()
+        messages = await wait_for_messages(http, key, 2)
+        assert (messages[1]["content"], messages[1]["runId"]) == ("model: job", result["runId"])
+
+        async def completed() -> bool:
+            run = await gw.gateway.store.find_run(result["runId"])
+            return run is not None and run.status == "completed"
+
+        await aeventually(completed, what="the run completed")
+        again = {"sessionKey": key, "message": "next"}  # the lane serves the next send
+        answer = (await invoke(http, "sessions_send", again)).json()["result"]
+        assert (answer["status"], answer["reply"]) == ("ok", "model: next")
+
+
+async def test_a_client_gone_mid_run_does_not_cancel_the_run(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    """Over HTTP (the request abandoned) and over a WebSocket (closed: the connection's
+    requests are cancelled), the waiting send's run goes on and stores its reply."""
+    model = TranscriptModel()
+    model.hold = asyncio.Event()
+    async with (
+        upstream(model.app) as fake,
+        serve(transcript_config(config_factory, fake.url)) as gw,
+        client_for(gw) as http,
+    ):
+        abandoned = asyncio.create_task(
+            invoke(http, "sessions_send", {"sessionKey": "agent:peggy:main", "message": "http"})
+        )
+        ws = await connected(gw)
+        await ws.send(json.dumps({"type": "req", "id": 1, "method": "tools.invoke", "params": {
+            "tool": "sessions_send", "args": {"sessionKey": "agent:quinn:main", "message": "ws"},
+        }}))  # fmt: skip
+
+        async def both_at_the_model() -> bool:
+            return len(model.transcripts) == 2
+
+        try:
+            await aeventually(both_at_the_model, what="both runs at the model")
+            abandoned.cancel()
+            await ws.close()
+            await asyncio.gather(abandoned, return_exceptions=True)
+        finally:
+            model.hold.set()  # else the fake model's shutdown waits for its held answers
+        for key, text in (("agent:peggy:main", "http"), ("agent:quinn:main", "ws")):
+            messages = await wait_for_messages(http, key, 2)
+            assert [m["content"] for m in messages] == [text, f"model: {text}"]
+            run = await gw.gateway.store.find_run(messages[1]["runId"])
+            assert run is not None and run.status == "completed"
