@@ -15,7 +15,6 @@ Run: .venv/bin/python -m benchmarks.profile_llm [--sends N] [--seconds S]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -37,7 +36,7 @@ from benchmarks._common import (
 )
 from benchmarks._loadgen import sequential
 from benchmarks.floor import HOST, gateway_config, send_request, serve_command
-from benchmarks.profile_sends import summarise
+from benchmarks.profile_sends import ab_arguments, print_shares
 
 KEYS = {"echo": "agent:atlas:main", "llm": "agent:llm:main"}
 
@@ -142,23 +141,14 @@ async def profile(
         spy.wait(timeout=seconds + 30)
         if keep is not None:
             keep.write_bytes(raw.read_bytes())
-        rows, own = summarise(raw, top), summarise(raw, top // 2, own=True)
-    p50 = samples[len(samples) // 2]
-    console.print(f"p50 {p50 * 1000:.3f} ms per LLM send while profiled (py-spy slows it)")
-    print_table("share of GIL-holding samples, inclusive", rows, ("share", "function"))
-    print_table("share of GIL-holding samples, own time", own, ("share", "function"))
+        p50 = samples[len(samples) // 2]
+        console.print(f"p50 {p50 * 1000:.3f} ms per LLM send while profiled (py-spy slows it)")
+        print_shares(raw, top)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--base", type=Path, help="A/B against the gateway in this src folder")
-    parser.add_argument("--new", type=Path, help="serve this src folder instead of this checkout's")
-    parser.add_argument("--rounds", type=int, default=8)
+    parser = ab_arguments(__doc__, rounds=8, seconds=8, top=70)
     parser.add_argument("--sends", type=int, default=None)
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--top", type=int, default=70)
-    parser.add_argument("--keep", type=Path, help="keep py-spy's collapsed stacks here")
-    parser.add_argument("--no-gil", action="store_true", help="every running thread's samples")
     args = parser.parse_args()
     if args.base is not None:
         asyncio.run(ab(args.base, args.new, args.rounds, args.sends or 400))

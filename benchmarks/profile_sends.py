@@ -14,6 +14,7 @@ import contextlib
 import subprocess
 import sys
 import tempfile
+from argparse import ArgumentParser
 from collections import Counter
 from pathlib import Path
 
@@ -106,12 +107,29 @@ async def _profile(
             spy.wait(timeout=seconds + 30)
             if keep is not None:
                 keep.write_bytes(raw.read_bytes())
-            rows = summarise(raw, top)
-            own = summarise(raw, top // 2, own=True)
-    console.print(f"{rate:,.0f} sends/s while profiled (py-spy slows the gateway)")
-    what = "GIL-holding samples" if gil else "samples of running threads (syscalls included)"
-    print_table(f"share of {what}, inclusive", rows, ("share", "function"))
+            console.print(f"{rate:,.0f} sends/s while profiled (py-spy slows the gateway)")
+            what = "GIL-holding samples" if gil else "running threads' samples (syscalls included)"
+            print_shares(raw, top, what)
+
+
+def print_shares(raw: Path, top: int, what: str = "GIL-holding samples") -> None:
+    """py-spy's collapsed stacks as two tables: inclusive shares, and own time."""
+    print_table(f"share of {what}, inclusive", summarise(raw, top), ("share", "function"))
+    own = summarise(raw, top // 2, own=True)
     print_table(f"share of {what}, own time", own, ("share", "function"))
+
+
+def ab_arguments(description: str | None, rounds: int, seconds: int, top: int) -> ArgumentParser:
+    """The options every A/B-and-profile benchmark takes (`--base` for the A/B)."""
+    parser = ArgumentParser(description=description)
+    parser.add_argument("--base", type=Path, help="A/B against the gateway in this src folder")
+    parser.add_argument("--new", type=Path, help="serve this src folder instead of this checkout's")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--seconds", type=int, default=seconds)
+    parser.add_argument("--top", type=int, default=top)
+    parser.add_argument("--keep", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--no-gil", action="store_true", help="every running thread's samples")
+    return parser
 
 
 if __name__ == "__main__":

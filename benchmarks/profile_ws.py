@@ -13,7 +13,6 @@ Run: .venv/bin/python -m benchmarks.profile_ws [--turns N] [--seconds S]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -30,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks._common import TOKEN, console, cpu_seconds, free_port, print_table, process
 from benchmarks.floor import HOST, gateway_config, p50_ws, serve_command
-from benchmarks.profile_sends import summarise
+from benchmarks.profile_sends import ab_arguments, print_shares
 
 
 @dataclass
@@ -121,22 +120,13 @@ async def profile(
         await ws.close()
         if keep is not None:
             keep.write_bytes(raw.read_bytes())
-        rows, own = summarise(raw, top), summarise(raw, top // 2, own=True)
-    console.print(f"p50 {p50 * 1000:.3f} ms per turn while profiled (py-spy slows the gateway)")
-    print_table("share of GIL-holding samples, inclusive", rows, ("share", "function"))
-    print_table("share of GIL-holding samples, own time", own, ("share", "function"))
+        console.print(f"p50 {p50 * 1000:.3f} ms per turn while profiled (py-spy slows the gateway)")
+        print_shares(raw, top)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--base", type=Path, help="A/B against the gateway in this src folder")
-    parser.add_argument("--new", type=Path, help="serve this src folder instead of this checkout's")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser = ab_arguments(__doc__, rounds=6, seconds=6, top=60)
     parser.add_argument("--turns", type=int, default=None)
-    parser.add_argument("--seconds", type=int, default=6)
-    parser.add_argument("--top", type=int, default=60)
-    parser.add_argument("--keep", type=Path, help="keep py-spy's collapsed stacks here")
-    parser.add_argument("--no-gil", action="store_true", help="every running thread's samples")
     parser.add_argument("--native", action="store_true", help="C frames too (uvloop, sqlite)")
     args = parser.parse_args()
     if args.base is not None:
