@@ -602,6 +602,14 @@ class Transcript(ABC):
     async def _history(self, key: str, limit: int, before: int | None) -> list[MessageRecord]: ...
 
 
+def _inbound(
+    key: str, content: str, run_id: str, meta: dict[str, Any] | None, incarnation: str | None
+) -> NewMessage:
+    """An inbound (user) message of run `run_id`, checked as every intake checks it."""
+    check_message(key, "user", content, run_id)
+    return NewMessage(key, "user", content, run_id, dict(meta or {}), None, incarnation)
+
+
 class RunLedger(ABC):
     """Runs: accepted with their inbound message, ended with a reply or a failure."""
 
@@ -621,9 +629,7 @@ class RunLedger(ABC):
         given and no longer the session's; ConflictError if a run with this id
         exists. Nothing is stored then.
         """
-        check_message(key, "user", content, run_id)
-        meta = dict(meta or {})
-        return await self._accept(NewMessage(key, "user", content, run_id, meta, None, incarnation))
+        return await self._accept(_inbound(key, content, run_id, meta, incarnation))
 
     async def accept_with_history(
         self,
@@ -644,8 +650,7 @@ class RunLedger(ABC):
         the transcript before this run holds the session's lock); the run reads them then.
         Refuses as `accept_message` does, storing nothing.
         """
-        check_message(key, "user", content, run_id)
-        new = NewMessage(key, "user", content, run_id, dict(meta or {}), None, incarnation)
+        new = _inbound(key, content, run_id, meta, incarnation)
         return await self._accept_with_history(new, max(0, history))
 
     async def _accept_with_history(
@@ -690,9 +695,8 @@ class RunLedger(ABC):
         storing nothing. None: nothing stored — the run must be run the normal way (a
         shared store may say so when another process is running a run of this session).
         """
-        check_message(key, "user", content, run_id)
+        new = _inbound(key, content, run_id, meta, incarnation)
         check_storable("message", reply)
-        new = NewMessage(key, "user", content, run_id, dict(meta or {}), None, incarnation)
         answer = NewMessage(key, "assistant", reply, run_id, incarnation=incarnation)
         return await self._accept_answered(new, answer)
 
