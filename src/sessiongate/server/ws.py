@@ -237,8 +237,12 @@ class Connection:
         await self.send(frame)
 
     async def event(self, event: str, payload: dict[str, Any]) -> None:
+        await self.send(self._event_frame(event, payload))
+
+    def _event_frame(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """An event's frame, numbered in the order frames are sent."""
         self._seq += 1
-        await self.send({"type": "event", "event": event, "payload": payload, "seq": self._seq})
+        return {"type": "event", "event": event, "payload": payload, "seq": self._seq}
 
     async def dispatch(self, request: RequestFrame) -> None:
         """Answer `request` concurrently, unless the connection has too many in flight."""
@@ -260,10 +264,8 @@ class Connection:
     def relay(self, event: RunEvent) -> Awaitable[None] | None:
         """Send a run event to this client now (a streamed send's events, in order): None
         when it was framed at once, else what to await (`RunStream.follow`'s emit)."""
-        self._seq += 1
         payload = {k: v for k, v in event.items() if k != "event"}
-        return self.send_now({"type": "event", "event": event["event"], "payload": payload,
-                              "seq": self._seq})  # fmt: skip
+        return self.send_now(self._event_frame(event["event"], payload))
 
     def forward_audit(self, event: dict[str, Any]) -> None:
         """Send an audit event to this client (from the audit log, which must not block)."""
