@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from sessiongate.errors import ConfigError
+from sessiongate.logs import UtcSeconds
 from sessiongate.metrics import GatewayMetrics
 from sessiongate.private_files import make_private_dir, open_no_follow
 from sessiongate.wire import dump_json
@@ -204,17 +205,13 @@ class AuditLog:
 class _AuditTimestamp:
     """An event's ``time`` from `time.time_ns()`: ISO 8601 in UTC with milliseconds, as
     `sessiongate.store.base.iso` writes stored times (``2026-12-05T07:09:39.972+00:00``),
-    the date and time formatted once a second (as the log's timestamp)."""
+    the date and time formatted once a second (`UtcSeconds`, as the log's timestamp)."""
 
-    __slots__ = ("prefix", "second")
+    __slots__ = ("seconds",)
 
     def __init__(self) -> None:
-        self.second = -1
-        self.prefix = ""
+        self.seconds = UtcSeconds()
 
     def __call__(self, at_ns: int) -> str:
         second, millis = divmod(at_ns // 1_000_000, 1000)
-        if second != self.second:
-            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self.second = second
-        return f"{self.prefix}.{millis:03d}+00:00"
+        return f"{self.seconds(second)}.{millis:03d}+00:00"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
 
-__all__ = ["LogFormat", "configure_logging", "log_level"]
+__all__ = ["LogFormat", "UtcSeconds", "configure_logging", "log_level"]
 
 LogFormat = Literal["auto", "human", "json"]
 
@@ -161,9 +161,9 @@ def _stderr_logger(*args: object) -> _StderrLogger:
     return _STDERR
 
 
-class _UtcTimestamp:
-    """``timestamp``: ISO 8601 in UTC with microseconds, as structlog's
-    ``TimeStamper(fmt="iso", utc=True)`` writes it, the date and time formatted once a second."""
+class UtcSeconds:
+    """The date and time of a Unix second in UTC, ISO 8601 (``2026-12-05T07:09:39``),
+    formatted once per second: what a timestamp with a fraction of a second begins with."""
 
     __slots__ = ("prefix", "second")
 
@@ -171,12 +171,25 @@ class _UtcTimestamp:
         self.second = -1
         self.prefix = ""
 
-    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
-        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    def __call__(self, second: int) -> str:
         if second != self.second:
             self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self.second = second
-        event_dict["timestamp"] = f"{self.prefix}.{micros:06d}Z"
+        return self.prefix
+
+
+class _UtcTimestamp:
+    """``timestamp``: ISO 8601 in UTC with microseconds, as structlog's
+    ``TimeStamper(fmt="iso", utc=True)`` writes it, the date and time formatted once a second."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = UtcSeconds()
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        event_dict["timestamp"] = f"{self.seconds(second)}.{micros:06d}Z"
         return event_dict
 
 
