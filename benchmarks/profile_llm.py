@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -36,7 +34,7 @@ from benchmarks._common import (
 )
 from benchmarks._loadgen import sequential
 from benchmarks.floor import HOST, gateway_config, send_request, serve_command
-from benchmarks.profile_sends import ab_arguments, print_shares
+from benchmarks.profile_sends import ab_arguments, print_shares, recording
 
 KEYS = {"echo": "agent:atlas:main", "llm": "agent:llm:main"}
 
@@ -130,17 +128,8 @@ async def profile(
         side = stack.enter_context(serving(Path(name), src, "new", model_port))
         await sends(side, "llm", 200)
         raw = Path(name) / "profile.txt"
-        spy_bin = Path(sys.executable).parent / "py-spy"
-        spy = subprocess.Popen(
-            [str(spy_bin), "record", "-p", str(side.pid), "-o", str(raw), "-f", "raw",
-             "-r", "500", "-d", str(seconds), "--threads", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        await asyncio.sleep(0.5)
-        samples = sorted(await sends(side, "llm", count))
-        spy.wait(timeout=seconds + 30)
-        if keep is not None:
-            keep.write_bytes(raw.read_bytes())
+        async with recording(side.pid, raw, seconds, 500, flags, keep):
+            samples = sorted(await sends(side, "llm", count))
         p50 = samples[len(samples) // 2]
         console.print(f"p50 {p50 * 1000:.3f} ms per LLM send while profiled (py-spy slows it)")
         print_shares(raw, top)

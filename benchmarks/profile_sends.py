@@ -16,6 +16,7 @@ import sys
 import tempfile
 from argparse import ArgumentParser
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from rich.markup import escape
@@ -87,15 +88,8 @@ async def _profile(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         with process(gateway_command(tmp, port, storage, create_on_miss=True), url) as gateway:
-            spy_bin = Path(sys.executable).parent / "py-spy"
             raw = tmp / "profile.txt"
-            spy = subprocess.Popen(
-                [str(spy_bin), "record", "-p", str(gateway.pid), "-o", str(raw), "-f", "raw",
-                 "-r", "250", "-d", str(seconds), "--threads", *(["--gil"] if gil else []),
-                 *(["--nonblocking"] if nonblocking else [])],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            await asyncio.sleep(0.5)
+            flags = [*(["--gil"] if gil else []), *(["--nonblocking"] if nonblocking else [])]
 
             def make(i: int) -> bytes:
                 args = {"sessionKey": f"agent:atlas:cron:job-{i % 16}", "message": "x",
@@ -103,13 +97,29 @@ async def _profile(
                 body = {"tool": "sessions_send", "args": args}
                 return render("127.0.0.1", port, "/tools/invoke", body, TOKEN)
 
-            rate = await hammer("127.0.0.1", port, make, sends, clients)
-            spy.wait(timeout=seconds + 30)
-            if keep is not None:
-                keep.write_bytes(raw.read_bytes())
+            async with recording(gateway.pid, raw, seconds, 250, flags, keep):
+                rate = await hammer("127.0.0.1", port, make, sends, clients)
             console.print(f"{rate:,.0f} sends/s while profiled (py-spy slows the gateway)")
             what = "GIL-holding samples" if gil else "running threads' samples (syscalls included)"
             print_shares(raw, top, what)
+
+
+@contextlib.asynccontextmanager
+async def recording(
+    pid: int, raw: Path, seconds: int, rate: int, flags: list[str], keep: Path | None
+) -> AsyncIterator[None]:
+    """py-spy records `pid` (every thread, raw collapsed stacks into `raw`) for `seconds`
+    while the body loads it, started half a second before; its stacks copied to `keep`."""
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-o", str(raw),
+         "-f", "raw", "-r", str(rate), "-d", str(seconds), "--threads", *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.5)
+    yield
+    spy.wait(timeout=seconds + 30)
+    if keep is not None:
+        keep.write_bytes(raw.read_bytes())
 
 
 def print_shares(raw: Path, top: int, what: str = "GIL-holding samples") -> None:

@@ -17,8 +17,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks._common import TOKEN, console, cpu_seconds, free_port, print_table, process
 from benchmarks.floor import HOST, gateway_config, p50_ws, serve_command
-from benchmarks.profile_sends import ab_arguments, print_shares
+from benchmarks.profile_sends import ab_arguments, print_shares, recording
 
 
 @dataclass
@@ -108,18 +106,9 @@ async def profile(
         ws = await opened(side)
         await p50_ws(ws, "agent", 200)
         raw = Path(name) / "profile.txt"
-        spy_bin = Path(sys.executable).parent / "py-spy"
-        spy = subprocess.Popen(
-            [str(spy_bin), "record", "-p", str(side.pid), "-o", str(raw), "-f", "raw",
-             "-r", "500", "-d", str(seconds), "--threads", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        await asyncio.sleep(0.5)
-        p50 = await p50_ws(ws, "agent", turns)
-        spy.wait(timeout=seconds + 30)
+        async with recording(side.pid, raw, seconds, 500, flags, keep):
+            p50 = await p50_ws(ws, "agent", turns)
         await ws.close()
-        if keep is not None:
-            keep.write_bytes(raw.read_bytes())
         console.print(f"p50 {p50 * 1000:.3f} ms per turn while profiled (py-spy slows the gateway)")
         print_shares(raw, top)
 
