@@ -101,13 +101,19 @@ async def test_accept_answered_stores_message_completed_run_and_reply(
     assert next_message.seq == 5
 
 
-async def test_accept_answered_refuses_as_accept_does_and_stores_nothing(
-    store: SessionStore,
-) -> None:
+async def a_moved_session_and_a_taken_run_id(store: SessionStore) -> None:
+    """`agent:atlas:main` with run `taken` (message "hi"), and `agent:atlas:direct:1`, now
+    an alias of it: what an intake must refuse."""
     await store.ensure(new("agent:atlas:main"))
     await store.ensure(new("agent:atlas:direct:1", kind="direct"))
     await store.set_alias("agent:atlas:direct:1", "agent:atlas:main")
     await store.accept_message("agent:atlas:main", "hi", run_id="taken")
+
+
+async def test_accept_answered_refuses_as_accept_does_and_stores_nothing(
+    store: SessionStore,
+) -> None:
+    await a_moved_session_and_a_taken_run_id(store)
     with pytest.raises(SessionMovedError) as moved:
         await store.accept_answered("agent:atlas:direct:1", "hi", "echo: hi", run_id="r1")
     assert moved.value.details["aliasOf"] == "agent:atlas:main"
@@ -212,10 +218,7 @@ async def test_accept_with_history_stores_as_accept_and_reads_the_transcript(
 async def test_accept_with_history_refuses_as_accept_does_and_stores_nothing(
     store: SessionStore,
 ) -> None:
-    await store.ensure(new("agent:atlas:main"))
-    await store.ensure(new("agent:atlas:direct:1", kind="direct"))
-    await store.set_alias("agent:atlas:direct:1", "agent:atlas:main")
-    await store.accept_message("agent:atlas:main", "hi", run_id="taken")
+    await a_moved_session_and_a_taken_run_id(store)
     with pytest.raises(SessionMovedError):
         await store.accept_with_history("agent:atlas:direct:1", "hi", run_id="r1", history=40)
     with pytest.raises(SessionNotFoundError):
