@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -226,32 +227,44 @@ def transcript_config(config_factory: ConfigFactory, url: str) -> SessionGateCon
     )  # fmt: skip
 
 
-async def test_a_send_arriving_during_a_waiting_sends_run_is_run_after_it(
+@contextlib.asynccontextmanager
+async def held_model_gateway(
     serve: Serve, config_factory: ConfigFactory
-) -> None:
-    """The lane serialises a waiting send's run (started on an idle lane) and a send that
-    arrives while it runs: the second is stored, queued, and run after the first ends."""
+) -> AsyncIterator[tuple[TranscriptModel, Any, httpx.AsyncClient]]:
+    """A gateway whose agents peggy and quinn talk to a `TranscriptModel` that holds its
+    answers until `model.hold` is set — set on the way out too, else the fake model's
+    shutdown waits for its held answers."""
     model = TranscriptModel()
     model.hold = asyncio.Event()
-    key = "agent:peggy:main"
     async with (
         upstream(model.app) as fake,
         serve(transcript_config(config_factory, fake.url)) as gw,
         client_for(gw) as http,
     ):
+        try:
+            yield model, gw, http
+        finally:
+            model.hold.set()
+
+
+async def test_a_send_arriving_during_a_waiting_sends_run_is_run_after_it(
+    serve: Serve, config_factory: ConfigFactory
+) -> None:
+    """The lane serialises a waiting send's run (started on an idle lane) and a send that
+    arrives while it runs: the second is stored, queued, and run after the first ends."""
+    key = "agent:peggy:main"
+    async with held_model_gateway(serve, config_factory) as (model, _, http):
         one, two = ({"sessionKey": key, "message": text} for text in ("one", "two"))
         first = asyncio.create_task(invoke(http, "sessions_send", one))
 
         async def first_at_the_model() -> bool:
             return len(model.transcripts) == 1
 
-        try:
-            await aeventually(first_at_the_model, what="the first run at the model")
-            second = asyncio.create_task(invoke(http, "sessions_send", two))
-            await wait_for_messages(http, key, 2)  # both messages stored, the first run held
-            assert len(model.transcripts) == 1  # the second waits behind the first
-        finally:
-            model.hold.set()
+        await aeventually(first_at_the_model, what="the first run at the model")
+        second = asyncio.create_task(invoke(http, "sessions_send", two))
+        await wait_for_messages(http, key, 2)  # both messages stored, the first run held
+        assert len(model.transcripts) == 1  # the second waits behind the first
+        model.hold.set()
         answers = [(await task).json()["result"] for task in (first, second)]
         assert [(a["status"], a["reply"]) for a in answers] == [
             ("ok", "model: one"),
@@ -268,22 +281,14 @@ async def test_a_send_arriving_during_a_waiting_sends_run_is_run_after_it(
 async def test_a_waiting_send_times_out_while_its_run_goes_on_to_the_end(
     serve: Serve, config_factory: ConfigFactory
 ) -> None:
-    model = TranscriptModel()
-    model.hold = asyncio.Event()
     key = "agent:peggy:main"
-    async with (
-        upstream(model.app) as fake,
-        serve(transcript_config(config_factory, fake.url)) as gw,
-        client_for(gw) as http,
-    ):
+    async with held_model_gateway(serve, config_factory) as (model, gw, http):
         args = {"sessionKey": key, "message": "job", "timeoutSeconds": 0.2}
-        try:
-            result = (await invoke(http, "sessions_send", args)).json()["result"]
-            assert result["status"] == "timeout"  # the model holds its answer until told
-            running = await gw.gateway.store.find_run(result["runId"])
-            assert running is not None and running.status == "running"
-        finally:
-            model.hold.set()
+        result = (await invoke(http, "sessions_send", args)).json()["result"]
+        assert result["status"] == "timeout"  # the model holds its answer until told
+        running = await gw.gateway.store.find_run(result["runId"])
+        assert running is not None and running.status == "running"
+        model.hold.set()
         messages = await wait_for_messages(http, key, 2)
         assert (messages[1]["content"], messages[1]["runId"]) == ("model: job", result["runId"])
 
@@ -302,13 +307,7 @@ async def test_a_client_gone_mid_run_does_not_cancel_the_run(
 ) -> None:
     """Over HTTP (the request abandoned) and over a WebSocket (closed: the connection's
     requests are cancelled), the waiting send's run goes on and stores its reply."""
-    model = TranscriptModel()
-    model.hold = asyncio.Event()
-    async with (
-        upstream(model.app) as fake,
-        serve(transcript_config(config_factory, fake.url)) as gw,
-        client_for(gw) as http,
-    ):
+    async with held_model_gateway(serve, config_factory) as (model, gw, http):
         abandoned = asyncio.create_task(
             invoke(http, "sessions_send", {"sessionKey": "agent:peggy:main", "message": "http"})
         )
@@ -320,13 +319,11 @@ async def test_a_client_gone_mid_run_does_not_cancel_the_run(
         async def both_at_the_model() -> bool:
             return len(model.transcripts) == 2
 
-        try:
-            await aeventually(both_at_the_model, what="both runs at the model")
-            abandoned.cancel()
-            await ws.close()
-            await asyncio.gather(abandoned, return_exceptions=True)
-        finally:
-            model.hold.set()  # else the fake model's shutdown waits for its held answers
+        await aeventually(both_at_the_model, what="both runs at the model")
+        abandoned.cancel()
+        await ws.close()
+        await asyncio.gather(abandoned, return_exceptions=True)
+        model.hold.set()
         for key, text in (("agent:peggy:main", "http"), ("agent:quinn:main", "ws")):
             messages = await wait_for_messages(http, key, 2)
             assert [m["content"] for m in messages] == [text, f"model: {text}"]
