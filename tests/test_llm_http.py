@@ -40,6 +40,18 @@ def runtime(url: str, timeout: float = 10.0, offered: tuple[str, ...] = ("sessio
     return LlmRuntime(ModelEndpoint(f"{url}/v1", "key-1", timeout), "m-1", "be brief", 4, offered)
 
 
+@asynccontextmanager
+async def opened_runtime(
+    url: str, timeout: float = 10.0, offered: tuple[str, ...] = ("sessions_send",)
+) -> AsyncIterator[Any]:
+    """`runtime`, its model client closed on the way out."""
+    llm = runtime(url, timeout, offered)
+    try:
+        yield llm
+    finally:
+        await llm.close()
+
+
 async def test_the_body_is_what_the_sdk_would_send_and_the_answer_is_read() -> None:
     seen: list[Request] = []
     bodies: list[bytes] = []
@@ -48,13 +60,9 @@ async def test_the_body_is_what_the_sdk_would_send_and_the_answer_is_read() -> N
         bodies.append(await request.body())
         return completion({"content": "hi"})
 
-    async with upstream(model_app(answer, seen)) as fake:
-        llm = runtime(fake.url)
-        try:
-            first = await llm._complete(MESSAGES)
-            second = await llm._complete(MESSAGES)
-        finally:
-            await llm.close()
+    async with upstream(model_app(answer, seen)) as fake, opened_runtime(fake.url) as llm:
+        first = await llm._complete(MESSAGES)
+        second = await llm._complete(MESSAGES)
     assert first == second == {"role": "assistant", "content": "hi"}
     from openai._utils._json import openapi_dumps
 
@@ -95,12 +103,8 @@ async def test_a_gzipped_answer_is_decoded_and_a_rate_limit_is_retried() -> None
         headers = {"content-encoding": "gzip", "content-type": "application/json"}
         return Response(gzip.compress(raw.encode()), headers=headers)
 
-    async with upstream(model_app(answer)) as fake:
-        llm = runtime(fake.url)
-        try:
-            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "z"}
-        finally:
-            await llm.close()
+    async with upstream(model_app(answer)) as fake, opened_runtime(fake.url) as llm:
+        assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "z"}
     assert len(calls) == 2
 
 
@@ -108,26 +112,18 @@ async def test_an_error_status_is_the_sdks_status_error() -> None:
     async def answer(request: Request) -> Response:
         return JSONResponse({"error": {"message": "no such model"}}, 404)
 
-    async with upstream(model_app(answer)) as fake:
-        llm = runtime(fake.url)
-        try:
-            with pytest.raises(openai.NotFoundError, match="no such model"):
-                await llm._complete(MESSAGES)
-        finally:
-            await llm.close()
+    async with upstream(model_app(answer)) as fake, opened_runtime(fake.url) as llm:
+        with pytest.raises(openai.NotFoundError, match="no such model"):
+            await llm._complete(MESSAGES)
 
 
 async def test_an_answer_that_is_not_json_has_no_message() -> None:
     async def answer(request: Request) -> Response:
         return PlainTextResponse("upstream says hello")
 
-    async with upstream(model_app(answer)) as fake:
-        llm = runtime(fake.url)
-        try:
-            with pytest.raises(RuntimeError, match="has no message: upstream says hello"):
-                await llm._complete(MESSAGES)
-        finally:
-            await llm.close()
+    async with upstream(model_app(answer)) as fake, opened_runtime(fake.url) as llm:
+        with pytest.raises(RuntimeError, match="has no message: upstream says hello"):
+            await llm._complete(MESSAGES)
 
 
 # ---------------------------------------------------------------- the head
@@ -141,11 +137,8 @@ async def test_the_head_is_the_sdks() -> None:
         return completion({"content": "hi"})
 
     async with upstream(model_app(answer, seen)) as fake:
-        llm = runtime(fake.url)
-        try:
+        async with opened_runtime(fake.url) as llm:
             await llm._complete(MESSAGES)
-        finally:
-            await llm.close()
         sdk = openai.AsyncOpenAI(base_url=f"{fake.url}/v1", api_key="key-1", timeout=10.0)
         async with sdk:
             await sdk.post("/chat/completions", content=b"{}", cast_to=bytes)
@@ -161,13 +154,11 @@ async def test_the_head_is_the_sdks() -> None:
 
 async def failure(url: str, timeout: float = 10.0) -> str:
     """The run's error text for one model call that fails: `<class>: <message>`."""
-    llm = runtime(url, timeout)
-    try:
-        await llm._complete(MESSAGES)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        await llm.close()
+    async with opened_runtime(url, timeout) as llm:
+        try:
+            await llm._complete(MESSAGES)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
     raise AssertionError("the model call succeeded")
 
 
@@ -183,12 +174,8 @@ async def test_a_rate_limit_is_retried_after_retry_after() -> None:
             return JSONResponse({"error": {"message": "slow down"}}, 429, {"retry-after": "0.05"})
         return completion({"content": "now"})
 
-    async with upstream(model_app(answer, seen)) as fake:
-        llm = runtime(fake.url)
-        try:
-            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "now"}
-        finally:
-            await llm.close()
+    async with upstream(model_app(answer, seen)) as fake, opened_runtime(fake.url) as llm:
+        assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "now"}
     assert attempts(seen) == ["0", "1"]
 
 
@@ -200,12 +187,8 @@ async def test_a_server_error_is_retried_then_succeeds() -> None:
             return PlainTextResponse("overloaded", 503)
         return completion({"content": "back"})
 
-    async with upstream(model_app(answer, seen)) as fake:
-        llm = runtime(fake.url)
-        try:
-            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "back"}
-        finally:
-            await llm.close()
+    async with upstream(model_app(answer, seen)) as fake, opened_runtime(fake.url) as llm:
+        assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "back"}
     assert attempts(seen) == ["0", "1"]
 
 
@@ -342,13 +325,9 @@ async def test_connections_are_kept_alive_between_calls() -> None:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
             await writer.drain()
 
-    async with raw_server(keep) as (url, connections):
-        llm = runtime(url)
-        try:
-            for _ in range(3):
-                assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "k"}
-        finally:
-            await llm.close()
+    async with raw_server(keep) as (url, connections), opened_runtime(url) as llm:
+        for _ in range(3):
+            assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "k"}
     assert len(connections) == 1
 
 
@@ -376,9 +355,6 @@ async def test_through_a_proxy_from_the_environment_the_sdk_posts(
         monkeypatch.setenv("HTTP_PROXY", proxy_url)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        llm = runtime("http://model.invalid:9")
-        try:
+        async with opened_runtime("http://model.invalid:9") as llm:
             assert await llm._complete(MESSAGES) == {"role": "assistant", "content": "via"}
-        finally:
-            await llm.close()
     assert proxied == [b"POST http://model.invalid:9/v1/chat/completions HTTP/1.1"]
